@@ -1,0 +1,73 @@
+// The crypto layer's public face: the platform adapter (node:crypto on Node, @noble in the
+// browser, picked at build/resolve time through package.json `imports`), canonical JSON,
+// `sha256:<hex>` digests, encodings, and the bridge between libp2p keys/PeerIds and raw
+// ed25519 keys (the PeerId *is* the signer: its public key is inside it).
+import adapter from '#crypto-adapter';
+import { publicKeyFromRaw } from '@libp2p/crypto/keys';
+import { peerIdFromPublicKey, peerIdFromString } from '@libp2p/peer-id';
+import type { PrivateKey } from '@libp2p/interface';
+import { canonicalBytes } from './jcs.ts';
+import { hexEncode } from './encoding.ts';
+import type { CryptoAdapter } from './types.ts';
+
+export type { CryptoAdapter, Ed25519Signer } from './types.ts';
+export { canonicalize, canonicalBytes, JcsError, MAX_JCS_DEPTH } from './jcs.ts';
+export { base64urlDecode, base64urlEncode, bytesEqual, EncodingError, hexDecode, hexEncode, utf8Decode, utf8Encode } from './encoding.ts';
+
+export const crypto: CryptoAdapter = adapter;
+
+export class KeyError extends Error {
+  readonly code = 'KEY_INVALID';
+  override name = 'KeyError';
+}
+
+const DIGEST_PATTERN = /^sha256:[0-9a-f]{64}$/;
+
+/** `sha256:<lowercase hex>` of raw bytes. */
+export function sha256Digest(bytes: Uint8Array): string {
+  return `sha256:${hexEncode(crypto.sha256(bytes))}`;
+}
+
+/** `sha256:<hex>` over the RFC 8785 canonical bytes of a JSON value. */
+export function digestJson(value: unknown): string {
+  return sha256Digest(canonicalBytes(value));
+}
+
+export function isDigest(value: unknown): value is string {
+  return typeof value === 'string' && DIGEST_PATTERN.test(value);
+}
+
+/** Upper bound on cached PeerId → public key decodings (cleared when full). */
+export const MAX_CACHED_PEER_IDS = 4096;
+const peerKeys = new Map<string, Uint8Array>();
+
+/** The raw 32-byte ed25519 public key inside a PeerId string; KeyError if it has none. */
+export function publicKeyFromPeerId(peerId: string): Uint8Array {
+  const cached = peerKeys.get(peerId);
+  if (cached !== undefined) return cached;
+  let raw: Uint8Array | undefined;
+  try {
+    const id = peerIdFromString(peerId);
+    raw = id.type === 'Ed25519' ? id.publicKey.raw : undefined;
+  } catch {
+    throw new KeyError(`not a PeerId: ${peerId.slice(0, 80)}`);
+  }
+  if (raw === undefined || raw.length !== 32) throw new KeyError(`PeerId ${peerId.slice(0, 80)} does not carry an ed25519 key`);
+  if (peerKeys.size >= MAX_CACHED_PEER_IDS) peerKeys.clear();
+  peerKeys.set(peerId, raw);
+  return raw;
+}
+
+/** The PeerId string (`12D3KooW…`) of a raw ed25519 public key. */
+export function peerIdFromPublicKeyBytes(publicKey: Uint8Array): string {
+  if (publicKey.length !== 32) throw new KeyError(`ed25519 public key must be 32 bytes, got ${publicKey.length}`);
+  return peerIdFromPublicKey(publicKeyFromRaw(publicKey)).toString();
+}
+
+/** The 32-byte ed25519 seed of a libp2p private key (libp2p's raw form is seed ‖ public key). */
+export function seedFromLibp2pPrivateKey(key: PrivateKey): Uint8Array {
+  if (key.type !== 'Ed25519') throw new KeyError(`expected an Ed25519 libp2p key, got ${key.type}`);
+  const raw = key.raw;
+  if (raw.length !== 64 && raw.length !== 32) throw new KeyError(`unexpected Ed25519 private key length ${raw.length}`);
+  return raw.slice(0, 32);
+}
