@@ -15,7 +15,9 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  * The signed envelope. `signature` is ed25519 by `sender`'s key over the JCS bytes of the
  * envelope without `signature`, base64url without padding.
  */
-export interface Envelope<P extends Json = Json> {
+export type JsonObject = { [key: string]: Json };
+
+export interface Envelope<P extends JsonObject = JsonObject> {
   v: string;
   type: IcoType;
   /** libp2p PeerId string (ed25519, base58btc `12D3KooW…`): the public key is inside. */

@@ -1,0 +1,147 @@
+// The ICO envelope codec: sealing (sign our envelopes with a monotonic seq) and decoding
+// (bytes → a checked, verified Envelope or a typed IcoError). decode never throws: the
+// checks run cheapest first, and the replay window is only touched after the signature
+// verified, so forged sequence numbers cannot poison it.
+import { base64urlDecode, base64urlEncode, canonicalBytes, crypto, publicKeyFromPeerId, type Ed25519Signer } from '../crypto/index.ts';
+import {
+  BadSignatureError, FrameTooLargeError, IcoError, MalformedEnvelopeError, ReplayedError, SenderMismatchError,
+  TimestampSkewError, UnknownTypeError,
+} from './errors.ts';
+import type { ReplayGuard } from './replay.ts';
+import { DEFAULT_CODEC_LIMITS, ICO_TYPES, ICO_VERSION, type CodecLimits, type Envelope, type IcoType, type Json } from './types.ts';
+
+const ENVELOPE_FIELDS = ['v', 'type', 'sender', 'seq', 'timestamp', 'payload', 'signature'] as const;
+const VERSION_PATTERN = /^(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})$/;
+const RFC3339_UTC = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d{1,9})?Z$/;
+const SIGNATURE_PATTERN = /^[A-Za-z0-9_-]{86}$/;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+export type DecodeResult = { ok: true; envelope: Envelope } | { ok: false; error: IcoError };
+
+export interface DecodeContext {
+  /** ms since the epoch, the receiver's clock. */
+  now: number;
+  /** The Noise-authenticated remote PeerId the bytes arrived from, when known. */
+  expectedSender?: string;
+  limits?: Partial<CodecLimits>;
+  replay?: ReplayGuard;
+}
+
+/** The bytes a signature covers: JCS of the envelope without `signature`. */
+export function signingBytes(envelope: Omit<Envelope, 'signature'> & { signature?: string }): Uint8Array {
+  const { signature: _omit, ...unsigned } = envelope;
+  return canonicalBytes(unsigned);
+}
+
+export function isIcoType(value: unknown): value is IcoType {
+  return typeof value === 'string' && (ICO_TYPES as readonly string[]).includes(value);
+}
+
+export interface SealerOptions {
+  signer: Ed25519Signer;
+  /** Our PeerId string; its key must be `signer.publicKey`. */
+  sender: string;
+  /** First seq to use; defaults to now*1024, so a restarted sender keeps rising. */
+  startSeq?: number;
+  version?: string;
+}
+
+/** Signs our outgoing envelopes; one per local identity. */
+export class EnvelopeSealer {
+  readonly sender: string;
+  readonly version: string;
+  readonly #signer: Ed25519Signer;
+  #seq: number | undefined;
+
+  constructor(opts: SealerOptions) {
+    this.#signer = opts.signer;
+    this.sender = opts.sender;
+    this.version = opts.version ?? ICO_VERSION;
+    this.#seq = opts.startSeq;
+  }
+
+  seal(type: IcoType, payload: { [key: string]: Json }, now: number): { envelope: Envelope; bytes: Uint8Array } {
+    // ms * 1024 stays monotonic across restarts while we send < 1024 envelopes per ms.
+    this.#seq = Math.max((this.#seq ?? 0) + 1, Math.floor(now) * 1024);
+    const unsigned = { v: this.version, type, sender: this.sender, seq: this.#seq, timestamp: new Date(now).toISOString(), payload };
+    const signature = base64urlEncode(this.#signer.sign(canonicalBytes(unsigned)));
+    const envelope: Envelope = { ...unsigned, signature };
+    return { envelope, bytes: encoder.encode(JSON.stringify(envelope)) };
+  }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
+/** Bytes from the wire → a verified envelope or a typed error. Never throws. */
+export function decodeEnvelope(bytes: Uint8Array, ctx: DecodeContext): DecodeResult {
+  const limits = { ...DEFAULT_CODEC_LIMITS, ...ctx.limits };
+  if (bytes.length > limits.maxFrameBytes) {
+    return { ok: false, error: new FrameTooLargeError(`frame of ${bytes.length} bytes exceeds the ${limits.maxFrameBytes}-byte limit`) };
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(bytes));
+  } catch {
+    return { ok: false, error: new MalformedEnvelopeError('frame is not UTF-8 JSON') };
+  }
+  return validateEnvelope(value, ctx);
+}
+
+/** Already-parsed JSON (e.g. from gossipsub after the size check) → verified envelope. Never throws. */
+export function validateEnvelope(value: unknown, ctx: DecodeContext): DecodeResult {
+  try {
+    return { ok: true, envelope: check(value, ctx) };
+  } catch (e) {
+    if (e instanceof IcoError) return { ok: false, error: e };
+    return { ok: false, error: new MalformedEnvelopeError(e instanceof Error ? e.message : 'invalid envelope') };
+  }
+}
+
+function check(value: unknown, ctx: DecodeContext): Envelope {
+  const limits = { ...DEFAULT_CODEC_LIMITS, ...ctx.limits };
+  if (!isPlainObject(value)) throw new MalformedEnvelopeError('envelope must be a JSON object');
+  const keys = Object.keys(value);
+  for (const key of keys) if (!(ENVELOPE_FIELDS as readonly string[]).includes(key)) throw new MalformedEnvelopeError(`unexpected field '${key.slice(0, 40)}'`);
+  for (const key of ENVELOPE_FIELDS) if (!(key in value)) throw new MalformedEnvelopeError(`missing field '${key}'`);
+  const { v, type, sender, seq, timestamp, payload, signature } = value;
+  if (typeof v !== 'string' || !VERSION_PATTERN.test(v)) throw new MalformedEnvelopeError("'v' must be 'major.minor'");
+  if (typeof type !== 'string') throw new MalformedEnvelopeError("'type' must be a string");
+  if (typeof sender !== 'string' || sender.length === 0 || sender.length > 128) throw new MalformedEnvelopeError("'sender' must be a PeerId string");
+  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq <= 0) throw new MalformedEnvelopeError("'seq' must be a positive safe integer");
+  if (typeof timestamp !== 'string' || !RFC3339_UTC.test(timestamp) || Number.isNaN(Date.parse(timestamp))) {
+    throw new MalformedEnvelopeError("'timestamp' must be RFC 3339 UTC (…Z)");
+  }
+  if (!isPlainObject(payload)) throw new MalformedEnvelopeError("'payload' must be a JSON object");
+  if (typeof signature !== 'string' || !SIGNATURE_PATTERN.test(signature)) throw new MalformedEnvelopeError("'signature' must be 64 bytes of base64url");
+
+  let publicKey: Uint8Array;
+  try {
+    publicKey = publicKeyFromPeerId(sender);
+  } catch {
+    throw new MalformedEnvelopeError("'sender' is not an ed25519 PeerId");
+  }
+  if (ctx.expectedSender !== undefined && sender !== ctx.expectedSender) {
+    throw new SenderMismatchError(`sender ${sender} is not the authenticated peer ${ctx.expectedSender}`);
+  }
+  const skew = Date.parse(timestamp) - ctx.now;
+  if (Math.abs(skew) > limits.maxSkewMs) {
+    throw new TimestampSkewError(`timestamp is ${Math.round(skew / 1000)} s ${skew > 0 ? 'ahead of' : 'behind'} our clock (limit ±${limits.maxSkewMs / 1000} s)`);
+  }
+  let message: Uint8Array;
+  try {
+    message = canonicalBytes({ v, type, sender, seq, timestamp, payload });
+  } catch (e) {
+    throw new MalformedEnvelopeError(`payload is not canonical JSON: ${e instanceof Error ? e.message : 'invalid'}`);
+  }
+  if (!crypto.verify(publicKey, message, base64urlDecode(signature))) throw new BadSignatureError(`signature does not verify for ${sender}`);
+  // Only a genuinely signed envelope gets to name an unknown type (so a peer on a newer
+  // minor version is told apart from garbage).
+  if (!isIcoType(type)) throw new UnknownTypeError(`unknown message type '${type.slice(0, 40)}'`);
+  if (ctx.replay !== undefined && !ctx.replay.accept(sender, seq)) throw new ReplayedError(`seq ${seq} from ${sender} was already seen or is outside the replay window`);
+  return { v, type, sender, seq, timestamp, payload: payload as { [key: string]: Json }, signature };
+}
