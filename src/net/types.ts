@@ -21,6 +21,15 @@ export interface PeerInfo {
   version?: string;
 }
 
+export interface ConnectionInfo {
+  peerId: string;
+  remoteAddr: string;
+  transport: PeerTransport;
+  /** True when the relay limits the connection (circuit relay v2 duration/data caps). */
+  limited: boolean;
+  direction: 'inbound' | 'outbound';
+}
+
 export type PeerEvent =
   | { type: 'peer:established'; peer: PeerInfo }
   | { type: 'peer:down'; peerId: string }
@@ -41,6 +50,8 @@ export interface HyperSyncPeer {
   /** Addresses this peer listens on (empty for a browser behind no relay yet). */
   multiaddrs(): string[];
   peers(): PeerInfo[];
+  /** Every open libp2p connection (a peer may have a relayed and a direct one at once). */
+  connections(): ConnectionInfo[];
   /** Sends a signed envelope on the direct ICO stream to one established peer. */
   send(to: string, type: Extract<IcoType, 'STATE_SYNC' | 'CONSENSUS'>, payload: { [key: string]: Json }): Promise<void>;
   /** Publishes a signed envelope on the cluster's gossipsub topic. */

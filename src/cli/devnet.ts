@@ -1,0 +1,237 @@
+// `hypersync devnet` (= `npm start`): a whole cluster on this machine. One relay and three
+// Node peers, each its own process, plus the Vite web app; everything a newcomer needs to
+// call it lands in .devnet/ (endpoints.json, token, cluster.json). Ctrl-C stops every child;
+// children also watch our pid, so even a SIGKILLed devnet leaves no orphans.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer as createNetServer } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { base64urlEncode, crypto, seedFromLibp2pPrivateKey } from '../crypto/index.ts';
+import { createJoinToken, encodeJoinTokenParam } from '../ico/admission.ts';
+import { readClusterConfig, type ClusterConfig } from '../net/cluster-config.ts';
+import { loadOrCreateKey, readKeyFile } from '../net/platform-node.ts';
+import { initCluster } from './keys.ts';
+import { int, parse, str, UsageError } from './args.ts';
+
+export const DEVNET_HELP = `usage: hypersync devnet [options]   (npm start)
+
+Starts a local cluster: one relay, three Node peers (separate processes) and the web app.
+Writes .devnet/endpoints.json, .devnet/token and .devnet/cluster.json, prints the URL to open.
+Identities persist in .devnet/ across restarts; --fresh starts over. Ctrl-C stops everything.
+
+options:
+  --dir DIR          state folder (default .devnet)
+  --port-base N      relay libp2p N, relay HTTP N+1, web app N+2 (default 9090)
+  --peers N          number of Node peers (default 3)
+  --heartbeat-ms N   heartbeat interval of every process (default 1000)
+  --no-web           do not start the web app
+  --fresh            delete the state folder first
+`;
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const BIN = join(ROOT, 'bin', 'hypersync.js');
+/** How long a child may take to print its ready line. */
+export const CHILD_READY_TIMEOUT_MS = 30_000;
+/** How long children get to say GOODBYE before SIGKILL. */
+export const CHILD_STOP_TIMEOUT_MS = 5_000;
+
+interface Child {
+  name: string;
+  role: string;
+  dataDir: string;
+  proc: ChildProcess;
+  ready: { peerId: string; pid: number; multiaddrs: string[]; http?: string };
+}
+
+async function assertPortFree(port: number, what: string): Promise<void> {
+  await new Promise<void>((ok, fail) => {
+    const srv = createNetServer();
+    srv.once('error', () => fail(new UsageError(`port ${port} (${what}) is busy: stop whatever uses it or pass --port-base`)));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => ok()));
+  });
+}
+
+function spawnChild(name: string, args: string[], logFile: string): Promise<{ proc: ChildProcess; ready: Child['ready'] }> {
+  return new Promise((resolveReady, reject) => {
+    const proc = spawn(process.execPath, [BIN, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, HYPERSYNC_PARENT_PID: String(process.pid) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`${name} did not become ready within ${CHILD_READY_TIMEOUT_MS / 1000} s (see ${logFile})`));
+    }, CHILD_READY_TIMEOUT_MS);
+    let settled = false;
+    void import('node:fs').then(({ createWriteStream }) => {
+      const sink = createWriteStream(logFile, { flags: 'a' });
+      proc.stderr?.pipe(sink);
+    });
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
+      if (settled) return;
+      try {
+        const msg = JSON.parse(line) as { type?: string } & Child['ready'];
+        if (msg.type === 'ready') {
+          settled = true;
+          clearTimeout(timer);
+          resolveReady({ proc, ready: msg });
+        }
+      } catch {
+        // Not JSON: ignore.
+      }
+    });
+    proc.once('exit', (code, signal) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      reject(new Error(`${name} exited before it was ready (code ${code}, signal ${signal}); see ${logFile}`));
+    });
+  });
+}
+
+async function stopChildren(children: Child[]): Promise<void> {
+  await Promise.all(
+    children.map(
+      (c) =>
+        new Promise<void>((done) => {
+          if (c.proc.exitCode !== null || c.proc.signalCode !== null) return done();
+          const force = setTimeout(() => c.proc.kill('SIGKILL'), CHILD_STOP_TIMEOUT_MS);
+          c.proc.once('exit', () => {
+            clearTimeout(force);
+            done();
+          });
+          c.proc.kill('SIGTERM');
+        }),
+    ),
+  );
+}
+
+export async function devnetCommand(argv: string[], out: (s: string) => void): Promise<number> {
+  const p = parse(argv, {
+    dir: { type: 'string' },
+    'port-base': { type: 'string' },
+    peers: { type: 'string' },
+    'heartbeat-ms': { type: 'string' },
+    'no-web': { type: 'boolean' },
+    fresh: { type: 'boolean' },
+    'log-level': { type: 'string' },
+  });
+  if (p.values['help'] === true) {
+    out(DEVNET_HELP);
+    return 0;
+  }
+  const dir = resolve(str(p, 'dir') ?? '.devnet');
+  const base = int(p, 'port-base', 9090, 1024, 65000);
+  const peerCount = int(p, 'peers', 3, 1, 16);
+  const heartbeat = String(int(p, 'heartbeat-ms', 1000, 20, 60_000));
+  const withWeb = p.values['no-web'] !== true;
+  await assertPortFree(base, 'relay libp2p');
+  await assertPortFree(base + 1, 'relay HTTP');
+  if (withWeb) await assertPortFree(base + 2, 'web app');
+
+  if (p.values['fresh'] === true) await rm(dir, { recursive: true, force: true });
+  await mkdir(join(dir, 'logs'), { recursive: true });
+  const relayDir = join(dir, 'relay');
+  const peerDirs = Array.from({ length: peerCount }, (_, i) => join(dir, 'peers', String(i + 1)));
+  const ids: string[] = [];
+  for (const d of [relayDir, ...peerDirs]) ids.push(peerIdFromPrivateKey(await loadOrCreateKey(d)).toString());
+
+  // The cluster (key + config) persists too; the allowlist always matches the identities.
+  const configPath = join(dir, 'cluster.json');
+  let config: ClusterConfig;
+  if (existsSync(configPath) && existsSync(join(dir, 'cluster.key'))) {
+    config = { ...(await readClusterConfig(configPath)), allowlist: ids };
+    await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`);
+  } else {
+    config = await initCluster(dir, 'devnet', ids);
+  }
+  const clusterKey = await readKeyFile(join(dir, 'cluster.key'));
+
+  const children: Child[] = [];
+  let shuttingDown = false;
+  const shutdown = async (code: number): Promise<number> => {
+    if (shuttingDown) return code;
+    shuttingDown = true;
+    out('\ndevnet: stopping…\n');
+    await stopChildren(children);
+    return code;
+  };
+
+  try {
+    const relay = await spawnChild('relay', ['relay', '--cluster-config', configPath, '--data-dir', relayDir, '--port', String(base), '--http-port', String(base + 1), '--heartbeat-ms', heartbeat, '--json-events'], join(dir, 'logs', 'relay.log'));
+    children.push({ name: 'relay', role: 'relay', dataDir: relayDir, ...relay });
+    const relayAddr = relay.ready.multiaddrs.find((a) => a.includes('/ws')) ?? relay.ready.multiaddrs[0];
+    if (relayAddr === undefined) throw new Error('relay reported no address');
+    out(`devnet: relay ${relay.ready.peerId} on ${relayAddr}\n`);
+    // Each Node peer also carries a token bound to its PeerId, so peers that only know the
+    // cluster key (browser tabs) can admit it without a copy of the allowlist.
+    const clusterSigner = crypto.createSigner(seedFromLibp2pPrivateKey(clusterKey));
+    const started = await Promise.all(
+      peerDirs.map((d, i) => {
+        const peerToken = encodeJoinTokenParam(createJoinToken({ clusterSigner, cluster: config.cluster, peer: ids[i + 1]!, expires: new Date(Date.now() + 30 * 86_400_000) }));
+        const args = ['node', '--relay', relayAddr, '--data-dir', d, '--cluster-config', configPath, '--join-token', peerToken, '--heartbeat-ms', heartbeat, '--json-events'];
+        return spawnChild(`peer ${i + 1}`, args, join(dir, 'logs', `peer-${i + 1}.log`));
+      }),
+    );
+    started.forEach((s, i) => {
+      children.push({ name: `peer ${i + 1}`, role: 'voter', dataDir: peerDirs[i]!, ...s });
+      out(`devnet: peer ${i + 1} ${s.ready.peerId} (pid ${s.ready.pid})\n`);
+    });
+
+    const token = createJoinToken({ clusterSigner, cluster: config.cluster, peer: '*', expires: new Date(Date.now() + 7 * 86_400_000) });
+    let webUrl: string | null = null;
+    let closeWeb: (() => Promise<void>) | undefined;
+    if (withWeb) {
+      const { createServer } = await import('vite');
+      const server = await createServer({ configFile: join(ROOT, 'web', 'vite.config.ts'), server: { host: '127.0.0.1', port: base + 2, strictPort: true }, logLevel: 'warn' });
+      await server.listen();
+      closeWeb = () => server.close();
+      webUrl = `http://127.0.0.1:${base + 2}/?relay=${encodeURIComponent(relayAddr)}&cluster=${encodeURIComponent(config.cluster)}&key=${config.clusterPublicKey}#token=${encodeJoinTokenParam(token)}`;
+    }
+
+    const bearer = existsSync(join(dir, 'token')) ? (await readFile(join(dir, 'token'), 'utf8')).trim() : base64urlEncode(crypto.randomBytes(32));
+    await writeFile(join(dir, 'token'), `${bearer}\n`, { mode: 0o600 });
+    const endpoints = {
+      rest: relay.ready.http ?? `http://127.0.0.1:${base + 1}`,
+      grpc: null,
+      libp2p: relay.ready.multiaddrs,
+      web: webUrl,
+      token: bearer,
+      ca: null,
+      cluster: config.cluster,
+      peers: children.map((c) => ({ peerId: c.ready.peerId, pid: c.ready.pid, dataDir: c.dataDir, role: c.role })),
+    };
+    await writeFile(join(dir, 'endpoints.json'), `${JSON.stringify(endpoints, null, 2)}\n`);
+    out(
+      `\nHyperSync devnet is up (${peerCount} peers + relay).\n` +
+        (webUrl !== null ? `  open the web app:  ${webUrl}\n` : '') +
+        `  relay health:      curl ${endpoints.rest}/healthz\n` +
+        `  endpoints:         ${join(dir, 'endpoints.json')}\n` +
+        `  logs:              ${join(dir, 'logs')}/\n` +
+        `Ctrl-C stops everything.\n`,
+    );
+
+    return await new Promise<number>((resolveExit) => {
+      const stop = (code: number): void => {
+        void (async () => {
+          await closeWeb?.().catch(() => undefined);
+          resolveExit(await shutdown(code));
+        })();
+      };
+      process.once('SIGINT', () => stop(0));
+      process.once('SIGTERM', () => stop(0));
+      for (const c of children) {
+        c.proc.once('exit', (code, signal) => {
+          if (!shuttingDown) out(`devnet: ${c.name} exited unexpectedly (code ${code}, signal ${signal}); see ${join(dir, 'logs')}\n`);
+        });
+      }
+    });
+  } catch (e) {
+    await shutdown(1);
+    throw e;
+  }
+}

@@ -1,0 +1,57 @@
+// The cluster configuration file every process of a cluster reads (`--cluster-config`):
+// cluster id, the cluster's public key (verifies join tokens) and the allowlist of PeerIds.
+// Node-only (reads a file); validated strictly with readable errors.
+import { readFile } from 'node:fs/promises';
+import { base64urlDecode, publicKeyFromPeerId } from '../crypto/index.ts';
+
+export interface ClusterConfig {
+  cluster: string;
+  /** base64url of the raw 32-byte ed25519 cluster public key. */
+  clusterPublicKey: string;
+  allowlist: string[];
+}
+
+export class ClusterConfigError extends Error {
+  readonly code = 'CLUSTER_CONFIG_INVALID';
+  override name = 'ClusterConfigError';
+}
+
+export const CLUSTER_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+export function parseClusterConfig(value: unknown, source = 'cluster config'): ClusterConfig {
+  if (typeof value !== 'object' || value === null) throw new ClusterConfigError(`${source}: must be a JSON object`);
+  const { cluster, clusterPublicKey, allowlist } = value as Record<string, unknown>;
+  if (typeof cluster !== 'string' || !CLUSTER_ID_PATTERN.test(cluster)) throw new ClusterConfigError(`${source}: 'cluster' must match ${CLUSTER_ID_PATTERN}`);
+  if (typeof clusterPublicKey !== 'string') throw new ClusterConfigError(`${source}: 'clusterPublicKey' must be base64url`);
+  try {
+    if (base64urlDecode(clusterPublicKey).length !== 32) throw new Error('length');
+  } catch {
+    throw new ClusterConfigError(`${source}: 'clusterPublicKey' must be 32 bytes of base64url`);
+  }
+  if (!Array.isArray(allowlist)) throw new ClusterConfigError(`${source}: 'allowlist' must be an array of PeerIds`);
+  for (const id of allowlist) {
+    try {
+      if (typeof id !== 'string') throw new Error('type');
+      publicKeyFromPeerId(id);
+    } catch {
+      throw new ClusterConfigError(`${source}: allowlist entry ${JSON.stringify(id).slice(0, 60)} is not an ed25519 PeerId`);
+    }
+  }
+  return { cluster, clusterPublicKey, allowlist: allowlist as string[] };
+}
+
+export async function readClusterConfig(path: string): Promise<ClusterConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new ClusterConfigError(`cannot read cluster config ${path}: ${(e as Error).message}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ClusterConfigError(`${path}: not valid JSON`);
+  }
+  return parseClusterConfig(value, path);
+}
