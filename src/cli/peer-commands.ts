@@ -106,6 +106,8 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
   if (relays.length === 0) throw new UsageError('--relay is required');
   const role = str(p, 'role') ?? 'voter';
   if (role !== 'voter' && role !== 'learner') throw new UsageError('--role must be voter or learner');
+  const heartbeatMs = int(p, 'heartbeat-ms', 1000, 20, 60_000);
+  const dataDir = required(p, 'data-dir');
   const config = await readClusterConfig(required(p, 'cluster-config'));
   const token = str(p, 'join-token');
   const host = str(p, 'listen-host') ?? '127.0.0.1';
@@ -116,8 +118,8 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
     allowlist: config.allowlist,
     clusterPublicKey: base64urlDecode(config.clusterPublicKey),
     joinToken: token === undefined ? null : decodeJoinTokenParam(token),
-    dataDir: required(p, 'data-dir'),
-    heartbeatMs: int(p, 'heartbeat-ms', 1000, 20, 60_000),
+    dataDir,
+    heartbeatMs,
     listen: [`/ip4/${host}/tcp/0`, `/ip4/${host}/tcp/0/ws`, '/p2p-circuit', '/webrtc'],
   });
   if (p.values['json-events'] === true) {
@@ -144,16 +146,14 @@ export async function relayCommand(argv: string[], out: Out): Promise<number> {
     out(RELAY_HELP);
     return 0;
   }
-  const config = await readClusterConfig(required(p, 'cluster-config'));
+  // Flags are checked before any file is read, so a typo is a usage error.
+  const port = int(p, 'port', 9090);
+  const httpPort = int(p, 'http-port', 9091);
+  const heartbeatMs = int(p, 'heartbeat-ms', 1000, 20, 60_000);
+  const configPath = required(p, 'cluster-config');
   const dataDir = str(p, 'data-dir');
-  const relay = await startRelay({
-    config,
-    ...(dataDir !== undefined ? { dataDir } : {}),
-    host: str(p, 'host') ?? '127.0.0.1',
-    port: int(p, 'port', 9090),
-    httpPort: int(p, 'http-port', 9091),
-    heartbeatMs: int(p, 'heartbeat-ms', 1000, 20, 60_000),
-  });
+  const config = await readClusterConfig(configPath);
+  const relay = await startRelay({ config, ...(dataDir !== undefined ? { dataDir } : {}), host: str(p, 'host') ?? '127.0.0.1', port, httpPort, heartbeatMs });
   const ready = { type: 'ready', peerId: relay.peerId, pid: process.pid, multiaddrs: relay.multiaddrs, http: relay.http.url };
   if (p.values['json-events'] === true) {
     out(`${JSON.stringify(ready)}\n`);

@@ -1,0 +1,75 @@
+// The CLI as a user meets it: --help everywhere, usage errors exit 2 with a hint, keys and
+// join tokens round-trip, and bad files give clear errors instead of stack traces.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BIN, ROOT, tempDir } from '../harness/processes.ts';
+import { decodeJoinTokenParam, joinTokenProblem } from '../../src/ico/admission.ts';
+import { base64urlDecode } from '../../src/crypto/index.ts';
+
+function cli(...args: string[]): { code: number; out: string; err: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+}
+
+test('--help works for the command and every subcommand', () => {
+  assert.match(cli('--help').out, /usage: hypersync <command>/);
+  for (const sub of ['devnet', 'relay', 'node', 'keys']) {
+    const r = cli(sub, '--help');
+    assert.equal(r.code, 0, sub);
+    assert.match(r.out, /usage: hypersync/, sub);
+  }
+});
+
+test('usage errors exit 2 with a readable message', () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['frobnicate'], /unknown command 'frobnicate'/],
+    [['node', '--bogus'], /Unknown option '--bogus'/],
+    [['node', '--data-dir', 'x'], /--relay is required/],
+    [['keys', 'gen'], /--out is required/],
+    [['relay', '--port', 'abc', '--cluster-config', 'x'], /--port must be an integer/],
+    [['keys', 'join-token', '--cluster-key', 'k', '--cluster', 'c', '--ttl', 'soon'], /invalid duration 'soon'/],
+  ];
+  for (const [args, pattern] of cases) {
+    const r = cli(...args);
+    assert.equal(r.code, 2, args.join(' '));
+    assert.match(r.err, pattern, args.join(' '));
+    assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
+  }
+});
+
+test('keys: gen/show round-trip, cluster-init, and a join token that verifies', () => {
+  const dir = tempDir();
+  const gen = cli('keys', 'gen', '--out', join(dir, 'peer.key'));
+  assert.equal(gen.code, 0);
+  const peerId = gen.out.trim();
+  assert.match(peerId, /^12D3KooW/);
+  assert.equal(cli('keys', 'show', '--key', join(dir, 'peer.key')).out.trim(), peerId);
+  const init = cli('keys', 'cluster-init', '--out', dir, '--cluster', 'demo', '--allow', peerId);
+  assert.equal(init.code, 0, init.err);
+  const config = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')) as { cluster: string; clusterPublicKey: string; allowlist: string[] };
+  assert.deepEqual(config.allowlist, [peerId]);
+  const tok = cli('keys', 'join-token', '--cluster-key', join(dir, 'cluster.key'), '--cluster', 'demo', '--peer', peerId, '--ttl', '1h');
+  assert.equal(tok.code, 0, tok.err);
+  const token = decodeJoinTokenParam(tok.out.trim());
+  const policy = { cluster: 'demo', allowlist: new Set<string>(), clusterPublicKey: base64urlDecode(config.clusterPublicKey) };
+  assert.equal(joinTokenProblem(token, policy, peerId, Date.now()), null);
+  assert.match(joinTokenProblem(token, policy, peerId, Date.now() + 2 * 3_600_000) ?? '', /expired/);
+});
+
+test('bad key and config files are clear errors (exit 1), not crashes', () => {
+  const dir = tempDir();
+  writeFileSync(join(dir, 'garbage.key'), 'not a key');
+  const r = cli('keys', 'show', '--key', join(dir, 'garbage.key'));
+  assert.equal(r.code, 1);
+  assert.match(r.err, /KEY_FILE_INVALID: .*not a libp2p private key file/);
+  writeFileSync(join(dir, 'cluster.json'), '{"cluster":"UPPER","clusterPublicKey":"x","allowlist":[]}');
+  const n = cli('node', '--relay', '/ip4/127.0.0.1/tcp/1/ws', '--data-dir', dir, '--cluster-config', join(dir, 'cluster.json'));
+  assert.equal(n.code, 1);
+  assert.match(n.err, /CLUSTER_CONFIG_INVALID: .*'cluster' must match/);
+  const missing = cli('keys', 'show', '--key', join(dir, 'nope.key'));
+  assert.equal(missing.code, 1);
+  assert.match(missing.err, /ENOENT|no such file/);
+});

@@ -1,0 +1,90 @@
+// `hypersync devnet` end to end: it comes up, writes the endpoints contract, its peers and
+// relay are healthy, and Ctrl-C (SIGINT) stops every child: no orphans. A SIGKILLed
+// devnet's children notice their parent is gone and stop by themselves.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { isAlive, killAll, run, tempDir } from '../harness/processes.ts';
+
+after(async () => {
+  await killAll();
+});
+
+interface Endpoints {
+  rest: string;
+  grpc: string | null;
+  libp2p: string[];
+  web: string | null;
+  token: string;
+  ca: string | null;
+  peers: Array<{ peerId: string; pid: number; dataDir: string; role: string }>;
+}
+
+async function waitForFile(path: string, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!existsSync(path)) {
+    if (Date.now() > end) throw new Error(`${path} did not appear within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function waitGone(pids: number[], timeoutMs: number): Promise<number[]> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const alive = pids.filter(isAlive);
+    if (alive.length === 0 || Date.now() > end) return alive;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function startDevnet(portBase: number, extra: string[] = []): Promise<{ dir: string; endpoints: Endpoints; proc: ReturnType<typeof run> }> {
+  const dir = join(tempDir(), 'devnet');
+  const proc = run('devnet', ['devnet', '--dir', dir, '--port-base', String(portBase), '--heartbeat-ms', '300', ...extra]);
+  await waitForFile(join(dir, 'endpoints.json'), 60_000);
+  const endpoints = JSON.parse(readFileSync(join(dir, 'endpoints.json'), 'utf8')) as Endpoints;
+  return { dir, endpoints, proc };
+}
+
+test('devnet writes the endpoints contract, serves the web app, and SIGINT leaves no orphans', async () => {
+  const { dir, endpoints, proc } = await startDevnet(19190);
+  assert.equal(endpoints.peers.length, 4);
+  assert.deepEqual(endpoints.peers.map((p) => p.role).sort(), ['relay', 'voter', 'voter', 'voter']);
+  assert.equal(readFileSync(join(dir, 'token'), 'utf8').trim(), endpoints.token);
+  assert.match(endpoints.web ?? '', /^http:\/\/127\.0\.0\.1:19192\/\?relay=.+&cluster=devnet&key=[A-Za-z0-9_-]{43}#token=/);
+  const health = (await (await fetch(`${endpoints.rest}/healthz`)).json()) as { status: string; peerId: string };
+  assert.equal(health.status, 'ok');
+  assert.equal(health.peerId, endpoints.peers.find((p) => p.role === 'relay')?.peerId);
+  const page = await fetch(endpoints.web!);
+  assert.equal(page.status, 200);
+  assert.match(await page.text(), /HyperSync/);
+  const pids = endpoints.peers.map((p) => p.pid);
+  assert.ok(pids.every(isAlive));
+  proc.child.kill('SIGINT');
+  const exit = await proc.exited;
+  assert.equal(exit.code, 0);
+  assert.deepEqual(await waitGone(pids, 8000), [], 'children still running after devnet stopped');
+});
+
+test('children of a SIGKILLed devnet stop by themselves', async () => {
+  const { endpoints, proc } = await startDevnet(19290, ['--no-web']);
+  assert.equal(endpoints.web, null);
+  const pids = endpoints.peers.map((p) => p.pid);
+  proc.child.kill('SIGKILL');
+  await proc.exited;
+  assert.deepEqual(await waitGone(pids, 10_000), [], 'orphans left behind');
+});
+
+test('a busy port is a clear error, not a crash', async () => {
+  const { createServer } = await import('node:net');
+  const blocker = createServer();
+  await new Promise<void>((r) => blocker.listen(19391, '127.0.0.1', () => r()));
+  try {
+    const proc = run('devnet-busy', ['devnet', '--dir', join(tempDir(), 'd'), '--port-base', '19390']);
+    const exit = await proc.exited;
+    assert.equal(exit.code, 2);
+    assert.match(proc.stderr, /port 19391 \(relay HTTP\) is busy/);
+  } finally {
+    blocker.close();
+  }
+});
