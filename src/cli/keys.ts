@@ -59,12 +59,14 @@ export async function keysCommand(argv: string[], out: (s: string) => void): Pro
     case 'join-token': {
       const p = parse(rest, { 'cluster-key': { type: 'string' }, cluster: { type: 'string' }, peer: { type: 'string' }, ttl: { type: 'string' }, json: { type: 'boolean' } });
       if (p.values['help'] === true) return help(out);
+      const ttl = duration(str(p, 'ttl') ?? '24h');
+      const cluster = required(p, 'cluster');
       const key = await readKeyFile(required(p, 'cluster-key'));
       const token = createJoinToken({
         clusterSigner: crypto.createSigner(seedFromLibp2pPrivateKey(key)),
-        cluster: required(p, 'cluster'),
+        cluster,
         peer: str(p, 'peer') ?? '*',
-        expires: new Date(Date.now() + duration(str(p, 'ttl') ?? '24h')),
+        expires: new Date(Date.now() + ttl),
       });
       out(p.values['json'] === true ? `${JSON.stringify(token)}\n` : `${encodeJoinTokenParam(token)}\n`);
       return 0;
