@@ -7,7 +7,6 @@ interface BenchModule { run(): Promise<BenchRow[]> }
 const suites: Record<string, () => Promise<BenchModule>> = {
   crypto: () => import('./crypto.bench.ts'),
   ico: () => import('./ico.bench.ts'),
-  receipts: () => import('./receipts.bench.ts'),
   net: () => import('./net.bench.ts'),
 };
 
