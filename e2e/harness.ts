@@ -20,6 +20,8 @@ export interface Stack {
 }
 
 export async function startStack(heartbeatMs = 500): Promise<Stack> {
+  // The in-process relay logs to this test's stderr; keep it to warnings unless asked.
+  process.env['HYPERSYNC_LOG'] ??= 'warn';
   const clusterSigner = crypto.createSigner(crypto.randomBytes(32));
   const cluster = 'e2e';
   const relay = await startRelay({ config: { cluster, clusterPublicKey: base64urlEncode(clusterSigner.publicKey), allowlist: [] }, port: 0, httpPort: 0, heartbeatMs });

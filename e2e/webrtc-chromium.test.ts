@@ -46,7 +46,7 @@ test('three tabs have three distinct PeerIds and an established session with the
 test('every pair of tabs upgrades from relayed to direct WebRTC', async () => {
   for (const [i, page] of pages.entries()) {
     for (const other of ids.filter((_, j) => j !== i)) {
-      await until(async () => (directWebrtcTo(await view(page), other) ? true : undefined), 60_000, `tab ${i} → ${other.slice(-6)} over WebRTC`);
+      await until(async () => (directWebrtcTo(await view(page), other) ? true : undefined), 90_000, `tab ${i} → ${other.slice(-6)} over WebRTC`);
     }
   }
   // The page shows it too.

@@ -399,8 +399,6 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
 
   libp2p.addEventListener('connection:open', (evt) => {
     const peerId = evt.detail.remotePeer.toString();
-    const target = targets.get(peerId);
-    if (target !== undefined) target.failures = 0;
     onConnectionChange(peerId);
   });
   function onConnectionClosed(peerId: string): void {
@@ -455,6 +453,7 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
         return;
       } catch (e) {
         lastError = e;
+        log.debug({ remote: peerId, addr, err: (e as Error).message }, 'dial attempt failed');
       }
     }
     throw lastError ?? new NotConnectedError(`no dialable address for ${peerId}`);
@@ -475,22 +474,36 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
     return isCircuit ? 1 : -1;
   }
 
-  /** Starts dials that are due; each target has at most one dial in flight, none blocks another. */
+  /** A direct connection: not a relayed circuit with limits (those only carry first contact). */
+  function hasDirect(peerId: string): boolean {
+    return openConnections(peerId).some((c) => c.limits === undefined);
+  }
+
+  /**
+   * Starts dials that are due; each target has at most one dial in flight, none blocks
+   * another. A peer reached only through a limited relayed connection keeps being dialed
+   * (with backoff) until a direct one (WebRTC/TCP) exists.
+   */
   function maintain(): void {
     if (stopping) return;
     const now = Date.now();
     for (const [peerId, target] of targets) {
-      if (target.dialing || peerId === self || openConnections(peerId).length > 0 || now < target.nextAttempt) continue;
+      if (target.dialing || peerId === self || hasDirect(peerId) || now < target.nextAttempt) continue;
       if (!target.isRelay) {
-        // Browsers are reached by their own dials (WebRTC through the relay); of two peers
-        // of the same kind, the smaller PeerId dials first and the other after a grace.
+        // Browsers are reached by their own dials (WebRTC signalled through the relay). Of
+        // two peers of the same kind only the smaller PeerId dials, so simultaneous WebRTC
+        // dials cannot collide; the larger one steps in only if nothing at all connects.
         if (PLATFORM === 'node' && target.roles.includes('browser')) continue;
         const sameKind = (PLATFORM === 'browser') === target.roles.includes('browser');
-        if (sameKind && self > peerId && now - target.firstSeen < DIAL_GRACE_MS) continue;
+        if (sameKind && self > peerId && (now - target.firstSeen < DIAL_GRACE_MS || openConnections(peerId).length > 0)) continue;
       }
       target.dialing = true;
       log.debug({ remote: peerId, addrs: target.addrs.length }, 'dialing');
       dialTarget(peerId, target)
+        .then(() => {
+          if (!hasDirect(peerId)) throw new NotConnectedError('only a relayed connection came up');
+          target.failures = 0;
+        })
         .catch((e: unknown) => {
           target.failures++;
           target.nextAttempt = Date.now() + backoff(target.failures);
