@@ -1,0 +1,183 @@
+// Receipts: the seed's fields plus `signer` (PeerId) and `index`, signed by the signer's
+// ed25519 key, chained by hash, and verified by the seed's five steps. Rules:
+//   receipt_id        = "receipt_" + hex SHA-256(JCS(receipt without receipt_id and signature))
+//   signature         = ed25519 over JCS(receipt without signature), base64url
+//   receipt hash      = SHA-256(JCS(full receipt)), as `sha256:<hex>`; the next receipt's
+//                       prev_receipt_hash, and (raw bytes) the Merkle leaf data
+//   genesis prev hash = "sha256:" + 64 zeros
+//   inputs_hash / outputs_hash = SHA-256(JCS(inputs / outputs))
+import { base64urlDecode, base64urlEncode, canonicalBytes, crypto, digestJson, hexEncode, isDigest, publicKeyFromPeerId, type Ed25519Signer } from '../crypto/index.ts';
+import type { Json } from '../ico/types.ts';
+
+export const GENESIS_HASH = `sha256:${'0'.repeat(64)}`;
+/** How far into the future (ms) a receipt timestamp may be, by default. */
+export const DEFAULT_MAX_FUTURE_SKEW_MS = 30_000;
+export const RECEIPT_ID_PATTERN = /^receipt_[0-9a-f]{64}$/;
+const RFC3339_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
+
+export interface Receipt {
+  receipt_id: string;
+  timestamp: string;
+  operation: { type: 'operator_execution'; operator_id: string; inputs_hash: string; outputs_hash: string };
+  prev_receipt_hash: string;
+  signer: string;
+  index: number;
+  signature: string;
+}
+
+/** The seed's verification steps, numbered as in the seed. */
+export const STEPS = { signature: 1, link: 2, inputs: 3, outputs: 4, timestamp: 5 } as const;
+export type StepName = keyof typeof STEPS;
+
+export type VerifyResult = { ok: true } | { ok: false; index: number; step: number; stepName: StepName; reason: string };
+
+export function fail(index: number, step: StepName, reason: string): VerifyResult {
+  return { ok: false, index, step: STEPS[step], stepName: step, reason };
+}
+
+export function receiptHash(receipt: Receipt): string {
+  return digestJson(receipt);
+}
+
+export function receiptHashBytes(receipt: Receipt): Uint8Array {
+  return crypto.sha256(canonicalBytes(receipt));
+}
+
+function idOf(body: Omit<Receipt, 'receipt_id' | 'signature'>): string {
+  return `receipt_${hexEncode(crypto.sha256(canonicalBytes(body)))}`;
+}
+
+export interface BuildInput {
+  operator_id: string;
+  inputs: Json;
+  outputs: Json;
+  index: number;
+  prevHash: string;
+  signer: Ed25519Signer;
+  signerId: string;
+  now: number;
+}
+
+export function buildReceipt(i: BuildInput): Receipt {
+  const body = {
+    timestamp: new Date(i.now).toISOString(),
+    operation: { type: 'operator_execution' as const, operator_id: i.operator_id, inputs_hash: digestJson(i.inputs), outputs_hash: digestJson(i.outputs) },
+    prev_receipt_hash: i.prevHash,
+    signer: i.signerId,
+    index: i.index,
+  };
+  const withId = { receipt_id: idOf(body), ...body };
+  return { ...withId, signature: base64urlEncode(i.signer.sign(canonicalBytes(withId))) };
+}
+
+const FIELDS = ['receipt_id', 'timestamp', 'operation', 'prev_receipt_hash', 'signer', 'index', 'signature'];
+
+/** Shape check of untrusted JSON; returns the reason it is not a receipt, or null. */
+export function receiptShapeProblem(value: unknown): string | null {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'not a JSON object';
+  const r = value as Record<string, unknown>;
+  for (const k of Object.keys(r)) if (!FIELDS.includes(k)) return `unexpected field '${k.slice(0, 40)}'`;
+  for (const k of FIELDS) if (!(k in r)) return `missing field '${k}'`;
+  if (typeof r['receipt_id'] !== 'string' || !RECEIPT_ID_PATTERN.test(r['receipt_id'])) return 'receipt_id must be receipt_<64 hex>';
+  if (typeof r['timestamp'] !== 'string' || !RFC3339_UTC.test(r['timestamp']) || Number.isNaN(Date.parse(r['timestamp']))) return 'timestamp must be RFC 3339 UTC';
+  const op = r['operation'];
+  if (typeof op !== 'object' || op === null || Array.isArray(op)) return 'operation must be an object';
+  const o = op as Record<string, unknown>;
+  if (Object.keys(o).length !== 4 || o['type'] !== 'operator_execution' || typeof o['operator_id'] !== 'string' || !isDigest(o['inputs_hash']) || !isDigest(o['outputs_hash'])) {
+    return 'operation must be {type: "operator_execution", operator_id, inputs_hash, outputs_hash}';
+  }
+  if (!isDigest(r['prev_receipt_hash'])) return 'prev_receipt_hash must be sha256:<64 hex>';
+  if (typeof r['signer'] !== 'string') return 'signer must be a PeerId';
+  if (typeof r['index'] !== 'number' || !Number.isSafeInteger(r['index']) || r['index'] < 0) return 'index must be a non-negative integer';
+  if (typeof r['signature'] !== 'string' || !/^[A-Za-z0-9_-]{86}$/.test(r['signature'])) return 'signature must be 64 bytes of base64url';
+  return null;
+}
+
+/** Step 1: the receipt is well formed, its id matches its content, and the signer signed it. */
+export function checkSignature(receipt: Receipt): string | null {
+  const { signature, ...unsigned } = receipt;
+  const { receipt_id: _id, ...body } = unsigned;
+  if (idOf(body) !== receipt.receipt_id) return 'receipt_id does not match the receipt content';
+  let key: Uint8Array;
+  try {
+    key = publicKeyFromPeerId(receipt.signer);
+  } catch {
+    return 'signer is not an ed25519 PeerId';
+  }
+  return crypto.verify(key, canonicalBytes(unsigned), base64urlDecode(signature)) ? null : 'signature does not verify for the signer';
+}
+
+export interface ChainOptions {
+  /** ms since epoch; timestamps beyond now + maxFutureSkewMs fail step 5. */
+  now?: number;
+  maxFutureSkewMs?: number;
+  /** Expected signer PeerId of every receipt (optional). */
+  signer?: string;
+}
+
+/** Per-receipt actual inputs/outputs, when the verifier has them (steps 3 and 4). */
+export interface Evidence {
+  inputs?: Json;
+  outputs?: Json;
+}
+
+/**
+ * Verifies a chain in constant memory: each receipt is checked against only the previous
+ * one. Feed receipts in index order; `evidence(i)` supplies inputs/outputs when known.
+ */
+export class ChainVerifier {
+  #prevHash: string | null = null;
+  #prevTime = Number.NEGATIVE_INFINITY;
+  #expectIndex: number | null = null;
+  #count = 0;
+  readonly #opts: Required<Omit<ChainOptions, 'signer'>> & { signer?: string };
+
+  constructor(opts: ChainOptions = {}) {
+    this.#opts = { now: opts.now ?? Date.now(), maxFutureSkewMs: opts.maxFutureSkewMs ?? DEFAULT_MAX_FUTURE_SKEW_MS, ...(opts.signer ? { signer: opts.signer } : {}) };
+  }
+
+  get count(): number {
+    return this.#count;
+  }
+
+  /** Checks the next receipt. `value` is untrusted JSON. */
+  next(value: unknown, evidence: Evidence = {}, position = this.#count): VerifyResult {
+    const shape = receiptShapeProblem(value);
+    if (shape !== null) return fail(this.#expectIndex ?? position, 'signature', `malformed receipt: ${shape}`);
+    const r = value as Receipt;
+    // Until the signature holds, report where the receipt sits in the chain, not what its
+    // (possibly forged) index claims; after it, the index is authentic.
+    const at = this.#expectIndex ?? r.index;
+    const sig = checkSignature(r);
+    if (sig !== null) return fail(at, 'signature', sig);
+    if (this.#opts.signer !== undefined && r.signer !== this.#opts.signer) return fail(at, 'signature', `signed by ${r.signer}, expected ${this.#opts.signer}`);
+    // Step 2: the link. The first receipt seen links to genesis only if it is index 0;
+    // a chain exported from an offset starts wherever it starts.
+    if (this.#expectIndex !== null && r.index !== this.#expectIndex) return fail(r.index, 'link', `index ${r.index} follows index ${this.#expectIndex - 1}`);
+    if (this.#prevHash !== null && r.prev_receipt_hash !== this.#prevHash) return fail(r.index, 'link', 'prev_receipt_hash does not match the previous receipt');
+    if (this.#prevHash === null && r.index === 0 && r.prev_receipt_hash !== GENESIS_HASH) return fail(r.index, 'link', 'the first receipt must link to the genesis hash');
+    if (evidence.inputs !== undefined && digestJson(evidence.inputs) !== r.operation.inputs_hash) return fail(r.index, 'inputs', 'inputs_hash does not match the given inputs');
+    if (evidence.outputs !== undefined && digestJson(evidence.outputs) !== r.operation.outputs_hash) return fail(r.index, 'outputs', 'outputs_hash does not match the given outputs');
+    const t = Date.parse(r.timestamp);
+    if (t < this.#prevTime) return fail(r.index, 'timestamp', 'timestamp is before the previous receipt');
+    if (t > this.#opts.now + this.#opts.maxFutureSkewMs) return fail(r.index, 'timestamp', `timestamp is more than ${this.#opts.maxFutureSkewMs / 1000} s in the future`);
+    this.#prevHash = receiptHash(r);
+    this.#prevTime = t;
+    this.#expectIndex = r.index + 1;
+    this.#count++;
+    return { ok: true };
+  }
+}
+
+/** Verifies a whole chain from an async source; stops at the first failure. */
+export async function verifyChain(receipts: AsyncIterable<unknown> | Iterable<unknown>, opts: ChainOptions = {}, evidence?: (index: number) => Evidence): Promise<VerifyResult & { count: number }> {
+  const v = new ChainVerifier(opts);
+  let position = 0;
+  for await (const r of receipts) {
+    const result = v.next(r, evidence?.(position) ?? {}, position);
+    if (!result.ok) return { ...result, count: v.count };
+    position++;
+  }
+  return { ok: true, count: v.count };
+}
+

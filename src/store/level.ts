@@ -1,0 +1,72 @@
+// LevelDB store (Node only) through classic-level. Every write is synced to disk before its
+// promise resolves (`sync: true`), so an acknowledged write survives kill -9 and power loss
+// as far as the OS's fsync promises.
+import { ClassicLevel } from 'classic-level';
+import { checkBatch, checkKey, checkValue, StoreError, type BatchOp, type RangeOptions, type Store } from './types.ts';
+
+const SYNC = { sync: true } as const;
+
+export class LevelStore implements Store {
+  readonly #db: ClassicLevel<Uint8Array, Uint8Array>;
+  readonly location: string;
+
+  private constructor(location: string, db: ClassicLevel<Uint8Array, Uint8Array>) {
+    this.location = location;
+    this.#db = db;
+  }
+
+  static async open(location: string): Promise<LevelStore> {
+    const db = new ClassicLevel<Uint8Array, Uint8Array>(location, { keyEncoding: 'view', valueEncoding: 'view' });
+    try {
+      await db.open();
+    } catch (e) {
+      const cause = (e as { cause?: Error }).cause;
+      throw new StoreError('STORE_IO', `cannot open LevelDB at ${location}: ${cause?.message ?? (e as Error).message}`);
+    }
+    return new LevelStore(location, db);
+  }
+
+  #live(): void {
+    if (this.#db.status !== 'open') throw new StoreError('STORE_CLOSED', 'store is closed');
+  }
+
+  async get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    this.#live();
+    checkKey(key);
+    return (await this.#db.get(key)) ?? undefined;
+  }
+
+  async put(key: Uint8Array, value: Uint8Array): Promise<void> {
+    this.#live();
+    checkKey(key);
+    checkValue(value);
+    await this.#db.put(key, value, SYNC);
+  }
+
+  async delete(key: Uint8Array): Promise<void> {
+    this.#live();
+    checkKey(key);
+    await this.#db.del(key, SYNC);
+  }
+
+  async batch(ops: BatchOp[]): Promise<void> {
+    this.#live();
+    checkBatch(ops);
+    await this.#db.batch(
+      ops.map((op) => (op.type === 'put' ? { type: 'put' as const, key: op.key, value: op.value } : { type: 'del' as const, key: op.key })),
+      SYNC,
+    );
+  }
+
+  async *range(options: RangeOptions = {}): AsyncIterable<[Uint8Array, Uint8Array]> {
+    this.#live();
+    const opts: Record<string, unknown> = { reverse: options.reverse === true };
+    for (const k of ['gt', 'gte', 'lt', 'lte'] as const) if (options[k] !== undefined) opts[k] = options[k];
+    if (options.limit !== undefined) opts['limit'] = options.limit;
+    for await (const [key, value] of this.#db.iterator(opts)) yield [key, value];
+  }
+
+  async close(): Promise<void> {
+    await this.#db.close();
+  }
+}

@@ -1,0 +1,146 @@
+// Receipts: building, the seed's five verification steps with each field altered in turn
+// caught at the right step, streaming chain verification, the log on a store (group commit,
+// lookups, proofs, reopen), and proof bundles.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { crypto, digestJson, peerIdFromPublicKeyBytes } from '../../src/crypto/index.ts';
+import { MemoryStore } from '../../src/store/memory.ts';
+import { ChainVerifier, GENESIS_HASH, verifyChain, type Receipt } from '../../src/receipts/receipt.ts';
+import { ReceiptLog, verifyTreeHead } from '../../src/receipts/log.ts';
+import { verifyConsistency } from '../../src/receipts/merkle.ts';
+import { proofBundleProblem } from '../../src/receipts/proof.ts';
+import { hexDecode } from '../../src/crypto/index.ts';
+
+const signer = crypto.createSigner(crypto.randomBytes(32));
+const peerId = peerIdFromPublicKeyBytes(signer.publicKey);
+const other = crypto.createSigner(crypto.randomBytes(32));
+const T0 = Date.parse('2026-11-24T12:00:00.000Z');
+
+async function makeLog(n: number): Promise<{ log: ReceiptLog; store: MemoryStore; receipts: Receipt[]; io: Array<{ inputs: { k: number }; outputs: { v: string } }> }> {
+  const store = new MemoryStore();
+  const log = await ReceiptLog.open(store, { signer, peerId });
+  const receipts: Receipt[] = [];
+  const io = [];
+  for (let i = 0; i < n; i++) {
+    const entry = { inputs: { k: i }, outputs: { v: `out-${i}` } };
+    io.push(entry);
+    receipts.push(await log.append({ operator_id: 'kv.put', ...entry }, T0 + i * 1000));
+  }
+  return { log, store, receipts, io };
+}
+
+test('receipts carry the seed fields plus signer and index, chained from genesis', async () => {
+  const { receipts } = await makeLog(3);
+  const r0 = receipts[0]!;
+  assert.deepEqual(Object.keys(r0).sort(), ['index', 'operation', 'prev_receipt_hash', 'receipt_id', 'signature', 'signer', 'timestamp']);
+  assert.equal(r0.prev_receipt_hash, GENESIS_HASH);
+  assert.equal(r0.operation.type, 'operator_execution');
+  assert.equal(r0.operation.inputs_hash, digestJson({ k: 0 }));
+  assert.equal(r0.signer, peerId);
+  assert.equal(receipts[1]!.prev_receipt_hash, digestJson(r0));
+  assert.match(r0.receipt_id, /^receipt_[0-9a-f]{64}$/);
+});
+
+test('a valid chain verifies with inputs and outputs; the streaming verifier keeps O(1) state', async () => {
+  const { receipts, io } = await makeLog(20);
+  const result = await verifyChain(receipts, { now: T0 + 60_000 }, (i) => io[i]!);
+  assert.deepEqual(result, { ok: true, count: 20 });
+});
+
+test('each field altered in turn is caught at the right step', async () => {
+  const { receipts, io } = await makeLog(3);
+  const target = receipts[1]!;
+  const cases: Array<[string, (r: Receipt) => unknown, number, string?]> = [
+    ['receipt_id', (r) => ({ ...r, receipt_id: `receipt_${'a'.repeat(64)}` }), 1],
+    ['timestamp', (r) => ({ ...r, timestamp: '2026-11-24T12:00:01.500Z' }), 1],
+    ['operation.operator_id', (r) => ({ ...r, operation: { ...r.operation, operator_id: 'kv.delete' } }), 1],
+    ['operation.inputs_hash', (r) => ({ ...r, operation: { ...r.operation, inputs_hash: digestJson({ k: 99 }) } }), 1],
+    ['operation.outputs_hash', (r) => ({ ...r, operation: { ...r.operation, outputs_hash: digestJson({ v: 'x' }) } }), 1],
+    ['prev_receipt_hash', (r) => ({ ...r, prev_receipt_hash: digestJson('elsewhere') }), 1],
+    ['signer', (r) => ({ ...r, signer: peerIdFromPublicKeyBytes(other.publicKey) }), 1],
+    ['index', (r) => ({ ...r, index: 5 }), 1],
+    ['signature', (r) => ({ ...r, signature: `${r.signature[0] === 'A' ? 'B' : 'A'}${r.signature.slice(1)}` }), 1],
+    ['extra field', (r) => ({ ...r, note: 'x' }), 1],
+    ['missing field', (r) => { const { signer: _s, ...rest } = r; return rest; }, 1],
+  ];
+  for (const [name, alter, step] of cases) {
+    const chain = [receipts[0], alter(target), receipts[2]];
+    const res = await verifyChain(chain, { now: T0 + 60_000 });
+    assert.equal(res.ok, false, name);
+    if (!res.ok) {
+      assert.equal(res.step, step, `${name}: ${res.reason}`);
+      assert.equal(res.index, 1, name);
+    }
+  }
+});
+
+test('steps 2–5: broken link, wrong inputs, wrong outputs, time running backwards or too far ahead', async () => {
+  const { receipts, io } = await makeLog(4);
+  const link = await verifyChain([receipts[0], receipts[2]], { now: T0 + 60_000 });
+  assert.ok(!link.ok && link.step === 2 && link.index === 2);
+  const inputs = await verifyChain(receipts, { now: T0 + 60_000 }, (i) => (i === 2 ? { inputs: { k: 999 } } : io[i]!));
+  assert.ok(!inputs.ok && inputs.step === 3 && inputs.index === 2, JSON.stringify(inputs));
+  const outputs = await verifyChain(receipts, { now: T0 + 60_000 }, (i) => (i === 3 ? { inputs: io[3]!.inputs, outputs: { v: 'forged' } } : {}));
+  assert.ok(!outputs.ok && outputs.step === 4 && outputs.index === 3);
+  const future = await verifyChain(receipts, { now: T0, maxFutureSkewMs: 1500 });
+  assert.ok(!future.ok && future.step === 5 && future.index === 2, JSON.stringify(future));
+  // A log whose clock went backwards: signed honestly, but the timestamp order is broken.
+  const store = new MemoryStore();
+  const { buildReceipt, receiptHash } = await import('../../src/receipts/receipt.ts');
+  const a = buildReceipt({ operator_id: 'x', inputs: 1, outputs: 1, index: 0, prevHash: GENESIS_HASH, signer, signerId: peerId, now: T0 + 5000 });
+  const b = buildReceipt({ operator_id: 'x', inputs: 1, outputs: 1, index: 1, prevHash: receiptHash(a), signer, signerId: peerId, now: T0 });
+  const back = await verifyChain([a, b], { now: T0 + 60_000 });
+  assert.ok(!back.ok && back.step === 5 && back.index === 1);
+  await store.close();
+});
+
+test('a chain exported from an offset verifies from where it starts; a first receipt 0 must link to genesis', async () => {
+  const { receipts } = await makeLog(5);
+  assert.ok((await verifyChain(receipts.slice(2), { now: T0 + 60_000 })).ok);
+  const v = new ChainVerifier({ now: T0 + 60_000 });
+  assert.ok(v.next(receipts[0]).ok);
+  assert.ok(!v.next(receipts[0]).ok, 'a duplicate is a broken link');
+});
+
+test('the log group-commits concurrent appends into one durable batch, in order', async () => {
+  const store = new MemoryStore();
+  let batches = 0;
+  const batch = store.batch.bind(store);
+  store.batch = async (ops) => {
+    batches++;
+    return batch(ops);
+  };
+  const log = await ReceiptLog.open(store, { signer, peerId });
+  const all = await Promise.all(Array.from({ length: 100 }, (_, i) => log.append({ operator_id: 'echo', inputs: i, outputs: i }, T0)));
+  assert.deepEqual(all.map((r) => r.index), Array.from({ length: 100 }, (_, i) => i));
+  assert.ok(batches <= 3, `${batches} batches for 100 concurrent appends`);
+  assert.ok((await verifyChain(log.iterate(), { now: T0 + 1000 })).ok);
+});
+
+test('lookups, reopen with the same root, signed tree heads and proofs', async () => {
+  const { log, store, receipts } = await makeLog(37);
+  assert.equal((await log.getById(receipts[12]!.receipt_id))?.index, 12);
+  assert.equal(await log.getById('receipt_nope'), undefined);
+  const sth = log.signedTreeHead(T0);
+  assert.ok(verifyTreeHead(sth, signer.publicKey));
+  assert.ok(!verifyTreeHead({ ...sth, size: 36 }, signer.publicKey));
+  const reopened = await ReceiptLog.open(store.reopen(), { signer, peerId });
+  assert.equal(reopened.size, 37);
+  assert.equal(reopened.signedTreeHead(T0).root, sth.root);
+  for (const i of [0, 12, 36]) {
+    const proof = await reopened.inclusionProof(receipts[i]!.receipt_id);
+    assert.equal(proofBundleProblem({ receipt: receipts[i], proof, tree_head: sth }), null);
+    assert.match(proofBundleProblem({ receipt: receipts[(i + 1) % 37], proof, tree_head: sth }) ?? '', /index|inclusion/);
+  }
+  const old = (await makeLog(0)).log;
+  void old;
+  const first = 20;
+  const rootAt20 = (await (async () => {
+    const l = await ReceiptLog.open(new MemoryStore(), { signer, peerId });
+    for (let i = 0; i < first; i++) await l.append({ operator_id: 'kv.put', inputs: { k: i }, outputs: { v: `out-${i}` } }, T0 + i * 1000);
+    return l.root();
+  })());
+  const cons = await reopened.consistencyProof(first);
+  assert.ok(verifyConsistency(first, 37, rootAt20, reopened.root(), cons.map(hexDecode)));
+  await assert.rejects(reopened.inclusionProof('receipt_missing'), (e: unknown) => (e as { code?: string }).code === 'RECEIPT_NOT_FOUND');
+});
