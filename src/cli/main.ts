@@ -9,6 +9,7 @@ commands:
   relay       run a relay (libp2p WebSocket + circuit relay v2 + discovery + /healthz)
   node        run a peer that joins a cluster through a relay
   keys        peer keys, cluster key, join tokens
+  receipts    export, verify and prove signed receipts
 
 Run 'hypersync <command> --help' for the options of each.
 `;
@@ -42,6 +43,8 @@ export async function main(argv: string[]): Promise<number> {
         return await (await import('./peer-commands.ts')).nodeCommand(rest, out);
       case 'keys':
         return await (await import('./keys.ts')).keysCommand(rest, out);
+      case 'receipts':
+        return await (await import('./receipts.ts')).receiptsCommand(rest, out);
       default:
         throw new UsageError(`unknown command '${command}'`);
     }
