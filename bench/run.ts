@@ -7,6 +7,7 @@ interface BenchModule { run(): Promise<BenchRow[]> }
 const suites: Record<string, () => Promise<BenchModule>> = {
   crypto: () => import('./crypto.bench.ts'),
   ico: () => import('./ico.bench.ts'),
+  receipts: () => import('./receipts.bench.ts'),
   net: () => import('./net.bench.ts'),
 };
 

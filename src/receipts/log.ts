@@ -11,7 +11,7 @@ import { base64urlDecode, base64urlEncode, canonicalBytes, crypto, hexEncode, ut
 import type { Json } from '../ico/types.ts';
 import type { BatchOp, Store } from '../store/types.ts';
 import { consistencyPath, inclusionPath, leafHash, MerkleFrontier, type NodeReader } from './merkle.ts';
-import { buildReceipt, GENESIS_HASH, receiptHash, receiptHashBytes, type Receipt } from './receipt.ts';
+import { buildReceipt, GENESIS_HASH, receiptHashBytes, type Receipt } from './receipt.ts';
 
 /** Appends committed together at most (bounds one batch's size and one fsync's latency). */
 export const MAX_APPENDS_PER_BATCH = 512;
@@ -142,8 +142,15 @@ export class ReceiptLog {
     });
   }
 
+  /**
+   * Builds groups of receipts and writes each as one batch. Building group N+1 (signing:
+   * CPU) overlaps writing group N (fsync: I/O); batches are still issued one after another,
+   * and a receipt is acknowledged only when its own batch is durable.
+   */
   async #flush(): Promise<void> {
-    while (this.#queue.length > 0) {
+    let writing: Promise<void> = Promise.resolve();
+    let failed = false;
+    while (this.#queue.length > 0 && !failed) {
       const group = this.#queue.splice(0, MAX_APPENDS_PER_BATCH);
       const ops: BatchOp[] = [];
       const built: Receipt[] = [];
@@ -156,19 +163,43 @@ export class ReceiptLog {
           const receipt = buildReceipt({ operator_id: p.operator_id, inputs: p.inputs, outputs: p.outputs, index: head.size, prevHash: head.last_hash, signer: this.#signer, signerId: this.peerId, now });
           ops.push({ type: 'put', key: keys.receipt(head.size), value: utf8Encode(JSON.stringify(receipt)) });
           ops.push({ type: 'put', key: keys.id(receipt.receipt_id), value: u64(head.size) });
-          for (const [level, index, hash] of frontier.append(leafHash(receiptHashBytes(receipt)))) ops.push({ type: 'put', key: keys.node(level, index), value: hash });
-          head = { size: head.size + 1, last_hash: receiptHash(receipt), last_timestamp: Date.parse(receipt.timestamp) };
+          const hash = receiptHashBytes(receipt);
+          for (const [level, index, node] of frontier.append(leafHash(hash))) ops.push({ type: 'put', key: keys.node(level, index), value: node });
+          head = { size: head.size + 1, last_hash: `sha256:${hexEncode(hash)}`, last_timestamp: Date.parse(receipt.timestamp) };
           built.push(receipt);
         }
         ops.push({ type: 'put', key: keys.head(), value: utf8Encode(JSON.stringify(head)) });
-        await this.#store.batch(ops);
       } catch (e) {
+        // Bad input for one entry (e.g. an invalid operator id) fails its group only.
         for (const p of group) p.reject(e);
         continue;
       }
+      // The next group builds on this one's state; if this write fails, the state is rolled
+      // back and everything queued behind it is rejected (it was built on a lost prefix).
+      const previous = { head: this.#head, frontier: this.#frontier };
       this.#head = head;
       this.#frontier = frontier;
-      group.forEach((p, i) => p.resolve(built[i]!));
+      writing = writing.then(async () => {
+        if (failed) throw new ReceiptLogError('RECEIPT_INVALID', 'an earlier batch failed');
+        try {
+          await this.#store.batch(ops);
+        } catch (e) {
+          failed = true;
+          this.#head = previous.head;
+          this.#frontier = previous.frontier;
+          throw e;
+        }
+      });
+      writing.then(
+        () => group.forEach((p, i) => p.resolve(built[i]!)),
+        (e: unknown) => group.forEach((p) => p.reject(e)),
+      );
+      // Let this batch start before building the next group.
+      await Promise.race([writing.catch(() => undefined), Promise.resolve()]);
+    }
+    await writing.catch(() => undefined);
+    if (failed) {
+      for (const p of this.#queue.splice(0)) p.reject(new ReceiptLogError('RECEIPT_INVALID', 'the receipt log failed to persist an earlier batch'));
     }
   }
 

@@ -6,13 +6,15 @@
 //                       prev_receipt_hash, and (raw bytes) the Merkle leaf data
 //   genesis prev hash = "sha256:" + 64 zeros
 //   inputs_hash / outputs_hash = SHA-256(JCS(inputs / outputs))
-import { base64urlDecode, base64urlEncode, canonicalBytes, crypto, digestJson, hexEncode, isDigest, publicKeyFromPeerId, type Ed25519Signer } from '../crypto/index.ts';
+import { base64urlDecode, base64urlEncode, crypto, digestJson, hexEncode, isDigest, publicKeyFromPeerId, type Ed25519Signer } from '../crypto/index.ts';
 import type { Json } from '../ico/types.ts';
 
 export const GENESIS_HASH = `sha256:${'0'.repeat(64)}`;
 /** How far into the future (ms) a receipt timestamp may be, by default. */
 export const DEFAULT_MAX_FUTURE_SKEW_MS = 30_000;
 export const RECEIPT_ID_PATTERN = /^receipt_[0-9a-f]{64}$/;
+/** Operator ids are identifiers (e.g. `kv.put`, `op_123`), never free text. */
+export const OPERATOR_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
 const RFC3339_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
 
 export interface Receipt {
@@ -35,16 +37,33 @@ export function fail(index: number, step: StepName, reason: string): VerifyResul
   return { ok: false, index, step: STEPS[step], stepName: step, reason };
 }
 
-export function receiptHash(receipt: Receipt): string {
-  return digestJson(receipt);
+const encoder = new TextEncoder();
+
+/**
+ * RFC 8785 bytes of a (shape-checked) receipt, with or without `receipt_id` and `signature`.
+ * The receipt's schema is fixed, so its canonical form is written directly, keys in JCS
+ * order; a unit test holds it equal to the generic canonicalizer on random receipts. Every
+ * receipt hash, id and signature goes through here (the hot path of appends and verifies).
+ */
+export function receiptCanonicalBytes(r: Omit<Receipt, 'receipt_id' | 'signature'> & { receipt_id?: string; signature?: string }): Uint8Array {
+  const o = r.operation;
+  let text = `{"index":${JSON.stringify(r.index)},"operation":{"inputs_hash":${JSON.stringify(o.inputs_hash)},"operator_id":${JSON.stringify(o.operator_id)},"outputs_hash":${JSON.stringify(o.outputs_hash)},"type":${JSON.stringify(o.type)}},"prev_receipt_hash":${JSON.stringify(r.prev_receipt_hash)}`;
+  if (r.receipt_id !== undefined) text += `,"receipt_id":${JSON.stringify(r.receipt_id)}`;
+  if (r.signature !== undefined) text += `,"signature":${JSON.stringify(r.signature)}`;
+  text += `,"signer":${JSON.stringify(r.signer)},"timestamp":${JSON.stringify(r.timestamp)}}`;
+  return encoder.encode(text);
 }
 
 export function receiptHashBytes(receipt: Receipt): Uint8Array {
-  return crypto.sha256(canonicalBytes(receipt));
+  return crypto.sha256(receiptCanonicalBytes(receipt));
+}
+
+export function receiptHash(receipt: Receipt): string {
+  return `sha256:${hexEncode(receiptHashBytes(receipt))}`;
 }
 
 function idOf(body: Omit<Receipt, 'receipt_id' | 'signature'>): string {
-  return `receipt_${hexEncode(crypto.sha256(canonicalBytes(body)))}`;
+  return `receipt_${hexEncode(crypto.sha256(receiptCanonicalBytes(body)))}`;
 }
 
 export interface BuildInput {
@@ -59,6 +78,7 @@ export interface BuildInput {
 }
 
 export function buildReceipt(i: BuildInput): Receipt {
+  if (!OPERATOR_ID_PATTERN.test(i.operator_id)) throw new RangeError(`invalid operator id '${i.operator_id.slice(0, 40)}'`);
   const body = {
     timestamp: new Date(i.now).toISOString(),
     operation: { type: 'operator_execution' as const, operator_id: i.operator_id, inputs_hash: digestJson(i.inputs), outputs_hash: digestJson(i.outputs) },
@@ -67,7 +87,7 @@ export function buildReceipt(i: BuildInput): Receipt {
     index: i.index,
   };
   const withId = { receipt_id: idOf(body), ...body };
-  return { ...withId, signature: base64urlEncode(i.signer.sign(canonicalBytes(withId))) };
+  return { ...withId, signature: base64urlEncode(i.signer.sign(receiptCanonicalBytes(withId))) };
 }
 
 const FIELDS = ['receipt_id', 'timestamp', 'operation', 'prev_receipt_hash', 'signer', 'index', 'signature'];
@@ -83,7 +103,7 @@ export function receiptShapeProblem(value: unknown): string | null {
   const op = r['operation'];
   if (typeof op !== 'object' || op === null || Array.isArray(op)) return 'operation must be an object';
   const o = op as Record<string, unknown>;
-  if (Object.keys(o).length !== 4 || o['type'] !== 'operator_execution' || typeof o['operator_id'] !== 'string' || !isDigest(o['inputs_hash']) || !isDigest(o['outputs_hash'])) {
+  if (Object.keys(o).length !== 4 || o['type'] !== 'operator_execution' || typeof o['operator_id'] !== 'string' || !OPERATOR_ID_PATTERN.test(o['operator_id']) || !isDigest(o['inputs_hash']) || !isDigest(o['outputs_hash'])) {
     return 'operation must be {type: "operator_execution", operator_id, inputs_hash, outputs_hash}';
   }
   if (!isDigest(r['prev_receipt_hash'])) return 'prev_receipt_hash must be sha256:<64 hex>';
@@ -104,7 +124,7 @@ export function checkSignature(receipt: Receipt): string | null {
   } catch {
     return 'signer is not an ed25519 PeerId';
   }
-  return crypto.verify(key, canonicalBytes(unsigned), base64urlDecode(signature)) ? null : 'signature does not verify for the signer';
+  return crypto.verify(key, receiptCanonicalBytes(unsigned), base64urlDecode(signature)) ? null : 'signature does not verify for the signer';
 }
 
 export interface ChainOptions {

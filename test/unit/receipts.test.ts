@@ -144,3 +144,20 @@ test('lookups, reopen with the same root, signed tree heads and proofs', async (
   assert.ok(verifyConsistency(first, 37, rootAt20, reopened.root(), cons.map(hexDecode)));
   await assert.rejects(reopened.inclusionProof('receipt_missing'), (e: unknown) => (e as { code?: string }).code === 'RECEIPT_NOT_FOUND');
 });
+
+test('the receipt fast canonical form equals RFC 8785 JCS on random receipts', async () => {
+  const { canonicalBytes } = await import('../../src/crypto/index.ts');
+  const { receiptCanonicalBytes } = await import('../../src/receipts/receipt.ts');
+  const fc = (await import('fast-check')).default;
+  fc.assert(
+    fc.property(fc.string(), fc.string(), fc.nat(), fc.string(), fc.string(), (op, signerId, index, id, sig) => {
+      const r = { receipt_id: id, timestamp: '2026-11-24T12:00:00.000Z', operation: { type: 'operator_execution' as const, operator_id: op, inputs_hash: 'sha256:ab', outputs_hash: 'sha256:\u20ac\n"' }, prev_receipt_hash: GENESIS_HASH, signer: signerId, index, signature: sig };
+      assert.deepEqual(receiptCanonicalBytes(r), canonicalBytes(r));
+      const { signature: _s, ...unsigned } = r;
+      assert.deepEqual(receiptCanonicalBytes(unsigned), canonicalBytes(unsigned));
+      const { receipt_id: _i, ...body } = unsigned;
+      assert.deepEqual(receiptCanonicalBytes(body), canonicalBytes(body));
+    }),
+    { numRuns: 500 },
+  );
+});

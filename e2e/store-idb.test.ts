@@ -1,0 +1,64 @@
+// The storage compliance suite against IndexedDB in real browsers (Chromium through
+// Playwright, Firefox through puppeteer), bundled by Vite and run inside the page, plus a
+// receipt log on IndexedDB whose chain verifies in the page.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ViteDevServer } from 'vite';
+import { launchChromium, launchFirefox } from './browsers.ts';
+import { startIdbPage } from './idb-harness.ts';
+import { until } from './harness.ts';
+
+let server: ViteDevServer;
+let url: string;
+
+before(async () => {
+  ({ server, url } = await startIdbPage());
+});
+
+after(async () => {
+  await server?.close();
+});
+
+type Results = Array<{ name: string; ok: boolean; error?: string }>;
+
+function assertAllPassed(results: Results, browser: string): void {
+  assert.ok(results.length >= 9, `${browser}: only ${results.length} cases ran`);
+  const failed = results.filter((r) => !r.ok);
+  assert.deepEqual(failed, [], `${browser}: ${failed.map((f) => `${f.name}: ${f.error}`).join('; ')}`);
+}
+
+test('IndexedDB passes the compliance suite in Chromium, and a receipt log on it verifies', async () => {
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage();
+    page.on('pageerror', (e) => process.stderr.write(`chromium page error: ${e.message}\n`));
+    await page.goto(url);
+    const results = await until(async () => {
+      const err = await page.evaluate(() => window.storeError);
+      if (err !== undefined) throw new Error(err);
+      return page.evaluate(() => window.storeResults?.compliance);
+    }, 90_000, 'compliance results in Chromium');
+    assertAllPassed(results, 'chromium');
+    const rate = await page.evaluate(() => window.measureIdbAppends(100));
+    assert.equal(rate.adapter, 'noble', 'the browser bundle uses the noble adapter');
+    assert.ok(rate.verified, 'the chain written to IndexedDB verifies');
+  } finally {
+    await browser.close();
+  }
+});
+
+test('IndexedDB passes the compliance suite in Firefox', async () => {
+  const ff = await launchFirefox();
+  try {
+    const page = await ff.browser.newPage();
+    await page.goto(url);
+    const results = await until(async () => {
+      const err = await page.evaluate(() => window.storeError);
+      if (err !== undefined) throw new Error(err);
+      return page.evaluate(() => window.storeResults?.compliance);
+    }, 90_000, 'compliance results in Firefox');
+    assertAllPassed(results, 'firefox');
+  } finally {
+    await ff.close();
+  }
+});
