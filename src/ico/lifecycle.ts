@@ -194,6 +194,9 @@ export class IcoSession {
       return { out, events };
     }
     if (this.#state !== 'established') {
+      // A HEARTBEAT can still be in flight from the peer's previous session when it starts
+      // over; it proves liveness and nothing else, so it is tolerated, not a violation.
+      if (envelope.type === 'HEARTBEAT') return { out: [], events };
       return this.#reject(new ProtocolViolationError(`${envelope.type} before the HELLO exchange completed`), 'protocol-violation');
     }
     if (envelope.type === 'STATE_SYNC' || envelope.type === 'CONSENSUS') events.push({ kind: 'message', envelope });

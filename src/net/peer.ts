@@ -49,6 +49,12 @@ export interface InternalPeerOptions extends PeerOptions {
   announce?: string[];
 }
 
+/** Opening the ICO stream on a connection must complete within this time. */
+export const STREAM_OPEN_TIMEOUT_MS = 5_000;
+
+/** A peer down for this many times the down threshold has its connections closed. */
+export const STALE_FACTOR = 4;
+
 /** Relay v2 limits sized for our traffic: relayed links only carry HELLOs and WebRTC signalling until they upgrade. */
 export const RELAY_LIMITS = {
   maxReservations: 512,
@@ -64,6 +70,7 @@ interface Link {
   opening?: Promise<void>;
   badFrames: number;
   transport: PeerTransport;
+  hungUp?: boolean;
 }
 
 interface DialTarget {
@@ -202,7 +209,16 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
     if (link.out !== undefined && link.out.conn.id === conn.id && link.out.stream.status === 'open') return;
     if (link.opening !== undefined) return link.opening;
     link.opening = (async () => {
-      const stream = await conn.newStream(ICO_PROTOCOL, { runOnLimitedConnection: true, signal: AbortSignal.timeout(10_000) });
+      let stream: Stream;
+      try {
+        stream = await conn.newStream(ICO_PROTOCOL, { runOnLimitedConnection: true, signal: AbortSignal.timeout(STREAM_OPEN_TIMEOUT_MS) });
+      } catch (e) {
+        // A connection that cannot carry a stream is dead even if it still reads 'open'
+        // (a WebRTC dial the other side gave up on): close it so the next best one is used.
+        log.debug({ remote: link.peerId, addr: conn.remoteAddr.toString(), err: (e as Error).message }, 'closing a connection that cannot open streams');
+        conn.abort(e instanceof Error ? e : new Error(String(e)));
+        throw e;
+      }
       const previous = link.out;
       link.out = { conn, stream, lp: lpStream(stream, { maxDataLength: DEFAULT_CODEC_LIMITS.maxFrameBytes }) };
       if (previous !== undefined) void previous.stream.close().catch(() => undefined);
@@ -325,8 +341,15 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
         continue;
       }
       // Frames still buffered after the connection closed belong to the old session, if any.
-      const link = connection.status === 'open' ? linkFor(remote) : links.get(remote);
+      let link = connection.status === 'open' ? linkFor(remote) : links.get(remote);
       if (link === undefined) continue;
+      // A HELLO on a finished or established session is the same peer starting over (a
+      // restarted process, a reloaded tab) while its old connection lingers: new session.
+      if (result.envelope.type === 'HELLO' && (link.session.state === 'established' || link.session.state === 'closed') && connection.status === 'open') {
+        log.info({ remote }, 'peer restarted its session');
+        links.delete(remote);
+        link = linkFor(remote);
+      }
       const step = link.session.receive(result.envelope, Date.now());
       if (result.envelope.type === 'HELLO' || result.envelope.type === 'HEARTBEAT' || result.envelope.type === 'GOODBYE') {
         emit({ type: 'ico:in', envelope: result.envelope });
@@ -548,6 +571,13 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
       const step = link.session.tick(now);
       handleEvents(link, step.events);
       if (step.out.length > 0) void sendAll(link, step.out);
+      // Silent for twice the down threshold: the connection is dead even if the transport
+      // has not noticed (a killed tab's WebRTC link): close it so discovery redials.
+      if (link.session.isDown && !link.hungUp && now - link.session.lastReceived > STALE_FACTOR * missedBeats * heartbeatMs) {
+        link.hungUp = true;
+        log.info({ remote: link.peerId }, 'peer silent too long: closing its connections');
+        void libp2p.hangUp(peerIdFromString(link.peerId)).catch(() => undefined);
+      }
     }
   }, Math.max(25, Math.floor(heartbeatMs / 4)));
   const maintainTimer = setInterval(maintain, MIN_BACKOFF_MS);

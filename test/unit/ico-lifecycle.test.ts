@@ -177,3 +177,11 @@ test('GOODBYE on graceful close, seen by the other side; closed sessions stay qu
   assert.deepEqual(sa.tick(NOW + 10_000), { out: [], events: [] });
   assert.deepEqual(sa.close('shutdown', 'again').out, []);
 });
+
+test('a HEARTBEAT left over from a previous session is tolerated during the handshake', () => {
+  const sb = session(b, a);
+  sb.start(NOW);
+  const hb = a.sealer.seal('HEARTBEAT', { beat: 9 }, NOW).envelope;
+  assert.deepEqual(sb.receive(hb, NOW).events, []);
+  assert.equal(sb.state, 'hello-sent');
+});
