@@ -215,8 +215,12 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
       } catch (e) {
         // A connection that cannot carry a stream is dead even if it still reads 'open'
         // (a WebRTC dial the other side gave up on): close it so the next best one is used.
-        log.debug({ remote: link.peerId, addr: conn.remoteAddr.toString(), err: (e as Error).message }, 'closing a connection that cannot open streams');
-        conn.abort(e instanceof Error ? e : new Error(String(e)));
+        // (Only on a timeout: a peer that merely does not speak ICO keeps its connection.)
+        const name = (e as Error).name;
+        if (name === 'TimeoutError' || name === 'AbortError') {
+          log.debug({ remote: link.peerId, addr: conn.remoteAddr.toString(), err: (e as Error).message }, 'closing a connection that cannot open streams');
+          conn.abort(e instanceof Error ? e : new Error(String(e)));
+        }
         throw e;
       }
       const previous = link.out;
