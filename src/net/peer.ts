@@ -11,7 +11,7 @@ import { noise } from '@libp2p/noise';
 import { ping } from '@libp2p/ping';
 import { yamux } from '@libp2p/yamux';
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils';
-import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface';
+import type { Connection, PrivateKey, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p, type Libp2p } from 'libp2p';
@@ -640,4 +640,3 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
   return peer;
 }
 
-export type { PeerId };
