@@ -27,7 +27,7 @@ function assertAllPassed(results: Results, browser: string): void {
   assert.deepEqual(failed, [], `${browser}: ${failed.map((f) => `${f.name}: ${f.error}`).join('; ')}`);
 }
 
-test('IndexedDB passes the compliance suite in Chromium, and a receipt log on it verifies', async () => {
+test('IndexedDB passes the compliance suite in Chromium; a receipt log on it and its Merkle proofs verify in the page', async () => {
   const browser = await launchChromium();
   try {
     const page = await browser.newPage();
@@ -42,6 +42,7 @@ test('IndexedDB passes the compliance suite in Chromium, and a receipt log on it
     const rate = await page.evaluate(() => window.measureIdbAppends(100));
     assert.equal(rate.adapter, 'noble', 'the browser bundle uses the noble adapter');
     assert.ok(rate.verified, 'the chain written to IndexedDB verifies');
+    assert.ok(rate.proofChecked, 'an inclusion proof verifies in the page (noble) and a tampered one does not');
   } finally {
     await browser.close();
   }

@@ -3,6 +3,7 @@
 import { crypto, peerIdFromPublicKeyBytes } from '../../src/crypto/index.ts';
 import { ReceiptLog } from '../../src/receipts/log.ts';
 import { verifyChain } from '../../src/receipts/receipt.ts';
+import { proofBundleProblem } from '../../src/receipts/proof.ts';
 import { IdbStore } from '../../src/store/idb.ts';
 
 export interface AppendRate {
@@ -10,6 +11,8 @@ export interface AppendRate {
   sequentialPerSec: number;
   concurrentPerSec: number;
   verified: boolean;
+  /** An inclusion proof from the IndexedDB-backed log, checked in the page. */
+  proofChecked: boolean;
 }
 
 export async function measureIdbAppends(n = 300): Promise<AppendRate> {
@@ -22,6 +25,13 @@ export async function measureIdbAppends(n = 300): Promise<AppendRate> {
   await Promise.all(Array.from({ length: n }, (_, i) => log.append({ operator_id: 'kv.put', inputs: { i }, outputs: { ok: true } })));
   const concurrentPerSec = (n * 1000) / (performance.now() - t0);
   const verified = (await verifyChain(log.iterate(), { now: Date.now() + 1000 })).ok;
+  const receipt = await log.get(Math.floor(log.size / 2));
+  let proofChecked = false;
+  if (receipt !== undefined) {
+    const bundle = { receipt, proof: await log.inclusionProof(receipt.receipt_id), tree_head: log.signedTreeHead() };
+    const tampered = { ...bundle, proof: { ...bundle.proof, path: bundle.proof.path.map((h, i) => (i === 0 ? h.replace(/^./, (c) => (c === '0' ? '1' : '0')) : h)) } };
+    proofChecked = proofBundleProblem(bundle) === null && proofBundleProblem(tampered) !== null;
+  }
   await log.close();
-  return { adapter: crypto.name, sequentialPerSec, concurrentPerSec, verified };
+  return { adapter: crypto.name, sequentialPerSec, concurrentPerSec, verified, proofChecked };
 }

@@ -159,3 +159,30 @@ test('a restarted peer keeps its PeerId and rejoins', async () => {
   assert.equal(ready['peerId'], nodeIds[1]);
   await nodes[0]!.waitFor((e) => e.type === 'peer:established' && (e['peer'] as { peerId: string }).peerId === nodeIds[1] && nodes[0]!.events.indexOf(e) > nodes[0]!.events.findIndex((x) => x.type === 'peer:goodbye'), 20_000, 'reconnect');
 });
+
+test('when the relay drops and comes back on the same address, peers reconnect to it', async () => {
+  // A relay on a fixed port, so its restart keeps the address the peer was given.
+  const port = 19490;
+  const relayDir = join(dir, 'relay2');
+  const peerDir = join(dir, 'n4');
+  const relayId = peerIdFromPrivateKey(await loadOrCreateKey(relayDir)).toString();
+  const peerId = peerIdFromPrivateKey(await loadOrCreateKey(peerDir)).toString();
+  const { readFileSync, writeFileSync } = await import('node:fs');
+  const cfg = join(dir, 'cluster-relay-restart.json');
+  const base = JSON.parse(readFileSync(configPath, 'utf8')) as { allowlist: string[] };
+  writeFileSync(cfg, JSON.stringify({ ...base, allowlist: [relayId, peerId] }));
+  const startRelayProc = (): Proc => run('relay2', ['relay', '--cluster-config', cfg, '--data-dir', relayDir, '--port', String(port), '--http-port', '0', '--heartbeat-ms', String(HEARTBEAT_MS), '--json-events']);
+  const withRelay = (e: JsonEvent): boolean => e.type === 'peer:established' && (e['peer'] as { peerId: string }).peerId === relayId;
+  let relay2 = startRelayProc();
+  const addr = ((await relay2.ready())['multiaddrs'] as string[])[0]!;
+  const peer = run('n4', ['node', '--relay', addr, '--data-dir', peerDir, '--cluster-config', cfg, '--heartbeat-ms', String(HEARTBEAT_MS), '--json-events']);
+  await peer.ready();
+  await peer.waitFor(withRelay, 20_000, 'relay session');
+  relay2.child.kill('SIGKILL');
+  await relay2.exited;
+  await peer.waitFor((e) => e.type === 'peer:down' && e['peerId'] === relayId, 10_000, 'relay marked down');
+  const before = peer.events.length;
+  relay2 = startRelayProc();
+  await relay2.ready();
+  await peer.waitFor((e) => peer.events.indexOf(e) >= before && withRelay(e), 30_000, 'relay session after the restart');
+});
