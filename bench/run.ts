@@ -8,6 +8,7 @@ const suites: Record<string, () => Promise<BenchModule>> = {
   crypto: () => import('./crypto.bench.ts'),
   ico: () => import('./ico.bench.ts'),
   receipts: () => import('./receipts.bench.ts'),
+  raft: () => import('./raft.bench.ts'),
   net: () => import('./net.bench.ts'),
 };
 

@@ -1,0 +1,7 @@
+// Public surface of the pure Raft core (see raft.ts for the protocol and its invariants).
+export * from './types.ts';
+export * from './errors.ts';
+export { RaftNode, quorum, DEFAULT_ELECTION_TICKS, DEFAULT_HEARTBEAT_TICKS, MAX_SNAPSHOT_BYTES, type RaftStatus } from './raft.ts';
+export { RaftLog } from './log.ts';
+export { Progress, Inflights, type ProgressState } from './progress.ts';
+export { bootstrapState, encodeConfChange, decodeConfChange, applyConfChange, confChangeProblem, EMPTY_CONF } from './confchange.ts';
