@@ -43,6 +43,11 @@ export function joinTokenProblem(token: unknown, policy: AdmissionPolicy, peerId
   return null;
 }
 
+/** True when `token` is a valid, unexpired cluster-signed token admitting `peerId` to `cluster`. Never throws. */
+export function verifyJoinToken(token: unknown, clusterPublicKey: Uint8Array, cluster: string, peerId: string, now: number): boolean {
+  return joinTokenProblem(token, { cluster, allowlist: new Set(), clusterPublicKey }, peerId, now) === null;
+}
+
 export function admit(policy: AdmissionPolicy, peerId: string, joinToken: unknown, now: number): { ok: true } | { ok: false; error: IcoError } {
   if (policy.allowlist.has(peerId)) return { ok: true };
   if (joinToken === null || joinToken === undefined) return { ok: false, error: new NotAdmittedError(`${peerId} is not on the allowlist and presented no join token`) };
