@@ -1,19 +1,67 @@
 // e2e stack: a real relay (in this process) and the Vite dev server of the web app, both on
 // loopback, plus a cluster key and a wildcard join token for the pages. Pages join with the
-// same URL shape `npm start` prints.
+// same URL shape `npm start` prints; `joinUrl` builds deliberately wrong ones too.
 import { createServer, type ViteDevServer } from 'vite';
+import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
-import { base64urlEncode, crypto } from '../src/crypto/index.ts';
+import { base64urlEncode, crypto, peerIdFromPublicKeyBytes, type Ed25519Signer } from '../src/crypto/index.ts';
 import { createJoinToken, encodeJoinTokenParam } from '../src/ico/admission.ts';
 import { startRelay, type RelayHandle } from '../relay/relay.ts';
 import type { Envelope } from '../src/ico/types.ts';
 import type { ConnectionInfo, PeerInfo } from '../src/net/types.ts';
 
 export const ROOT = join(import.meta.dirname, '..');
+export const CLUSTER = 'e2e';
 
-export interface Stack {
-  relay: RelayHandle;
+/** Bounds for hooks and tests, so a stuck browser fails the run instead of hanging it. */
+export const HOOK_TIMEOUT_MS = 90_000;
+export const TEST_TIMEOUT_MS = 60_000;
+
+export interface Web {
   vite: ViteDevServer;
+  /** The app's address without join parameters, e.g. http://127.0.0.1:41234/ */
+  base: string;
+}
+
+/** Serves web/ with its own Vite config on 127.0.0.1 and a free port. */
+export async function startWeb(): Promise<Web> {
+  const vite = await createServer({ configFile: join(ROOT, 'web', 'vite.config.ts'), server: { host: '127.0.0.1', port: 0, strictPort: false }, logLevel: 'error' });
+  try {
+    await vite.listen();
+  } catch (e) {
+    await vite.close();
+    throw e;
+  }
+  const base = vite.resolvedUrls?.local[0];
+  if (base === undefined) {
+    await vite.close();
+    throw new Error('vite did not report a URL');
+  }
+  return { vite, base };
+}
+
+export interface JoinUrlParts {
+  relays: string[];
+  cluster?: string;
+  clusterSigner: Ed25519Signer;
+  /** Whom the token admits: '*' (default) or one PeerId. */
+  tokenPeer?: string;
+}
+
+/** A join URL like the one the devnet prints. */
+export function joinUrl(base: string, parts: JoinUrlParts): string {
+  const cluster = parts.cluster ?? CLUSTER;
+  const token = createJoinToken({ clusterSigner: parts.clusterSigner, cluster, peer: parts.tokenPeer ?? '*', expires: new Date(Date.now() + 3_600_000) });
+  const query = new URLSearchParams();
+  for (const r of parts.relays) query.append('relay', r);
+  query.set('cluster', cluster);
+  query.set('key', base64urlEncode(parts.clusterSigner.publicKey));
+  return `${base}?${query.toString()}#token=${encodeJoinTokenParam(token)}`;
+}
+
+export interface Stack extends Web {
+  relay: RelayHandle;
+  clusterSigner: Ed25519Signer;
   /** The URL a tab opens to join the cluster. */
   pageUrl: string;
   stop(): Promise<void>;
@@ -23,24 +71,40 @@ export async function startStack(heartbeatMs = 500): Promise<Stack> {
   // The in-process relay logs to this test's stderr; keep it to warnings unless asked.
   process.env['HYPERSYNC_LOG'] ??= 'warn';
   const clusterSigner = crypto.createSigner(crypto.randomBytes(32));
-  const cluster = 'e2e';
-  const relay = await startRelay({ config: { cluster, clusterPublicKey: base64urlEncode(clusterSigner.publicKey), allowlist: [] }, port: 0, httpPort: 0, heartbeatMs });
-  const vite = await createServer({ configFile: join(ROOT, 'web', 'vite.config.ts'), server: { host: '127.0.0.1', port: 0, strictPort: false }, logLevel: 'error' });
-  await vite.listen();
-  const base = vite.resolvedUrls?.local[0];
-  if (base === undefined) throw new Error('vite did not report a URL');
-  const token = createJoinToken({ clusterSigner, cluster, peer: '*', expires: new Date(Date.now() + 3_600_000) });
-  const relayAddr = relay.multiaddrs[0]!;
-  const pageUrl = `${base}?relay=${encodeURIComponent(relayAddr)}&cluster=${cluster}&key=${base64urlEncode(clusterSigner.publicKey)}#token=${encodeJoinTokenParam(token)}`;
+  const relay = await startRelay({ config: { cluster: CLUSTER, clusterPublicKey: base64urlEncode(clusterSigner.publicKey), allowlist: [] }, port: 0, httpPort: 0, heartbeatMs });
+  let web: Web;
+  try {
+    web = await startWeb();
+  } catch (e) {
+    await relay.stop();
+    throw e;
+  }
+  const relayAddr = relay.multiaddrs[0];
+  if (relayAddr === undefined) throw new Error('relay reported no address');
   return {
+    ...web,
     relay,
-    vite,
-    pageUrl,
+    clusterSigner,
+    pageUrl: joinUrl(web.base, { relays: [relayAddr], clusterSigner }),
     async stop() {
-      await vite.close();
+      await web.vite.close();
       await relay.stop();
     },
   };
+}
+
+/** A well-formed relay multiaddr on which nothing listens (a port just closed, a made-up PeerId). */
+export async function deadRelayAddr(): Promise<string> {
+  const server = createNetServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  const id = peerIdFromPublicKeyBytes(crypto.createSigner(crypto.randomBytes(32)).publicKey);
+  return `/ip4/127.0.0.1/tcp/${address.port}/ws/p2p/${id}`;
 }
 
 /** Shapes returned by `window.hypersync` inside pages (evaluated in the browser). */

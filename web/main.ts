@@ -1,25 +1,39 @@
 // The web app: this tab becomes a HyperSync peer. It reads where to join from its URL
-// (`?relay=<multiaddr>&cluster=<id>#token=<join token>`, as `npm start` prints it), starts
-// the same peer core the Node processes run, renders peers, transports, heartbeats and a
-// bounded ICO log, and exposes `window.hypersync` for automation (Playwright, puppeteer).
+// (`?relay=<multiaddr>&cluster=<id>&key=<cluster key>#token=<join token>`, as `npm start`
+// prints it), starts the same peer core the Node processes run, renders peers, transports,
+// heartbeats and a bounded ICO log, and exposes `window.hypersync` for automation.
 import { startPeer } from '../src/net/index.ts';
-import { decodeJoinTokenParam } from '../src/ico/admission.ts';
-import { base64urlDecode } from '../src/crypto/index.ts';
-import type { ConnectionInfo, HyperSyncPeer, PeerEvent, PeerEventOf, PeerEventType, PeerInfo } from '../src/net/types.ts';
+import type { ConnectionInfo, HyperSyncPeer, PeerEvent, PeerEventType, PeerInfo } from '../src/net/types.ts';
 import type { Envelope, Json } from '../src/ico/types.ts';
+import { parseJoinParams, type JoinParams } from './join-params.ts';
+import { MAX_LOG_ENTRIES, MessageLog } from './message-log.ts';
+import { byId, renderLog, renderPeers, renderRecipients, renderSelf, setBanner, setStatus, shortId, type SelfView } from './view.ts';
 
-/** Log rows kept on the page; older ones are dropped. */
-const MAX_LOG_ROWS = 200;
+/** Without a session with any relay for this long, the page says the relay is unreachable. */
+export const RELAY_GRACE_MS = 8_000;
+/** How often ages ("0.4 s ago") and relay status are recomputed without an event. */
+const REFRESH_MS = 1_000;
+/** Envelopes kept for `window.hypersync.received()` (HEARTBEATs are not kept). */
+const MAX_RECEIVED = MAX_LOG_ENTRIES;
+/** Subscriptions made before the peer exists, attached when it starts. */
+const MAX_EARLY_HANDLERS = 256;
 
-interface HyperSyncApi {
+type SendType = 'STATE_SYNC' | 'CONSENSUS';
+type Payload = { [key: string]: Json };
+type AnyHandler = (event: PeerEvent) => void;
+
+export interface HyperSyncApi {
+  /** '' until `ready` resolves. */
   readonly peerId: string;
+  /** Resolves once the peer runs (the relay may still be dialing); rejects on bad URL parameters. */
   readonly ready: Promise<void>;
   peers(): PeerInfo[];
   connections(): ConnectionInfo[];
-  send(to: string, type: 'STATE_SYNC' | 'CONSENSUS', payload: { [key: string]: Json }): Promise<void>;
-  broadcast(type: 'STATE_SYNC' | 'CONSENSUS', payload: { [key: string]: Json }): Promise<void>;
-  on(type: PeerEventType | '*', handler: (event: PeerEvent) => void): () => void;
-  /** Envelopes received so far (bounded like the log), for tests that arrive late. */
+  send(to: string, type: SendType, payload: Payload): Promise<void>;
+  broadcast(type: SendType, payload: Payload): Promise<void>;
+  /** Subscribes to a peer event ('*' for all); allowed before `ready`. Returns the unsubscribe function. */
+  on(type: PeerEventType | '*', handler: AnyHandler): () => void;
+  /** STATE_SYNC/CONSENSUS/HELLO/GOODBYE envelopes received so far (last 200), for late observers. */
   received(): Envelope[];
   stop(): Promise<void>;
 }
@@ -30,118 +44,28 @@ declare global {
   }
 }
 
-function el<T extends HTMLElement>(selector: string): T {
-  const found = document.querySelector<T>(selector);
-  if (found === null) throw new Error(`missing element ${selector}`);
-  return found;
-}
+const { promise: ready, resolve: resolveReady, reject: rejectReady } = Promise.withResolvers<void>();
+// Nobody may await `ready` (a person opening the page): an unhandled rejection is just noise.
+ready.catch(() => undefined);
 
-function short(peerId: string): string {
-  return peerId.length > 16 ? `${peerId.slice(0, 8)}…${peerId.slice(-6)}` : peerId;
-}
-
-function showError(message: string): void {
-  const box = el<HTMLElement>('#error');
-  box.textContent = message;
-  box.hidden = false;
-  const status = el<HTMLElement>('#status');
-  status.textContent = 'error';
-  status.className = 'badge bad';
-}
-
-function renderPeers(peers: PeerInfo[]): void {
-  const body = el<HTMLTableSectionElement>('#peers tbody');
-  body.replaceChildren(
-    ...peers.map((p) => {
-      const row = document.createElement('tr');
-      row.dataset['peerId'] = p.peerId;
-      const ago = p.lastSeen > 0 ? `${Math.max(0, Math.round((Date.now() - p.lastSeen) / 100) / 10)} s ago` : '—';
-      const cells: Array<[string, string]> = [
-        [p.peerId, 'mono'],
-        [p.roles.join(', '), ''],
-        [p.transport, `pill ${p.transport}`],
-        [p.state, `pill ${p.state}`],
-        [p.state === 'established' ? `up, last beat ${ago}` : p.state === 'down' ? `missed beats (last ${ago})` : '—', ''],
-      ];
-      for (const [text, cls] of cells) {
-        const td = document.createElement('td');
-        if (cls.startsWith('pill')) {
-          const span = document.createElement('span');
-          span.className = cls;
-          span.textContent = text;
-          td.append(span);
-        } else {
-          td.className = cls;
-          td.textContent = text;
-        }
-        row.append(td);
-      }
-      return row;
-    }),
-  );
-  el<HTMLElement>('#peer-count').textContent = `(${peers.filter((p) => p.state === 'established').length} connected)`;
-}
-
-function appendLog(direction: 'in' | 'out', envelope: Envelope, peer: string): void {
-  const body = el<HTMLTableSectionElement>('#log tbody');
-  const row = document.createElement('tr');
-  for (const text of [envelope.timestamp.slice(11, 23), direction === 'in' ? '←' : '→', envelope.type, short(peer), String(envelope.seq)]) {
-    const td = document.createElement('td');
-    td.textContent = text;
-    row.append(td);
-  }
-  body.prepend(row);
-  while (body.rows.length > MAX_LOG_ROWS) body.deleteRow(body.rows.length - 1);
-}
-
-interface JoinParams {
-  relays: string[];
-  cluster: string;
-  /** base64url cluster public key: verifies the join tokens other peers present. */
-  clusterKey: string | null;
-  tokenParam: string | null;
-}
-
-function readJoinParams(): JoinParams {
-  const query = new URLSearchParams(location.search);
-  const fragment = new URLSearchParams(location.hash.replace(/^#/, ''));
-  return { relays: query.getAll('relay'), cluster: query.get('cluster') ?? '', clusterKey: query.get('key'), tokenParam: fragment.get('token') };
-}
-
-async function boot(): Promise<HyperSyncPeer> {
-  const params = readJoinParams();
-  if (params.relays.length === 0 || params.cluster === '' || params.tokenParam === null || params.clusterKey === null) {
-    throw new Error(
-      'This page needs to know where to join: a relay address, a cluster id and key, and a join token.\n' +
-        'Run `npm start` in the project and open the URL it prints (it looks like\n' +
-        'http://127.0.0.1:9092/?relay=/ip4/127.0.0.1/tcp/…&cluster=…&key=…#token=…).',
-    );
-  }
-  const joinToken = decodeJoinTokenParam(params.tokenParam);
-  el<HTMLElement>('#cluster').textContent = params.cluster;
-  el<HTMLElement>('#relay').textContent = params.relays.join('\n');
-  let clusterPublicKey: Uint8Array;
-  try {
-    clusterPublicKey = base64urlDecode(params.clusterKey);
-    if (clusterPublicKey.length !== 32) throw new Error('length');
-  } catch {
-    throw new Error('The cluster key in the URL (key=…) is not a 32-byte base64url key. Open the URL `npm start` prints.');
-  }
-  return startPeer({ cluster: params.cluster, roles: ['browser', 'learner'], relays: params.relays, allowlist: [], clusterPublicKey, joinToken });
-}
-
-const received: Envelope[] = [];
-let resolveReady: () => void = () => undefined;
-let rejectReady: (e: unknown) => void = () => undefined;
-const ready = new Promise<void>((resolve, reject) => {
-  resolveReady = resolve;
-  rejectReady = reject;
-});
 let peer: HyperSyncPeer | undefined;
+const received: Envelope[] = [];
+const early = new Map<AnyHandler, { type: PeerEventType | '*'; off: (() => void) | null }>();
 
 function requirePeer(): HyperSyncPeer {
   if (peer === undefined) throw new Error('peer not started yet: await window.hypersync.ready');
   return peer;
+}
+
+function subscribe(type: PeerEventType | '*', handler: AnyHandler): () => void {
+  if (peer !== undefined) return peer.on(type as '*', handler);
+  if (early.size >= MAX_EARLY_HANDLERS) throw new RangeError(`more than ${MAX_EARLY_HANDLERS} subscriptions before the peer started`);
+  const entry = { type, off: null as (() => void) | null };
+  early.set(handler, entry);
+  return () => {
+    entry.off?.();
+    early.delete(handler);
+  };
 }
 
 window.hypersync = {
@@ -153,40 +77,175 @@ window.hypersync = {
   connections: () => peer?.connections() ?? [],
   send: (to, type, payload) => requirePeer().send(to, type, payload),
   broadcast: (type, payload) => requirePeer().broadcast(type, payload),
-  on: (type, handler) => requirePeer().on(type as '*', handler),
+  on: subscribe,
   received: () => [...received],
   stop: async () => {
     await peer?.stop();
   },
 };
 
-boot()
-  .then((started) => {
-    peer = started;
-    el<HTMLElement>('#peer-id').textContent = started.peerId;
-    const status = el<HTMLElement>('#status');
-    status.textContent = 'online';
-    status.className = 'badge ok';
-    started.on('*', (event: PeerEvent) => {
-      if (event.type === 'ico:in') {
-        received.push(event.envelope);
-        if (received.length > MAX_LOG_ROWS) received.shift();
-        appendLog('in', event.envelope, event.envelope.sender);
-      } else if (event.type === 'ico:out') {
-        appendLog('out', event.envelope, event.to);
-      }
-    });
-    const refresh = (): void => renderPeers(started.peers());
-    for (const type of ['peer:established', 'peer:down', 'peer:up', 'peer:goodbye', 'peer:rejected', 'peer:transport'] as const) {
-      started.on(type, refresh as (e: PeerEventOf<typeof type>) => void);
+/** What the tab knows about each relay it was told to use. */
+interface RelayTrack {
+  addr: string;
+  peerId: string;
+  /** Last time a session with it was established (0: never). */
+  lastUp: number;
+  /** Why it sent us away, if it did (GOODBYE other than a shutdown). */
+  refusal: string | null;
+}
+
+function relayView(track: RelayTrack, info: PeerInfo | undefined, startedAt: number, now: number): SelfView['relays'][number] {
+  const base = { addr: track.addr, peerId: track.peerId };
+  if (info?.state === 'established') return { ...base, state: 'connected', detail: `ICO session up over ${info.transport}` };
+  if (track.refusal !== null) return { ...base, state: 'rejected', detail: track.refusal };
+  const since = Math.max(startedAt, track.lastUp);
+  if (now - since > RELAY_GRACE_MS) return { ...base, state: 'unreachable', detail: `no session for ${Math.round((now - since) / 1000)} s; still retrying` };
+  return { ...base, state: 'connecting', detail: 'dialing' };
+}
+
+function run(params: JoinParams, started: HyperSyncPeer): void {
+  const startedAt = Date.now();
+  const relayIds = new Set(params.relayIds);
+  const relays = params.relays.map((addr, i): RelayTrack => ({ addr, peerId: params.relayIds[i]!, lastUp: 0, refusal: null }));
+  const log = new MessageLog();
+  const showHeartbeats = byId<HTMLInputElement>('show-heartbeats');
+  const name = (id: string): string => (id === started.peerId ? 'this tab' : relayIds.has(id) ? `relay ${shortId(id)}` : shortId(id));
+
+  let logDirty = true;
+  const refresh = (): void => {
+    const now = Date.now();
+    const peers = started.peers();
+    const views = relays.map((r) => relayView(r, peers.find((p) => p.peerId === r.peerId), startedAt, now));
+    renderSelf({ peerId: started.peerId, cluster: started.cluster, roles: ['browser', 'learner'], relays: views });
+    renderPeers(peers, relayIds, now);
+    renderRecipients(peers, name);
+    const list = params.relays.join(', ');
+    if (views.some((v) => v.state === 'connected')) {
+      setStatus('online', 'online');
+      setBanner('warning', null);
+    } else if (views.some((v) => v.state === 'rejected')) {
+      setStatus('error', 'refused');
+      const why = views.find((v) => v.state === 'rejected')?.detail ?? '';
+      setBanner('error', `The relay refused this tab: ${why}\nThe join token in the URL may be stale: open the URL that \`npm start\` prints now.`);
+    } else if (views.every((v) => v.state === 'unreachable')) {
+      setStatus('error', 'relay unreachable');
+      setBanner('warning', `Cannot reach the relay at ${list} (still retrying with backoff).\nIs the devnet running? Start it with \`npm start\` in the project folder and open the URL it prints.`);
+    } else {
+      setStatus('connecting', 'connecting…');
     }
-    setInterval(refresh, 1000);
+  };
+  const renderLogNow = (): void => {
+    if (!logDirty) return;
+    logDirty = false;
+    renderLog(log.entries(showHeartbeats.checked), log.totals(), name);
+  };
+
+  started.on('*', (event: PeerEvent) => {
+    switch (event.type) {
+      case 'ico:in':
+        log.record('in', event.envelope, started.peerId, Date.now());
+        if (event.envelope.type !== 'HEARTBEAT') {
+          received.push(event.envelope);
+          if (received.length > MAX_RECEIVED) received.shift();
+        }
+        logDirty = true;
+        return;
+      case 'ico:out':
+        log.record('out', event.envelope, event.to, Date.now());
+        logDirty = true;
+        return;
+      case 'peer:established': {
+        const track = relays.find((r) => r.peerId === event.peer.peerId);
+        if (track !== undefined) {
+          track.lastUp = Date.now();
+          track.refusal = null;
+        }
+        break;
+      }
+      case 'peer:goodbye': {
+        const track = relays.find((r) => r.peerId === event.peerId);
+        if (track !== undefined) {
+          if (event.code === 'shutdown') track.lastUp = Date.now();
+          else track.refusal = `${event.code}: ${event.reason}`;
+        }
+        break;
+      }
+      default:
+        break;
+    }
     refresh();
-    resolveReady();
-  })
-  .catch((error: unknown) => {
-    showError(error instanceof Error ? error.message : String(error));
-    rejectReady(error);
   });
-// An unhandled rejection of `ready` would be noise when nobody awaits it.
-ready.catch(() => undefined);
+  showHeartbeats.addEventListener('change', () => {
+    logDirty = true;
+    renderLogNow();
+  });
+  // Logs change many times a second under heartbeats: render them at most once a frame.
+  const frame = (): void => {
+    renderLogNow();
+    requestAnimationFrame(frame);
+  };
+  requestAnimationFrame(frame);
+  setInterval(refresh, REFRESH_MS);
+  refresh();
+  wireSendForm(started);
+}
+
+function wireSendForm(started: HyperSyncPeer): void {
+  const form = byId<HTMLFormElement>('send-form');
+  const result = byId<HTMLElement>('send-result');
+  byId<HTMLButtonElement>('send-button').disabled = false;
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const to = byId<HTMLSelectElement>('send-to').value;
+    const type = byId<HTMLSelectElement>('send-type').value as SendType;
+    let payload: Payload;
+    try {
+      const parsed: unknown = JSON.parse(byId<HTMLInputElement>('send-payload').value);
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('the payload must be a JSON object');
+      payload = parsed as Payload;
+    } catch (e) {
+      result.textContent = e instanceof Error ? e.message : String(e);
+      result.className = 'bad';
+      return;
+    }
+    result.textContent = 'sending…';
+    result.className = 'muted';
+    const sent = to === '*' ? started.broadcast(type, payload) : started.send(to, type, payload);
+    sent.then(
+      () => {
+        result.textContent = `sent ${type} to ${to === '*' ? 'all peers' : shortId(to)}`;
+        result.className = 'ok';
+      },
+      (e: unknown) => {
+        result.textContent = e instanceof Error ? e.message : String(e);
+        result.className = 'bad';
+      },
+    );
+  });
+}
+
+async function boot(): Promise<void> {
+  let params: JoinParams;
+  try {
+    params = parseJoinParams(location.search, location.hash, Date.now());
+  } catch (e) {
+    setStatus('error', 'not joined');
+    setBanner('error', e instanceof Error ? e.message : String(e));
+    throw e;
+  }
+  byId('cluster').textContent = params.cluster;
+  renderSelf({ peerId: '', cluster: params.cluster, roles: ['browser', 'learner'], relays: params.relays.map((addr, i) => ({ addr, peerId: params.relayIds[i]!, state: 'connecting', detail: 'starting' })) });
+  let started: HyperSyncPeer;
+  try {
+    started = await startPeer({ cluster: params.cluster, roles: ['browser', 'learner'], relays: params.relays, allowlist: [], clusterPublicKey: params.clusterPublicKey, joinToken: params.joinToken });
+  } catch (e) {
+    setStatus('error', 'error');
+    setBanner('error', `This tab could not start its peer: ${e instanceof Error ? e.message : String(e)}`);
+    throw e;
+  }
+  peer = started;
+  for (const [handler, entry] of early) entry.off = started.on(entry.type as '*', handler);
+  run(params, started);
+}
+
+boot().then(resolveReady, rejectReady);

@@ -1,0 +1,129 @@
+// What a person sees on the web app in Chromium: instructions when the URL lacks join
+// parameters, a warning when the relay cannot be reached, a refusal when the relay does not
+// admit the token, and, when joined, the relay and peers with a log fed by the send form.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from './browsers.ts';
+import { deadRelayAddr, HOOK_TIMEOUT_MS, joinUrl, startStack, TEST_TIMEOUT_MS, until, type Stack } from './harness.ts';
+import { crypto, peerIdFromPublicKeyBytes } from '../src/crypto/index.ts';
+
+let stack: Stack;
+let browser: Browser;
+
+before(
+  async () => {
+    stack = await startStack();
+    browser = await launchChromium();
+  },
+  { timeout: HOOK_TIMEOUT_MS },
+);
+
+after(
+  async () => {
+    await browser?.close();
+    await stack?.stop();
+  },
+  { timeout: HOOK_TIMEOUT_MS },
+);
+
+/** A fresh tab with its own identity store; closed by the caller. */
+async function open(url: string): Promise<Page> {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  page.on('pageerror', (e) => process.stderr.write(`page error: ${e.message}\n`));
+  await page.goto(url);
+  return page;
+}
+
+async function status(page: Page): Promise<string | null> {
+  return page.locator('#status').getAttribute('data-status');
+}
+
+test('without join parameters the page says what is missing and to run npm start', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const page = await open(stack.base);
+  try {
+    const failure = await page.evaluate(() => window.hypersync.ready.then(() => null, (e: unknown) => (e instanceof Error ? e.name : String(e))));
+    assert.equal(failure, 'JoinParamsError');
+    const banner = page.locator('#banner');
+    assert.equal(await banner.isVisible(), true);
+    const text = await banner.innerText();
+    assert.match(text, /lacks: relay, cluster, key, #token/);
+    assert.match(text, /npm start/);
+    assert.equal(await status(page), 'error');
+  } finally {
+    await page.context().close();
+  }
+});
+
+test('an unreachable relay is reported on the page while the tab keeps retrying', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const dead = await deadRelayAddr();
+  const page = await open(joinUrl(stack.base, { relays: [dead], clusterSigner: stack.clusterSigner }));
+  try {
+    await page.evaluate(() => window.hypersync.ready);
+    assert.equal(await status(page), 'connecting', 'not declared unreachable before the grace period');
+    await until(async () => ((await status(page)) === 'error' ? true : undefined), 20_000, 'the unreachable-relay status');
+    const text = await page.locator('#banner').innerText();
+    assert.match(text, /Cannot reach the relay/);
+    assert.ok(text.includes(dead), 'the banner names the address it tried');
+    assert.match(text, /npm start/);
+    assert.equal(await page.locator('#relays [data-state="unreachable"]').count(), 1);
+  } finally {
+    await page.context().close();
+  }
+});
+
+test('a token issued to another peer is refused by the relay, and the page says why', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const someoneElse = peerIdFromPublicKeyBytes(crypto.createSigner(crypto.randomBytes(32)).publicKey);
+  const page = await open(joinUrl(stack.base, { relays: stack.relay.multiaddrs.slice(0, 1), clusterSigner: stack.clusterSigner, tokenPeer: someoneElse }));
+  try {
+    await page.evaluate(() => window.hypersync.ready);
+    await until(async () => ((await status(page)) === 'error' ? true : undefined), 20_000, 'the refusal');
+    const text = await page.locator('#banner').innerText();
+    assert.match(text, /The relay refused this tab/);
+    assert.match(text, /another peer/);
+  } finally {
+    await page.context().close();
+  }
+});
+
+test('a joined tab shows the relay and a second tab, and the send form puts a signed message in both logs', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const a = await open(stack.pageUrl);
+  const b = await open(stack.pageUrl);
+  try {
+    await a.evaluate(() => window.hypersync.ready);
+    await b.evaluate(() => window.hypersync.ready);
+    const bId = await b.evaluate(() => window.hypersync.peerId);
+    assert.match(await a.locator('#peer-id').innerText(), /^12D3KooW/);
+    await until(async () => ((await status(a)) === 'online' ? true : undefined), 20_000, 'online');
+    assert.equal(await a.locator('#relays [data-state="connected"]').count(), 1);
+    assert.equal(await a.locator('#banner').isVisible(), false);
+    const relayRow = a.locator(`#peers-body tr[data-peer-id="${stack.relay.peerId}"]`);
+    assert.match(await relayRow.innerText(), /relay[\s\S]*WebSocket[\s\S]*established[\s\S]*up/);
+    // The HELLO exchange with the relay is in the log.
+    assert.ok((await a.locator('#log-body tr[data-type="HELLO"]').count()) >= 2);
+
+    await until(async () => ((await a.locator(`#send-to option[value="${bId}"]`).count()) === 1 ? true : undefined), 30_000, 'tab B to be a recipient');
+    await a.locator('#send-to').selectOption(bId);
+    await a.locator('#send-type').selectOption('CONSENSUS');
+    await a.locator('#send-payload').fill('{"via":"the form"}');
+    await a.locator('#send-button').click();
+    await until(async () => ((await a.locator('#send-result').innerText()).startsWith('sent CONSENSUS') ? true : undefined), 10_000, 'the form to confirm');
+    await until(async () => ((await b.locator('#log-body tr[data-type="CONSENSUS"]').count()) === 1 ? true : undefined), 10_000, 'the row at tab B');
+    const atB = (await b.evaluate(() => window.hypersync.received())).find((e) => e.type === 'CONSENSUS');
+    assert.deepEqual(atB?.payload, { via: 'the form' });
+
+    // A payload that is not a JSON object is refused on the page, nothing is sent.
+    await a.locator('#send-payload').fill('[1,2]');
+    await a.locator('#send-button').click();
+    assert.match(await a.locator('#send-result').innerText(), /JSON object/);
+
+    // HEARTBEAT rows are hidden until asked for.
+    assert.equal(await a.locator('#log-body tr[data-type="HEARTBEAT"]').count(), 0);
+    await a.locator('#show-heartbeats').check();
+    await until(async () => ((await a.locator('#log-body tr[data-type="HEARTBEAT"]').count()) > 0 ? true : undefined), 5_000, 'heartbeat rows');
+  } finally {
+    await a.context().close();
+    await b.context().close();
+  }
+});
