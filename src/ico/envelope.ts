@@ -62,8 +62,11 @@ export class EnvelopeSealer {
   }
 
   seal(type: IcoType, payload: { [key: string]: Json }, now: number): { envelope: Envelope; bytes: Uint8Array } {
-    // ms * 1024 stays monotonic across restarts while we send < 1024 envelopes per ms.
-    this.#seq = Math.max((this.#seq ?? 0) + 1, Math.floor(now) * 1024);
+    // The first seq is ms * 1024, so a restarted sender keeps rising (while it averages fewer
+    // than 1024 envelopes per ms); after that +1, so consecutive envelopes stay inside the
+    // receiver's 1024-wide replay window and reordering (gossip, a stream moving to a better
+    // connection) is not mistaken for replay.
+    this.#seq = this.#seq === undefined ? Math.floor(now) * 1024 : this.#seq + 1;
     const unsigned = { v: this.version, type, sender: this.sender, seq: this.#seq, timestamp: new Date(now).toISOString(), payload };
     const signature = base64urlEncode(this.#signer.sign(canonicalBytes(unsigned)));
     const envelope: Envelope = { ...unsigned, signature };

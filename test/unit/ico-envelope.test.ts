@@ -149,3 +149,13 @@ test('property: payloads round-trip, and any single flipped byte is rejected wit
     { numRuns: 300 },
   );
 });
+
+test('envelopes sealed milliseconds apart stay within one replay window, so reordering is accepted', () => {
+  const sealer = new EnvelopeSealer({ signer: alice.signer, sender: alice.peerId });
+  const first = sealer.seal('STATE_SYNC', { n: 1 }, NOW);
+  const second = sealer.seal('STATE_SYNC', { n: 2 }, NOW + 5);
+  assert.equal(second.envelope.seq, first.envelope.seq + 1);
+  const replay = new ReplayGuard();
+  assert.equal(codeOf(second.bytes, { now: NOW, replay }), 'ok');
+  assert.equal(codeOf(first.bytes, { now: NOW, replay }), 'ok', 'the earlier envelope arriving second is not a replay');
+});
