@@ -161,8 +161,16 @@ test('a restarted peer keeps its PeerId and rejoins', async () => {
 });
 
 test('when the relay drops and comes back on the same address, peers reconnect to it', async () => {
-  // A relay on a fixed port, so its restart keeps the address the peer was given.
-  const port = 19490;
+  // A relay on a fixed port, so its restart keeps the address the peer was given; the port is
+  // one the OS just handed out, so parallel runs on the machine do not collide.
+  const { createServer } = await import('node:net');
+  const port = await new Promise<number>((resolve) => {
+    const probe = createServer();
+    probe.listen(0, '127.0.0.1', () => {
+      const p = (probe.address() as { port: number }).port;
+      probe.close(() => resolve(p));
+    });
+  });
   const relayDir = join(dir, 'relay2');
   const peerDir = join(dir, 'n4');
   const relayId = peerIdFromPrivateKey(await loadOrCreateKey(relayDir)).toString();
