@@ -10,6 +10,7 @@ commands:
   node        run a peer that joins a cluster through a relay
   keys        peer keys, cluster key, join tokens
   receipts    export, verify and prove signed receipts
+  cluster     consensus status of a running cluster (leader, term, commit index, members)
 
 Run 'hypersync <command> --help' for the options of each.
 `;
@@ -43,6 +44,8 @@ export async function main(argv: string[]): Promise<number> {
         return await (await import('./peer-commands.ts')).nodeCommand(rest, out);
       case 'keys':
         return await (await import('./keys.ts')).keysCommand(rest, out);
+      case 'cluster':
+        return await (await import('./cluster.ts')).clusterCommand(rest, out);
       case 'receipts':
         return await (await import('./receipts.ts')).receiptsCommand(rest, out);
       default:

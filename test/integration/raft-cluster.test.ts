@@ -4,8 +4,10 @@
 // by a linearizable read, and the killed peer, restarted far behind, must catch up by snapshot.
 // KILL_RUNS=N repeats the kill N times in one run (the issue asks for ten in a row).
 import { strict as assert } from 'node:assert';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
-import { killAll } from '../harness/processes.ts';
+import { BIN, killAll } from '../harness/processes.ts';
 import { clusterStatus, execute, lastStatus, startRaftCluster, until, type RaftCluster } from '../harness/raft-cluster.ts';
 
 const SNAPSHOT_EVERY = 200;
@@ -35,6 +37,11 @@ describe('raft cluster: relay learner + three voters', () => {
     assert.equal(s.members.filter((m) => m.role === 'voter').length, 3);
     assert.equal(s.members.filter((m) => m.role === 'learner').length, 1);
     assert.ok(s.term >= 2 && s.leader !== null && s.commit_index >= 5, JSON.stringify(s));
+    // The operator's view: `hypersync cluster status` names the same leader and members.
+    const cli = await promisify(execFile)(process.execPath, [BIN, 'cluster', 'status', '--api', c.api]);
+    assert.match(cli.stdout, new RegExp(`leader: +${s.leader}`));
+    assert.equal(cli.stdout.match(/ voter/g)?.length, 3, cli.stdout);
+    assert.match(cli.stdout, /learner \(this relay\)/);
     // Every voter applies it too (its raft:status lines report the applied index).
     const target = s.commit_index;
     for (const n of c.nodes) await until(`${n.name} applied ${target}`, async () => lastStatus(n.proc), (st) => Number(st?.['applied']) >= target, 10_000, 100);

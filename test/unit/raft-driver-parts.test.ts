@@ -1,0 +1,169 @@
+// The driver's pure-ish parts: the CONSENSUS payload codec (a trust boundary), durable Raft
+// storage (truncation, snapshots, reopen), and the replica's receipt bookkeeping (no
+// duplicate receipts on replay, the offset after a snapshot jump).
+import { strict as assert } from 'node:assert';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { bootstrapState, type Entry, type Message } from '../../src/consensus/raft/index.ts';
+import { crypto, peerIdFromPublicKeyBytes } from '../../src/crypto/index.ts';
+import { decodeConsensusPayload, encodeConsensusPayload, MAX_MESSAGES_PER_ENVELOPE } from '../../src/net/raft-wire.ts';
+import { RaftStorage } from '../../src/net/raft-storage.ts';
+import { Replica } from '../../src/net/replica.ts';
+import { encodeCommand, StateMachine } from '../../src/statemachine/index.ts';
+import { LevelStore } from '../../src/store/level.ts';
+import { MemoryStore } from '../../src/store/memory.ts';
+import type { Store } from '../../src/store/types.ts';
+import type { JsonObject } from '../../src/ico/types.ts';
+
+const enc = new TextEncoder();
+const e = (index: number, term: number, text = `e${index}`): Entry => ({ index, term, type: 'normal', data: enc.encode(text) });
+
+describe('CONSENSUS payload codec', () => {
+  const base = { term: 3, from: 'a', to: 'b' };
+  const all: Message[] = [
+    { ...base, type: 'vote', preVote: true, lastIndex: 9, lastTerm: 2, transfer: false },
+    { ...base, type: 'voteResp', preVote: false, reject: true },
+    { ...base, type: 'append', prevIndex: 4, prevTerm: 2, commit: 4, entries: [e(5, 3), { index: 6, term: 3, type: 'confChange', data: enc.encode('{}') }] },
+    { ...base, type: 'appendResp', index: 6, reject: false, hintIndex: 0, hintTerm: 0 },
+    { ...base, type: 'heartbeat', commit: 6, readSeq: 2 },
+    { ...base, type: 'heartbeatResp', readSeq: 2 },
+    { ...base, type: 'snapshot', meta: { index: 100, term: 3, conf: { voters: ['a', 'b'], learners: ['c'] } }, offset: 0, totalBytes: 3, chunk: Uint8Array.of(1, 2, 3) },
+    { ...base, type: 'snapshotResp', snapIndex: 100, nextOffset: 3, reject: false },
+    { ...base, type: 'timeoutNow' },
+    { ...base, type: 'readIndex', ctx: 'r1' },
+    { ...base, type: 'readIndexResp', ctx: 'r1', index: 6 },
+  ];
+
+  test('every Raft message type survives the JSON round trip', () => {
+    const wire = JSON.parse(JSON.stringify(encodeConsensusPayload({ k: 'raft', msgs: all }))) as JsonObject;
+    assert.deepEqual(decodeConsensusPayload(wire), { k: 'raft', msgs: all });
+  });
+
+  test('client proposals and answers round-trip', () => {
+    const props = { k: 'propose' as const, props: [{ id: 1, operator_id: 'kv.put', inputs: { key: 'a', value: 1 }, client: 'c', key: 'k' }] };
+    assert.deepEqual(decodeConsensusPayload(JSON.parse(JSON.stringify(encodeConsensusPayload(props))) as JsonObject), props);
+    const answers = { k: 'proposed' as const, answers: [{ id: 1, index: 7, term: 2 }, { id: 2, error: 'notLeader' as const, leader: 'x' }] };
+    assert.deepEqual(decodeConsensusPayload(JSON.parse(JSON.stringify(encodeConsensusPayload(answers))) as JsonObject), answers);
+  });
+
+  test('malformed payloads decode to null, never throw', () => {
+    const good = encodeConsensusPayload({ k: 'raft', msgs: [all[0] as Message] });
+    const bad: unknown[] = [
+      {},
+      { k: 'nope' },
+      { k: 'raft', msgs: [] },
+      { k: 'raft', msgs: 'x' },
+      { k: 'raft', msgs: [{ ...(good['msgs'] as JsonObject[])[0], term: -1 }] },
+      { k: 'raft', msgs: [{ ...(good['msgs'] as JsonObject[])[0], type: 'evil' }] },
+      { k: 'raft', msgs: [{ ...base, type: 'append', prevIndex: 0, prevTerm: 0, commit: 0, entries: [[1, 1, 0, '***']] }] },
+      { k: 'raft', msgs: [{ ...base, type: 'append', prevIndex: 0, prevTerm: 0, commit: 0, entries: [[1, 1, 7, '']] }] },
+      { k: 'raft', msgs: Array.from({ length: MAX_MESSAGES_PER_ENVELOPE + 1 }, () => (good['msgs'] as JsonObject[])[0]) },
+      { k: 'propose', props: [{ id: 1, operator_id: 'x'.repeat(500), inputs: {}, client: 'c', key: 'k' }] },
+      { k: 'proposed', answers: [{ id: 1, error: 'other', leader: '' }] },
+    ];
+    for (const b of bad) assert.equal(decodeConsensusPayload(b as JsonObject), null, JSON.stringify(b).slice(0, 80));
+  });
+});
+
+function storageSuite(name: string, open: () => Promise<{ store: Store; reopen: () => Promise<Store> }>): void {
+  describe(`RaftStorage on ${name}`, () => {
+    test('bootstrap, append, truncate on conflict, reopen', async () => {
+      const { store, reopen } = await open();
+      const first = await RaftStorage.open(store);
+      assert.equal(first.fresh, true);
+      const boot = bootstrapState(['a', 'b', 'c']);
+      await first.storage.persist({ hardState: boot.hardState, entries: boot.entries });
+      await first.storage.persist({ hardState: { term: 2, vote: 'a', commit: 3 }, entries: [4, 5, 6, 7].map((i) => e(i, 2)) });
+      // A new leader overwrites 6.. with its own entries: 8 and up are now stale leftovers.
+      await first.storage.persist({ hardState: { term: 3, vote: 'b', commit: 5 }, entries: [e(6, 3, 'new6')] });
+      await first.storage.close();
+      const again = await RaftStorage.open(await reopen());
+      assert.equal(again.fresh, false);
+      assert.deepEqual(again.state.hardState, { term: 3, vote: 'b', commit: 5 });
+      assert.deepEqual(again.state.entries.map((x) => [x.index, x.term]), [[1, 1], [2, 1], [3, 1], [4, 2], [5, 2], [6, 3]]);
+      assert.equal(new TextDecoder().decode(again.state.entries[5]!.data), 'new6');
+    });
+
+    test('a compaction snapshot keeps the entries after it; an installed snapshot discards the log', async () => {
+      const { store, reopen } = await open();
+      const { storage } = await RaftStorage.open(store);
+      await storage.persist({ hardState: { term: 1, vote: '', commit: 10 }, entries: Array.from({ length: 10 }, (_, i) => e(i + 1, 1)) });
+      const conf = { voters: ['a', 'b', 'c'], learners: [] };
+      const big = new Uint8Array(2_500_000).map((_, i) => i % 251); // spans three chunks
+      await storage.saveSnapshot({ meta: { index: 6, term: 1, conf }, data: big });
+      await storage.close();
+      const after = await RaftStorage.open(await reopen());
+      assert.equal(after.state.snapshot?.meta.index, 6);
+      assert.deepEqual(after.state.snapshot?.data, big);
+      assert.deepEqual(after.state.entries.map((x) => x.index), [7, 8, 9, 10]);
+      // A follower installs a newer snapshot from the leader: its whole log goes.
+      await after.storage.persist({ hardState: { term: 2, vote: '', commit: 50 }, entries: [], snapshot: { meta: { index: 50, term: 2, conf }, data: Uint8Array.of(9) } });
+      await after.storage.persist({ entries: [e(51, 2)] });
+      await after.storage.close();
+      const last = await RaftStorage.open(await reopen());
+      assert.equal(last.state.snapshot?.meta.index, 50);
+      assert.deepEqual(last.state.entries.map((x) => x.index), [51]);
+    });
+  });
+}
+
+storageSuite('the memory store', async () => {
+  const store = new MemoryStore();
+  return { store, reopen: async () => store };
+});
+storageSuite('LevelDB', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'raft-storage-'));
+  let store = await LevelStore.open(dir);
+  return {
+    store,
+    reopen: async () => {
+      await store.close();
+      store = await LevelStore.open(dir);
+      return store;
+    },
+  };
+});
+
+describe('Replica', () => {
+  const seed = crypto.randomBytes(32);
+  const signer = crypto.createSigner(seed);
+  const peerId = peerIdFromPublicKeyBytes(signer.publicKey);
+  const put = (key: string, value: number, ts = 1_700_000_000_000 + value) => encodeCommand({ operator_id: 'kv.put', inputs: { key, value }, timestamp: ts, session: { client: 'c', key } });
+
+  test('one receipt per execution, none for a deduplicated retry, none twice after a restart replay', async () => {
+    const store = new MemoryStore();
+    const r = await Replica.open({ store, signer, peerId });
+    const a = r.apply(put('a', 1));
+    const b = r.apply(put('b', 2));
+    const retry = r.apply(put('a', 1));
+    assert.equal(retry.result.ok && retry.result.replayed, true);
+    assert.equal((await retry.receipt!).receipt_id, (await a.receipt!).receipt_id);
+    assert.equal((await b.receipt!).index, 1);
+    await r.flush();
+    // Restart: the state machine starts empty and the log is re-applied; receipts exist already.
+    const again = await Replica.open({ store, signer, peerId });
+    again.apply(put('a', 1));
+    const b2 = again.apply(put('b', 2));
+    assert.equal((await b2.receipt!).receipt_id, (await b.receipt!).receipt_id);
+    const c = again.apply(put('c', 3));
+    assert.equal((await c.receipt!).index, 2);
+    await again.flush();
+    assert.equal(again.log.size, 3);
+  });
+
+  test('installing a snapshot that jumps ahead shifts receipt indices by the executions it skipped', async () => {
+    const leader = new StateMachine();
+    for (let i = 0; i < 5; i++) leader.apply({ operator_id: 'kv.put', inputs: { key: `k${i}`, value: i }, timestamp: 1 });
+    const r = await Replica.open({ store: new MemoryStore(), signer, peerId });
+    r.apply(put('x', 1));
+    await r.restore(leader.snapshot());
+    assert.equal(r.ordinal, 5);
+    const next = r.apply(put('y', 9));
+    const receipt = await next.receipt!;
+    assert.equal(receipt.index, 1, 'the second receipt in this replica log');
+    assert.equal(r.ordinalOf(receipt.index), 5);
+    assert.equal((await r.receiptFor(5)).receipt_id, receipt.receipt_id);
+  });
+});
