@@ -80,12 +80,14 @@ describe('raft cluster: relay learner + three voters', () => {
         }
       };
       const workers = Array.from({ length: CLIENTS }, (_, w) => worker(w));
+      let victimIndex = -1;
       try {
         await until('some acknowledged writes', async () => acked.size, (n) => n >= 50, 20_000, 50);
         const before = await clusterStatus(c.api);
         const leaderIndex = c.nodes.findIndex((n) => n.peerId === before.leader);
         assert.ok(leaderIndex >= 0, `leader ${before.leader} is not a node`);
         const victim = c.nodes[leaderIndex]!;
+        victimIndex = leaderIndex;
         const killedAt = Date.now();
         victim.proc.child.kill('SIGKILL');
         await victim.proc.exited;
@@ -123,12 +125,15 @@ describe('raft cluster: relay learner + three voters', () => {
         // Restart the victim: it is far behind and catches up by snapshot.
         const target = (await clusterStatus(c.api)).commit_index;
         const back = await c.startNode(leaderIndex);
+        victimIndex = -1;
         await back.proc.waitFor((e) => e.type === 'raft:snapshot-installed', 30_000, 'a snapshot from the leader');
         await until(`${back.name} to apply ${target}`, async () => lastStatus(back.proc), (st) => Number(st?.['applied']) >= target, 30_000, 100);
         process.stdout.write(`# run ${run}: ${acked.size} acknowledged writes all read back; ${back.name} caught up to ${target} by snapshot\n`);
       } finally {
         stop = true;
         await Promise.all(workers);
+        // A failed run leaves the cluster whole for the next one.
+        if (victimIndex >= 0) await c.startNode(victimIndex);
       }
     });
   }
