@@ -8,8 +8,10 @@ import { ValueSchema } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, createContextKey, createContextValues, type ConnectRouter, type HandlerContext, type Interceptor } from '@connectrpc/connect';
 import { fastifyConnectPlugin } from '@connectrpc/connect-fastify';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest, FastifyTypeProvider, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerBase } from 'fastify';
+import { Http2ServerRequest, type Http2Session } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { Json } from '../../src/ico/types.ts';
+import { createLogger, type Logger } from '../../src/log/logger.ts';
 import { OPERATOR_ID_PATTERN, type Receipt } from '../../src/receipts/receipt.ts';
 import { isPrincipal, type AuthFailure, type Authenticator, type Principal, type Scope } from './auth-types.ts';
 import { ApiError, type ApiBackend, type ApiErrorCode, type ConsensusKind, type ExecuteOptions, type ResultRecord } from './backend.ts';
@@ -63,18 +65,66 @@ export const ERROR_CODE_TRAILER = 'hypersync-error-code';
 export const ERROR_RETRYABLE_TRAILER = 'hypersync-retryable';
 export const ERROR_PATH_TRAILER = 'hypersync-error-path';
 
-export interface GrpcOptions {
-  backend: ApiBackend;
-  auth: Authenticator;
+export interface GrpcLimits {
   /** Per-stream buffer limit passed to backend.stream (records). */
   maxStreamBuffer?: number;
   /** Concurrent StreamResults calls. */
   maxStreams?: number;
 }
 
+export interface GrpcOptions extends GrpcLimits {
+  backend: ApiBackend;
+  auth: Authenticator;
+  logger?: Logger;
+}
+
 type CallAuth = Principal | AuthFailure;
 const NO_CREDENTIALS: AuthFailure = { code: 'UNAUTHENTICATED', message: 'no credentials' };
 const kAuth = createContextKey<CallAuth>(NO_CREDENTIALS, { description: 'hypersync principal' });
+
+/** Exempts one call from the server's idle timeouts until the returned release runs. */
+type HoldOpen = () => () => void;
+const kHoldOpen = createContextKey<HoldOpen>(() => () => undefined, { description: 'exempt a long-lived call from idle timeouts' });
+
+/** HTTP/2 sessions with live result streams, and the idle timeout each had before. */
+const heldSessions = new WeakMap<Http2Session, { streams: number; timeoutMs: number }>();
+
+/**
+ * The server's idle timeouts (Fastify `connectionTimeout` on each HTTP/2 stream or HTTP/1
+ * socket, `http2SessionTimeout` on each session) would cut a result stream that is quiet for
+ * a while though its client still listens; HTTP/2 PINGs do not count as activity. A live
+ * StreamResults call is not idle: its stream's timeout is off, and its session's is off
+ * until the session's last live stream ends, then restored.
+ */
+function holdOpenOf(raw: FastifyRequest['raw']): HoldOpen {
+  return () => {
+    if (raw instanceof Http2ServerRequest) {
+      raw.stream.setTimeout(0);
+      const session = raw.stream.session;
+      if (session === undefined) return () => undefined;
+      const held = heldSessions.get(session);
+      if (held !== undefined) held.streams++;
+      else {
+        // `timeout` is what the last setTimeout set (node's stream_base_commons); untyped.
+        const timeoutMs = (session as Http2Session & { timeout?: number }).timeout ?? 0;
+        heldSessions.set(session, { streams: 1, timeoutMs });
+        session.setTimeout(0);
+      }
+      return () => {
+        const h = heldSessions.get(session);
+        if (h === undefined || --h.streams > 0) return;
+        heldSessions.delete(session);
+        if (!session.closed && !session.destroyed && h.timeoutMs > 0) session.setTimeout(h.timeoutMs);
+      };
+    }
+    const socket = raw.socket;
+    const before = socket.timeout ?? 0;
+    socket.setTimeout(0);
+    return () => {
+      if (!socket.destroyed && before > 0) socket.setTimeout(before);
+    };
+  };
+}
 
 function hyperSyncError(code: ApiErrorCode | AuthFailure['code'], message: string, extra: { retryable?: boolean; path?: string; retryAfterSeconds?: number } = {}): ConnectError {
   const meta = new Headers({ [ERROR_CODE_TRAILER]: code });
@@ -93,7 +143,7 @@ function invalid(message: string, path?: string): ConnectError {
  * pass with their code; anything else is a bug: logged here, and answered INTERNAL with a
  * fixed message (its text could hold internals).
  */
-function toClientError(e: unknown, log: FastifyBaseLogger, rpc: string, signal: AbortSignal): ConnectError {
+function toClientError(e: unknown, log: Logger, rpc: string, signal: AbortSignal): ConnectError {
   if (e instanceof ConnectError) return e;
   // The client cancelled or its deadline passed: whatever the backend threw after that is moot.
   if (signal.aborted) return ConnectError.from(signal.reason, Code.Canceled);
@@ -218,7 +268,7 @@ function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
-function routes(opts: GrpcOptions, log: FastifyBaseLogger): (router: ConnectRouter) => void {
+function routes(opts: GrpcOptions, log: Logger): (router: ConnectRouter) => void {
   const { backend } = opts;
   const maxStreamBuffer = opts.maxStreamBuffer ?? DEFAULT_STREAM_BUFFER;
   const maxStreams = opts.maxStreams ?? DEFAULT_MAX_STREAMS;
@@ -255,6 +305,7 @@ function routes(opts: GrpcOptions, log: FastifyBaseLogger): (router: ConnectRout
     }
     if (openStreams >= maxStreams) throw new ConnectError(`more than ${maxStreams} result streams are open`, Code.ResourceExhausted);
     openStreams++;
+    const release = ctx.values.get(kHoldOpen)();
     try {
       // The generator is pulled once per written message, and a write waits for HTTP/2 flow
       // control: a slow reader stops the pulls, and backend.stream bounds what piles up.
@@ -264,6 +315,7 @@ function routes(opts: GrpcOptions, log: FastifyBaseLogger): (router: ConnectRout
     } catch (e) {
       throw toClientError(e, log, 'StreamResults', ctx.signal);
     } finally {
+      release();
       openStreams--;
     }
   }
@@ -288,10 +340,15 @@ export async function registerGrpc<S extends RawServerBase, L extends FastifyBas
     // every server flavour has (routes, hooks, content-type parsers, raw request/response).
     const connectScope = scope as unknown as FastifyInstance;
     await connectScope.register(fastifyConnectPlugin, {
-      routes: routes(opts, app.log),
+      routes: routes(opts, opts.logger ?? createLogger('api-grpc')),
       interceptors: [authInterceptor()],
       readMaxBytes: MAX_GRPC_REQUEST_BYTES,
-      contextValues: (req) => createContextValues().set(kAuth, opts.auth.authenticate(credentialsOf(req))),
+      contextValues: (req) => {
+        const auth = opts.auth.authenticate(credentialsOf(req));
+        // buildApi decorates requests with `principal` for its audit line; fill it for gRPC too.
+        if (isPrincipal(auth) && 'principal' in req) req.principal = auth;
+        return createContextValues().set(kAuth, auth).set(kHoldOpen, holdOpenOf(req.raw));
+      },
     });
   });
 }

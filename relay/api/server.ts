@@ -12,6 +12,7 @@ import type { Json } from '../../src/ico/types.ts';
 import { isPrincipal, type Authenticator, type Principal, type Scope } from './auth-types.ts';
 import { ApiError, type ApiBackend, type ExecuteOptions } from './backend.ts';
 import { codeForStatus, DEFAULT_RETRY_AFTER_S, errorBody, FASTIFY_ERRORS, HTTP_STATUS, type HttpErrorCode } from './errors.ts';
+import { registerGrpc, type GrpcLimits } from './grpc.ts';
 import { HttpMetrics } from './metrics.ts';
 import {
   clusterReplySchema,
@@ -64,6 +65,8 @@ export interface BuildApiOptions {
   timeouts?: ApiTimeouts;
   /** Extra fields for GET /healthz (the relay's peer id, multiaddrs, peer counts…). */
   health?: () => Record<string, Json>;
+  /** gRPC/Connect service hypersync.v1.HyperSync on the same port (relay/api/grpc.ts). */
+  grpc?: GrpcLimits;
 }
 
 declare module 'fastify' {
@@ -297,6 +300,8 @@ export async function buildApi(opts: BuildApiOptions): Promise<FastifyInstance> 
   app.get('/api/v1/operators', { config: { scope: 'read' }, schema: { summary: 'The operator registry with JSON Schemas', tags: ['operators'], security, response: { 200: operatorsReplySchema, ...errors } } }, async () => ({ operators: backend.operators() }));
 
   app.get('/api/v1/cluster', { config: { scope: 'read' }, schema: { summary: 'Consensus and membership status', tags: ['cluster'], security, response: { 200: clusterReplySchema, ...errors } } }, async () => backend.cluster());
+
+  await registerGrpc(app, { backend, auth, ...opts.grpc });
 
   app.get('/healthz', { schema: { summary: 'Liveness (no credentials)', tags: ['ops'], response: { 200: healthReplySchema } } }, async () => ({ status: 'ok', ...(opts.health?.() ?? {}) }));
 

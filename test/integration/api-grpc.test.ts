@@ -5,28 +5,31 @@
 import { strict as assert } from 'node:assert';
 import { execFile, spawnSync } from 'node:child_process';
 import { once, EventEmitter } from 'node:events';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createHash } from 'node:crypto';
 import { create, toBinary, toJson } from '@bufbuild/protobuf';
 import { FileDescriptorSetSchema, ValueSchema, file_google_protobuf_struct } from '@bufbuild/protobuf/wkt';
-import { Code, ConnectError, createClient, type Client, type Transport } from '@connectrpc/connect';
+import { Code, ConnectError, createClient, type Client, type Interceptor, type Transport } from '@connectrpc/connect';
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from '@connectrpc/connect-node';
-import Fastify from 'fastify';
 import type { Json } from '../../src/ico/types.ts';
 import type { Receipt } from '../../src/receipts/receipt.ts';
 import type { OperatorInfo } from '../../src/statemachine/types.ts';
-import type { AuthFailure, Authenticator, Principal, Scope } from '../../relay/api/auth-types.ts';
+import { createApiKey, KeyStoreAuthenticator } from '../../relay/api/auth.ts';
 import { ApiError, type ApiBackend, type ClusterStatus, type ExecuteRequest, type ExecuteResult, type ResultRecord } from '../../relay/api/backend.ts';
 import { ERROR_CODE_TRAILER, registerGrpc } from '../../relay/api/grpc.ts';
 import { HyperSync, file_hypersync_v1_hypersync } from '../../relay/api/gen/hypersync/v1/hypersync_pb.ts';
-import { createTestCa, type PemFiles, type TestCa } from '../harness/test-ca.ts';
+import { buildApi } from '../../relay/api/server.ts';
+import { DEV_CLIENT_CN, generateDevCa, type DevCaFiles } from '../../relay/api/tls.ts';
 
 const PYTHON = '/usr/bin/python3';
 const PY_CLIENT = new URL('../interop/grpc_client.py', import.meta.url).pathname;
 const STREAM_BUFFER = 8;
+const EXEC_TOKEN = 'exec-token-0123456789abcdef';
+const OTHER_TOKEN = 'other-token-0123456789abcdef';
+const READ_TOKEN = 'read-token-0123456789abcdef';
 const MAX_STREAMS = 3;
 
 // ---------------------------------------------------------------------------------------------
@@ -141,39 +144,44 @@ class TestBackend implements ApiBackend {
   async close(): Promise<void> {}
 }
 
-const ALL: ReadonlySet<Scope> = new Set<Scope>(['execute', 'read']);
-const TOKENS: ReadonlyMap<string, Principal | AuthFailure> = new Map<string, Principal | AuthFailure>([
-  ['exec-token', { id: 'token:exec', scopes: ALL }],
-  ['other-token', { id: 'token:other', scopes: ALL }],
-  ['read-token', { id: 'token:reader', scopes: new Set<Scope>(['read']) }],
-  ['limited-token', { code: 'RATE_LIMITED', message: 'rate limit exceeded', retryAfterSeconds: 7 }],
-]);
-
-const testAuth: Authenticator = {
-  authenticate(creds) {
-    const bearer = creds.authorization?.match(/^Bearer (\S+)$/)?.[1];
-    if (bearer !== undefined) return TOKENS.get(bearer) ?? { code: 'UNAUTHENTICATED', message: 'unknown token' };
-    if (creds.apiKey !== undefined) return { code: 'UNAUTHENTICATED', message: 'unknown API key' };
-    if (creds.certificateCN !== undefined) return { id: `cert:${creds.certificateCN}`, scopes: ALL };
-    return { code: 'UNAUTHENTICATED', message: 'credentials required' };
-  },
-};
-
 // ---------------------------------------------------------------------------------------------
 
+/** A client certificate pair: PEM text for Node, paths for Python. */
+interface ClientPem {
+  certPath: string;
+  keyPath: string;
+  cert: string;
+  key: string;
+}
+
 let dir: string;
-let ca: TestCa;
-let clientCert: PemFiles;
-let rogueCert: PemFiles;
+let devCa: DevCaFiles;
+let caPem: string;
+let clientCert: ClientPem;
+let rogueCert: ClientPem;
+let apiKey: string;
+let apiKeyId: string;
 let descriptorsPath: string;
-let app: Awaited<ReturnType<typeof startApp>>;
+let app: Awaited<ReturnType<typeof buildApi>>;
 let port: number;
 let backend: TestBackend;
 
-function transport(opts: { cert?: PemFiles; token?: string; kind?: 'grpc' | 'connect' | 'grpc-web' } = {}): Transport {
-  const baseUrl = `https://127.0.0.1:${port}`;
-  const tls = { ca: ca.cert, ...(opts.cert === undefined ? {} : { cert: opts.cert.cert, key: opts.cert.key }) };
-  const interceptors = opts.token === undefined ? [] : [bearer(opts.token)];
+function clientPem(files: DevCaFiles): ClientPem {
+  return { certPath: files.clientCert, keyPath: files.clientKey, cert: readFileSync(files.clientCert, 'utf8'), key: readFileSync(files.clientKey, 'utf8') };
+}
+
+function portOf(a: typeof app): number {
+  const address = a.server.address();
+  assert.ok(address !== null && typeof address === 'object');
+  return address.port;
+}
+
+function transport(opts: { cert?: ClientPem; token?: string; apiKey?: string; kind?: 'grpc' | 'connect' | 'grpc-web'; port?: number } = {}): Transport {
+  const baseUrl = `https://127.0.0.1:${opts.port ?? port}`;
+  const tls = { ca: caPem, ...(opts.cert === undefined ? {} : { cert: opts.cert.cert, key: opts.cert.key }) };
+  const interceptors = [];
+  if (opts.token !== undefined) interceptors.push(header('authorization', `Bearer ${opts.token}`));
+  if (opts.apiKey !== undefined) interceptors.push(header('x-api-key', opts.apiKey));
   switch (opts.kind ?? 'grpc') {
     case 'grpc':
       return createGrpcTransport({ baseUrl, nodeOptions: tls, interceptors });
@@ -184,14 +192,14 @@ function transport(opts: { cert?: PemFiles; token?: string; kind?: 'grpc' | 'con
   }
 }
 
-function bearer(token: string): Parameters<typeof createGrpcTransport>[0]['interceptors'] extends (infer I)[] | undefined ? I : never {
+function header(name: string, value: string): Interceptor {
   return (next) => (req) => {
-    req.header.set('authorization', `Bearer ${token}`);
+    req.header.set(name, value);
     return next(req);
   };
 }
 
-function client(opts: Parameters<typeof transport>[0] = { token: 'exec-token' }): Client<typeof HyperSync> {
+function client(opts: Parameters<typeof transport>[0] = { token: EXEC_TOKEN }): Client<typeof HyperSync> {
   return createClient(HyperSync, transport(opts));
 }
 
@@ -217,7 +225,7 @@ interface PyOutput {
 }
 
 function runPython(args: string[]): Promise<PyOutput> {
-  const base = ['--target', `127.0.0.1:${port}`, '--ca', ca.certPath, '--descriptors', descriptorsPath];
+  const base = ['--target', `127.0.0.1:${port}`, '--ca', devCa.ca, '--descriptors', descriptorsPath];
   return new Promise((resolve, reject) => {
     execFile(PYTHON, [PY_CLIENT, ...base, ...args], { timeout: 30_000 }, (err, stdout, stderr) => {
       if (err !== null) reject(new Error(`python client failed: ${err.message}\n${stderr}`));
@@ -232,20 +240,16 @@ function assertPythonGrpc(): void {
   assert.ok(ok, `${PYTHON} with grpc and google.protobuf is required: apt-get install -y python3-grpcio python3-protobuf`);
 }
 
-/** The relay's shape: one HTTPS port, HTTP/2 and HTTP/1.1 by ALPN, client certificates asked for but optional. */
-function startApp(server: PemFiles) {
-  return Fastify({
-    http2: true,
-    https: { allowHTTP1: true, key: server.key, cert: server.cert, ca: ca.cert, requestCert: true, rejectUnauthorized: false },
-  });
-}
-
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'hypersync-grpc-'));
-  ca = createTestCa(dir, 'cluster-ca');
-  const server = ca.issue('server', 'localhost');
-  clientCert = ca.issue('client', 'alice');
-  rogueCert = createTestCa(dir, 'rogue-ca').issue('client', 'mallory');
+  devCa = await generateDevCa(join(dir, 'tls'));
+  caPem = readFileSync(devCa.ca, 'utf8');
+  clientCert = clientPem(devCa);
+  rogueCert = clientPem(await generateDevCa(join(dir, 'rogue'), { commonName: 'Rogue CA' }));
+  const keysFile = join(dir, 'keys.json');
+  const created = await createApiKey(keysFile, 'grpc-test', ['execute', 'read']);
+  apiKey = created.secret;
+  apiKeyId = created.entry.id;
   // The Python client builds its message classes from this (the same descriptors as the
   // generated TypeScript), so no protoc is needed on the machine.
   descriptorsPath = join(dir, 'hypersync.binpb');
@@ -253,17 +257,27 @@ before(async () => {
   writeFileSync(descriptorsPath, toBinary(FileDescriptorSetSchema, fds));
 
   backend = new TestBackend();
-  app = startApp(server);
-  await registerGrpc(app, { backend, auth: testAuth, maxStreamBuffer: STREAM_BUFFER, maxStreams: MAX_STREAMS });
+  const auth = new KeyStoreAuthenticator({
+    keysFile,
+    tokens: [
+      { name: 'exec', token: EXEC_TOKEN, scopes: ['execute', 'read'] },
+      { name: 'other', token: OTHER_TOKEN, scopes: ['execute', 'read'] },
+      { name: 'reader', token: READ_TOKEN, scopes: ['read'] },
+    ],
+  });
+  app = await buildApi({
+    backend,
+    auth,
+    tls: { key: readFileSync(devCa.serverKey), cert: readFileSync(devCa.serverCert), ca: caPem },
+    grpc: { maxStreamBuffer: STREAM_BUFFER, maxStreams: MAX_STREAMS },
+  });
   await app.listen({ host: '127.0.0.1', port: 0 });
-  const address = app.server.address();
-  assert.ok(address !== null && typeof address === 'object');
-  port = address.port;
+  port = portOf(app);
 });
 
 after(async () => {
   await app?.close();
-  rmSync(dir, { recursive: true, force: true });
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 });
 
 describe('ExecuteOperator (Connect client, gRPC over HTTP/2 TLS)', () => {
@@ -290,7 +304,7 @@ describe('ExecuteOperator (Connect client, gRPC over HTTP/2 TLS)', () => {
     assert.equal(retry.replayed, true);
     assert.equal(backend.executions, before + 1);
     // The key is scoped to the caller: another principal's same key is a new execution.
-    const other = await client({ token: 'other-token' }).executeOperator({ operatorId: 'echo', inputs: { text: 'once' }, options: { idempotencyKey: 'k-1' } });
+    const other = await client({ token: OTHER_TOKEN }).executeOperator({ operatorId: 'echo', inputs: { text: 'once' }, options: { idempotencyKey: 'k-1' } });
     assert.notEqual(other.receiptId, first.receiptId);
   });
 
@@ -345,17 +359,46 @@ describe('authentication', () => {
     assert.equal(backend.executions, before);
   });
 
-  test('a token without the execute scope answers PERMISSION_DENIED; a rate-limited key RESOURCE_EXHAUSTED with retry-after', async () => {
-    await rejectsWith(client({ token: 'read-token' }).executeOperator({ operatorId: 'echo', inputs: { text: 'x' } }), Code.PermissionDenied);
-    await rejectsWith(client({ token: 'limited-token' }).executeOperator({ operatorId: 'echo', inputs: { text: 'x' } }), Code.ResourceExhausted, (e) => {
-      assert.equal(e.metadata.get('retry-after'), '7');
+  test('an API key in x-api-key metadata authenticates as that key', async () => {
+    const res = await client({ apiKey }).executeOperator({ operatorId: 'echo', inputs: { text: 'key' } });
+    assert.equal(res.status, 'success');
+    assert.equal(backend.lastPrincipal, apiKeyId);
+    await rejectsWith(client({ apiKey: 'hsk_nope_nope' }).executeOperator({ operatorId: 'echo', inputs: { text: 'x' } }), Code.Unauthenticated);
+  });
+
+  test('a token without the execute scope answers PERMISSION_DENIED; StreamResults needs only read', async () => {
+    await rejectsWith(client({ token: READ_TOKEN }).executeOperator({ operatorId: 'echo', inputs: { text: 'x' } }), Code.PermissionDenied);
+    const abort = new AbortController();
+    const isOpen = once(backend.events, 'stream-opened');
+    const s = drain(client({ token: READ_TOKEN }).streamResults({}, { signal: abort.signal })).catch((e: unknown) => e);
+    await isOpen;
+    abort.abort();
+    assert.equal(ConnectError.from(await s).code, Code.Canceled);
+  });
+
+  test('over the per-key rate limit answers RESOURCE_EXHAUSTED with retry-after', async () => {
+    const limited = await buildApi({
+      backend,
+      auth: new KeyStoreAuthenticator({ tokens: [{ name: 'exec', token: EXEC_TOKEN, scopes: ['execute', 'read'] }], ratePerSecond: 0.01, rateBurst: 1 }),
+      tls: { key: readFileSync(devCa.serverKey), cert: readFileSync(devCa.serverCert), ca: caPem },
     });
+    try {
+      await limited.listen({ host: '127.0.0.1', port: 0 });
+      const c = client({ token: EXEC_TOKEN, port: portOf(limited) });
+      await c.executeOperator({ operatorId: 'count', inputs: {} });
+      await rejectsWith(c.executeOperator({ operatorId: 'count', inputs: {} }), Code.ResourceExhausted, (e) => {
+        assert.ok(Number(e.metadata.get('retry-after')) >= 1);
+        assert.equal(e.metadata.get(ERROR_CODE_TRAILER), 'RATE_LIMITED');
+      });
+    } finally {
+      await limited.close();
+    }
   });
 
   test('a client certificate from the cluster CA authenticates (mTLS) without a token', async () => {
     const res = await client({ cert: clientCert }).executeOperator({ operatorId: 'echo', inputs: { text: 'mtls' } });
     assert.equal(res.status, 'success');
-    assert.equal(backend.lastPrincipal, 'cert:alice');
+    assert.equal(backend.lastPrincipal, `cert:${DEV_CLIENT_CN}`);
   });
 
   test('a client certificate from another CA is refused', async () => {
@@ -365,8 +408,8 @@ describe('authentication', () => {
 
 describe('one port, three protocols', () => {
   test('Connect over HTTP/1.1 and gRPC-Web over HTTP/2 reach the same service', async () => {
-    const viaConnect = await client({ token: 'exec-token', kind: 'connect' }).executeOperator({ operatorId: 'count', inputs: {} });
-    const viaWeb = await client({ token: 'exec-token', kind: 'grpc-web' }).executeOperator({ operatorId: 'count', inputs: {} });
+    const viaConnect = await client({ token: EXEC_TOKEN, kind: 'connect' }).executeOperator({ operatorId: 'count', inputs: {} });
+    const viaWeb = await client({ token: EXEC_TOKEN, kind: 'grpc-web' }).executeOperator({ operatorId: 'count', inputs: {} });
     assert.equal(viaConnect.status, 'success');
     assert.equal(viaWeb.receipt?.index, (viaConnect.receipt?.index ?? 0n) + 1n);
     await rejectsWith(client({ kind: 'connect' }).executeOperator({ operatorId: 'count', inputs: {} }), Code.Unauthenticated);
@@ -444,6 +487,37 @@ describe('StreamResults', () => {
   });
 });
 
+describe('StreamResults and idle timeouts', () => {
+  test('a quiet stream outlives the server idle timeout (gRPC on HTTP/2, Connect on HTTP/1.1)', async () => {
+    const IDLE_MS = 300;
+    const quiet = await buildApi({
+      backend,
+      auth: new KeyStoreAuthenticator({ tokens: [{ name: 'exec', token: EXEC_TOKEN, scopes: ['execute', 'read'] }] }),
+      tls: { key: readFileSync(devCa.serverKey), cert: readFileSync(devCa.serverCert), ca: caPem },
+      timeouts: { idleMs: IDLE_MS },
+    });
+    const abort = new AbortController();
+    try {
+      await quiet.listen({ host: '127.0.0.1', port: 0 });
+      const from = BigInt(backend.records.length);
+      const firsts = [];
+      for (const kind of ['grpc', 'connect'] as const) {
+        const isOpen = once(backend.events, 'stream-opened');
+        const it = client({ token: EXEC_TOKEN, port: portOf(quiet), kind }).streamResults({ fromIndex: from }, { signal: abort.signal })[Symbol.asyncIterator]();
+        firsts.push(it.next());
+        await isOpen;
+      }
+      // Nothing happens for several idle periods: this test is about time passing.
+      await new Promise((r) => setTimeout(r, 4 * IDLE_MS));
+      const done = await client().executeOperator({ operatorId: 'count', inputs: {} });
+      for (const first of firsts) assert.equal((await first).value?.receipt?.receiptId, done.receiptId);
+    } finally {
+      abort.abort();
+      await quiet.close();
+    }
+  });
+});
+
 async function drain(it: AsyncIterable<unknown>): Promise<void> {
   for await (const _ of it);
 }
@@ -453,7 +527,7 @@ describe('stock gRPC client (python3-grpcio)', () => {
 
   test('executes and reads streamed results with a bearer token', async () => {
     const from = backend.records.length;
-    const out = await runPython(['--token', 'exec-token', '--execute', 'echo', '{"text":"py1"}', '--execute', 'echo', '{"text":"py2"}', '--stream', '2', '--from-index', String(from), '--filter', 'echo']);
+    const out = await runPython(['--token', EXEC_TOKEN, '--execute', 'echo', '{"text":"py1"}', '--execute', 'echo', '{"text":"py2"}', '--stream', '2', '--from-index', String(from), '--filter', 'echo']);
     const [first, second] = out.execute;
     assert.ok(first !== undefined && !('error' in first), JSON.stringify(first));
     assert.equal(first.status, 'success');
@@ -468,7 +542,7 @@ describe('stock gRPC client (python3-grpcio)', () => {
   });
 
   test('gets INVALID_ARGUMENT, NOT_FOUND and UNAUTHENTICATED as gRPC status codes', async () => {
-    const out = await runPython(['--token', 'exec-token', '--execute', 'echo', '{"text":1}', '--execute', 'nope', '{}']);
+    const out = await runPython(['--token', EXEC_TOKEN, '--execute', 'echo', '{"text":1}', '--execute', 'nope', '{}']);
     assert.deepEqual(out.execute.map((r) => ('error' in r ? [r.error.code, r.error.hypersync_code] : 'ok')), [
       ['INVALID_ARGUMENT', 'INVALID_INPUT'],
       ['NOT_FOUND', 'UNKNOWN_OPERATOR'],
@@ -484,7 +558,7 @@ describe('stock gRPC client (python3-grpcio)', () => {
     const [r] = out.execute;
     assert.ok(r !== undefined && !('error' in r), JSON.stringify(r));
     assert.deepEqual(r.outputs, { text: 'mtls', length: 4 });
-    assert.equal(backend.lastPrincipal, 'cert:alice');
+    assert.equal(backend.lastPrincipal, `cert:${DEV_CLIENT_CN}`);
     assert.ok(Array.isArray(out.stream) && out.stream[0]?.operator_id === 'echo');
   });
 
