@@ -1,0 +1,75 @@
+// The codec of Command, the payload of one log entry: RFC 8785 JSON bytes. decodeCommand is
+// a trust boundary (log entries arrive from peers and disks): it accepts exactly the
+// Command shape within named limits and returns a typed INVALID_COMMAND error otherwise.
+import { canonicalBytes, utf8Decode } from '../crypto/index.ts';
+import type { Json } from '../ico/types.ts';
+import { OPERATOR_ID_PATTERN } from '../receipts/receipt.ts';
+import { StateMachineError } from './errors.ts';
+import { canonicalSize } from './registry.ts';
+import type { Command } from './types.ts';
+
+/** Largest encoded command (inputs are at most 1 MiB canonical; this leaves room for the rest). */
+export const MAX_COMMAND_BYTES = 2 * 1024 * 1024;
+/** Longest session client or key, in characters. */
+export const MAX_SESSION_FIELD_CHARS = 256;
+
+const COMMAND_FIELDS = new Set(['operator_id', 'inputs', 'timestamp', 'session']);
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Why `session` is not a valid session, or null. NUL is reserved as the table's separator. */
+export function sessionProblem(session: unknown): string | null {
+  if (!isPlainObject(session)) return 'session must be an object';
+  const keys = Object.keys(session);
+  if (keys.length !== 2 || !('client' in session) || !('key' in session)) return 'session must be exactly {client, key}';
+  for (const name of ['client', 'key'] as const) {
+    const v = session[name];
+    if (typeof v !== 'string' || v.length === 0 || v.length > MAX_SESSION_FIELD_CHARS) return `session.${name} must be a string of 1..${MAX_SESSION_FIELD_CHARS} characters`;
+    if (v.includes('\u0000')) return `session.${name} must not contain NUL`;
+  }
+  return null;
+}
+
+/** Why `value` is not a Command, or null. */
+export function commandProblem(value: unknown): string | null {
+  if (!isPlainObject(value)) return 'command must be a JSON object';
+  for (const k of Object.keys(value)) if (!COMMAND_FIELDS.has(k)) return `unexpected field '${k.slice(0, 40)}'`;
+  const { operator_id, inputs, timestamp } = value;
+  if (typeof operator_id !== 'string' || !OPERATOR_ID_PATTERN.test(operator_id)) return 'operator_id must be an operator identifier';
+  if (!('inputs' in value) || canonicalSize(inputs) < 0) return 'inputs must be plain JSON';
+  if (typeof timestamp !== 'number' || !Number.isSafeInteger(timestamp) || timestamp < 0) return 'timestamp must be a non-negative integer (ms since epoch)';
+  if ('session' in value) {
+    const problem = sessionProblem(value['session']);
+    if (problem !== null) return problem;
+  }
+  return null;
+}
+
+export function encodeCommand(cmd: Command): Uint8Array {
+  const problem = commandProblem(cmd);
+  if (problem !== null) throw new StateMachineError('INVALID_COMMAND', problem);
+  const bytes = canonicalBytes(cmd.session === undefined ? { operator_id: cmd.operator_id, inputs: cmd.inputs, timestamp: cmd.timestamp } : cmd);
+  if (bytes.length > MAX_COMMAND_BYTES) throw new StateMachineError('INVALID_COMMAND', `command of ${bytes.length} bytes exceeds ${MAX_COMMAND_BYTES}`);
+  return bytes;
+}
+
+/** The command in `bytes`, or a StateMachineError (INVALID_COMMAND) saying what is wrong. Never throws. */
+export function decodeCommand(bytes: Uint8Array): Command | StateMachineError {
+  const invalid = (why: string): StateMachineError => new StateMachineError('INVALID_COMMAND', why);
+  if (!(bytes instanceof Uint8Array)) return invalid('command must be bytes');
+  if (bytes.length > MAX_COMMAND_BYTES) return invalid(`command of ${bytes.length} bytes exceeds ${MAX_COMMAND_BYTES}`);
+  let value: unknown;
+  try {
+    value = JSON.parse(utf8Decode(bytes));
+  } catch {
+    return invalid('command is not UTF-8 JSON');
+  }
+  const problem = commandProblem(value);
+  if (problem !== null) return invalid(problem);
+  const v = value as { operator_id: string; inputs: Json; timestamp: number; session?: { client: string; key: string } };
+  return v.session === undefined
+    ? { operator_id: v.operator_id, inputs: v.inputs, timestamp: v.timestamp }
+    : { operator_id: v.operator_id, inputs: v.inputs, timestamp: v.timestamp, session: { client: v.session.client, key: v.session.key } };
+}

@@ -1,0 +1,208 @@
+// The replicated state machine: applies commands to a KV in log order, exactly once per
+// client session key. Invariants: apply() is a pure function of (state, command) — no
+// clocks, no randomness, no insertion-order-dependent output — so replicas fed the same
+// commands produce the same outputs and byte-identical snapshots; `ordinal` counts real
+// executions only (a dedup replay or a failure does not advance it); a failed run changes nothing.
+import { canonicalBytes, utf8Decode } from '../crypto/index.ts';
+import type { Json } from '../ico/types.ts';
+import { builtinRegistry } from './builtins.ts';
+import { sessionProblem } from './command.ts';
+import { OperatorError, StateMachineError } from './errors.ts';
+import { canonicalSize, type OperatorRegistry } from './registry.ts';
+import type { ApplyResult, Command, KvView } from './types.ts';
+
+/** Client sessions remembered for deduplication; the oldest (by ordinal) is evicted beyond it. */
+export const MAX_SESSIONS = 100_000;
+export const SNAPSHOT_VERSION = 1;
+
+export interface StateMachineOptions {
+  /** Session-table bound (default MAX_SESSIONS). Every replica must use the same value. */
+  maxSessions?: number;
+}
+
+interface Session {
+  client: string;
+  key: string;
+  ordinal: number;
+  timestamp: number;
+  outputs: Json;
+}
+
+/** Writes of one run, applied to the state only if the run succeeds. */
+class Overlay implements KvView {
+  readonly writes = new Map<string, Json | undefined>();
+  readonly #base: ReadonlyMap<string, Json>;
+  constructor(base: ReadonlyMap<string, Json>) {
+    this.#base = base;
+  }
+  get(key: string): Json | undefined {
+    return this.writes.has(key) ? this.writes.get(key) : this.#base.get(key);
+  }
+  set(key: string, value: Json): void {
+    this.writes.set(key, value);
+  }
+  delete(key: string): boolean {
+    const existed = this.get(key) !== undefined;
+    this.writes.set(key, undefined);
+    return existed;
+  }
+}
+
+class ReadOnlyView implements KvView {
+  readonly #base: ReadonlyMap<string, Json>;
+  constructor(base: ReadonlyMap<string, Json>) {
+    this.#base = base;
+  }
+  get(key: string): Json | undefined {
+    return this.#base.get(key);
+  }
+  set(): void {
+    throw new StateMachineError('INVARIANT', 'a readonly operator tried to write');
+  }
+  delete(): boolean {
+    throw new StateMachineError('INVARIANT', 'a readonly operator tried to delete');
+  }
+}
+
+function sessionId(client: string, key: string): string {
+  return `${client}\u0000${key}`;
+}
+
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+export class StateMachine {
+  readonly registry: OperatorRegistry;
+  readonly maxSessions: number;
+  readonly #kv = new Map<string, Json>();
+  /** Insertion order is ordinal order (entries are only added with a fresh, larger ordinal). */
+  readonly #sessions = new Map<string, Session>();
+  #ordinal = 0;
+
+  constructor(registry: OperatorRegistry = builtinRegistry(), options: StateMachineOptions = {}) {
+    const max = options.maxSessions ?? MAX_SESSIONS;
+    if (!Number.isSafeInteger(max) || max < 1) throw new RangeError(`maxSessions must be a positive integer, got ${max}`);
+    this.registry = registry;
+    this.maxSessions = max;
+  }
+
+  /** Number of executions applied so far = the ordinal the next execution gets = receipt log size. */
+  get ordinal(): number {
+    return this.#ordinal;
+  }
+
+  get sessionCount(): number {
+    return this.#sessions.size;
+  }
+
+  apply(cmd: Command): ApplyResult {
+    const invalid = this.registry.validate(cmd.operator_id, cmd.inputs);
+    if (invalid !== null) return { ok: false, ...invalid };
+    if (cmd.session !== undefined) {
+      const problem = sessionProblem(cmd.session);
+      if (problem !== null) return { ok: false, code: 'INVALID_COMMAND', message: problem };
+      const seen = this.#sessions.get(sessionId(cmd.session.client, cmd.session.key));
+      if (seen !== undefined) return { ok: true, outputs: structuredClone(seen.outputs), ordinal: seen.ordinal, timestamp: seen.timestamp, replayed: true };
+    }
+    const def = this.registry.get(cmd.operator_id);
+    if (def === undefined) throw new StateMachineError('INVARIANT', `validated operator ${cmd.operator_id} vanished`);
+    const overlay = new Overlay(this.#kv);
+    let outputs: Json;
+    try {
+      outputs = def.run(cmd.inputs, { kv: overlay, timestamp: cmd.timestamp });
+    } catch (e) {
+      if (e instanceof OperatorError) return { ok: false, code: 'OPERATOR_FAILED', message: `${e.code}: ${e.message}` };
+      throw e;
+    }
+    // Receipts hash the outputs: ones that cannot be canonicalized fail here, on every replica alike.
+    if (canonicalSize(outputs) < 0) return { ok: false, code: 'OPERATOR_FAILED', message: `OUTPUT_INVALID: ${cmd.operator_id} returned outputs that are not plain JSON` };
+    for (const [key, value] of overlay.writes) {
+      if (value === undefined) this.#kv.delete(key);
+      else this.#kv.set(key, structuredClone(value));
+    }
+    const ordinal = this.#ordinal++;
+    outputs = structuredClone(outputs);
+    if (cmd.session !== undefined) this.#remember({ client: cmd.session.client, key: cmd.session.key, ordinal, timestamp: cmd.timestamp, outputs });
+    return { ok: true, outputs: structuredClone(outputs), ordinal, timestamp: cmd.timestamp, replayed: false };
+  }
+
+  /** Runs a readonly operator against the current state; changes nothing (ordinal -1). */
+  query(operator_id: string, inputs: Json, timestamp = 0): ApplyResult {
+    const invalid = this.registry.validate(operator_id, inputs);
+    if (invalid !== null) return { ok: false, ...invalid };
+    const def = this.registry.get(operator_id);
+    if (def === undefined) throw new StateMachineError('INVARIANT', `validated operator ${operator_id} vanished`);
+    if (!def.readonly) return { ok: false, code: 'INVALID_COMMAND', message: `${operator_id} is not readonly: it must go through the log` };
+    let outputs: Json;
+    try {
+      outputs = def.run(inputs, { kv: new ReadOnlyView(this.#kv), timestamp });
+    } catch (e) {
+      if (e instanceof OperatorError) return { ok: false, code: 'OPERATOR_FAILED', message: `${e.code}: ${e.message}` };
+      throw e;
+    }
+    if (canonicalSize(outputs) < 0) return { ok: false, code: 'OPERATOR_FAILED', message: `OUTPUT_INVALID: ${operator_id} returned outputs that are not plain JSON` };
+    return { ok: true, outputs: structuredClone(outputs), ordinal: -1, timestamp, replayed: false };
+  }
+
+  #remember(s: Session): void {
+    this.#sessions.set(sessionId(s.client, s.key), s);
+    while (this.#sessions.size > this.maxSessions) {
+      const oldest = this.#sessions.keys().next();
+      if (oldest.done === true) break;
+      this.#sessions.delete(oldest.value);
+    }
+  }
+
+  /** Deterministic bytes (RFC 8785): equal states give equal bytes on every replica. */
+  snapshot(): Uint8Array {
+    const kv = [...this.#kv.entries()].sort((a, b) => compareStrings(a[0], b[0]));
+    const sessions = [...this.#sessions.values()].sort((a, b) => a.ordinal - b.ordinal).map((s): Json => [s.client, s.key, s.ordinal, s.timestamp, s.outputs]);
+    return canonicalBytes({ v: SNAPSHOT_VERSION, ordinal: this.#ordinal, kv, sessions });
+  }
+
+  /** Rebuilds a machine from snapshot bytes; SNAPSHOT_CORRUPT on anything but a well-formed snapshot. */
+  static restore(bytes: Uint8Array, registry?: OperatorRegistry, options: StateMachineOptions = {}): StateMachine {
+    const corrupt = (why: string): StateMachineError => new StateMachineError('SNAPSHOT_CORRUPT', `snapshot: ${why}`);
+    let value: unknown;
+    try {
+      value = JSON.parse(utf8Decode(bytes));
+    } catch {
+      throw corrupt('not UTF-8 JSON');
+    }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw corrupt('not an object');
+    const snap = value as Record<string, unknown>;
+    if (Object.keys(snap).sort().join(',') !== 'kv,ordinal,sessions,v') throw corrupt('fields must be exactly v, ordinal, kv, sessions');
+    if (snap['v'] !== SNAPSHOT_VERSION) throw corrupt(`unsupported version ${String(snap['v']).slice(0, 20)}`);
+    const ordinal = snap['ordinal'];
+    if (typeof ordinal !== 'number' || !Number.isSafeInteger(ordinal) || ordinal < 0) throw corrupt('ordinal must be a non-negative integer');
+    const kv = snap['kv'];
+    const sessions = snap['sessions'];
+    if (!Array.isArray(kv) || !Array.isArray(sessions)) throw corrupt('kv and sessions must be arrays');
+    const machine = new StateMachine(registry, options);
+    let previousKey: string | null = null;
+    for (const entry of kv as unknown[]) {
+      if (!Array.isArray(entry) || entry.length !== 2 || typeof entry[0] !== 'string') throw corrupt('a kv entry must be [key, value]');
+      const [key, v] = entry as [string, unknown];
+      if (previousKey !== null && compareStrings(previousKey, key) >= 0) throw corrupt('kv keys must be sorted and unique');
+      if (v === null || canonicalSize(v) < 0) throw corrupt(`the value of ${key.slice(0, 64)} is not a non-null JSON value`);
+      machine.#kv.set(key, v as Json);
+      previousKey = key;
+    }
+    let previousOrdinal = -1;
+    for (const entry of sessions as unknown[]) {
+      if (!Array.isArray(entry) || entry.length !== 5) throw corrupt('a session must be [client, key, ordinal, timestamp, outputs]');
+      const [client, key, o, timestamp, outputs] = entry as unknown[];
+      if (sessionProblem({ client, key }) !== null) throw corrupt('a session client or key is invalid');
+      if (typeof o !== 'number' || !Number.isSafeInteger(o) || o <= previousOrdinal || o >= ordinal) throw corrupt('session ordinals must increase and stay below the ordinal');
+      if (typeof timestamp !== 'number' || !Number.isSafeInteger(timestamp) || timestamp < 0) throw corrupt('a session timestamp is invalid');
+      if (canonicalSize(outputs) < 0) throw corrupt('session outputs are not JSON');
+      const id = sessionId(client as string, key as string);
+      if (machine.#sessions.has(id)) throw corrupt('a session appears twice');
+      machine.#remember({ client: client as string, key: key as string, ordinal: o, timestamp, outputs: outputs as Json });
+      previousOrdinal = o;
+    }
+    machine.#ordinal = ordinal;
+    return machine;
+  }
+}
