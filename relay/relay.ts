@@ -1,17 +1,43 @@
 // The relay: a HyperSync peer with role 'relay' that runs a circuit relay v2 server for
-// browsers, answers discovery, joins the cluster's gossipsub mesh, and serves HTTP
-// (/healthz now, the REST/gRPC API later through relay/http.ts).
+// browsers, answers discovery, joins the cluster's gossipsub mesh, and serves the API (REST,
+// OpenAPI, metrics; gRPC mounts through `apiExtensions`) on ONE port: HTTPS with HTTP/1.1 and
+// HTTP/2 by ALPN, or plain HTTP only when the caller says `insecure`.
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
 import { startPeer, RELAY_LIMITS } from '../src/net/peer.ts';
 import { loadOrCreateKey } from '../src/net/platform-node.ts';
-import { base64urlDecode } from '../src/crypto/index.ts';
+import { base64urlDecode, crypto, seedFromLibp2pPrivateKey } from '../src/crypto/index.ts';
 import type { ClusterConfig } from '../src/net/cluster-config.ts';
 import type { HyperSyncPeer } from '../src/net/types.ts';
 import { createLogger } from '../src/log/logger.ts';
-import { sendJson, startHttp, type HttpHandle } from './http.ts';
-import { startRaftMember, type RaftMember } from '../src/net/raft-member.ts';
-import { RaftBackend } from './api/raft-backend.ts';
+import { MemoryStore } from '../src/store/memory.ts';
+import { LevelStore } from '../src/store/level.ts';
+import type { Store } from '../src/store/types.ts';
+import { KeyStoreAuthenticator, type BearerTokenSpec } from './api/auth.ts';
+import type { Authenticator } from './api/auth-types.ts';
 import type { ApiBackend } from './api/backend.ts';
-import { ApiError } from './api/backend.ts';
+import { LocalBackend } from './api/local-backend.ts';
+import { buildApi, type ApiTimeouts } from './api/server.ts';
+import { RaftBackend } from './api/raft-backend.ts';
+import { startRaftMember, type RaftMember } from '../src/net/raft-member.ts';
+
+export interface RelayApiOptions {
+  /** PEM contents. Required unless `insecure`. */
+  tls?: { cert: string; key: string; ca?: string | undefined } | undefined;
+  /** Plain HTTP (no TLS): only with an explicit --insecure. */
+  insecure?: boolean;
+  keysFile?: string | undefined;
+  /** Bearer tokens accepted with both scopes (e.g. the devnet token file's). */
+  tokens?: readonly BearerTokenSpec[];
+  /** 'auto' (default): raft when cluster.json lists this relay as a Raft member, else none. */
+  consensus?: 'auto' | 'none' | 'raft';
+  bodyLimit?: number;
+  timeouts?: ApiTimeouts;
+  ratePerSecond?: number;
+  rateBurst?: number;
+  /** Mounted on the same Fastify app before it listens (the gRPC/Connect routes). */
+  apiExtensions?: ReadonlyArray<(app: FastifyInstance, ctx: { backend: ApiBackend; auth: Authenticator }) => Promise<void>>;
+}
 
 export interface RelayOptions {
   config: ClusterConfig;
@@ -19,28 +45,44 @@ export interface RelayOptions {
   host?: string;
   /** libp2p WebSocket port (0 = random). */
   port?: number;
-  /** HTTP port (0 = random). */
+  /** API port (0 = random). */
   httpPort?: number;
   heartbeatMs?: number;
   /** Raft tick (ms) when the relay is a member of the cluster's Raft group (a learner). */
   raftTickMs?: number;
+  api?: RelayApiOptions;
 }
 
 export interface RelayHandle {
   readonly peer: HyperSyncPeer;
   readonly peerId: string;
   readonly multiaddrs: string[];
-  readonly http: HttpHandle;
-  /** Present when cluster.json lists the relay in its Raft group (needs a data dir). */
+  /** `url`: https://host:port (or http:// with insecure). */
+  readonly http: { readonly url: string; readonly tls: boolean };
+  readonly api: FastifyInstance;
+  readonly backend: ApiBackend;
+  /** Present when the relay runs as a member of the cluster's Raft group. */
   readonly raft: RaftMember | undefined;
-  readonly backend: ApiBackend | undefined;
   stop(): Promise<void>;
+}
+
+export class RelayConfigError extends Error {
+  readonly code = 'RELAY_CONFIG';
+  override name = 'RelayConfigError';
 }
 
 export async function startRelay(opts: RelayOptions): Promise<RelayHandle> {
   const host = opts.host ?? '127.0.0.1';
+  const apiOpts = opts.api ?? { insecure: true };
+  if (apiOpts.tls === undefined && apiOpts.insecure !== true) throw new RelayConfigError('the relay API needs TLS (cert and key) or an explicit insecure flag');
   const log = createLogger('relay');
   const privateKey = await loadOrCreateKey(opts.dataDir);
+  const auth = new KeyStoreAuthenticator({
+    ...(apiOpts.keysFile !== undefined ? { keysFile: apiOpts.keysFile } : {}),
+    tokens: apiOpts.tokens ?? [],
+    ...(apiOpts.ratePerSecond !== undefined ? { ratePerSecond: apiOpts.ratePerSecond } : {}),
+    ...(apiOpts.rateBurst !== undefined ? { rateBurst: apiOpts.rateBurst } : {}),
+  });
   const peer = await startPeer({
     cluster: opts.config.cluster,
     roles: ['relay'],
@@ -52,70 +94,77 @@ export async function startRelay(opts: RelayOptions): Promise<RelayHandle> {
     listen: [`/ip4/${host}/tcp/${opts.port ?? 0}/ws`],
     ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
   });
-  let http: HttpHandle;
-  let raft: RaftMember | undefined;
+  const cleanup: Array<() => Promise<void>> = [() => peer.stop()];
+  const unwind = async (): Promise<void> => {
+    for (const fn of cleanup.reverse()) await fn().catch(() => undefined);
+  };
   try {
     const members = opts.config.raft;
-    if (members !== undefined && [...members.voters, ...members.learners].includes(peer.peerId)) {
-      if (opts.dataDir === undefined) throw new Error('the relay is a Raft member: it needs --data-dir to keep its log and identity');
-      raft = await startRaftMember({ peer, privateKey, dataDir: opts.dataDir, voters: members.voters, learners: members.learners, ...(opts.raftTickMs !== undefined ? { tickMs: opts.raftTickMs } : {}) });
+    const isMember = members !== undefined && [...members.voters, ...members.learners].includes(peer.peerId);
+    const mode = apiOpts.consensus ?? 'auto';
+    if (mode === 'raft' && !isMember) throw new RelayConfigError(`consensus raft: cluster.json does not list this relay (${peer.peerId}) as a Raft member`);
+    let backend: ApiBackend;
+    let raft: RaftMember | undefined;
+    if (isMember && mode !== 'none') {
+      if (opts.dataDir === undefined) throw new RelayConfigError('the relay is a Raft member: it needs a data dir for its log and identity');
+      // The relay is a learner: it keeps a replica, forwards writes to the leader, and answers
+      // with its own receipts. Its Raft log and receipts live in <data-dir>/raft and /store.
+      const member = await startRaftMember({ peer, privateKey, dataDir: opts.dataDir, voters: members.voters, learners: members.learners, ...(opts.raftTickMs !== undefined ? { tickMs: opts.raftTickMs } : {}) });
+      raft = member;
+      cleanup.push(() => member.stop());
+      backend = new RaftBackend(member.driver, peer);
+    } else {
+      const store: Store = opts.dataDir !== undefined ? await LevelStore.open(join(opts.dataDir, 'api')) : new MemoryStore();
+      cleanup.push(() => store.close());
+      // The relay signs receipts with its libp2p identity: receipts name its PeerId as signer.
+      const local = await LocalBackend.open({ store, signer: crypto.createSigner(seedFromLibp2pPrivateKey(privateKey)), peerId: peer.peerId });
+      backend = local;
+      cleanup.push(() => local.close());
     }
-    http = await startHttp({ host, port: opts.httpPort ?? 0 });
+    const started = Date.now();
+    const app = await buildApi({
+      backend,
+      auth,
+      tls: apiOpts.tls,
+      ...(apiOpts.bodyLimit !== undefined ? { bodyLimit: apiOpts.bodyLimit } : {}),
+      ...(apiOpts.timeouts !== undefined ? { timeouts: apiOpts.timeouts } : {}),
+      health: () => {
+        const peers = peer.peers();
+        return {
+          peerId: peer.peerId,
+          cluster: peer.cluster,
+          multiaddrs: peer.multiaddrs(),
+          uptime_s: Math.round((Date.now() - started) / 1000),
+          peers: { established: peers.filter((p) => p.state === 'established').length, total: peers.length },
+          limits: { ...RELAY_LIMITS, dataLimitBytes: Number(RELAY_LIMITS.dataLimitBytes) },
+          api: { consensus: backend.consensus, tls: apiOpts.tls !== undefined },
+        };
+      },
+    });
+    cleanup.push(() => app.close());
+    for (const ext of apiOpts.apiExtensions ?? []) await ext(app, { backend, auth });
+    await app.listen({ host, port: opts.httpPort ?? 0 });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : 0;
+    const tls = apiOpts.tls !== undefined;
+    const url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    log.info({ peerId: peer.peerId, multiaddrs: peer.multiaddrs(), api: url, tls, consensus: backend.consensus }, 'relay listening');
+    let stopped: Promise<void> | undefined;
+    return {
+      peer,
+      peerId: peer.peerId,
+      multiaddrs: peer.multiaddrs(),
+      http: { url, tls },
+      api: app,
+      backend,
+      raft,
+      stop() {
+        stopped ??= unwind();
+        return stopped;
+      },
+    };
   } catch (e) {
-    await raft?.stop();
-    await peer.stop();
+    await unwind();
     throw e;
   }
-  const backend = raft === undefined ? undefined : new RaftBackend(raft.driver, peer);
-  if (backend !== undefined) mountInterimApi(http, backend);
-  const started = Date.now();
-  http.addRoute('GET', '/healthz', (_req, res) => {
-    const peers = peer.peers();
-    sendJson(res, 200, {
-      status: 'ok',
-      peerId: peer.peerId,
-      cluster: peer.cluster,
-      multiaddrs: peer.multiaddrs(),
-      uptime_s: Math.round((Date.now() - started) / 1000),
-      peers: { established: peers.filter((p) => p.state === 'established').length, total: peers.length },
-      limits: { ...RELAY_LIMITS, dataLimitBytes: Number(RELAY_LIMITS.dataLimitBytes) },
-    });
-  });
-  log.info({ peerId: peer.peerId, multiaddrs: peer.multiaddrs(), http: http.url }, 'relay listening');
-  return {
-    peer,
-    peerId: peer.peerId,
-    multiaddrs: peer.multiaddrs(),
-    http,
-    raft,
-    backend,
-    async stop() {
-      await http.close();
-      await raft?.stop();
-      await peer.stop();
-    },
-  };
-}
-
-/** Until the Fastify API lands: execute and cluster status as plain JSON routes (no auth). */
-function mountInterimApi(http: HttpHandle, backend: ApiBackend): void {
-  http.addRoute('GET', '/api/v1/cluster', (_req, res) => sendJson(res, 200, backend.cluster()));
-  http.addRoute('POST', '/api/v1/operators/execute', async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    let body: { operator_id?: unknown; inputs?: unknown; options?: Record<string, unknown> };
-    try {
-      body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof body;
-    } catch {
-      sendJson(res, 400, { status: 'error', error: { code: 'INVALID_REQUEST', message: 'body is not JSON' } });
-      return;
-    }
-    try {
-      const r = await backend.execute({ operator_id: String(body.operator_id), inputs: (body.inputs ?? {}) as never, options: (body.options ?? {}) as never, principal: 'interim' });
-      sendJson(res, 200, { status: 'success', outputs: r.outputs, receipt_id: r.receipt?.receipt_id ?? null, execution_time_ms: r.execution_time_ms, replayed: r.replayed, receipt: r.receipt });
-    } catch (e) {
-      const err = e instanceof ApiError ? e : new ApiError('UNAVAILABLE', (e as Error).message);
-      sendJson(res, err.code === 'UNAVAILABLE' ? 503 : err.code === 'DEADLINE_EXCEEDED' ? 504 : 400, { status: 'error', error: { code: err.code, message: err.message } });
-    }
-  });
 }

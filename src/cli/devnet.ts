@@ -1,12 +1,13 @@
 // `hypersync devnet` (= `npm start`): a whole cluster on this machine. One relay and three
 // Node peers, each its own process, plus the Vite web app; everything a newcomer needs to
-// call it lands in .devnet/ (endpoints.json, token, cluster.json). Ctrl-C stops every child;
+// call it lands in .devnet/ (endpoints.json, token, a dev CA with server and client
+// certificates, cluster.json). The relay's API is HTTPS only. Ctrl-C stops every child;
 // children also watch our pid, so even a SIGKILLed devnet leaves no orphans.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer as createNetServer } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
@@ -14,18 +15,20 @@ import { base64urlEncode, crypto, seedFromLibp2pPrivateKey } from '../crypto/ind
 import { createJoinToken, encodeJoinTokenParam } from '../ico/admission.ts';
 import { readClusterConfig, type ClusterConfig } from '../net/cluster-config.ts';
 import { loadOrCreateKey, readKeyFile } from '../net/platform-node.ts';
+import { generateDevCa } from '../../relay/api/tls.ts';
 import { initCluster } from './keys.ts';
 import { int, parse, str, UsageError } from './args.ts';
 
 export const DEVNET_HELP = `usage: hypersync devnet [options]   (npm start)
 
 Starts a local cluster: one relay, three Node peers (separate processes) and the web app.
-Writes .devnet/endpoints.json, .devnet/token and .devnet/cluster.json, prints the URL to open.
+Writes .devnet/endpoints.json, .devnet/token, .devnet/cluster.json and a dev CA (ca.pem,
+server.pem, client.pem and their keys), prints the URL to open and curl examples.
 Identities persist in .devnet/ across restarts; --fresh starts over. Ctrl-C stops everything.
 
 options:
   --dir DIR          state folder (default .devnet)
-  --port-base N      relay libp2p N, relay HTTP N+1, web app N+2 (default 9090)
+  --port-base N      relay libp2p N, relay API (HTTPS: REST + gRPC) N+1, web app N+2 (default 9090)
   --peers N          number of Node peers (default 3)
   --heartbeat-ms N   heartbeat interval of every process (default 1000)
   --snapshot-every N Raft snapshot/compaction interval of the peers (default 10000 entries)
@@ -133,7 +136,7 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
   const snapshotEvery = String(int(p, 'snapshot-every', 10_000, 10, 100_000_000));
   const withWeb = p.values['no-web'] !== true;
   await assertPortFree(base, 'relay libp2p');
-  await assertPortFree(base + 1, 'relay HTTP');
+  await assertPortFree(base + 1, 'relay API');
   if (withWeb) await assertPortFree(base + 2, 'web app');
 
   if (p.values['fresh'] === true) await rm(dir, { recursive: true, force: true });
@@ -160,6 +163,12 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
   }
   await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`);
   const clusterKey = await readKeyFile(join(dir, 'cluster.key'));
+  // TLS material and the API bearer token persist too, so clients keep working across restarts.
+  const tls = await generateDevCa(dir);
+  const tokenPath = join(dir, 'token');
+  const bearer = existsSync(tokenPath) ? (await readFile(tokenPath, 'utf8')).trim() : base64urlEncode(crypto.randomBytes(32));
+  await writeFile(tokenPath, `${bearer}\n`, { mode: 0o600 });
+  const keysFile = join(dir, 'api-keys.json');
 
   const children: Child[] = [];
   let shuttingDown = false;
@@ -172,7 +181,9 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
   };
 
   try {
-    const relay = await spawnChild('relay', ['relay', '--cluster-config', configPath, '--data-dir', relayDir, '--port', String(base), '--http-port', String(base + 1), '--heartbeat-ms', heartbeat, '--json-events'], join(dir, 'logs', 'relay.log'));
+    const relayArgs = ['relay', '--cluster-config', configPath, '--data-dir', relayDir, '--port', String(base), '--http-port', String(base + 1), '--heartbeat-ms', heartbeat, '--json-events'];
+    relayArgs.push('--tls-cert', tls.serverCert, '--tls-key', tls.serverKey, '--tls-ca', tls.ca, '--token-file', tokenPath, '--keys-file', keysFile);
+    const relay = await spawnChild('relay', relayArgs, join(dir, 'logs', 'relay.log'));
     children.push({ name: 'relay', role: 'relay', dataDir: relayDir, ...relay });
     const relayAddr = relay.ready.multiaddrs.find((a) => a.includes('/ws')) ?? relay.ready.multiaddrs[0];
     if (relayAddr === undefined) throw new Error('relay reported no address');
@@ -203,25 +214,39 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
       webUrl = `http://127.0.0.1:${base + 2}/?relay=${encodeURIComponent(relayAddr)}&cluster=${encodeURIComponent(config.cluster)}&key=${config.clusterPublicKey}#token=${encodeJoinTokenParam(token)}`;
     }
 
-    const bearer = existsSync(join(dir, 'token')) ? (await readFile(join(dir, 'token'), 'utf8')).trim() : base64urlEncode(crypto.randomBytes(32));
-    await writeFile(join(dir, 'token'), `${bearer}\n`, { mode: 0o600 });
+    const rest = relay.ready.http ?? `https://127.0.0.1:${base + 1}`;
     const endpoints = {
-      rest: relay.ready.http ?? `http://127.0.0.1:${base + 1}`,
-      grpc: null,
+      rest,
+      grpc: new URL(rest).host,
       libp2p: relay.ready.multiaddrs,
       web: webUrl,
       token: bearer,
-      ca: null,
+      ca: tls.ca,
+      clientCert: tls.clientCert,
+      clientKey: tls.clientKey,
+      keysFile,
       cluster: config.cluster,
       peers: children.map((c) => ({ peerId: c.ready.peerId, pid: c.ready.pid, dataDir: c.dataDir, role: c.role })),
     };
     await writeFile(join(dir, 'endpoints.json'), `${JSON.stringify(endpoints, null, 2)}\n`);
+    const rel = (path: string): string => {
+      const r = relative(process.cwd(), path);
+      return r !== '' && !r.startsWith('..') && !isAbsolute(r) ? r : path;
+    };
+    const auth = `-H "Authorization: Bearer $(cat ${rel(tokenPath)})"`;
     out(
       `\nHyperSync devnet is up (${peerCount} peers + relay).\n` +
         (webUrl !== null ? `  open the web app:  ${webUrl}\n` : '') +
-        `  relay health:      curl ${endpoints.rest}/healthz\n` +
+        `  relay health:      curl --cacert ${rel(tls.ca)} ${rest}/healthz\n` +
+        `  API docs:          ${rest}/docs  (trust ${rel(tls.ca)} or pass -k)\n` +
         `  endpoints:         ${join(dir, 'endpoints.json')}\n` +
         `  logs:              ${join(dir, 'logs')}/\n` +
+        `\nTry the API (paste):\n` +
+        `  curl --cacert ${rel(tls.ca)} ${auth} -H 'content-type: application/json' -d '{"operator_id":"kv.put","inputs":{"key":"a","value":1}}' ${rest}/api/v1/operators/execute\n` +
+        `  curl --cacert ${rel(tls.ca)} ${auth} -H 'content-type: application/json' -d '{"operator_id":"kv.get","inputs":{"key":"a"}}' ${rest}/api/v1/operators/execute\n` +
+        `  curl --cacert ${rel(tls.ca)} ${auth} ${rest}/api/v1/receipts?limit=10\n` +
+        `  curl --cacert ${rel(tls.ca)} --cert ${rel(tls.clientCert)} --key ${rel(tls.clientKey)} ${rest}/api/v1/tree-head      (mTLS, no token)\n` +
+        `  hypersync keys create --keys-file ${rel(keysFile)} --name me                       (an API key: X-API-Key)\n` +
         `Ctrl-C stops everything.\n`,
     );
 

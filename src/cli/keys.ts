@@ -1,5 +1,5 @@
-// `hypersync keys …`: peer keys, the cluster key and join tokens. (Issue 6 adds
-// `keys create|list|revoke` for API keys; these names stay free for it.)
+// `hypersync keys …`: peer keys, the cluster key, join tokens, and the relay API's keys
+// (`create|list|revoke` on a keys file that stores only sha256 hashes; a secret is printed once).
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generateKeyPair } from '@libp2p/crypto/keys';
@@ -8,6 +8,7 @@ import { base64urlEncode, crypto, seedFromLibp2pPrivateKey } from '../crypto/ind
 import { createJoinToken, encodeJoinTokenParam } from '../ico/admission.ts';
 import { CLUSTER_ID_PATTERN, type ClusterConfig } from '../net/cluster-config.ts';
 import { readKeyFile, writeKeyFile } from '../net/platform-node.ts';
+import { createApiKey, KeysFileError, parseScopes, readKeysFile, revokeApiKey } from '../../relay/api/auth.ts';
 import { duration, parse, required, str, UsageError } from './args.ts';
 
 export const KEYS_HELP = `usage: hypersync keys <command> [options]
@@ -20,6 +21,10 @@ commands:
   join-token --cluster-key FILE --cluster ID [--peer PEERID|*] [--ttl 24h] [--json]
                                      print a join token signed by the cluster key (URL-fragment form,
                                      or the JSON token with --json)
+  create --keys-file FILE --name NAME [--scopes execute,read] [--json]
+                                     add a relay API key; prints its secret ONCE (only a hash is stored)
+  list --keys-file FILE [--json]     list API keys (id, name, scopes, created, revoked); never secrets
+  revoke --keys-file FILE --id ID    revoke an API key; a running relay stops accepting it within ~1 s
 `;
 
 export async function keysCommand(argv: string[], out: (s: string) => void): Promise<number> {
@@ -71,6 +76,39 @@ export async function keysCommand(argv: string[], out: (s: string) => void): Pro
       out(p.values['json'] === true ? `${JSON.stringify(token)}\n` : `${encodeJoinTokenParam(token)}\n`);
       return 0;
     }
+    case 'create': {
+      const p = parse(rest, { 'keys-file': { type: 'string' }, name: { type: 'string' }, scopes: { type: 'string' }, json: { type: 'boolean' } });
+      if (p.values['help'] === true) return help(out);
+      const file = required(p, 'keys-file');
+      const name = required(p, 'name');
+      const scopes = apiKeyCall(() => parseScopes(str(p, 'scopes') ?? 'execute,read'));
+      const { entry, secret } = await createApiKey(file, name, scopes).catch(rethrowKeysError);
+      if (p.values['json'] === true) out(`${JSON.stringify({ id: entry.id, name: entry.name, scopes: entry.scopes, created: entry.created, secret })}\n`);
+      else out(`${secret}\n`);
+      process.stderr.write(`created API key ${entry.id} (${entry.name}; scopes ${entry.scopes.join(',')}). The secret above is shown only once.\n`);
+      return 0;
+    }
+    case 'list': {
+      const p = parse(rest, { 'keys-file': { type: 'string' }, json: { type: 'boolean' } });
+      if (p.values['help'] === true) return help(out);
+      const file = await readKeysFile(required(p, 'keys-file')).catch(rethrowKeysError);
+      const rows = file.keys.map((k) => ({ id: k.id, name: k.name, scopes: k.scopes, created: k.created, revoked: k.revoked ?? null }));
+      if (p.values['json'] === true) {
+        out(`${JSON.stringify(rows)}\n`);
+        return 0;
+      }
+      out(`${['ID', 'NAME', 'SCOPES', 'CREATED', 'REVOKED'].join('\t')}\n`);
+      for (const r of rows) out(`${[r.id, r.name, r.scopes.join(','), r.created, r.revoked ?? '-'].join('\t')}\n`);
+      return 0;
+    }
+    case 'revoke': {
+      const p = parse(rest, { 'keys-file': { type: 'string' }, id: { type: 'string' } });
+      if (p.values['help'] === true) return help(out);
+      const file = required(p, 'keys-file');
+      const entry = await revokeApiKey(file, required(p, 'id')).catch(rethrowKeysError);
+      out(`revoked ${entry.id} (${entry.name}) at ${entry.revoked ?? ''}\n`);
+      return 0;
+    }
     default:
       throw new UsageError(`unknown keys command '${sub}'\n\n${KEYS_HELP}`);
   }
@@ -79,6 +117,21 @@ export async function keysCommand(argv: string[], out: (s: string) => void): Pro
     o(KEYS_HELP);
     return 0;
   }
+}
+
+/** A bad scope list or key name is the user's typo: a usage error (exit 2). */
+function apiKeyCall<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof KeysFileError && e.code === 'KEY_INVALID') throw new UsageError(e.message);
+    throw e;
+  }
+}
+
+function rethrowKeysError(e: unknown): never {
+  if (e instanceof KeysFileError && (e.code === 'KEY_INVALID' || e.code === 'KEY_NOT_FOUND')) throw new UsageError(e.message);
+  throw e;
 }
 
 /** Creates DIR/cluster.key and DIR/cluster.json; returns the config. */

@@ -2,6 +2,8 @@
 // prints one JSON line per event on stdout (first a `ready` line); logs go to stderr.
 // SIGINT/SIGTERM stop gracefully (GOODBYE to every peer); if the parent that spawned us
 // (HYPERSYNC_PARENT_PID) disappears, we stop too, so a killed devnet leaves no orphans.
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { base64urlDecode } from '../crypto/index.ts';
 import { decodeJoinTokenParam } from '../ico/admission.ts';
 import { readClusterConfig } from '../net/cluster-config.ts';
@@ -11,6 +13,8 @@ import { startRaftMember, type RaftMember } from '../net/raft-member.ts';
 import type { HyperSyncPeer, PeerEvent } from '../net/types.ts';
 import { createLogger } from '../log/logger.ts';
 import { startRelay } from '../../relay/relay.ts';
+import { readTlsFiles } from '../../relay/api/tls.ts';
+import { DEFAULT_BODY_LIMIT } from '../../relay/api/server.ts';
 import { int, parse, required, str, UsageError } from './args.ts';
 
 export const NODE_HELP = `usage: hypersync node --relay MULTIADDR --data-dir DIR --cluster-config FILE [options]
@@ -37,14 +41,26 @@ options:
 export const RELAY_HELP = `usage: hypersync relay --cluster-config FILE [options]
 
 Runs the relay: libp2p WebSocket listener, circuit relay v2, peer discovery, gossipsub,
-and the HTTP endpoint (GET /healthz).
+and the API on one port: REST (/api/v1/…), OpenAPI (/docs), /metrics, /healthz; HTTPS with
+HTTP/1.1 and HTTP/2, or plain HTTP with --insecure.
 
 options:
   --cluster-config FILE    cluster.json
-  --data-dir DIR           where the relay's peer.key lives (default: a fresh identity)
+  --data-dir DIR           where the relay's peer.key and API state (DIR/api) live
+                           (default: a fresh identity, state in memory)
   --host HOST              listen host (default 127.0.0.1)
   --port N                 libp2p WebSocket port (default 9090; 0 = random)
-  --http-port N            HTTP port (default 9091; 0 = random)
+  --http-port N            API port (default 9091; 0 = random)
+  --tls-cert FILE          server certificate (PEM)             \
+  --tls-key FILE           server private key (PEM)              } HTTPS; one of these or --insecure
+  --tls-ca FILE            cluster CA: verifies client certs    /  (--tls-ca optional: enables mTLS)
+  --insecure               plain HTTP without TLS (local experiments only)
+  --keys-file FILE         API keys (hypersync keys create|list|revoke); reloaded when it changes
+  --token-file FILE        a bearer token (one line) accepted with scopes execute and read
+  --consensus MODE         how executions are ordered: auto (default: raft when cluster.json lists
+                           this relay as a Raft learner, else none), raft, or none (this relay
+                           applies them alone)
+  --body-limit BYTES       largest request body (default 1048576)
   --heartbeat-ms N         heartbeat interval (default 1000)
   --raft-tick-ms N         Raft tick when cluster.json lists the relay as a Raft learner (default 50)
   --json-events            print a ready line and peer events as JSON lines on stdout
@@ -52,6 +68,21 @@ options:
 `;
 
 type Out = (s: string) => void;
+
+/** Shortest bearer token the relay accepts from a token file. */
+export const MIN_TOKEN_LENGTH = 16;
+
+async function readTokenFile(path: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new UsageError(`cannot read --token-file ${path}: ${(e as Error).message}`);
+  }
+  const token = text.trim();
+  if (token.length < MIN_TOKEN_LENGTH || /\s/.test(token)) throw new UsageError(`--token-file ${path} must hold one token of at least ${MIN_TOKEN_LENGTH} characters`);
+  return token;
+}
 
 function watchParent(stop: () => Promise<void>): void {
   const parent = Number(process.env['HYPERSYNC_PARENT_PID']);
@@ -179,6 +210,14 @@ export async function relayCommand(argv: string[], out: Out): Promise<number> {
     'raft-tick-ms': { type: 'string' },
     'json-events': { type: 'boolean' },
     'log-level': { type: 'string' },
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
+    'tls-ca': { type: 'string' },
+    insecure: { type: 'boolean' },
+    'keys-file': { type: 'string' },
+    'token-file': { type: 'string' },
+    consensus: { type: 'string' },
+    'body-limit': { type: 'string' },
   });
   if (p.values['help'] === true) {
     out(RELAY_HELP);
@@ -189,16 +228,40 @@ export async function relayCommand(argv: string[], out: Out): Promise<number> {
   const httpPort = int(p, 'http-port', 9091);
   const heartbeatMs = int(p, 'heartbeat-ms', 1000, 20, 60_000);
   const raftTickMs = int(p, 'raft-tick-ms', 50, 5, 10_000);
+  const bodyLimit = int(p, 'body-limit', DEFAULT_BODY_LIMIT, 1024, 64 * 1024 * 1024);
   const configPath = required(p, 'cluster-config');
   const dataDir = str(p, 'data-dir');
+  const consensus = str(p, 'consensus') ?? 'auto';
+  if (consensus !== 'auto' && consensus !== 'none' && consensus !== 'raft') throw new UsageError(`--consensus must be auto, none or raft (pbft is not available yet)`);
+  const certPath = str(p, 'tls-cert');
+  const keyPath = str(p, 'tls-key');
+  const caPath = str(p, 'tls-ca');
+  const insecure = p.values['insecure'] === true;
+  if ((certPath === undefined) !== (keyPath === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+  if (certPath !== undefined && insecure) throw new UsageError('--insecure contradicts --tls-cert/--tls-key');
+  if (certPath === undefined && !insecure) throw new UsageError('the API needs TLS: pass --tls-cert FILE --tls-key FILE [--tls-ca FILE], or --insecure for plain HTTP');
+  if (caPath !== undefined && certPath === undefined) throw new UsageError('--tls-ca needs --tls-cert and --tls-key');
+  const tokenFile = str(p, 'token-file');
+  const keysFile = str(p, 'keys-file');
   const config = await readClusterConfig(configPath);
-  const relay = await startRelay({ config, ...(dataDir !== undefined ? { dataDir } : {}), host: str(p, 'host') ?? '127.0.0.1', port, httpPort, heartbeatMs, raftTickMs });
+  const tls = certPath !== undefined && keyPath !== undefined ? await readTlsFiles({ cert: certPath, key: keyPath, ca: caPath }) : undefined;
+  const tokens = tokenFile !== undefined ? [{ name: basename(tokenFile), token: await readTokenFile(tokenFile), scopes: ['execute', 'read'] as const }] : [];
+  const relay = await startRelay({
+    config,
+    ...(dataDir !== undefined ? { dataDir } : {}),
+    host: str(p, 'host') ?? '127.0.0.1',
+    port,
+    httpPort,
+    heartbeatMs,
+    raftTickMs,
+    api: { tls, insecure, keysFile, tokens, consensus, bodyLimit },
+  });
   const ready = { type: 'ready', peerId: relay.peerId, pid: process.pid, multiaddrs: relay.multiaddrs, http: relay.http.url };
   if (p.values['json-events'] === true) {
     out(`${JSON.stringify(ready)}\n`);
     streamEvents(relay.peer, out);
   } else {
-    out(`relay ${relay.peerId}\n  libp2p: ${relay.multiaddrs.join(' ')}\n  http:   ${relay.http.url}/healthz\n`);
+    out(`relay ${relay.peerId}\n  libp2p: ${relay.multiaddrs.join(' ')}\n  api:    ${relay.http.url}/api/v1 (docs ${relay.http.url}/docs, health ${relay.http.url}/healthz)\n`);
   }
   createLogger('cli').debug(ready, 'relay ready');
   return runUntilSignal(() => relay.stop());

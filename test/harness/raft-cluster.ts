@@ -19,6 +19,8 @@ export interface RaftCluster {
   relay: Proc;
   relayAddr: string;
   api: string;
+  /** Bearer token the relay API accepts (execute + read). */
+  token: string;
   nodes: ClusterNode[];
   /** (Re)starts node i with the same identity and data dir. */
   startNode(i: number): Promise<ClusterNode>;
@@ -50,10 +52,14 @@ export async function startRaftCluster(o: ClusterOptions = {}): Promise<RaftClus
   config['raft'] = { voters: ids, learners: [relayId] };
   writeFileSync(configPath, JSON.stringify(config, null, 2));
 
-  const relay = run('relay', ['relay', '--cluster-config', configPath, '--data-dir', relayDir, '--port', '0', '--http-port', '0', '--json-events', ...(o.tickMs !== undefined ? ['--raft-tick-ms', String(o.tickMs)] : []), ...(o.relayArgs ?? [])]);
+  // Plain HTTP on loopback keeps the load generators simple; TLS is covered by the API tests.
+  const token = `t-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
+  writeFileSync(join(dir, 'token'), `${token}\n`, { mode: 0o600 });
+  const relay = run('relay', ['relay', '--cluster-config', configPath, '--data-dir', relayDir, '--port', '0', '--http-port', '0', '--insecure', '--token-file', join(dir, 'token'), '--json-events', ...(o.tickMs !== undefined ? ['--raft-tick-ms', String(o.tickMs)] : []), ...(o.relayArgs ?? [])]);
   const ready = await relay.ready();
   const relayAddr = (ready['multiaddrs'] as string[]).find((a) => a.includes('/ws')) as string;
   const api = ready['http'] as string;
+  tokens.set(api, token);
   const nodes: ClusterNode[] = [];
   const startNode = async (i: number): Promise<ClusterNode> => {
     const args = ['node', '--relay', relayAddr, '--data-dir', nodeDirs[i] as string, '--cluster-config', configPath, '--snapshot-every', String(o.snapshotEvery ?? 10_000), '--json-events'];
@@ -65,7 +71,14 @@ export async function startRaftCluster(o: ClusterOptions = {}): Promise<RaftClus
     return n;
   };
   await Promise.all(nodeDirs.map((_, i) => startNode(i)));
-  return { dir, configPath, relay, relayAddr, api, nodes, startNode };
+  return { dir, configPath, relay, relayAddr, api, token, nodes, startNode };
+}
+
+const tokens = new Map<string, string>();
+
+function authHeaders(api: string): Record<string, string> {
+  const t = tokens.get(api);
+  return t === undefined ? {} : { authorization: `Bearer ${t}` };
 }
 
 /** The latest `raft:status` line a node printed, if any. */
@@ -82,7 +95,7 @@ export interface ExecuteReply {
 /** POST /api/v1/operators/execute; network errors come back as httpStatus 0. */
 export async function execute(api: string, operator_id: string, inputs: unknown, options: Record<string, unknown> = {}, headers: Record<string, string> = {}): Promise<ExecuteReply> {
   try {
-    const r = await fetch(`${api}/api/v1/operators/execute`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ operator_id, inputs, options }) });
+    const r = await fetch(`${api}/api/v1/operators/execute`, { method: 'POST', headers: { 'content-type': 'application/json', ...authHeaders(api), ...headers }, body: JSON.stringify({ operator_id, inputs, options }) });
     return { httpStatus: r.status, body: (await r.json()) as ExecuteReply['body'] };
   } catch (e) {
     return { httpStatus: 0, body: { status: 'error', error: { code: 'NETWORK', message: (e as Error).message } } };
@@ -90,7 +103,7 @@ export async function execute(api: string, operator_id: string, inputs: unknown,
 }
 
 export async function clusterStatus(api: string): Promise<{ leader: string | null; term: number; commit_index: number; applied_index: number; members: Array<{ peerId: string; role: string }> }> {
-  const r = await fetch(`${api}/api/v1/cluster`);
+  const r = await fetch(`${api}/api/v1/cluster`, { headers: authHeaders(api) });
   return (await r.json()) as Awaited<ReturnType<typeof clusterStatus>>;
 }
 

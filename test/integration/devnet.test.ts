@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { isAlive, killAll, run, tempDir } from '../harness/processes.ts';
+import { call } from '../harness/https-client.ts';
 
 after(async () => {
   await killAll();
@@ -13,11 +14,13 @@ after(async () => {
 
 interface Endpoints {
   rest: string;
-  grpc: string | null;
+  grpc: string;
   libp2p: string[];
   web: string | null;
   token: string;
-  ca: string | null;
+  ca: string;
+  clientCert: string;
+  clientKey: string;
   peers: Array<{ peerId: string; pid: number; dataDir: string; role: string }>;
 }
 
@@ -52,9 +55,27 @@ test('devnet writes the endpoints contract, serves the web app, and SIGINT leave
   assert.deepEqual(endpoints.peers.map((p) => p.role).sort(), ['relay', 'voter', 'voter', 'voter']);
   assert.equal(readFileSync(join(dir, 'token'), 'utf8').trim(), endpoints.token);
   assert.match(endpoints.web ?? '', /^http:\/\/127\.0\.0\.1:19192\/\?relay=.+&cluster=devnet&key=[A-Za-z0-9_-]{43}#token=/);
-  const health = (await (await fetch(`${endpoints.rest}/healthz`)).json()) as { status: string; peerId: string };
+  // The API is HTTPS only, on one port for REST and gRPC, trusted through the dev CA.
+  assert.equal(endpoints.rest, 'https://127.0.0.1:19191');
+  assert.equal(endpoints.grpc, '127.0.0.1:19191');
+  assert.equal(endpoints.ca, join(dir, 'ca.pem'));
+  const ca = readFileSync(endpoints.ca);
+  const health = (await call(`${endpoints.rest}/healthz`, { ca })).json<{ status: string; peerId: string }>();
   assert.equal(health.status, 'ok');
   assert.equal(health.peerId, endpoints.peers.find((p) => p.role === 'relay')?.peerId);
+  // The printed curl example's request works with the token file, and mTLS with the client pair.
+  const exec = await call(`${endpoints.rest}/api/v1/operators/execute`, {
+    ca,
+    headers: { authorization: `Bearer ${endpoints.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ operator_id: 'kv.put', inputs: { key: 'a', value: 1 } }),
+  });
+  assert.equal(exec.status, 200, exec.text);
+  assert.match(exec.json<{ receipt_id: string }>().receipt_id, /^receipt_[0-9a-f]{64}$/);
+  const head = await call(`${endpoints.rest}/api/v1/tree-head`, { ca, cert: readFileSync(endpoints.clientCert), key: readFileSync(endpoints.clientKey) });
+  assert.equal(head.status, 200, head.text);
+  assert.equal(head.json<{ size: number }>().size, 1);
+  const example = await proc.waitFor((e) => e.type === 'text' && /operators\/execute/.test(String(e['line'])), 10_000, 'the printed curl example');
+  assert.match(String(example['line']), /curl --cacert \S*ca\.pem -H "Authorization: Bearer \$\(cat \S*token\)" -H 'content-type: application\/json' -d '\{"operator_id":"kv\.put"/);
   const page = await fetch(endpoints.web!);
   assert.equal(page.status, 200);
   assert.match(await page.text(), /HyperSync/);
@@ -83,7 +104,7 @@ test('a busy port is a clear error, not a crash', async () => {
     const proc = run('devnet-busy', ['devnet', '--dir', join(tempDir(), 'd'), '--port-base', '19390']);
     const exit = await proc.exited;
     assert.equal(exit.code, 2);
-    assert.match(proc.stderr, /port 19391 \(relay HTTP\) is busy/);
+    assert.match(proc.stderr, /port 19391 \(relay API\) is busy/);
   } finally {
     blocker.close();
   }

@@ -41,7 +41,7 @@ before(async () => {
   const ids: string[] = [];
   for (const name of ['relay', 'n1', 'n2', 'n3']) ids.push(peerIdFromPrivateKey(await loadOrCreateKey(join(dir, name))).toString());
   await initCluster(dir, 'itest', ids);
-  relay = run('relay', ['relay', '--cluster-config', configPath, '--data-dir', join(dir, 'relay'), '--port', '0', '--http-port', '0', '--heartbeat-ms', String(HEARTBEAT_MS), '--json-events']);
+  relay = run('relay', ['relay', '--cluster-config', configPath, '--data-dir', join(dir, 'relay'), '--port', '0', '--http-port', '0', '--insecure', '--heartbeat-ms', String(HEARTBEAT_MS), '--json-events']);
   const ready = await relay.ready();
   relayAddr = (ready['multiaddrs'] as string[])[0]!;
   nodeIds.push(...ids.slice(1));
@@ -179,7 +179,7 @@ test('when the relay drops and comes back on the same address, peers reconnect t
   const cfg = join(dir, 'cluster-relay-restart.json');
   const base = JSON.parse(readFileSync(configPath, 'utf8')) as { allowlist: string[] };
   writeFileSync(cfg, JSON.stringify({ ...base, allowlist: [relayId, peerId] }));
-  const startRelayProc = (): Proc => run('relay2', ['relay', '--cluster-config', cfg, '--data-dir', relayDir, '--port', String(port), '--http-port', '0', '--heartbeat-ms', String(HEARTBEAT_MS), '--json-events']);
+  const startRelayProc = (): Proc => run('relay2', ['relay', '--cluster-config', cfg, '--data-dir', relayDir, '--port', String(port), '--http-port', '0', '--insecure', '--heartbeat-ms', String(HEARTBEAT_MS), '--json-events']);
   const withRelay = (e: JsonEvent): boolean => e.type === 'peer:established' && (e['peer'] as { peerId: string }).peerId === relayId;
   let relay2 = startRelayProc();
   const addr = ((await relay2.ready())['multiaddrs'] as string[])[0]!;

@@ -38,7 +38,7 @@ describe('raft cluster: relay learner + three voters', () => {
     assert.equal(s.members.filter((m) => m.role === 'learner').length, 1);
     assert.ok(s.term >= 2 && s.leader !== null && s.commit_index >= 5, JSON.stringify(s));
     // The operator's view: `hypersync cluster status` names the same leader and members.
-    const cli = await promisify(execFile)(process.execPath, [BIN, 'cluster', 'status', '--api', c.api]);
+    const cli = await promisify(execFile)(process.execPath, [BIN, 'cluster', 'status', '--api', c.api, '--token', c.token]);
     assert.match(cli.stdout, new RegExp(`leader: +${s.leader}`));
     assert.equal(cli.stdout.match(/ voter/g)?.length, 3, cli.stdout);
     assert.match(cli.stdout, /learner \(this relay\)/);

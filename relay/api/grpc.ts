@@ -1,0 +1,354 @@
+// The gRPC front end of the relay API: service hypersync.v1.HyperSync served by Connect on the
+// Fastify app's HTTPS port, so gRPC, gRPC-Web and Connect clients share the REST port. Every
+// call is authenticated once (Bearer token, API key, or a client certificate the TLS layer
+// verified against the cluster CA) before the handler runs; ApiError and auth failure codes
+// map to gRPC codes in one table, and no stack or internal message ever reaches a client.
+import { create, fromJson, type JsonValue } from '@bufbuild/protobuf';
+import { ValueSchema } from '@bufbuild/protobuf/wkt';
+import { Code, ConnectError, createContextKey, createContextValues, type ConnectRouter, type HandlerContext, type Interceptor } from '@connectrpc/connect';
+import { fastifyConnectPlugin } from '@connectrpc/connect-fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyRequest, FastifyTypeProvider, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerBase } from 'fastify';
+import { Http2ServerRequest, type Http2Session } from 'node:http2';
+import type { TLSSocket } from 'node:tls';
+import type { Json } from '../../src/ico/types.ts';
+import { createLogger, type Logger } from '../../src/log/logger.ts';
+import { OPERATOR_ID_PATTERN, type Receipt } from '../../src/receipts/receipt.ts';
+import { isPrincipal, type AuthFailure, type Authenticator, type Principal, type Scope } from './auth-types.ts';
+import { ApiError, type ApiBackend, type ApiErrorCode, type ConsensusKind, type ExecuteOptions, type ResultRecord } from './backend.ts';
+import {
+  HyperSync,
+  OperatorResponseSchema,
+  ReceiptSchema,
+  ResultSchema,
+  type OperatorRequest,
+  type OperatorResponse,
+  type Receipt as ReceiptMessage,
+  type Result,
+  type StreamRequest,
+} from './gen/hypersync/v1/hypersync_pb.ts';
+
+/** Largest request message accepted (bytes, after decompression); larger: RESOURCE_EXHAUSTED. */
+export const MAX_GRPC_REQUEST_BYTES = 1024 * 1024;
+/** Default per-stream buffer handed to backend.stream (records); a slower reader is caught up from storage. */
+export const DEFAULT_STREAM_BUFFER = 256;
+/** Concurrent StreamResults calls per server; one more answers RESOURCE_EXHAUSTED. */
+export const DEFAULT_MAX_STREAMS = 256;
+/** Operator ids one StreamResults call may filter on. */
+export const MAX_STREAM_FILTER = 64;
+/** Execution deadline bounds, as ExecuteOptions documents them. */
+export const MAX_TIMEOUT_MS = 60_000;
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 256;
+
+/** Which scope each RPC needs. */
+const REQUIRED_SCOPE: Readonly<Record<string, Scope>> = {
+  ExecuteOperator: 'execute',
+  StreamResults: 'read',
+};
+
+/** The one error table of the gRPC side: HyperSync codes → gRPC status codes. */
+export const GRPC_CODE_OF: Readonly<Record<ApiErrorCode | AuthFailure['code'], Code>> = {
+  INVALID_INPUT: Code.InvalidArgument,
+  INVALID_REQUEST: Code.InvalidArgument,
+  UNSUPPORTED: Code.InvalidArgument,
+  UNKNOWN_OPERATOR: Code.NotFound,
+  NOT_FOUND: Code.NotFound,
+  OPERATOR_FAILED: Code.FailedPrecondition,
+  UNAVAILABLE: Code.Unavailable,
+  DEADLINE_EXCEEDED: Code.DeadlineExceeded,
+  UNAUTHENTICATED: Code.Unauthenticated,
+  PERMISSION_DENIED: Code.PermissionDenied,
+  RATE_LIMITED: Code.ResourceExhausted,
+};
+
+/** Trailer names that carry the HyperSync error code (the same words REST answers) to clients. */
+export const ERROR_CODE_TRAILER = 'hypersync-error-code';
+export const ERROR_RETRYABLE_TRAILER = 'hypersync-retryable';
+export const ERROR_PATH_TRAILER = 'hypersync-error-path';
+
+export interface GrpcLimits {
+  /** Per-stream buffer limit passed to backend.stream (records). */
+  maxStreamBuffer?: number;
+  /** Concurrent StreamResults calls. */
+  maxStreams?: number;
+}
+
+export interface GrpcOptions extends GrpcLimits {
+  backend: ApiBackend;
+  auth: Authenticator;
+  logger?: Logger;
+}
+
+type CallAuth = Principal | AuthFailure;
+const NO_CREDENTIALS: AuthFailure = { code: 'UNAUTHENTICATED', message: 'no credentials' };
+const kAuth = createContextKey<CallAuth>(NO_CREDENTIALS, { description: 'hypersync principal' });
+
+/** Exempts one call from the server's idle timeouts until the returned release runs. */
+type HoldOpen = () => () => void;
+const kHoldOpen = createContextKey<HoldOpen>(() => () => undefined, { description: 'exempt a long-lived call from idle timeouts' });
+
+/** HTTP/2 sessions with live result streams, and the idle timeout each had before. */
+const heldSessions = new WeakMap<Http2Session, { streams: number; timeoutMs: number }>();
+
+/**
+ * The server's idle timeouts (Fastify `connectionTimeout` on each HTTP/2 stream or HTTP/1
+ * socket, `http2SessionTimeout` on each session) would cut a result stream that is quiet for
+ * a while though its client still listens; HTTP/2 PINGs do not count as activity. A live
+ * StreamResults call is not idle: its stream's timeout is off, and its session's is off
+ * until the session's last live stream ends, then restored.
+ */
+function holdOpenOf(raw: FastifyRequest['raw']): HoldOpen {
+  return () => {
+    if (raw instanceof Http2ServerRequest) {
+      raw.stream.setTimeout(0);
+      const session = raw.stream.session;
+      if (session === undefined) return () => undefined;
+      const held = heldSessions.get(session);
+      if (held !== undefined) held.streams++;
+      else {
+        // `timeout` is what the last setTimeout set (node's stream_base_commons); untyped.
+        const timeoutMs = (session as Http2Session & { timeout?: number }).timeout ?? 0;
+        heldSessions.set(session, { streams: 1, timeoutMs });
+        session.setTimeout(0);
+      }
+      return () => {
+        const h = heldSessions.get(session);
+        if (h === undefined || --h.streams > 0) return;
+        heldSessions.delete(session);
+        if (!session.closed && !session.destroyed && h.timeoutMs > 0) session.setTimeout(h.timeoutMs);
+      };
+    }
+    const socket = raw.socket;
+    const before = socket.timeout ?? 0;
+    socket.setTimeout(0);
+    return () => {
+      if (!socket.destroyed && before > 0) socket.setTimeout(before);
+    };
+  };
+}
+
+function hyperSyncError(code: ApiErrorCode | AuthFailure['code'], message: string, extra: { retryable?: boolean; path?: string; retryAfterSeconds?: number } = {}): ConnectError {
+  const meta = new Headers({ [ERROR_CODE_TRAILER]: code });
+  if (extra.retryable === true) meta.set(ERROR_RETRYABLE_TRAILER, 'true');
+  if (extra.path !== undefined) meta.set(ERROR_PATH_TRAILER, extra.path);
+  if (extra.retryAfterSeconds !== undefined) meta.set('retry-after', String(extra.retryAfterSeconds));
+  return new ConnectError(message, GRPC_CODE_OF[code], meta);
+}
+
+function invalid(message: string, path?: string): ConnectError {
+  return hyperSyncError('INVALID_REQUEST', message, path === undefined ? {} : { path });
+}
+
+/**
+ * Turns whatever a handler threw into what the client may see. ApiError and ConnectError
+ * pass with their code; anything else is a bug: logged here, and answered INTERNAL with a
+ * fixed message (its text could hold internals).
+ */
+function toClientError(e: unknown, log: Logger, rpc: string, signal: AbortSignal): ConnectError {
+  if (e instanceof ConnectError) return e;
+  // The client cancelled or its deadline passed: whatever the backend threw after that is moot.
+  if (signal.aborted) return ConnectError.from(signal.reason, Code.Canceled);
+  if (e instanceof ApiError) {
+    const extra: { retryable: boolean; path?: string } = { retryable: e.retryable };
+    if (e.path !== undefined) extra.path = e.path;
+    return hyperSyncError(e.code, e.message, extra);
+  }
+  log.error({ err: e, rpc }, 'grpc handler failed');
+  return new ConnectError('internal error', Code.Internal);
+}
+
+/** The credentials of one call, as the TLS layer and the headers present them. */
+function credentialsOf(req: FastifyRequest): { authorization?: string; apiKey?: string; certificateCN?: string } {
+  const creds: { authorization?: string; apiKey?: string; certificateCN?: string } = {};
+  const authorization = req.headers.authorization;
+  if (typeof authorization === 'string') creds.authorization = authorization;
+  const apiKey = req.headers['x-api-key'];
+  if (typeof apiKey === 'string') creds.apiKey = apiKey;
+  // On HTTP/2 `raw.socket` proxies the session's TLSSocket. `authorized` is true only when
+  // the client sent a certificate that chains to the server's `ca` (the cluster CA).
+  const socket = req.raw.socket as Partial<TLSSocket> | null;
+  if (socket?.encrypted === true && socket.authorized === true && typeof socket.getPeerCertificate === 'function') {
+    const cn = socket.getPeerCertificate().subject?.CN;
+    if (typeof cn === 'string' && cn !== '') creds.certificateCN = cn;
+  }
+  return creds;
+}
+
+/** Rejects the call before its handler runs unless the caller holds the RPC's scope. */
+function authInterceptor(): Interceptor {
+  return (next) => async (req) => {
+    const auth = req.contextValues.get(kAuth);
+    if (!isPrincipal(auth)) {
+      const extra = auth.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: auth.retryAfterSeconds };
+      throw hyperSyncError(auth.code, auth.message, extra);
+    }
+    const scope = REQUIRED_SCOPE[req.method.name];
+    if (scope === undefined || !auth.scopes.has(scope)) {
+      throw hyperSyncError('PERMISSION_DENIED', `credentials lack the '${scope ?? 'unknown'}' scope`);
+    }
+    return next(req);
+  };
+}
+
+function principalOf(ctx: HandlerContext): Principal {
+  const auth = ctx.values.get(kAuth);
+  // The interceptor ran first; reaching here without a principal is a broken invariant.
+  if (!isPrincipal(auth)) throw new Error('grpc handler reached without a principal');
+  return auth;
+}
+
+const CONSENSUS_VALUES: ReadonlySet<string> = new Set<ConsensusKind>(['none', 'raft', 'pbft']);
+const READ_VALUES: ReadonlySet<string> = new Set(['log', 'linearizable']);
+
+/** The edge check of ExecuteOperator: proto message → backend options, or INVALID_ARGUMENT. */
+function executeOptionsOf(req: OperatorRequest, ctx: HandlerContext): ExecuteOptions {
+  const o = req.options;
+  const options: ExecuteOptions = {};
+  if (o?.consensus) {
+    if (!CONSENSUS_VALUES.has(o.consensus)) throw invalid(`options.consensus must be one of none, raft, pbft`, '/options/consensus');
+    options.consensus = o.consensus as ConsensusKind;
+  }
+  if (o?.read) {
+    if (!READ_VALUES.has(o.read)) throw invalid(`options.read must be 'log' or 'linearizable'`, '/options/read');
+    options.read = o.read as 'log' | 'linearizable';
+  }
+  if (o?.idempotencyKey) {
+    if (o.idempotencyKey.length > MAX_IDEMPOTENCY_KEY_LENGTH) throw invalid(`options.idempotency_key is longer than ${MAX_IDEMPOTENCY_KEY_LENGTH}`, '/options/idempotency_key');
+    options.idempotency_key = o.idempotencyKey;
+  }
+  if (o?.timeoutMs) {
+    if (o.timeoutMs > MAX_TIMEOUT_MS) throw invalid(`options.timeout_ms must be at most ${MAX_TIMEOUT_MS}`, '/options/timeout_ms');
+    options.timeout_ms = o.timeoutMs;
+  }
+  // A gRPC deadline (grpc-timeout) bounds the execution too: the shorter one wins.
+  const deadline = ctx.timeoutMs();
+  if (deadline !== undefined) {
+    const fromDeadline = Math.max(1, Math.min(MAX_TIMEOUT_MS, Math.floor(deadline)));
+    options.timeout_ms = Math.min(options.timeout_ms ?? fromDeadline, fromDeadline);
+  }
+  return options;
+}
+
+function receiptMessage(r: Receipt): ReceiptMessage {
+  return create(ReceiptSchema, {
+    receiptId: r.receipt_id,
+    timestamp: r.timestamp,
+    operation: { type: r.operation.type, operatorId: r.operation.operator_id, inputsHash: r.operation.inputs_hash, outputsHash: r.operation.outputs_hash },
+    prevReceiptHash: r.prev_receipt_hash,
+    signer: r.signer,
+    index: BigInt(r.index),
+    signature: r.signature,
+  });
+}
+
+function resultMessage(rec: ResultRecord): Result {
+  return create(ResultSchema, {
+    index: BigInt(rec.index),
+    operatorId: rec.operator_id,
+    ...(rec.outputs === null ? {} : { outputs: fromJson(ValueSchema, rec.outputs satisfies Json as JsonValue) }),
+    receipt: receiptMessage(rec.receipt),
+  });
+}
+
+/** Settles with `p`, or rejects with the signal's reason (the client's deadline or cancel). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(ConnectError.from(signal.reason, Code.Canceled));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(ConnectError.from(signal.reason, Code.Canceled));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+function routes(opts: GrpcOptions, log: Logger): (router: ConnectRouter) => void {
+  const { backend } = opts;
+  const maxStreamBuffer = opts.maxStreamBuffer ?? DEFAULT_STREAM_BUFFER;
+  const maxStreams = opts.maxStreams ?? DEFAULT_MAX_STREAMS;
+  let openStreams = 0;
+
+  async function executeOperator(req: OperatorRequest, ctx: HandlerContext): Promise<OperatorResponse> {
+    try {
+      const principal = principalOf(ctx);
+      if (!OPERATOR_ID_PATTERN.test(req.operatorId)) throw invalid('operator_id must be an operator identifier', '/operator_id');
+      const options = executeOptionsOf(req, ctx);
+      // An absent Struct is an empty object: proto3 clients drop `{}` unless told otherwise.
+      const inputs: Json = req.inputs ?? {};
+      const result = await untilAborted(backend.execute({ operator_id: req.operatorId, inputs, options, principal: principal.id }), ctx.signal);
+      return create(OperatorResponseSchema, {
+        status: 'success',
+        outputs: fromJson(ValueSchema, result.outputs satisfies Json as JsonValue),
+        receiptId: result.receipt?.receipt_id ?? '',
+        executionTimeMs: result.execution_time_ms,
+        ...(result.receipt === null ? {} : { receipt: receiptMessage(result.receipt) }),
+        replayed: result.replayed,
+      });
+    } catch (e) {
+      throw toClientError(e, log, 'ExecuteOperator', ctx.signal);
+    }
+  }
+
+  async function* streamResults(req: StreamRequest, ctx: HandlerContext): AsyncGenerator<Result> {
+    // uint64 on the wire; receipt indexes stay far below 2^53.
+    if (req.fromIndex > BigInt(Number.MAX_SAFE_INTEGER)) throw invalid('from_index is beyond any receipt index', '/from_index');
+    const from = Number(req.fromIndex);
+    if (req.operatorIds.length > MAX_STREAM_FILTER) throw invalid(`operator_ids holds more than ${MAX_STREAM_FILTER} ids`, '/operator_ids');
+    for (const [i, id] of req.operatorIds.entries()) {
+      if (!OPERATOR_ID_PATTERN.test(id)) throw invalid('operator_ids must hold operator identifiers', `/operator_ids/${i}`);
+    }
+    if (openStreams >= maxStreams) throw new ConnectError(`more than ${maxStreams} result streams are open`, Code.ResourceExhausted);
+    openStreams++;
+    const release = ctx.values.get(kHoldOpen)();
+    try {
+      // The generator is pulled once per written message, and a write waits for HTTP/2 flow
+      // control: a slow reader stops the pulls, and backend.stream bounds what piles up.
+      for await (const rec of backend.stream(from, req.operatorIds, ctx.signal, maxStreamBuffer)) {
+        yield resultMessage(rec);
+      }
+    } catch (e) {
+      throw toClientError(e, log, 'StreamResults', ctx.signal);
+    } finally {
+      release();
+      openStreams--;
+    }
+  }
+
+  return (router) => {
+    router.service(HyperSync, { executeOperator, streamResults });
+  };
+}
+
+/**
+ * Mounts the HyperSync service on `app` (call before `listen`). The app must be the HTTP/2
+ * TLS one (`http2: true, https: {allowHTTP1: true, requestCert: true, rejectUnauthorized:
+ * false, ca: <cluster CA>}`) for plain gRPC clients; Connect and gRPC-Web also work on HTTP/1.1.
+ * Registered in its own encapsulated scope, so its content-type parsers touch no REST route.
+ */
+export async function registerGrpc<S extends RawServerBase, L extends FastifyBaseLogger, P extends FastifyTypeProvider>(
+  app: FastifyInstance<S, RawRequestDefaultExpression<S>, RawReplyDefaultExpression<S>, L, P>,
+  opts: GrpcOptions,
+): Promise<void> {
+  await app.register(async (scope) => {
+    // connect-fastify types its plugin for the default (HTTP/1) instance; it only uses what
+    // every server flavour has (routes, hooks, content-type parsers, raw request/response).
+    const connectScope = scope as unknown as FastifyInstance;
+    await connectScope.register(fastifyConnectPlugin, {
+      routes: routes(opts, opts.logger ?? createLogger('api-grpc')),
+      interceptors: [authInterceptor()],
+      readMaxBytes: MAX_GRPC_REQUEST_BYTES,
+      contextValues: (req) => {
+        const auth = opts.auth.authenticate(credentialsOf(req));
+        // buildApi decorates requests with `principal` for its audit line; fill it for gRPC too.
+        if (isPrincipal(auth) && 'principal' in req) req.principal = auth;
+        return createContextValues().set(kAuth, auth).set(kHoldOpen, holdOpenOf(req.raw));
+      },
+    });
+  });
+}
