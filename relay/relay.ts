@@ -17,6 +17,8 @@ import { KeyStoreAuthenticator, type BearerTokenSpec } from './api/auth.ts';
 import type { Authenticator } from './api/auth-types.ts';
 import type { ApiBackend } from './api/backend.ts';
 import { LocalBackend } from './api/local-backend.ts';
+import { RaftBackend } from './api/raft-backend.ts';
+import { startRaftMember, type RaftMember } from '../src/net/raft-member.ts';
 import { buildApi, type ApiTimeouts } from './api/server.ts';
 
 export interface RelayApiOptions {
@@ -27,7 +29,12 @@ export interface RelayApiOptions {
   keysFile?: string | undefined;
   /** Bearer tokens accepted with both scopes (e.g. the devnet token file's). */
   tokens?: readonly BearerTokenSpec[];
-  consensus?: 'none';
+  /**
+   * 'raft': the relay is a Raft learner and forwards writes to the leader (cluster.json must list
+   * it in its raft group); 'none': it applies executions itself (LocalBackend). Default: 'raft'
+   * when cluster.json lists the relay, else 'none'.
+   */
+  consensus?: 'none' | 'raft';
   bodyLimit?: number;
   timeouts?: ApiTimeouts;
   ratePerSecond?: number;
@@ -45,6 +52,8 @@ export interface RelayOptions {
   /** API port (0 = random). */
   httpPort?: number;
   heartbeatMs?: number;
+  /** Raft tick (ms) when the relay is a member of the cluster's Raft group (a learner). */
+  raftTickMs?: number;
   api?: RelayApiOptions;
 }
 
@@ -56,6 +65,8 @@ export interface RelayHandle {
   readonly http: { readonly url: string; readonly tls: boolean };
   readonly api: FastifyInstance;
   readonly backend: ApiBackend;
+  /** Present when the relay runs as a member of the cluster's Raft group. */
+  readonly raft: RaftMember | undefined;
   stop(): Promise<void>;
 }
 
@@ -92,11 +103,26 @@ export async function startRelay(opts: RelayOptions): Promise<RelayHandle> {
     for (const fn of cleanup.reverse()) await fn().catch(() => undefined);
   };
   try {
-    const store: Store = opts.dataDir !== undefined ? await LevelStore.open(join(opts.dataDir, 'api')) : new MemoryStore();
-    cleanup.push(() => store.close());
-    // The relay signs receipts with its libp2p identity: receipts name its PeerId as signer.
-    const backend = await LocalBackend.open({ store, signer: crypto.createSigner(seedFromLibp2pPrivateKey(privateKey)), peerId: peer.peerId });
-    cleanup.push(() => backend.close());
+    const members = opts.config.raft;
+    const isMember = members !== undefined && [...members.voters, ...members.learners].includes(peer.peerId);
+    const consensus = apiOpts.consensus ?? (isMember ? 'raft' : 'none');
+    if (consensus === 'raft' && !isMember) throw new RelayConfigError('consensus raft needs cluster.json to list this relay in its raft group');
+    let raft: RaftMember | undefined;
+    let backend: ApiBackend;
+    if (consensus === 'raft' && members !== undefined) {
+      if (opts.dataDir === undefined) throw new RelayConfigError('the relay is a Raft member: it needs a data dir to keep its log and identity');
+      const member = await startRaftMember({ peer, privateKey, dataDir: opts.dataDir, voters: members.voters, learners: members.learners, ...(opts.raftTickMs !== undefined ? { tickMs: opts.raftTickMs } : {}) });
+      raft = member;
+      cleanup.push(() => member.stop());
+      backend = new RaftBackend(member.driver, peer);
+    } else {
+      const store: Store = opts.dataDir !== undefined ? await LevelStore.open(join(opts.dataDir, 'api')) : new MemoryStore();
+      cleanup.push(() => store.close());
+      // The relay signs receipts with its libp2p identity: receipts name its PeerId as signer.
+      backend = await LocalBackend.open({ store, signer: crypto.createSigner(seedFromLibp2pPrivateKey(privateKey)), peerId: peer.peerId });
+    }
+    const api = backend;
+    cleanup.push(() => api.close());
     const started = Date.now();
     const app = await buildApi({
       backend,
@@ -133,6 +159,7 @@ export async function startRelay(opts: RelayOptions): Promise<RelayHandle> {
       http: { url, tls },
       api: app,
       backend,
+      raft,
       stop() {
         stopped ??= unwind();
         return stopped;

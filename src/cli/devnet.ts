@@ -31,6 +31,7 @@ options:
   --port-base N      relay libp2p N, relay API (HTTPS: REST + gRPC) N+1, web app N+2 (default 9090)
   --peers N          number of Node peers (default 3)
   --heartbeat-ms N   heartbeat interval of every process (default 1000)
+  --snapshot-every N Raft snapshot/compaction interval of the peers (default 10000 entries)
   --no-web           do not start the web app
   --fresh            delete the state folder first
 `;
@@ -119,6 +120,7 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
     'port-base': { type: 'string' },
     peers: { type: 'string' },
     'heartbeat-ms': { type: 'string' },
+    'snapshot-every': { type: 'string' },
     'no-web': { type: 'boolean' },
     fresh: { type: 'boolean' },
     'log-level': { type: 'string' },
@@ -131,6 +133,7 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
   const base = int(p, 'port-base', 9090, 1024, 65000);
   const peerCount = int(p, 'peers', 3, 1, 16);
   const heartbeat = String(int(p, 'heartbeat-ms', 1000, 20, 60_000));
+  const snapshotEvery = String(int(p, 'snapshot-every', 10_000, 10, 100_000_000));
   const withWeb = p.values['no-web'] !== true;
   await assertPortFree(base, 'relay libp2p');
   await assertPortFree(base + 1, 'relay API');
@@ -146,12 +149,19 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
   // The cluster (key + config) persists too; the allowlist always matches the identities.
   const configPath = join(dir, 'cluster.json');
   let config: ClusterConfig;
+  // The Node peers are the Raft voters; the relay is a learner (it serves the API from its
+  // own replica). Raft membership is fixed at bootstrap, so it must not drift across restarts.
+  const raft = { voters: ids.slice(1), learners: [ids[0] as string] };
   if (existsSync(configPath) && existsSync(join(dir, 'cluster.key'))) {
-    config = { ...(await readClusterConfig(configPath)), allowlist: ids };
-    await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`);
+    const previous = await readClusterConfig(configPath);
+    if (previous.raft !== undefined && JSON.stringify([...previous.raft.voters].sort()) !== JSON.stringify([...raft.voters].sort())) {
+      throw new UsageError(`${dir} holds a Raft group of ${previous.raft.voters.length} voters; --peers ${peerCount} would change its membership. Start over with --fresh.`);
+    }
+    config = { ...previous, allowlist: ids, raft };
   } else {
-    config = await initCluster(dir, 'devnet', ids);
+    config = { ...(await initCluster(dir, 'devnet', ids)), raft };
   }
+  await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`);
   const clusterKey = await readKeyFile(join(dir, 'cluster.key'));
   // TLS material and the API bearer token persist too, so clients keep working across restarts.
   const tls = await generateDevCa(dir);
@@ -184,7 +194,7 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
     const started = await Promise.all(
       peerDirs.map((d, i) => {
         const peerToken = encodeJoinTokenParam(createJoinToken({ clusterSigner, cluster: config.cluster, peer: ids[i + 1]!, expires: new Date(Date.now() + 30 * 86_400_000) }));
-        const args = ['node', '--relay', relayAddr, '--data-dir', d, '--cluster-config', configPath, '--join-token', peerToken, '--heartbeat-ms', heartbeat, '--json-events'];
+        const args = ['node', '--relay', relayAddr, '--data-dir', d, '--cluster-config', configPath, '--join-token', peerToken, '--heartbeat-ms', heartbeat, '--snapshot-every', snapshotEvery, '--json-events'];
         return spawnChild(`peer ${i + 1}`, args, join(dir, 'logs', `peer-${i + 1}.log`));
       }),
     );

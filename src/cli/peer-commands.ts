@@ -8,6 +8,8 @@ import { base64urlDecode } from '../crypto/index.ts';
 import { decodeJoinTokenParam } from '../ico/admission.ts';
 import { readClusterConfig } from '../net/cluster-config.ts';
 import { startPeer } from '../net/peer.ts';
+import { loadOrCreateKey } from '../net/platform-node.ts';
+import { startRaftMember, type RaftMember } from '../net/raft-member.ts';
 import type { HyperSyncPeer, PeerEvent } from '../net/types.ts';
 import { createLogger } from '../log/logger.ts';
 import { startRelay } from '../../relay/relay.ts';
@@ -18,6 +20,8 @@ import { int, parse, required, str, UsageError } from './args.ts';
 export const NODE_HELP = `usage: hypersync node --relay MULTIADDR --data-dir DIR --cluster-config FILE [options]
 
 Runs a HyperSync peer: connects to the relay, discovers the cluster's peers, speaks ICO.
+When cluster.json has a "raft" section listing this peer, it also runs its Raft member:
+the log in <data-dir>/raft, the state machine, and its signed receipts in <data-dir>/store.
 
 options:
   --relay MULTIADDR        relay address with /p2p/<id> (repeatable)
@@ -27,6 +31,9 @@ options:
   --role voter|learner     role announced in HELLO (default voter)
   --heartbeat-ms N         heartbeat interval (default 1000); down after 3 missed
   --listen-host HOST       listen address (default 127.0.0.1)
+  --tick-ms N              Raft tick (default 50; election timeout 10-20 ticks, heartbeat 2)
+  --snapshot-every N       snapshot the state machine and compact the Raft log every N
+                           applied entries (default 10000)
   --json-events            print one JSON line per peer event on stdout
   --log-level LEVEL        trace|debug|info|warn|error (default info; logs go to stderr)
 `;
@@ -50,9 +57,12 @@ options:
   --insecure               plain HTTP without TLS (local experiments only)
   --keys-file FILE         API keys (hypersync keys create|list|revoke); reloaded when it changes
   --token-file FILE        a bearer token (one line) accepted with scopes execute and read
-  --consensus none         how executions are ordered (only 'none' for now: this relay applies them)
+  --consensus none|raft    how executions are ordered: raft forwards them to the cluster's Raft
+                           leader (the relay is a learner; cluster.json must list it), none applies
+                           them here (default: raft when cluster.json lists the relay, else none)
   --body-limit BYTES       largest request body (default 1048576)
   --heartbeat-ms N         heartbeat interval (default 1000)
+  --raft-tick-ms N         Raft tick when cluster.json lists the relay as a Raft learner (default 50)
   --json-events            print a ready line and peer events as JSON lines on stdout
   --log-level LEVEL        log level (logs go to stderr)
 `;
@@ -115,6 +125,18 @@ function streamEvents(peer: HyperSyncPeer, out: Out): void {
   });
 }
 
+/** Raft role changes and snapshots as they happen, plus a status line every RAFT_STATUS_EVERY_MS. */
+export const RAFT_STATUS_EVERY_MS = 500;
+
+function streamRaftEvents(raft: RaftMember, out: Out): void {
+  raft.driver.onEvent((e) => out(`${JSON.stringify({ ...e, at: new Date().toISOString() })}\n`));
+  const timer = setInterval(() => {
+    const s = raft.driver.status();
+    out(`${JSON.stringify({ type: 'raft:status', role: s.role, leader: s.leader, term: s.term, commit: s.commit, applied: s.applied, lastIndex: s.lastIndex, receipts: raft.replica.receiptCount, at: new Date().toISOString() })}\n`);
+  }, RAFT_STATUS_EVERY_MS);
+  timer.unref();
+}
+
 export async function nodeCommand(argv: string[], out: Out): Promise<number> {
   const p = parse(argv, {
     relay: { type: 'string', multiple: true },
@@ -124,6 +146,8 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
     role: { type: 'string' },
     'heartbeat-ms': { type: 'string' },
     'listen-host': { type: 'string' },
+    'tick-ms': { type: 'string' },
+    'snapshot-every': { type: 'string' },
     'json-events': { type: 'boolean' },
     'log-level': { type: 'string' },
   });
@@ -136,6 +160,8 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
   const role = str(p, 'role') ?? 'voter';
   if (role !== 'voter' && role !== 'learner') throw new UsageError('--role must be voter or learner');
   const heartbeatMs = int(p, 'heartbeat-ms', 1000, 20, 60_000);
+  const tickMs = int(p, 'tick-ms', 50, 5, 10_000);
+  const snapshotEvery = int(p, 'snapshot-every', 10_000, 10, 100_000_000);
   const dataDir = required(p, 'data-dir');
   const config = await readClusterConfig(required(p, 'cluster-config'));
   const token = str(p, 'join-token');
@@ -151,13 +177,26 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
     heartbeatMs,
     listen: [`/ip4/${host}/tcp/0`, `/ip4/${host}/tcp/0/ws`, '/p2p-circuit', '/webrtc'],
   });
-  if (p.values['json-events'] === true) {
-    out(`${JSON.stringify({ type: 'ready', peerId: peer.peerId, pid: process.pid, multiaddrs: peer.multiaddrs() })}\n`);
-    streamEvents(peer, out);
-  } else {
-    process.stderr.write(`hypersync node ${peer.peerId} running (Ctrl-C to stop)\n`);
+  let raft: RaftMember | undefined;
+  if (config.raft !== undefined && [...config.raft.voters, ...config.raft.learners].includes(peer.peerId)) {
+    try {
+      raft = await startRaftMember({ peer, privateKey: await loadOrCreateKey(dataDir), dataDir, voters: config.raft.voters, learners: config.raft.learners, tickMs, snapshotEvery });
+    } catch (e) {
+      await peer.stop();
+      throw e;
+    }
   }
-  return runUntilSignal(() => peer.stop());
+  if (p.values['json-events'] === true) {
+    out(`${JSON.stringify({ type: 'ready', peerId: peer.peerId, pid: process.pid, multiaddrs: peer.multiaddrs(), raft: raft !== undefined })}\n`);
+    streamEvents(peer, out);
+    if (raft !== undefined) streamRaftEvents(raft, out);
+  } else {
+    process.stderr.write(`hypersync node ${peer.peerId} running${raft !== undefined ? ' (raft member)' : ''} (Ctrl-C to stop)\n`);
+  }
+  return runUntilSignal(async () => {
+    await raft?.stop();
+    await peer.stop();
+  });
 }
 
 export async function relayCommand(argv: string[], out: Out): Promise<number> {
@@ -168,6 +207,7 @@ export async function relayCommand(argv: string[], out: Out): Promise<number> {
     port: { type: 'string' },
     'http-port': { type: 'string' },
     'heartbeat-ms': { type: 'string' },
+    'raft-tick-ms': { type: 'string' },
     'json-events': { type: 'boolean' },
     'log-level': { type: 'string' },
     'tls-cert': { type: 'string' },
@@ -188,10 +228,11 @@ export async function relayCommand(argv: string[], out: Out): Promise<number> {
   const httpPort = int(p, 'http-port', 9091);
   const heartbeatMs = int(p, 'heartbeat-ms', 1000, 20, 60_000);
   const bodyLimit = int(p, 'body-limit', DEFAULT_BODY_LIMIT, 1024, 64 * 1024 * 1024);
+  const raftTickMs = int(p, 'raft-tick-ms', 50, 5, 10_000);
   const configPath = required(p, 'cluster-config');
   const dataDir = str(p, 'data-dir');
-  const consensus = str(p, 'consensus') ?? 'none';
-  if (consensus !== 'none') throw new UsageError(`--consensus ${consensus} is not available yet (use none)`);
+  const consensus = str(p, 'consensus');
+  if (consensus !== undefined && consensus !== 'none' && consensus !== 'raft') throw new UsageError(`--consensus ${consensus} is not available (use none or raft)`);
   const certPath = str(p, 'tls-cert');
   const keyPath = str(p, 'tls-key');
   const caPath = str(p, 'tls-ca');
@@ -212,7 +253,8 @@ export async function relayCommand(argv: string[], out: Out): Promise<number> {
     port,
     httpPort,
     heartbeatMs,
-    api: { tls, insecure, keysFile, tokens, consensus, bodyLimit },
+    raftTickMs,
+    api: { tls, insecure, keysFile, tokens, ...(consensus !== undefined ? { consensus } : {}), bodyLimit },
   });
   const ready = { type: 'ready', peerId: relay.peerId, pid: process.pid, multiaddrs: relay.multiaddrs, http: relay.http.url };
   if (p.values['json-events'] === true) {

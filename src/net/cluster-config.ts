@@ -9,6 +9,8 @@ export interface ClusterConfig {
   /** base64url of the raw 32-byte ed25519 cluster public key. */
   clusterPublicKey: string;
   allowlist: string[];
+  /** Initial Raft membership (PeerIds); absent: the cluster runs no Raft group. */
+  raft?: { voters: string[]; learners: string[] };
 }
 
 export class ClusterConfigError extends Error {
@@ -20,7 +22,7 @@ export const CLUSTER_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 export function parseClusterConfig(value: unknown, source = 'cluster config'): ClusterConfig {
   if (typeof value !== 'object' || value === null) throw new ClusterConfigError(`${source}: must be a JSON object`);
-  const { cluster, clusterPublicKey, allowlist } = value as Record<string, unknown>;
+  const { cluster, clusterPublicKey, allowlist, raft } = value as Record<string, unknown>;
   if (typeof cluster !== 'string' || !CLUSTER_ID_PATTERN.test(cluster)) throw new ClusterConfigError(`${source}: 'cluster' must match ${CLUSTER_ID_PATTERN}`);
   if (typeof clusterPublicKey !== 'string') throw new ClusterConfigError(`${source}: 'clusterPublicKey' must be base64url`);
   try {
@@ -37,7 +39,31 @@ export function parseClusterConfig(value: unknown, source = 'cluster config'): C
       throw new ClusterConfigError(`${source}: allowlist entry ${JSON.stringify(id).slice(0, 60)} is not an ed25519 PeerId`);
     }
   }
-  return { cluster, clusterPublicKey, allowlist: allowlist as string[] };
+  const out: ClusterConfig = { cluster, clusterPublicKey, allowlist: allowlist as string[] };
+  if (raft !== undefined) out.raft = parseRaftMembers(raft, source);
+  return out;
+}
+
+function parseRaftMembers(raft: unknown, source: string): { voters: string[]; learners: string[] } {
+  if (typeof raft !== 'object' || raft === null) throw new ClusterConfigError(`${source}: 'raft' must be {voters: [PeerId], learners: [PeerId]}`);
+  const { voters, learners = [] } = raft as Record<string, unknown>;
+  const list = (v: unknown, name: string): string[] => {
+    if (!Array.isArray(v)) throw new ClusterConfigError(`${source}: 'raft.${name}' must be an array of PeerIds`);
+    for (const id of v) {
+      try {
+        if (typeof id !== 'string') throw new Error('type');
+        publicKeyFromPeerId(id);
+      } catch {
+        throw new ClusterConfigError(`${source}: raft.${name} entry ${JSON.stringify(id).slice(0, 60)} is not an ed25519 PeerId`);
+      }
+    }
+    return v as string[];
+  };
+  const v = list(voters, 'voters');
+  const l = list(learners, 'learners');
+  if (v.length === 0) throw new ClusterConfigError(`${source}: 'raft.voters' must not be empty`);
+  if (new Set([...v, ...l]).size !== v.length + l.length) throw new ClusterConfigError(`${source}: a raft member is listed twice`);
+  return { voters: v, learners: l };
 }
 
 export async function readClusterConfig(path: string): Promise<ClusterConfig> {

@@ -92,7 +92,9 @@ function transportOf(conn: Connection): PeerTransport {
   return 'unknown';
 }
 
-const TRANSPORT_RANK: Record<PeerTransport, number> = { webrtc: 4, tcp: 3, websocket: 3, unknown: 1, relayed: 0 };
+// Direct TCP (Node↔Node) has the lowest latency and cost; WebRTC beats a WebSocket hop and any
+// relayed path. Browsers never have TCP, so for them WebRTC stays the first choice.
+const TRANSPORT_RANK: Record<PeerTransport, number> = { tcp: 5, webrtc: 4, websocket: 3, unknown: 1, relayed: 0 };
 
 function backoff(failures: number): number {
   const base = Math.min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** Math.min(failures, 16));

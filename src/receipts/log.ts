@@ -90,11 +90,18 @@ export interface ReceiptLogOptions {
   signer: Ed25519Signer;
   /** PeerId of the signer (its key signs receipts and tree heads). */
   peerId: string;
+  /**
+   * Default true: each batch is fsynced. A replica of a Raft log passes false: its receipts
+   * are rebuilt bit for bit by re-applying the durable log, so a write that reached the OS
+   * (it survives kill -9) is enough.
+   */
+  sync?: boolean;
 }
 
 export class ReceiptLog {
   readonly #store: Store;
   readonly #signer: Ed25519Signer;
+  readonly #sync: boolean;
   readonly peerId: string;
   #head: Head;
   #frontier: MerkleFrontier;
@@ -104,6 +111,7 @@ export class ReceiptLog {
   private constructor(store: Store, opts: ReceiptLogOptions, head: Head, frontier: MerkleFrontier) {
     this.#store = store;
     this.#signer = opts.signer;
+    this.#sync = opts.sync ?? true;
     this.peerId = opts.peerId;
     this.#head = head;
     this.#frontier = frontier;
@@ -182,7 +190,7 @@ export class ReceiptLog {
       writing = writing.then(async () => {
         if (failed) throw new ReceiptLogError('RECEIPT_INVALID', 'an earlier batch failed');
         try {
-          await this.#store.batch(ops);
+          await this.#store.batch(ops, this.#sync ? undefined : { sync: false });
         } catch (e) {
           failed = true;
           this.#head = previous.head;

@@ -2,9 +2,10 @@
 // promise resolves (`sync: true`), so an acknowledged write survives kill -9 and power loss
 // as far as the OS's fsync promises.
 import { ClassicLevel } from 'classic-level';
-import { checkBatch, checkKey, checkValue, StoreError, type BatchOp, type RangeOptions, type Store } from './types.ts';
+import { checkBatch, checkKey, checkValue, StoreError, type BatchOp, type BatchOptions, type RangeOptions, type Store } from './types.ts';
 
 const SYNC = { sync: true } as const;
+const NO_SYNC = { sync: false } as const;
 
 export class LevelStore implements Store {
   readonly #db: ClassicLevel<Uint8Array, Uint8Array>;
@@ -49,12 +50,12 @@ export class LevelStore implements Store {
     await this.#db.del(key, SYNC);
   }
 
-  async batch(ops: BatchOp[]): Promise<void> {
+  async batch(ops: BatchOp[], options?: BatchOptions): Promise<void> {
     this.#live();
     checkBatch(ops);
     await this.#db.batch(
       ops.map((op) => (op.type === 'put' ? { type: 'put' as const, key: op.key, value: op.value } : { type: 'del' as const, key: op.key })),
-      SYNC,
+      options?.sync === false ? NO_SYNC : SYNC,
     );
   }
 

@@ -15,14 +15,23 @@ export interface RangeOptions {
 
 export type BatchOp = { type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array };
 
+export interface BatchOptions {
+  /** Default true: flush to stable storage before resolving. */
+  sync?: boolean;
+}
+
 export interface Store {
   get(key: Uint8Array): Promise<Uint8Array | undefined>;
   put(key: Uint8Array, value: Uint8Array): Promise<void>;
   delete(key: Uint8Array): Promise<void>;
   /** Entries in unsigned byte order of the key (reversed with `reverse`). */
   range(options?: RangeOptions): AsyncIterable<[Uint8Array, Uint8Array]>;
-  /** All or nothing; durable when the promise resolves. */
-  batch(ops: BatchOp[]): Promise<void>;
+  /**
+   * All or nothing; durable when the promise resolves. With `{sync: false}` the batch survives
+   * a process crash (kill -9: it reached the OS) but not necessarily a power loss; for data
+   * that can be rebuilt from another durable log.
+   */
+  batch(ops: BatchOp[], options?: BatchOptions): Promise<void>;
   close(): Promise<void>;
 }
 

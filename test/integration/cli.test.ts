@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, ROOT, tempDir } from '../harness/processes.ts';
 import { decodeJoinTokenParam, joinTokenProblem } from '../../src/ico/admission.ts';
@@ -31,6 +31,11 @@ test('usage errors exit 2 with a readable message', () => {
     [['keys', 'gen'], /--out is required/],
     [['relay', '--port', 'abc', '--cluster-config', 'x'], /--port must be an integer/],
     [['keys', 'join-token', '--cluster-key', 'k', '--cluster', 'c', '--ttl', 'soon'], /invalid duration 'soon'/],
+    [['relay', '--cluster-config', 'x'], /the API needs TLS: pass --tls-cert FILE --tls-key FILE/],
+    [['relay', '--cluster-config', 'x', '--tls-cert', 'c'], /--tls-cert and --tls-key go together/],
+    [['relay', '--cluster-config', 'x', '--insecure', '--consensus', 'paxos'], /--consensus paxos is not available/],
+    [['keys', 'create', '--name', 'n'], /--keys-file is required/],
+    [['keys', 'create', '--keys-file', 'k.json', '--name', 'n', '--scopes', 'admin'], /unknown scope 'admin'/],
   ];
   for (const [args, pattern] of cases) {
     const r = cli(...args);
@@ -72,4 +77,42 @@ test('bad key and config files are clear errors (exit 1), not crashes', () => {
   const missing = cli('keys', 'show', '--key', join(dir, 'nope.key'));
   assert.equal(missing.code, 1);
   assert.match(missing.err, /ENOENT|no such file/);
+});
+
+test('keys create/list/revoke: the secret is printed once, stored only as a hash, and revocation sticks', () => {
+  const dir = tempDir();
+  const file = join(dir, 'api-keys.json');
+  const created = cli('keys', 'create', '--keys-file', file, '--name', 'ci bot', '--scopes', 'read');
+  assert.equal(created.code, 0, created.err);
+  const secret = created.out.trim();
+  assert.match(secret, /^hsk_[a-z0-9]+_[A-Za-z0-9_-]{43}$/);
+  assert.match(created.err, /shown only once/);
+  const id = secret.split('_')[1]!;
+  const text = readFileSync(file, 'utf8');
+  assert.doesNotMatch(text, new RegExp(secret.slice(20)), 'the secret is not stored');
+  assert.equal(statSync(file).mode & 0o777, 0o600);
+  const json = cli('keys', 'create', '--keys-file', file, '--name', 'full', '--json');
+  assert.equal(json.code, 0, json.err);
+  assert.deepEqual(JSON.parse(json.out).scopes, ['execute', 'read']);
+
+  const list = cli('keys', 'list', '--keys-file', file);
+  assert.equal(list.code, 0, list.err);
+  assert.match(list.out, new RegExp(`^${id}\tci bot\tread\t[^\t]+\t-$`, 'm'));
+  assert.doesNotMatch(list.out, /hsk_/, 'list never prints secrets');
+
+  const revoke = cli('keys', 'revoke', '--keys-file', file, '--id', id);
+  assert.equal(revoke.code, 0, revoke.err);
+  const rows = JSON.parse(cli('keys', 'list', '--keys-file', file, '--json').out) as Array<{ id: string; revoked: string | null }>;
+  assert.equal(rows.length, 2);
+  assert.match(rows.find((r) => r.id === id)?.revoked ?? '', /^\d{4}-\d\d-\d\dT/);
+  assert.equal(rows.find((r) => r.id !== id)?.revoked, null);
+
+  const missing = cli('keys', 'revoke', '--keys-file', file, '--id', 'deadbeef00');
+  assert.equal(missing.code, 2);
+  assert.match(missing.err, /no key with id 'deadbeef00'/);
+  writeFileSync(file, '{"keys": [{"id": 1}]}');
+  const broken = cli('keys', 'list', '--keys-file', file);
+  assert.equal(broken.code, 1);
+  assert.match(broken.err, /KEYS_FILE_INVALID: .*keys\[0\]\.id is invalid/);
+  assert.doesNotMatch(broken.err, /\n\s+at /);
 });
