@@ -14,6 +14,8 @@ import type { Json } from '../../src/ico/types.ts';
 import { createLogger, type Logger } from '../../src/log/logger.ts';
 import { OPERATOR_ID_PATTERN, type Receipt } from '../../src/receipts/receipt.ts';
 import { isPrincipal, type AuthFailure, type Authenticator, type Principal, type Scope } from './auth-types.ts';
+// The option limits are the REST schema's, so both front ends accept exactly the same requests.
+import { MAX_IDEMPOTENCY_KEY_LENGTH, MAX_TIMEOUT_MS } from './schemas.ts';
 import { ApiError, type ApiBackend, type ApiErrorCode, type ConsensusKind, type ExecuteOptions, type ResultRecord } from './backend.ts';
 import {
   HyperSync,
@@ -35,9 +37,6 @@ export const DEFAULT_STREAM_BUFFER = 256;
 export const DEFAULT_MAX_STREAMS = 256;
 /** Operator ids one StreamResults call may filter on. */
 export const MAX_STREAM_FILTER = 64;
-/** Execution deadline bounds, as ExecuteOptions documents them. */
-export const MAX_TIMEOUT_MS = 60_000;
-export const MAX_IDEMPOTENCY_KEY_LENGTH = 256;
 
 /** Which scope each RPC needs. */
 const REQUIRED_SCOPE: Readonly<Record<string, Scope>> = {

@@ -247,6 +247,9 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
         `  curl --cacert ${rel(tls.ca)} ${auth} ${rest}/api/v1/receipts?limit=10\n` +
         `  curl --cacert ${rel(tls.ca)} --cert ${rel(tls.clientCert)} --key ${rel(tls.clientKey)} ${rest}/api/v1/tree-head      (mTLS, no token)\n` +
         `  hypersync keys create --keys-file ${rel(keysFile)} --name me                       (an API key: X-API-Key)\n` +
+        `\nTry gRPC (same port; any gRPC client, the schema is ${rel(join(ROOT, 'proto'))}):\n` +
+        `  npx buf curl --schema ${rel(join(ROOT, 'proto'))} --protocol grpc --cacert ${rel(tls.ca)} ${auth} -d '{"operator_id":"kv.get","inputs":{"key":"a"}}' ${rest}/hypersync.v1.HyperSync/ExecuteOperator\n` +
+        `  npx buf curl --schema ${rel(join(ROOT, 'proto'))} --protocol grpc --cacert ${rel(tls.ca)} --cert ${rel(tls.clientCert)} --key ${rel(tls.clientKey)} -d '{"from_index":0}' ${rest}/hypersync.v1.HyperSync/StreamResults   (mTLS; streams until Ctrl-C)\n` +
         `Ctrl-C stops everything.\n`,
     );
 

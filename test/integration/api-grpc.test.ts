@@ -24,6 +24,7 @@ import { createApiKey, KeyStoreAuthenticator } from '../../relay/api/auth.ts';
 import { ApiError, type ApiBackend, type ClusterStatus, type ExecuteRequest, type ExecuteResult, type ResultRecord } from '../../relay/api/backend.ts';
 import { ERROR_CODE_TRAILER, ERROR_PATH_TRAILER } from '../../relay/api/grpc.ts';
 import { HyperSync, file_hypersync_v1_hypersync, type Receipt as ReceiptMessage } from '../../relay/api/gen/hypersync/v1/hypersync_pb.ts';
+import { MAX_IDEMPOTENCY_KEY_LENGTH } from '../../relay/api/schemas.ts';
 import { buildApi } from '../../relay/api/server.ts';
 import { DEV_CLIENT_CN, generateDevCa, type DevCaFiles } from '../../relay/api/tls.ts';
 
@@ -318,6 +319,11 @@ describe('ExecuteOperator (Connect client, gRPC over HTTP/2 TLS)', () => {
     await rejectsWith(c.executeOperator({ operatorId: 'echo', inputs: { text: 'x' }, options: { read: 'eventually' } }), Code.InvalidArgument);
     await rejectsWith(c.executeOperator({ operatorId: 'echo', inputs: { text: 'x' }, options: { timeoutMs: 3_600_000 } }), Code.InvalidArgument);
     await rejectsWith(c.executeOperator({ operatorId: 'not an id!', inputs: {} }), Code.InvalidArgument);
+    await rejectsWith(c.executeOperator({ operatorId: 'echo', inputs: {}, options: { idempotencyKey: 'k'.repeat(MAX_IDEMPOTENCY_KEY_LENGTH + 1) } }), Code.InvalidArgument, (e) => {
+      assert.equal(e.metadata.get(ERROR_PATH_TRAILER), '/options/idempotency_key');
+    });
+    // At the limit it is accepted.
+    await c.executeOperator({ operatorId: 'echo', inputs: {}, options: { idempotencyKey: 'k'.repeat(MAX_IDEMPOTENCY_KEY_LENGTH) } });
   });
 
   test('an unknown operator answers NOT_FOUND', async () => {

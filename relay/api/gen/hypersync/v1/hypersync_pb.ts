@@ -63,8 +63,8 @@ export type ExecuteOptions = Message<"hypersync.v1.ExecuteOptions"> & {
   consensus: string;
 
   /**
-   * Deadline for the whole execution; 0: the default. A gRPC deadline (grpc-timeout) also
-   * applies: the shorter one wins.
+   * Deadline for the whole execution, at most 60000; 0: the default (5000). A gRPC deadline
+   * (grpc-timeout) also applies: the shorter one wins.
    *
    * @generated from field: uint32 timeout_ms = 2;
    */
@@ -72,7 +72,7 @@ export type ExecuteOptions = Message<"hypersync.v1.ExecuteOptions"> & {
 
   /**
    * A retry with the same key (same caller) returns the first outputs and receipt and
-   * executes once.
+   * executes once. At most 128 characters; empty: none.
    *
    * @generated from field: string idempotency_key = 3;
    */
