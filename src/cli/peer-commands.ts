@@ -232,7 +232,7 @@ export async function relayCommand(argv: string[], out: Out): Promise<number> {
   const configPath = required(p, 'cluster-config');
   const dataDir = str(p, 'data-dir');
   const consensus = str(p, 'consensus') ?? 'auto';
-  if (consensus !== 'auto' && consensus !== 'none' && consensus !== 'raft') throw new UsageError(`--consensus must be auto, none or raft (pbft is not available yet)`);
+  if (consensus !== 'auto' && consensus !== 'none' && consensus !== 'raft') throw new UsageError(`--consensus ${consensus} is not available (use auto, none or raft; pbft is not built yet)`);
   const certPath = str(p, 'tls-cert');
   const keyPath = str(p, 'tls-key');
   const caPath = str(p, 'tls-ca');
