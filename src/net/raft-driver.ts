@@ -319,7 +319,10 @@ export class RaftDriver {
     const leader = this.#node.currentLeader();
     if (leader === this.id) {
       const answers = this.#proposeLocal(ids.map((id) => ({ id, ...(this.#commands.get(id) as PendingCommand).prop })));
-      for (const a of answers) this.#onAnswer(a);
+      for (const a of answers) {
+        this.#onAnswer(a);
+        this.#armRetry(a.id);
+      }
       return;
     }
     if (leader === '') {
@@ -332,7 +335,13 @@ export class RaftDriver {
     for (let i = 0; i < ids.length; i += MAX_PROPOSALS_PER_ENVELOPE) {
       const props = ids.slice(i, i + MAX_PROPOSALS_PER_ENVELOPE).map((id) => ({ id, ...(this.#commands.get(id) as PendingCommand).prop }));
       this.#stats.forwarded += props.length;
-      this.#sendPayload(leader, encodeConsensusPayload({ k: 'propose', props }));
+      // If the leader cannot be reached (it just died), ask again after a beat rather than
+      // waiting out a whole attempt: by then a new leader is usually known.
+      this.#sendPayload(leader, encodeConsensusPayload({ k: 'propose', props }), () => {
+        setTimeout(() => {
+          for (const p of props) this.#enqueue(p.id);
+        }, this.#tickMs * 2).unref();
+      });
       for (const p of props) this.#armRetry(p.id);
     }
   }
@@ -432,9 +441,10 @@ export class RaftDriver {
     }
   }
 
-  #sendPayload(to: string, payload: { [key: string]: Json }): void {
+  #sendPayload(to: string, payload: { [key: string]: Json }, onFail?: () => void): void {
     this.#peer.send(to, 'CONSENSUS', payload).catch((e: unknown) => {
       this.#log.debug({ to, err: (e as Error).message }, 'CONSENSUS send failed');
+      onFail?.();
     });
   }
 
