@@ -5,7 +5,7 @@
 // children also watch our pid, so even a SIGKILLed devnet leaves no orphans.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer as createNetServer } from 'node:net';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -228,7 +228,9 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
       cluster: config.cluster,
       peers: children.map((c) => ({ peerId: c.ready.peerId, pid: c.ready.pid, dataDir: c.dataDir, role: c.role })),
     };
-    await writeFile(join(dir, 'endpoints.json'), `${JSON.stringify(endpoints, null, 2)}\n`);
+    // Written whole (temp file, then rename): a client polling for the file never reads half of it.
+    await writeFile(join(dir, 'endpoints.json.tmp'), `${JSON.stringify(endpoints, null, 2)}\n`);
+    await rename(join(dir, 'endpoints.json.tmp'), join(dir, 'endpoints.json'));
     const rel = (path: string): string => {
       const r = relative(process.cwd(), path);
       return r !== '' && !r.startsWith('..') && !isAbsolute(r) ? r : path;
