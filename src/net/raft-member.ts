@@ -29,7 +29,10 @@ export async function startRaftMember(o: RaftMemberOptions): Promise<RaftMember>
   const raftStore = await LevelStore.open(join(o.dataDir, 'raft'));
   const receiptStore = await LevelStore.open(join(o.dataDir, 'store'));
   const replica = await Replica.open({ store: receiptStore, signer: crypto.createSigner(seedFromLibp2pPrivateKey(o.privateKey)), peerId: o.peer.peerId });
-  const { storage, state, fresh } = await RaftStorage.open(raftStore);
+  // A learner (the relay) writes its log without fsync: it never votes and never counts
+  // towards a commit, so it can always fetch a lost suffix from the leader again.
+  const learner = o.learners.includes(o.peer.peerId);
+  const { storage, state, fresh } = await RaftStorage.open(raftStore, { durable: !learner });
   const driver = await RaftDriver.start({
     peer: o.peer,
     storage,

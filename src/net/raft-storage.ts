@@ -60,6 +60,8 @@ export class RaftStorage {
   /** Lowest entry index that may still be on disk (stale ones below the snapshot included). */
   #diskFirst: number;
   #cleanup: Promise<void> = Promise.resolve();
+  /** False for a learner: its log and acks never count towards a quorum (see open()). */
+  #durable = true;
 
   private constructor(store: Store, hard: HardRecord, snapIndex: number, diskFirst: number) {
     this.#store = store;
@@ -69,7 +71,18 @@ export class RaftStorage {
   }
 
   /** Opens the storage; `fresh` is true when nothing was ever persisted (bootstrap then). */
-  static async open(store: Store): Promise<{ storage: RaftStorage; state: PersistedState; fresh: boolean }> {
+  /**
+   * `durable: false` (learners only) writes without fsync: a learner never votes and its log
+   * never counts towards a commit, so losing a suffix to a power cut only means fetching it
+   * again from the leader. Writes still reach the OS, so they survive kill -9.
+   */
+  static async open(store: Store, opts: { durable?: boolean } = {}): Promise<{ storage: RaftStorage; state: PersistedState; fresh: boolean }> {
+    const made = await RaftStorage.#open(store);
+    made.storage.#durable = opts.durable ?? true;
+    return made;
+  }
+
+  static async #open(store: Store): Promise<{ storage: RaftStorage; state: PersistedState; fresh: boolean }> {
     const rawHard = await store.get(HARD);
     if (rawHard === undefined) {
       const storage = new RaftStorage(store, { term: 0, vote: '', commit: 0, last: 0 }, 0, 1);
@@ -128,7 +141,7 @@ export class RaftStorage {
     // Entries, a snapshot, a new term or a vote must reach the disk before we send (Raft's
     // safety rests on them). The commit index alone need not: after a crash it is learned
     // again from the leader, so that write skips the fsync (etcd's MustSync rule).
-    const sync = rd.entries.length > 0 || rd.snapshot !== undefined || hard.term !== this.#hard.term || hard.vote !== this.#hard.vote;
+    const sync = this.#durable && (rd.entries.length > 0 || rd.snapshot !== undefined || hard.term !== this.#hard.term || hard.vote !== this.#hard.vote);
     for (let i = 0; i < ops.length; i += MAX_BATCH_OPS) await this.#store.batch(ops.slice(i, i + MAX_BATCH_OPS), { sync });
     this.#hard = hard;
     if (rd.snapshot !== undefined) this.#compactTo(rd.snapshot.meta.index);

@@ -37,7 +37,7 @@ export class Proc {
     this.child.stderr!.on('data', (d: Buffer) => {
       this.stderr = (this.stderr + d.toString()).slice(-20_000);
     });
-    this.exited = new Promise((r) => this.child.once('exit', (code, signal) => {
+    this.exited = new Promise((r) => this.child.once('close', (code, signal) => {
       for (const w of this.#waiters) w();
       r({ code, signal });
     }));
