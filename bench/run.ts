@@ -10,6 +10,7 @@ const suites: Record<string, () => Promise<BenchModule>> = {
   receipts: () => import('./receipts.bench.ts'),
   raft: () => import('./raft.bench.ts'),
   'raft-durable': () => import('./raft-durable.bench.ts'),
+  'raft-cluster': () => import('./raft-cluster.bench.ts'),
   net: () => import('./net.bench.ts'),
 };
 
