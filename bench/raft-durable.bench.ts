@@ -33,6 +33,7 @@ class DurableMember {
   syncedEntries = 0;
   #running = false;
   #scheduled = false;
+  #stopped = false;
   readonly #send: (m: readonly Message[]) => void;
   readonly #onAdvance: () => void;
 
@@ -50,7 +51,7 @@ class DurableMember {
   }
 
   schedule(): void {
-    if (this.#scheduled) return;
+    if (this.#scheduled || this.#stopped) return;
     this.#scheduled = true;
     setImmediate(() => {
       this.#scheduled = false;
@@ -58,11 +59,17 @@ class DurableMember {
     });
   }
 
+  /** Stops taking Readies; resolves once the one being handled (if any) is done. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    while (this.#running) await new Promise((r) => setTimeout(r, 1));
+  }
+
   async #run(): Promise<void> {
-    if (this.#running) return;
+    if (this.#running || this.#stopped) return;
     this.#running = true;
     try {
-      for (let rd = this.node.ready(); rd !== null; rd = this.node.ready()) await this.#handle(rd);
+      for (let rd = this.node.ready(); rd !== null && !this.#stopped; rd = this.node.ready()) await this.#handle(rd);
     } finally {
       this.#running = false;
     }
@@ -141,6 +148,7 @@ async function openCluster(): Promise<DurableCluster> {
       return new Promise((resolve) => waiters.push({ index, resolve }));
     },
     async close(): Promise<void> {
+      for (const m of members.values()) await m.stop();
       for (const m of members.values()) {
         await m.storage.close();
         await m.store.close();
