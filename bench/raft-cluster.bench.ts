@@ -12,6 +12,7 @@ import { mkdirSync, openSync, rmSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { killAll, tempDir } from '../test/harness/processes.ts';
@@ -108,14 +109,30 @@ interface LoadResult {
   latencyMs: number[];
   errors: number;
   load1: number;
+  /** CPU (user + system) the system's server processes spent per successful op; NaN off Linux. */
+  serverCpuMsPerOp: number;
 }
 
+/** CPU ms (user + system) a process used so far, from /proc (Linux); NaN when unreadable. */
+function cpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return Number.NaN;
+  }
+}
+
+const sumCpuMs = (pids: readonly number[]): number => pids.reduce((a, p) => a + cpuMs(p), 0);
+
 /** `clients` workers, one op in flight each, for warm-up + `ms`; only the measured window counts. */
-async function closedLoop(clients: number, ms: number, op: (worker: number, i: number) => Promise<boolean>): Promise<LoadResult> {
+async function closedLoop(clients: number, ms: number, op: (worker: number, i: number) => Promise<boolean>, pids: readonly number[]): Promise<LoadResult> {
   const warmEnd = performance.now() + WARMUP_MS;
   const end = warmEnd + ms;
   const latencyMs: number[] = [];
   let errors = 0;
+  let cpuStart = Number.NaN;
+  const cpuTimer = setTimeout(() => (cpuStart = sumCpuMs(pids)), WARMUP_MS);
   const worker = async (w: number): Promise<void> => {
     for (let i = 0; performance.now() < end; i++) {
       const t0 = performance.now();
@@ -127,7 +144,9 @@ async function closedLoop(clients: number, ms: number, op: (worker: number, i: n
     }
   };
   await Promise.all(Array.from({ length: clients }, (_, w) => worker(w)));
-  return { opsPerSec: (latencyMs.length * 1000) / ms, latencyMs, errors, load1: loadavg()[0] as number };
+  clearTimeout(cpuTimer);
+  const serverCpuMsPerOp = (sumCpuMs(pids) - cpuStart) / Math.max(1, latencyMs.length);
+  return { opsPerSec: (latencyMs.length * 1000) / ms, latencyMs, errors, load1: loadavg()[0] as number, serverCpuMsPerOp };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -139,6 +158,8 @@ interface System {
   put(worker: number, i: number, tag: string): Promise<boolean>;
   get(worker: number, i: number): Promise<boolean>;
   preload(): Promise<void>;
+  /** Server process ids (for CPU accounting). */
+  pids(): number[];
   /** SIGKILLs the leader under load, returns ms to a new leader, restarts the victim. */
   killLeader(): Promise<number>;
   stop(): Promise<void>;
@@ -160,6 +181,7 @@ async function startOurs(): Promise<System> {
   };
   return {
     name: 'ours',
+    pids: () => [c.relay.pid, ...c.nodes.map((n) => n.proc.pid)],
     put: (w, i, tag) => exec('kv.put', { key: `bench/${tag}/${w}/${i}`, value: VALUE }),
     get: (w, i) => exec('kv.get', { key: `rk/${(w * 7919 + i) % READ_KEYS}` }, { read: 'linearizable' }),
     async preload() {
@@ -252,6 +274,7 @@ async function startEtcd(): Promise<System> {
   const put = async (ep: number, key: string): Promise<boolean> => (await eps[ep % 3]!.request('POST', '/v3/kv/put', { key: b64(key), value: b64(VALUE) })).status === 200;
   return {
     name: 'etcd',
+    pids: () => procs.map((p) => p.pid ?? -1),
     put: (w, i, tag) => put(w, `bench/${tag}/${w}/${i}`),
     async get(w, i) {
       const r = await eps[w % 3]!.request('POST', '/v3/kv/range', { key: b64(`rk/${(w * 7919 + i) % READ_KEYS}`) });
@@ -341,7 +364,7 @@ interface Series {
   rounds: LoadResult[];
 }
 
-function summary(s: Series): { opsPerSec: number; p50: number; p99: number; errors: number; loads: string } {
+function summary(s: Series): { opsPerSec: number; p50: number; p99: number; errors: number; loads: string; cpuMsPerOp: number } {
   const all = s.rounds.flatMap((r) => r.latencyMs);
   const loads = s.rounds.map((r) => r.load1);
   return {
@@ -350,6 +373,7 @@ function summary(s: Series): { opsPerSec: number; p50: number; p99: number; erro
     p99: percentile(all, 99),
     errors: s.rounds.reduce((a, r) => a + r.errors, 0),
     loads: `load1 ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}`,
+    cpuMsPerOp: median(s.rounds.map((r) => r.serverCpuMsPerOp)),
   };
 }
 
@@ -396,15 +420,15 @@ export async function run(): Promise<BenchRow[]> {
     for (let round = 1; round <= ROUNDS; round++) {
       for (const n of WRITE_CLIENTS) {
         for (const s of systems) {
-          const r = await closedLoop(n, ROUND_MS, (w, i) => s.put(w, i, `${tag}-${round}-${n}`));
+          const r = await closedLoop(n, ROUND_MS, (w, i) => s.put(w, i, `${tag}-${round}-${n}`), s.pids());
           at(s.name, `put${n}`).rounds.push(r);
-          log(`round ${round} ${s.name} put x${n}: ${Math.round(r.opsPerSec)}/s p50 ${percentile(r.latencyMs, 50).toFixed(1)} ms p99 ${percentile(r.latencyMs, 99).toFixed(1)} ms, ${r.errors} errors`);
+          log(`round ${round} ${s.name} put x${n}: ${Math.round(r.opsPerSec)}/s p50 ${percentile(r.latencyMs, 50).toFixed(1)} ms p99 ${percentile(r.latencyMs, 99).toFixed(1)} ms, ${r.errors} errors, server CPU ${r.serverCpuMsPerOp.toFixed(2)} ms/op`);
         }
       }
       for (const s of systems) {
-        const r = await closedLoop(READ_CLIENTS, ROUND_MS, (w, i) => s.get(w, i));
+        const r = await closedLoop(READ_CLIENTS, ROUND_MS, (w, i) => s.get(w, i), s.pids());
         at(s.name, `get${READ_CLIENTS}`).rounds.push(r);
-        log(`round ${round} ${s.name} linearizable get x${READ_CLIENTS}: ${Math.round(r.opsPerSec)}/s p50 ${percentile(r.latencyMs, 50).toFixed(1)} ms p99 ${percentile(r.latencyMs, 99).toFixed(1)} ms, ${r.errors} errors`);
+        log(`round ${round} ${s.name} linearizable get x${READ_CLIENTS}: ${Math.round(r.opsPerSec)}/s p50 ${percentile(r.latencyMs, 50).toFixed(1)} ms p99 ${percentile(r.latencyMs, 99).toFixed(1)} ms, ${r.errors} errors, server CPU ${r.serverCpuMsPerOp.toFixed(2)} ms/op`);
       }
     }
     const kills = new Map<string, number[]>();
@@ -440,6 +464,14 @@ export async function run(): Promise<BenchRow[]> {
       });
       rows.push({ suite: 'raft-cluster', name: `3 processes, ${p.what}: p50`, value: ours.p50, unit: 'ms' });
       rows.push({ suite: 'raft-cluster', name: `3 processes, ${p.what}: p99`, value: ours.p99, unit: 'ms' });
+      rows.push({
+        suite: 'raft-cluster',
+        name: `3 processes, ${p.what}: server CPU per op`,
+        value: ours.cpuMsPerOp,
+        unit: 'ms',
+        ...(etcd !== undefined ? { baseline: { name: 'etcd', value: etcd.cpuMsPerOp }, ratio: ours.cpuMsPerOp / etcd.cpuMsPerOp } : {}),
+        note: 'user+system CPU of relay + 3 voters (etcd: its 3 members) per successful op, from /proc',
+      });
       if (etcd !== undefined) {
         rows.push({ suite: 'raft-cluster', name: `etcd, ${p.what}`, value: etcd.opsPerSec, unit: 'ops/s', note: `${etcd.errors} errors; ${etcd.loads}` });
         rows.push({ suite: 'raft-cluster', name: `etcd, ${p.what}: p50`, value: etcd.p50, unit: 'ms' });
