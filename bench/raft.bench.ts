@@ -9,13 +9,14 @@ const RUN_MS = 1500;
 const ENTRY_BYTES = 64;
 const TARGET_ENTRIES_PER_SEC = 200_000;
 
-interface Measurement {
+export interface Measurement {
   entriesPerSec: number;
   latencyMs: number[];
   rounds: number[];
 }
 
-function measure(batch: number, ms: number): Measurement {
+/** Closed loop on the in-memory cluster: propose `batch` entries, deliver until committed. */
+export function measureInMemory(batch: number, ms: number): Measurement {
   const c = new MemoryCluster({ voters: ['n1', 'n2', 'n3'], limits: { maxEntriesPerMsg: 4096, maxBytesPerMsg: 4 * 1024 * 1024, maxUncommittedEntries: 1 << 20 } });
   const leader = c.elect('n1');
   const payload = new Uint8Array(ENTRY_BYTES).fill(7);
@@ -61,9 +62,9 @@ function measure(batch: number, ms: number): Measurement {
 }
 
 export async function run(): Promise<BenchRow[]> {
-  measure(256, 200); // warm-up
-  const single = measure(1, RUN_MS);
-  const batched = measure(1024, RUN_MS);
+  measureInMemory(256, 200); // warm-up
+  const single = measureInMemory(1, RUN_MS);
+  const batched = measureInMemory(1024, RUN_MS);
   const rows: BenchRow[] = [
     { suite: 'raft', name: 'three-node commit, 1 entry/round (in memory)', value: single.entriesPerSec, unit: 'entries/s' },
     {
