@@ -10,6 +10,7 @@ const suites: Record<string, () => Promise<BenchModule>> = {
   receipts: () => import('./receipts.bench.ts'),
   raft: () => import('./raft.bench.ts'),
   net: () => import('./net.bench.ts'),
+  api: () => import('./api.bench.ts'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
