@@ -12,6 +12,7 @@ const suites: Record<string, () => Promise<BenchModule>> = {
   'raft-durable': () => import('./raft-durable.bench.ts'),
   'raft-cluster': () => import('./raft-cluster.bench.ts'),
   net: () => import('./net.bench.ts'),
+  api: () => import('./api.bench.ts'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
