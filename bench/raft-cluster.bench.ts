@@ -169,12 +169,12 @@ interface System {
 
 async function startOurs(): Promise<System> {
   const c: RaftCluster = await startRaftCluster({ voters: 3 });
-  const api = jsonClient({ url: c.api });
+  const api = jsonClient({ url: c.api, token: c.token });
   const status = async (): Promise<{ leader: string | null; commit_index: number }> => {
     const r = await api.request('GET', '/api/v1/cluster');
     return r.body as { leader: string | null; commit_index: number };
   };
-  await waitFor('our cluster to elect a leader', async () => (await status()).leader !== null, 30_000);
+  await waitFor('our cluster to elect a leader', async () => typeof (await status()).leader === 'string', 30_000);
   const exec = async (operator_id: string, inputs: unknown, options: Record<string, unknown> = {}): Promise<boolean> => {
     const r = await api.request('POST', '/api/v1/operators/execute', { operator_id, inputs, options });
     return r.status === 200;

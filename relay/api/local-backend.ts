@@ -300,10 +300,16 @@ export class LocalBackend implements ApiBackend {
   }
 
   #persist(ordinal: number, command: Command, outputs: Json): Promise<Receipt> {
-    const written = this.#store.batch([
-      { type: 'put', key: localKeys.command(ordinal), value: encodeCommand(command) },
-      { type: 'put', key: localKeys.outputs(ordinal), value: utf8Encode(JSON.stringify(outputs)) },
-    ]);
+    // No fsync here: the receipt batch that follows (issued only after this one is written) is
+    // synced, and a synced LevelDB write makes every earlier write in its log durable too. So
+    // an acknowledged execution has its command on disk, with one fsync instead of two.
+    const written = this.#store.batch(
+      [
+        { type: 'put', key: localKeys.command(ordinal), value: encodeCommand(command) },
+        { type: 'put', key: localKeys.outputs(ordinal), value: utf8Encode(JSON.stringify(outputs)) },
+      ],
+      { sync: false },
+    );
     written.catch(() => undefined);
     let appended: Promise<Receipt> | null = null;
     const turn = this.#appendTail.then(async () => {

@@ -119,8 +119,10 @@ function runUntilSignal(stop: () => Promise<void>): Promise<number> {
 
 function streamEvents(peer: HyperSyncPeer, out: Out): void {
   peer.on('*', (event: PeerEvent) => {
-    // Heartbeats would drown everything else; they are visible as peer state instead.
-    if ((event.type === 'ico:in' || event.type === 'ico:out') && event.envelope.type === 'HEARTBEAT') return;
+    // Heartbeats and consensus traffic (hundreds of envelopes per second under load, with the
+    // log entries inside) would drown everything else and cost real CPU to print: heartbeats
+    // show as peer state, consensus as the raft:* lines.
+    if ((event.type === 'ico:in' || event.type === 'ico:out') && (event.envelope.type === 'HEARTBEAT' || event.envelope.type === 'CONSENSUS')) return;
     out(`${JSON.stringify({ ...event, at: new Date().toISOString() })}\n`);
   });
 }

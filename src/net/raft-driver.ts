@@ -23,6 +23,14 @@ export const DEFAULT_SNAPSHOT_EVERY = 10_000;
 export const MAX_PENDING_COMMANDS = 16_384;
 /** A forwarded command with no answer or no apply in this time is retried (same session key). */
 export const ATTEMPT_TIMEOUT_MS = 1_500;
+/** Forwarded proposal batches awaiting the leader's answer before new commands wait to batch. */
+export const MAX_FORWARDS_IN_FLIGHT = 2;
+/** Longest a command waits to join a forwarded batch (also unsticks a lost answer). */
+export const FORWARD_GATHER_MAX_MS = 5;
+/** Reads waiting at most (beyond it, new ones are refused: overloaded). */
+export const MAX_PENDING_READS = 16_384;
+/** ReadIndex rounds in flight at once; reads arriving meanwhile share the next round. */
+export const MAX_READ_ROUNDS = 2;
 /** Applied entries remembered so a late-registered waiter still finds its result. */
 const APPLIED_MEMORY = 65_536;
 
@@ -86,12 +94,15 @@ interface PendingCommand {
   done: boolean;
 }
 
-interface PendingRead {
-  ctx: string;
+interface ReadRound {
+  reads: PendingRead[];
+  /** When the round was last asked (0: not asked yet, no leader known). */
   askedAt: number;
+}
+
+interface PendingRead {
   operator_id: string;
   inputs: Json;
-  deadline: number;
   resolve: (r: ApplyResult) => void;
   reject: (e: Error) => void;
   timer: ReturnType<typeof setTimeout> | undefined;
@@ -124,9 +135,14 @@ export class RaftDriver {
   /** Commands to propose locally (leader) or forward, flushed once per event-loop turn. */
   #outbox: number[] = [];
   #outboxScheduled = false;
+  #forwardsInFlight = 0;
+  #forwardTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #waiters = new Map<number, Waiter[]>();
   readonly #appliedTerms = new Map<number, { term: number; outcome: CommandOutcome | null }>();
-  readonly #reads = new Map<string, PendingRead>();
+  readonly #readRounds = new Map<string, ReadRound>();
+  #unsentReads: PendingRead[] = [];
+  #readFlushScheduled = false;
+  #readCount = 0;
   #readSeq = 0;
   readonly #readyReads: PendingRead[] = [];
   readonly #stats = { proposed: 0, forwarded: 0, retries: 0, dropped: 0 };
@@ -245,48 +261,72 @@ export class RaftDriver {
     });
   }
 
-  /** A linearizable read (ReadIndex): waits until this replica applied the confirmed index. */
+  /**
+   * A linearizable read (ReadIndex): waits until this replica applied the confirmed index.
+   * Reads that arrive together share one ReadIndex round (one heartbeat quorum), and at most
+   * MAX_READ_ROUNDS rounds are in flight; later reads join the next round, as etcd does.
+   */
   read(operator_id: string, inputs: Json, timeoutMs: number): Promise<ApplyResult> {
     if (this.#stopped) return Promise.reject(new ClusterUnavailableError('raft driver stopped'));
+    if (this.#readCount >= MAX_PENDING_READS) return Promise.reject(new ClusterUnavailableError(`${MAX_PENDING_READS} reads pending: overloaded, retry later`));
     return new Promise((resolve, reject) => {
-      const ctx = `${this.id.slice(-8)}:${++this.#readSeq}`;
-      const r: PendingRead = { ctx, askedAt: Date.now(), operator_id, inputs, deadline: Date.now() + timeoutMs, resolve, reject, timer: undefined, index: -1, done: false };
-      this.#reads.set(ctx, r);
-      r.timer = setTimeout(() => this.#finishRead(ctx, new DeadlineExceededError(`read not confirmed within ${timeoutMs} ms`)), timeoutMs);
-      this.#requestRead(ctx);
+      const r: PendingRead = { operator_id, inputs, resolve, reject, timer: undefined, index: -1, done: false };
+      this.#readCount++;
+      r.timer = setTimeout(() => this.#finishRead(r, new DeadlineExceededError(`read not confirmed within ${timeoutMs} ms`)), timeoutMs);
+      this.#unsentReads.push(r);
+      this.#scheduleReadFlush();
     });
   }
 
-  #requestRead(ctx: string): void {
-    const pending = this.#reads.get(ctx);
-    if (pending !== undefined) pending.askedAt = Date.now();
+  #scheduleReadFlush(): void {
+    if (this.#readFlushScheduled) return;
+    this.#readFlushScheduled = true;
+    setImmediate(() => {
+      this.#readFlushScheduled = false;
+      this.#flushReads();
+    });
+  }
+
+  #flushReads(): void {
+    if (this.#stopped || this.#readRounds.size >= MAX_READ_ROUNDS) return;
+    const reads = this.#unsentReads.filter((r) => !r.done);
+    this.#unsentReads = [];
+    if (reads.length === 0) return;
+    const ctx = `${this.id.slice(-8)}:${++this.#readSeq}`;
+    const round: ReadRound = { reads, askedAt: 0 };
+    this.#readRounds.set(ctx, round);
+    this.#askRead(ctx, round);
+  }
+
+  #askRead(ctx: string, round: ReadRound): void {
+    round.askedAt = Date.now();
     try {
       this.#node.readIndex(ctx);
       this.#schedule();
     } catch (e) {
       if (!(e instanceof ProposalDroppedError)) throw e;
-      // No leader known yet: ask again on a later tick.
-      const r = this.#reads.get(ctx);
-      if (r !== undefined) r.index = -2;
+      // No leader known yet: the tick asks again.
+      round.askedAt = 0;
     }
   }
 
   #expireReads(): void {
-    // Reads dropped by a leadership change (or sent before a leader was known) are re-asked.
+    // Rounds dropped by a leadership change (or asked before a leader was known) are re-asked.
     const now = Date.now();
-    for (const [ctx, r] of this.#reads) {
-      if (r.index === -2 || (r.index === -1 && now - r.askedAt > ATTEMPT_TIMEOUT_MS)) {
-        r.index = -1;
-        this.#requestRead(ctx);
+    for (const [ctx, round] of this.#readRounds) {
+      if (round.reads.every((r) => r.done)) {
+        this.#readRounds.delete(ctx);
+        continue;
       }
+      if (round.askedAt === 0 || now - round.askedAt > ATTEMPT_TIMEOUT_MS) this.#askRead(ctx, round);
     }
+    this.#flushReads();
   }
 
-  #finishRead(ctx: string, err: Error | null, result?: ApplyResult): void {
-    const r = this.#reads.get(ctx);
-    if (r === undefined || r.done) return;
+  #finishRead(r: PendingRead, err: Error | null, result?: ApplyResult): void {
+    if (r.done) return;
     r.done = true;
-    this.#reads.delete(ctx);
+    this.#readCount--;
     clearTimeout(r.timer);
     if (err !== null) r.reject(err);
     else r.resolve(result as ApplyResult);
@@ -313,10 +353,23 @@ export class RaftDriver {
   }
 
   #flushOutbox(): void {
+    const leader = this.#node.currentLeader();
+    // Forwarding: with MAX_FORWARDS_IN_FLIGHT batches unanswered, let commands gather into the
+    // next, bigger batch (fewer envelopes per write); an answer or a short timer flushes it.
+    if (leader !== this.id && leader !== '' && this.#forwardsInFlight >= MAX_FORWARDS_IN_FLIGHT) {
+      if (this.#forwardTimer === undefined) {
+        this.#forwardTimer = setTimeout(() => {
+          this.#forwardTimer = undefined;
+          this.#forwardsInFlight = 0;
+          this.#flushOutbox();
+        }, FORWARD_GATHER_MAX_MS);
+        this.#forwardTimer.unref();
+      }
+      return;
+    }
     const ids = this.#outbox.filter((id) => this.#commands.has(id));
     this.#outbox = [];
     if (ids.length === 0) return;
-    const leader = this.#node.currentLeader();
     if (leader === this.id) {
       const answers = this.#proposeLocal(ids.map((id) => ({ id, ...(this.#commands.get(id) as PendingCommand).prop })));
       for (const a of answers) {
@@ -335,14 +388,25 @@ export class RaftDriver {
     for (let i = 0; i < ids.length; i += MAX_PROPOSALS_PER_ENVELOPE) {
       const props = ids.slice(i, i + MAX_PROPOSALS_PER_ENVELOPE).map((id) => ({ id, ...(this.#commands.get(id) as PendingCommand).prop }));
       this.#stats.forwarded += props.length;
+      this.#forwardsInFlight++;
       // If the leader cannot be reached (it just died), ask again after a beat rather than
       // waiting out a whole attempt: by then a new leader is usually known.
       this.#sendPayload(leader, encodeConsensusPayload({ k: 'propose', props }), () => {
+        this.#forwardAnswered();
         setTimeout(() => {
           for (const p of props) this.#enqueue(p.id);
         }, this.#tickMs * 2).unref();
       });
       for (const p of props) this.#armRetry(p.id);
+    }
+  }
+
+  #forwardAnswered(): void {
+    this.#forwardsInFlight = Math.max(0, this.#forwardsInFlight - 1);
+    if (this.#forwardsInFlight < MAX_FORWARDS_IN_FLIGHT && this.#outbox.length > 0) {
+      clearTimeout(this.#forwardTimer);
+      this.#forwardTimer = undefined;
+      this.#flushOutbox();
     }
   }
 
@@ -437,6 +501,7 @@ export class RaftDriver {
       }
       case 'proposed':
         for (const a of p.answers) this.#onAnswer(a);
+        this.#forwardAnswered();
         return;
     }
   }
@@ -507,12 +572,16 @@ export class RaftDriver {
     }
     for (const e of rd.committedEntries) this.#apply(e);
     for (const rs of rd.readStates) {
-      const r = this.#reads.get(rs.ctx);
-      if (r !== undefined && !r.done) {
+      const round = this.#readRounds.get(rs.ctx);
+      if (round === undefined) continue;
+      this.#readRounds.delete(rs.ctx);
+      for (const r of round.reads) {
+        if (r.done) continue;
         r.index = rs.index;
         this.#readyReads.push(r);
       }
     }
+    if (rd.readStates.length > 0) this.#scheduleReadFlush();
     this.#serveReads();
     this.#node.advance(rd);
     await this.#maybeSnapshot();
@@ -560,7 +629,7 @@ export class RaftDriver {
       }
       if (r.index <= this.#applied) {
         this.#readyReads.splice(i, 1);
-        this.#finishRead(r.ctx, null, this.#replica.query(r.operator_id, r.inputs));
+        this.#finishRead(r, null, this.#replica.query(r.operator_id, r.inputs));
         continue;
       }
       i++;
@@ -583,9 +652,11 @@ export class RaftDriver {
     if (this.#stopped) return;
     this.#stopped = true;
     clearInterval(this.#ticker);
+    clearTimeout(this.#forwardTimer);
     this.#unsubscribe?.();
     for (const id of [...this.#commands.keys()]) this.#finish(id, new ClusterUnavailableError('node stopping'));
-    for (const ctx of [...this.#reads.keys()]) this.#finishRead(ctx, new ClusterUnavailableError('node stopping'));
+    for (const round of this.#readRounds.values()) for (const r of round.reads) this.#finishRead(r, new ClusterUnavailableError('node stopping'));
+    for (const r of this.#unsentReads) this.#finishRead(r, new ClusterUnavailableError('node stopping'));
     while (this.#running) await new Promise((r) => setTimeout(r, 5));
     await this.#storage.close();
   }
