@@ -1,7 +1,8 @@
 // The relay: a HyperSync peer with role 'relay' that runs a circuit relay v2 server for
 // browsers, answers discovery, joins the cluster's gossipsub mesh, and serves HTTP
-// (/healthz now, the REST/gRPC API later through relay/http.ts).
-import { startPeer, RELAY_LIMITS } from '../src/net/peer.ts';
+// (/healthz now, the REST/gRPC API later through relay/http.ts). Reservations, relayed
+// connections and the peer list go to peers admitted by ICO HELLO only.
+import { ADMISSION_WAIT_MS, CONNECTION_LIMITS, RELAY_LIMITS, startPeer } from '../src/net/peer.ts';
 import { loadOrCreateKey } from '../src/net/platform-node.ts';
 import { base64urlDecode } from '../src/crypto/index.ts';
 import type { ClusterConfig } from '../src/net/cluster-config.ts';
@@ -60,7 +61,7 @@ export async function startRelay(opts: RelayOptions): Promise<RelayHandle> {
       multiaddrs: peer.multiaddrs(),
       uptime_s: Math.round((Date.now() - started) / 1000),
       peers: { established: peers.filter((p) => p.state === 'established').length, total: peers.length },
-      limits: { ...RELAY_LIMITS, dataLimitBytes: Number(RELAY_LIMITS.dataLimitBytes) },
+      limits: { ...RELAY_LIMITS, dataLimitBytes: Number(RELAY_LIMITS.dataLimitBytes), ...CONNECTION_LIMITS, admissionWaitMs: ADMISSION_WAIT_MS },
     });
   });
   log.info({ peerId: peer.peerId, multiaddrs: peer.multiaddrs(), http: http.url }, 'relay listening');

@@ -1,12 +1,13 @@
 // `hypersync keys …`: peer keys, the cluster key and join tokens. (Issue 6 adds
 // `keys create|list|revoke` for API keys; these names stay free for it.)
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { base64urlEncode, crypto, seedFromLibp2pPrivateKey } from '../crypto/index.ts';
 import { createJoinToken, encodeJoinTokenParam } from '../ico/admission.ts';
-import { CLUSTER_ID_PATTERN, type ClusterConfig } from '../net/cluster-config.ts';
+import { CLUSTER_ID_PATTERN, readClusterConfig, type ClusterConfig } from '../net/cluster-config.ts';
 import { readKeyFile, writeKeyFile } from '../net/platform-node.ts';
 import { duration, parse, required, str, UsageError } from './args.ts';
 
@@ -17,9 +18,10 @@ commands:
   show --key FILE                    print the PeerId of a key file
   cluster-init --out DIR [--cluster ID] [--allow PEERID]...
                                      create DIR/cluster.key and DIR/cluster.json (id, public key, allowlist)
-  join-token --cluster-key FILE --cluster ID [--peer PEERID|*] [--ttl 24h] [--json]
+  join-token --cluster-key FILE [--cluster ID] [--peer PEERID|*] [--ttl 24h] [--json]
                                      print a join token signed by the cluster key (URL-fragment form,
-                                     or the JSON token with --json)
+                                     or the JSON token with --json); the cluster id defaults to the
+                                     cluster.json beside the key (as cluster-init writes them)
 `;
 
 export async function keysCommand(argv: string[], out: (s: string) => void): Promise<number> {
@@ -60,8 +62,9 @@ export async function keysCommand(argv: string[], out: (s: string) => void): Pro
       const p = parse(rest, { 'cluster-key': { type: 'string' }, cluster: { type: 'string' }, peer: { type: 'string' }, ttl: { type: 'string' }, json: { type: 'boolean' } });
       if (p.values['help'] === true) return help(out);
       const ttl = duration(str(p, 'ttl') ?? '24h');
-      const cluster = required(p, 'cluster');
-      const key = await readKeyFile(required(p, 'cluster-key'));
+      const keyPath = required(p, 'cluster-key');
+      const cluster = str(p, 'cluster') ?? (await clusterBeside(keyPath));
+      const key = await readKeyFile(keyPath);
       const token = createJoinToken({
         clusterSigner: crypto.createSigner(seedFromLibp2pPrivateKey(key)),
         cluster,
@@ -79,6 +82,13 @@ export async function keysCommand(argv: string[], out: (s: string) => void): Pro
     o(KEYS_HELP);
     return 0;
   }
+}
+
+/** The cluster id of the cluster.json that cluster-init wrote next to `keyPath`. */
+async function clusterBeside(keyPath: string): Promise<string> {
+  const path = join(dirname(keyPath), 'cluster.json');
+  if (!existsSync(path)) throw new UsageError(`--cluster is required (no ${path} beside the cluster key)`);
+  return (await readClusterConfig(path)).cluster;
 }
 
 /** Creates DIR/cluster.key and DIR/cluster.json; returns the config. */

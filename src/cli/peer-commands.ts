@@ -2,6 +2,8 @@
 // prints one JSON line per event on stdout (first a `ready` line); logs go to stderr.
 // SIGINT/SIGTERM stop gracefully (GOODBYE to every peer); if the parent that spawned us
 // (HYPERSYNC_PARENT_PID) disappears, we stop too, so a killed devnet leaves no orphans.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { base64urlDecode } from '../crypto/index.ts';
 import { decodeJoinTokenParam } from '../ico/admission.ts';
 import { readClusterConfig } from '../net/cluster-config.ts';
@@ -11,14 +13,15 @@ import { createLogger } from '../log/logger.ts';
 import { startRelay } from '../../relay/relay.ts';
 import { int, parse, required, str, UsageError } from './args.ts';
 
-export const NODE_HELP = `usage: hypersync node --relay MULTIADDR --data-dir DIR --cluster-config FILE [options]
+export const NODE_HELP = `usage: hypersync node --relay MULTIADDR --data-dir DIR [--cluster-config FILE] [options]
 
 Runs a HyperSync peer: connects to the relay, discovers the cluster's peers, speaks ICO.
 
 options:
   --relay MULTIADDR        relay address with /p2p/<id> (repeatable)
   --data-dir DIR           where peer.key (identity) and the store live
-  --cluster-config FILE    cluster.json (cluster id, cluster public key, allowlist)
+  --cluster-config FILE    cluster.json (cluster id, cluster public key, allowlist);
+                           default: DIR/cluster.json
   --join-token TOKEN       join token (URL-fragment form) when not on the allowlist
   --role voter|learner     role announced in HELLO (default voter)
   --heartbeat-ms N         heartbeat interval (default 1000); down after 3 missed
@@ -44,6 +47,13 @@ options:
 `;
 
 type Out = (s: string) => void;
+
+/** Without --cluster-config a node reads the cluster.json kept in its data dir. */
+function clusterConfigIn(dataDir: string): string {
+  const path = join(dataDir, 'cluster.json');
+  if (!existsSync(path)) throw new UsageError(`--cluster-config is required (no ${path})`);
+  return path;
+}
 
 function watchParent(stop: () => Promise<void>): void {
   const parent = Number(process.env['HYPERSYNC_PARENT_PID']);
@@ -108,7 +118,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
   if (role !== 'voter' && role !== 'learner') throw new UsageError('--role must be voter or learner');
   const heartbeatMs = int(p, 'heartbeat-ms', 1000, 20, 60_000);
   const dataDir = required(p, 'data-dir');
-  const config = await readClusterConfig(required(p, 'cluster-config'));
+  const config = await readClusterConfig(str(p, 'cluster-config') ?? clusterConfigIn(dataDir));
   const token = str(p, 'join-token');
   const host = str(p, 'listen-host') ?? '127.0.0.1';
   const peer = await startPeer({

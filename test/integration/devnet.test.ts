@@ -52,9 +52,14 @@ test('devnet writes the endpoints contract, serves the web app, and SIGINT leave
   assert.deepEqual(endpoints.peers.map((p) => p.role).sort(), ['relay', 'voter', 'voter', 'voter']);
   assert.equal(readFileSync(join(dir, 'token'), 'utf8').trim(), endpoints.token);
   assert.match(endpoints.web ?? '', /^http:\/\/127\.0\.0\.1:19192\/\?relay=.+&cluster=devnet&key=[A-Za-z0-9_-]{43}#token=/);
-  const health = (await (await fetch(`${endpoints.rest}/healthz`)).json()) as { status: string; peerId: string };
+  // The relay sees all three peers admitted (HELLO both ways), which is what the tab shows.
+  let health = { status: '', peerId: '', peers: { established: 0 } };
+  for (const end = Date.now() + 20_000; health.peers.established < 3 && Date.now() < end; await new Promise((r) => setTimeout(r, 200))) {
+    health = (await (await fetch(`${endpoints.rest}/healthz`)).json()) as typeof health;
+  }
   assert.equal(health.status, 'ok');
   assert.equal(health.peerId, endpoints.peers.find((p) => p.role === 'relay')?.peerId);
+  assert.equal(health.peers.established, 3, 'the relay has an established session with each peer');
   const page = await fetch(endpoints.web!);
   assert.equal(page.status, 200);
   assert.match(await page.text(), /HyperSync/);
