@@ -14,7 +14,12 @@ import { LevelStore } from '../src/store/level.ts';
 import { MemoryStore } from '../src/store/memory.ts';
 import { opsPerSecond, percentile, type BenchRow } from './table.ts';
 
-const APPENDS = 12_000;
+/** Measured rounds of appends and of chain verification (the best round of each is reported). */
+const ROUNDS = 5;
+const VERIFY_ROUNDS = 3;
+const APPENDS_PER_ROUND = 4_000;
+/** Length of each raw sign / verify baseline measurement. */
+const BASELINE_MS = 400;
 /** Appends in flight at once (callers awaiting acknowledgement), as under a busy API. */
 const IN_FLIGHT = 256;
 const TREE_SIZE = 1_000_000;
@@ -29,57 +34,66 @@ export async function run(): Promise<BenchRow[]> {
   const rawPriv = createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), seed]), format: 'der', type: 'pkcs8' });
   const rawPub = createPublicKey(rawPriv);
   const rawSig = sign(null, msg, rawPriv);
-  const rawSign = opsPerSecond(() => sign(null, msg, rawPriv));
-  const rawVerify = opsPerSecond(() => verify(null, msg, rawPub, rawSig));
-  rows.push({ suite: 'receipts', name: 'raw node:crypto ed25519 sign', value: rawSign, unit: 'ops/s' });
-  rows.push({ suite: 'receipts', name: 'raw node:crypto ed25519 verify', value: rawVerify, unit: 'ops/s' });
+  const rawSignRate = (): number => opsPerSecond(() => sign(null, msg, rawPriv), BASELINE_MS);
+  const rawVerifyRate = (): number => opsPerSecond(() => verify(null, msg, rawPub, rawSig), BASELINE_MS);
 
-  // Durable appends on LevelDB: 64 in flight (group commit), then strictly one at a time.
+  // Durable appends on LevelDB: IN_FLIGHT callers (group commit), then strictly one at a
+  // time. The machine is shared, so each round measures its baseline right before itself,
+  // and the best round of each is reported (interference only ever slows a round down).
   const dir = mkdtempSync(join(tmpdir(), 'hypersync-bench-'));
   const receipts: Receipt[] = [];
+  let rawSign = 0;
+  let grouped = 0;
   try {
     const log = await ReceiptLog.open(await LevelStore.open(join(dir, 'store')), { signer, peerId });
     // Warm-up (JIT, LevelDB files), not counted.
     await Promise.all(Array.from({ length: 1000 }, () => log.append(sample)));
-    let next = 0;
-    const t0 = performance.now();
-    await Promise.all(
-      Array.from({ length: IN_FLIGHT }, async () => {
-        while (next < APPENDS) {
-          next++;
-          receipts.push(await log.append(sample));
-        }
-      }),
-    );
-    const grouped = (APPENDS * 1000) / (performance.now() - t0);
-    rows.push({ suite: 'receipts', name: `append+sign+persist, LevelDB sync, ${IN_FLIGHT} in flight`, value: grouped, unit: 'receipts/s', baseline: { name: 'raw sign', value: rawSign }, ratio: grouped / rawSign, target: '>= 0.50 of raw sign', met: grouped / rawSign >= 0.5 });
+    for (let round = 0; round < ROUNDS; round++) {
+      rawSign = Math.max(rawSign, rawSignRate());
+      let next = 0;
+      const t0 = performance.now();
+      await Promise.all(
+        Array.from({ length: IN_FLIGHT }, async () => {
+          while (next < APPENDS_PER_ROUND) {
+            next++;
+            await log.append(sample);
+          }
+        }),
+      );
+      grouped = Math.max(grouped, (APPENDS_PER_ROUND * 1000) / (performance.now() - t0));
+    }
+    rows.push({ suite: 'receipts', name: 'raw node:crypto ed25519 sign', value: rawSign, unit: 'ops/s' });
+    rows.push({ suite: 'receipts', name: `append+sign+persist, LevelDB sync, ${IN_FLIGHT} in flight (best of ${ROUNDS})`, value: grouped, unit: 'receipts/s', baseline: { name: 'raw sign', value: rawSign }, ratio: grouped / rawSign, target: '>= 0.50 of raw sign', met: grouped / rawSign >= 0.5 });
     const t1 = performance.now();
     for (let i = 0; i < 300; i++) await log.append(sample);
     const single = (300 * 1000) / (performance.now() - t1);
     rows.push({ suite: 'receipts', name: 'append+sign+persist, LevelDB sync, 1 in flight', value: single, unit: 'receipts/s', note: 'one fsync per receipt' });
+    // The chain to verify, read back from the store (not held during the appends, as a
+    // caller that only awaits acknowledgements would not hold it).
+    for await (const r of log.iterate()) receipts.push(r);
     await log.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  receipts.sort((a, b) => a.index - b.index);
-  // The warm-up receipts precede these: verify the measured stretch as a chain from its start.
 
-  // Chain verification (all five steps but inputs/outputs), streaming, constant memory.
-  // Passes over the whole chain for about a second (the first pass warms the JIT, as the
-  // raw baseline's warm-up does), each pass with a fresh verifier.
+  // Chain verification (all five steps but inputs/outputs), streaming, constant memory:
+  // one warm-up pass, then rounds of passes (each with a fresh verifier), each round after
+  // its own raw-verify baseline; best of each.
   const verifyPass = (): void => {
     const v = new ChainVerifier({ now: Date.now() + 1000 });
     for (const r of receipts) if (!v.next(r).ok) throw new Error('bench chain does not verify');
   };
   verifyPass();
-  let passes = 0;
-  const tv = performance.now();
-  while (performance.now() - tv < 1500) {
+  let rawVerify = 0;
+  let verifyRate = 0;
+  for (let round = 0; round < VERIFY_ROUNDS; round++) {
+    rawVerify = Math.max(rawVerify, rawVerifyRate());
+    const tv = performance.now();
     verifyPass();
-    passes++;
+    verifyRate = Math.max(verifyRate, (receipts.length * 1000) / (performance.now() - tv));
   }
-  const verifyRate = (passes * receipts.length * 1000) / (performance.now() - tv);
-  rows.push({ suite: 'receipts', name: 'chain verify (signature, id, link, time)', value: verifyRate, unit: 'receipts/s', baseline: { name: 'raw verify', value: rawVerify }, ratio: verifyRate / rawVerify, target: '>= 0.80 of raw verify', met: verifyRate / rawVerify >= 0.8 });
+  rows.push({ suite: 'receipts', name: 'raw node:crypto ed25519 verify', value: rawVerify, unit: 'ops/s' });
+  rows.push({ suite: 'receipts', name: `chain verify (signature, id, link, time) (best of ${VERIFY_ROUNDS})`, value: verifyRate, unit: 'receipts/s', baseline: { name: 'raw verify', value: rawVerify }, ratio: verifyRate / rawVerify, target: '>= 0.80 of raw verify', met: verifyRate / rawVerify >= 0.8 });
 
   // Merkle proofs at one million leaves: nodes in a store, proofs built from store reads.
   const store = new MemoryStore();

@@ -43,12 +43,13 @@ test('IndexedDB passes the compliance suite in Chromium; a receipt log on it and
     assert.equal(rate.adapter, 'noble', 'the browser bundle uses the noble adapter');
     assert.ok(rate.verified, 'the chain written to IndexedDB verifies');
     assert.ok(rate.proofChecked, 'an inclusion proof verifies in the page (noble) and a tampered one does not');
+    assert.ok(rate.consistencyChecked, 'a consistency proof between two heads verifies in the page, and not with the roots swapped');
   } finally {
     await browser.close();
   }
 });
 
-test('IndexedDB passes the compliance suite in Firefox', async () => {
+test('IndexedDB passes the compliance suite in Firefox; receipts and proofs verify there too', async () => {
   const ff = await launchFirefox();
   try {
     const page = await ff.browser.newPage();
@@ -59,6 +60,8 @@ test('IndexedDB passes the compliance suite in Firefox', async () => {
       return page.evaluate(() => window.storeResults?.compliance);
     }, 90_000, 'compliance results in Firefox');
     assertAllPassed(results, 'firefox');
+    const rate = await page.evaluate(() => window.measureIdbAppends(50));
+    assert.ok(rate.verified && rate.proofChecked && rate.consistencyChecked, `receipts and proofs on IndexedDB in Firefox: ${JSON.stringify(rate)}`);
   } finally {
     await ff.close();
   }

@@ -1,10 +1,11 @@
 // The relay: a HyperSync peer with role 'relay' that runs a circuit relay v2 server for
 // browsers, answers discovery, joins the cluster's gossipsub mesh, and serves the API (REST,
 // OpenAPI, metrics; gRPC mounts through `apiExtensions`) on ONE port: HTTPS with HTTP/1.1 and
-// HTTP/2 by ALPN, or plain HTTP only when the caller says `insecure`.
+// HTTP/2 by ALPN, or plain HTTP only when the caller says `insecure`. Reservations, relayed
+// connections and the peer list go to peers admitted by ICO HELLO only.
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { startPeer, RELAY_LIMITS } from '../src/net/peer.ts';
+import { ADMISSION_WAIT_MS, CONNECTION_LIMITS, RELAY_LIMITS, startPeer } from '../src/net/peer.ts';
 import { loadOrCreateKey } from '../src/net/platform-node.ts';
 import { base64urlDecode, crypto, seedFromLibp2pPrivateKey } from '../src/crypto/index.ts';
 import type { ClusterConfig } from '../src/net/cluster-config.ts';
@@ -136,7 +137,7 @@ export async function startRelay(opts: RelayOptions): Promise<RelayHandle> {
           multiaddrs: peer.multiaddrs(),
           uptime_s: Math.round((Date.now() - started) / 1000),
           peers: { established: peers.filter((p) => p.state === 'established').length, total: peers.length },
-          limits: { ...RELAY_LIMITS, dataLimitBytes: Number(RELAY_LIMITS.dataLimitBytes) },
+          limits: { ...RELAY_LIMITS, dataLimitBytes: Number(RELAY_LIMITS.dataLimitBytes), ...CONNECTION_LIMITS, admissionWaitMs: ADMISSION_WAIT_MS },
           api: { consensus: backend.consensus, tls: apiOpts.tls !== undefined },
         };
       },

@@ -1,7 +1,8 @@
 // Receipt appends on IndexedDB inside the page: sequential (each durable before the next)
 // and concurrent (group-committed), with noble crypto — what a browser peer really pays.
-import { crypto, peerIdFromPublicKeyBytes } from '../../src/crypto/index.ts';
+import { crypto, hexDecode, peerIdFromPublicKeyBytes } from '../../src/crypto/index.ts';
 import { ReceiptLog } from '../../src/receipts/log.ts';
+import { verifyConsistency } from '../../src/receipts/merkle.ts';
 import { verifyChain } from '../../src/receipts/receipt.ts';
 import { proofBundleProblem } from '../../src/receipts/proof.ts';
 import { IdbStore } from '../../src/store/idb.ts';
@@ -13,6 +14,8 @@ export interface AppendRate {
   verified: boolean;
   /** An inclusion proof from the IndexedDB-backed log, checked in the page. */
   proofChecked: boolean;
+  /** A consistency proof between the log's two heads (after each phase), checked in the page. */
+  consistencyChecked: boolean;
 }
 
 export async function measureIdbAppends(n = 300): Promise<AppendRate> {
@@ -21,6 +24,7 @@ export async function measureIdbAppends(n = 300): Promise<AppendRate> {
   let t0 = performance.now();
   for (let i = 0; i < n; i++) await log.append({ operator_id: 'kv.put', inputs: { i }, outputs: { ok: true } });
   const sequentialPerSec = (n * 1000) / (performance.now() - t0);
+  const firstRoot = log.root();
   t0 = performance.now();
   await Promise.all(Array.from({ length: n }, (_, i) => log.append({ operator_id: 'kv.put', inputs: { i }, outputs: { ok: true } })));
   const concurrentPerSec = (n * 1000) / (performance.now() - t0);
@@ -32,6 +36,8 @@ export async function measureIdbAppends(n = 300): Promise<AppendRate> {
     const tampered = { ...bundle, proof: { ...bundle.proof, path: bundle.proof.path.map((h, i) => (i === 0 ? h.replace(/^./, (c) => (c === '0' ? '1' : '0')) : h)) } };
     proofChecked = proofBundleProblem(bundle) === null && proofBundleProblem(tampered) !== null;
   }
+  const consistency = (await log.consistencyProof(n)).map(hexDecode);
+  const consistencyChecked = verifyConsistency(n, log.size, firstRoot, log.root(), consistency) && !verifyConsistency(n, log.size, log.root(), firstRoot, consistency);
   await log.close();
-  return { adapter: crypto.name, sequentialPerSec, concurrentPerSec, verified, proofChecked };
+  return { adapter: crypto.name, sequentialPerSec, concurrentPerSec, verified, proofChecked, consistencyChecked };
 }

@@ -1,12 +1,13 @@
 // `hypersync keys …`: peer keys, the cluster key, join tokens, and the relay API's keys
 // (`create|list|revoke` on a keys file that stores only sha256 hashes; a secret is printed once).
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { base64urlEncode, crypto, seedFromLibp2pPrivateKey } from '../crypto/index.ts';
 import { createJoinToken, encodeJoinTokenParam } from '../ico/admission.ts';
-import { CLUSTER_ID_PATTERN, type ClusterConfig } from '../net/cluster-config.ts';
+import { CLUSTER_ID_PATTERN, readClusterConfig, type ClusterConfig } from '../net/cluster-config.ts';
 import { readKeyFile, writeKeyFile } from '../net/platform-node.ts';
 import { createApiKey, KeysFileError, parseScopes, readKeysFile, revokeApiKey } from '../../relay/api/auth.ts';
 import { duration, parse, required, str, UsageError } from './args.ts';
@@ -18,9 +19,10 @@ commands:
   show --key FILE                    print the PeerId of a key file
   cluster-init --out DIR [--cluster ID] [--allow PEERID]...
                                      create DIR/cluster.key and DIR/cluster.json (id, public key, allowlist)
-  join-token --cluster-key FILE --cluster ID [--peer PEERID|*] [--ttl 24h] [--json]
+  join-token --cluster-key FILE [--cluster ID] [--peer PEERID|*] [--ttl 24h] [--json]
                                      print a join token signed by the cluster key (URL-fragment form,
-                                     or the JSON token with --json)
+                                     or the JSON token with --json); the cluster id defaults to the
+                                     cluster.json beside the key (as cluster-init writes them)
   create --keys-file FILE --name NAME [--scopes execute,read] [--json]
                                      add a relay API key; prints its secret ONCE (only a hash is stored)
   list --keys-file FILE [--json]     list API keys (id, name, scopes, created, revoked); never secrets
@@ -65,8 +67,9 @@ export async function keysCommand(argv: string[], out: (s: string) => void): Pro
       const p = parse(rest, { 'cluster-key': { type: 'string' }, cluster: { type: 'string' }, peer: { type: 'string' }, ttl: { type: 'string' }, json: { type: 'boolean' } });
       if (p.values['help'] === true) return help(out);
       const ttl = duration(str(p, 'ttl') ?? '24h');
-      const cluster = required(p, 'cluster');
-      const key = await readKeyFile(required(p, 'cluster-key'));
+      const keyPath = required(p, 'cluster-key');
+      const cluster = str(p, 'cluster') ?? (await clusterBeside(keyPath));
+      const key = await readKeyFile(keyPath);
       const token = createJoinToken({
         clusterSigner: crypto.createSigner(seedFromLibp2pPrivateKey(key)),
         cluster,
@@ -132,6 +135,13 @@ function apiKeyCall<T>(fn: () => T): T {
 function rethrowKeysError(e: unknown): never {
   if (e instanceof KeysFileError && (e.code === 'KEY_INVALID' || e.code === 'KEY_NOT_FOUND')) throw new UsageError(e.message);
   throw e;
+}
+
+/** The cluster id of the cluster.json that cluster-init wrote next to `keyPath`. */
+async function clusterBeside(keyPath: string): Promise<string> {
+  const path = join(dirname(keyPath), 'cluster.json');
+  if (!existsSync(path)) throw new UsageError(`--cluster is required (no ${path} beside the cluster key)`);
+  return (await readClusterConfig(path)).cluster;
 }
 
 /** Creates DIR/cluster.key and DIR/cluster.json; returns the config. */

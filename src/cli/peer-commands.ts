@@ -2,8 +2,9 @@
 // prints one JSON line per event on stdout (first a `ready` line); logs go to stderr.
 // SIGINT/SIGTERM stop gracefully (GOODBYE to every peer); if the parent that spawned us
 // (HYPERSYNC_PARENT_PID) disappears, we stop too, so a killed devnet leaves no orphans.
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { basename, join } from 'node:path';
 import { base64urlDecode } from '../crypto/index.ts';
 import { decodeJoinTokenParam } from '../ico/admission.ts';
 import { readClusterConfig } from '../net/cluster-config.ts';
@@ -17,7 +18,7 @@ import { readTlsFiles } from '../../relay/api/tls.ts';
 import { DEFAULT_BODY_LIMIT } from '../../relay/api/server.ts';
 import { int, parse, required, str, UsageError } from './args.ts';
 
-export const NODE_HELP = `usage: hypersync node --relay MULTIADDR --data-dir DIR --cluster-config FILE [options]
+export const NODE_HELP = `usage: hypersync node --relay MULTIADDR --data-dir DIR [--cluster-config FILE] [options]
 
 Runs a HyperSync peer: connects to the relay, discovers the cluster's peers, speaks ICO.
 When cluster.json has a "raft" section listing this peer, it also runs its Raft member:
@@ -26,7 +27,8 @@ the log in <data-dir>/raft, the state machine, and its signed receipts in <data-
 options:
   --relay MULTIADDR        relay address with /p2p/<id> (repeatable)
   --data-dir DIR           where peer.key (identity) and the store live
-  --cluster-config FILE    cluster.json (cluster id, cluster public key, allowlist)
+  --cluster-config FILE    cluster.json (cluster id, cluster public key, allowlist);
+                           default: DIR/cluster.json
   --join-token TOKEN       join token (URL-fragment form) when not on the allowlist
   --role voter|learner     role announced in HELLO (default voter)
   --heartbeat-ms N         heartbeat interval (default 1000); down after 3 missed
@@ -82,6 +84,13 @@ async function readTokenFile(path: string): Promise<string> {
   const token = text.trim();
   if (token.length < MIN_TOKEN_LENGTH || /\s/.test(token)) throw new UsageError(`--token-file ${path} must hold one token of at least ${MIN_TOKEN_LENGTH} characters`);
   return token;
+}
+
+/** Without --cluster-config a node reads the cluster.json kept in its data dir. */
+function clusterConfigIn(dataDir: string): string {
+  const path = join(dataDir, 'cluster.json');
+  if (!existsSync(path)) throw new UsageError(`--cluster-config is required (no ${path})`);
+  return path;
 }
 
 function watchParent(stop: () => Promise<void>): void {
@@ -165,7 +174,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
   const tickMs = int(p, 'tick-ms', 50, 5, 10_000);
   const snapshotEvery = int(p, 'snapshot-every', 10_000, 10, 100_000_000);
   const dataDir = required(p, 'data-dir');
-  const config = await readClusterConfig(required(p, 'cluster-config'));
+  const config = await readClusterConfig(str(p, 'cluster-config') ?? clusterConfigIn(dataDir));
   const token = str(p, 'join-token');
   const host = str(p, 'listen-host') ?? '127.0.0.1';
   const peer = await startPeer({

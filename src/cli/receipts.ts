@@ -31,15 +31,57 @@ commands:
                                             append a receipt by hand (demos and tests)
 `;
 
+/** `hypersync receipts <command> --help`: that command's lines of the overview. */
+const COMMAND_HELP: Record<string, string> = {
+  export: `usage: hypersync receipts export --data-dir DIR [--from N]
+
+Prints the node's receipts from index N (default 0) as JSON Lines, one receipt per line, in
+index order. Reads <DIR>/store (LevelDB); creates nothing.
+`,
+  verify: `usage: hypersync receipts verify FILE [--inputs F] [--outputs F] [--max-skew 30s]
+
+Verifies a JSON Lines receipts file in one streaming pass (constant memory), by the seed's
+five steps: 1 signature (and receipt_id), 2 prev_receipt_hash link, 3 inputs_hash and
+4 outputs_hash (only with --inputs / --outputs: JSON Lines, line i holds the inputs or
+outputs of the receipt on line i), 5 timestamp (not before the previous receipt, at most
+--max-skew in the future). Exit 0, or 1 printing the index, step and reason of the first
+failure. A truncated or garbage line is an error naming the file and line.
+`,
+  prove: `usage: hypersync receipts prove --data-dir DIR --id RECEIPT_ID
+
+Prints {receipt, proof, tree_head} as JSON: an RFC 9162 inclusion proof of the receipt
+against a tree head over the whole log, freshly signed with the node's key (<DIR>/peer.key).
+`,
+  'verify-proof': `usage: hypersync receipts verify-proof FILE
+
+Checks a proof bundle written by 'prove' offline: the receipt's signature, the tree head's
+signature, and that the inclusion proof leads to the signed root. Exit 0 or 1.
+`,
+  append: `usage: hypersync receipts append --data-dir DIR --operator ID --inputs JSON --outputs JSON
+
+Appends one receipt to the node's log by hand (demos and tests), signed with <DIR>/peer.key,
+and prints it. Creates the key and the store when missing.
+`,
+};
+
 /** Longest line accepted in a receipts / evidence file. */
 export const MAX_LINE_CHARS = 1024 * 1024;
 
 type Out = (s: string) => void;
 
-async function openLog(dataDir: string): Promise<ReceiptLog> {
+/**
+ * Opens a data dir's receipt log, signed by the node's key. Reading commands (`create`
+ * false) never create anything: a dir without peer.key is an error, and a node's dir
+ * without a store holds no receipts (null).
+ */
+async function openLog(dataDir: string, create: true): Promise<ReceiptLog>;
+async function openLog(dataDir: string, create: false): Promise<ReceiptLog | null>;
+async function openLog(dataDir: string, create: boolean): Promise<ReceiptLog | null> {
   if (!existsSync(dataDir)) throw new UsageError(`data dir ${dataDir} does not exist`);
+  if (!create && !existsSync(join(dataDir, 'peer.key'))) throw new UsageError(`${dataDir} holds no peer.key: not a node's data dir`);
+  if (!create && !existsSync(join(dataDir, 'store'))) return null;
   const key = await loadOrCreateKey(dataDir);
-  const store = await LevelStore.open(join(dataDir, 'store'));
+  const store = await LevelStore.open(join(dataDir, 'store'), { createIfMissing: create });
   return ReceiptLog.open(store, { signer: crypto.createSigner(seedFromLibp2pPrivateKey(key)), peerId: peerIdFromPrivateKey(key).toString() });
 }
 
@@ -101,9 +143,10 @@ export async function receiptsCommand(argv: string[], out: Out = (s) => process.
   switch (sub) {
     case 'export': {
       const p = parse(rest, { 'data-dir': { type: 'string' }, from: { type: 'string' } });
-      if (p.values['help'] === true) return help(out);
+      if (p.values['help'] === true) return help(out, sub);
       const from = int(p, 'from', 0, 0, Number.MAX_SAFE_INTEGER);
-      const log = await openLog(required(p, 'data-dir'));
+      const log = await openLog(required(p, 'data-dir'), false);
+      if (log === null) return 0;
       try {
         for await (const r of log.iterate(from)) out(`${JSON.stringify(r)}\n`);
       } finally {
@@ -113,7 +156,7 @@ export async function receiptsCommand(argv: string[], out: Out = (s) => process.
     }
     case 'verify': {
       const p = parse(rest, { inputs: { type: 'string' }, outputs: { type: 'string' }, 'max-skew': { type: 'string' } }, true);
-      if (p.values['help'] === true) return help(out);
+      if (p.values['help'] === true) return help(out, sub);
       const file = p.positionals[0];
       if (file === undefined || p.positionals.length > 1) throw new UsageError('verify takes exactly one FILE');
       const skew = str(p, 'max-skew');
@@ -121,25 +164,25 @@ export async function receiptsCommand(argv: string[], out: Out = (s) => process.
     }
     case 'prove': {
       const p = parse(rest, { 'data-dir': { type: 'string' }, id: { type: 'string' } });
-      if (p.values['help'] === true) return help(out);
+      if (p.values['help'] === true) return help(out, sub);
       const id = required(p, 'id');
-      const log = await openLog(required(p, 'data-dir'));
+      const log = await openLog(required(p, 'data-dir'), false);
       try {
-        const receipt = await log.getById(id);
-        if (receipt === undefined) {
+        const receipt = await log?.getById(id);
+        if (log === null || receipt === undefined) {
           process.stderr.write(`hypersync: RECEIPT_NOT_FOUND: no receipt ${id}\n`);
           return 1;
         }
         const proof = await log.inclusionProof(id);
         out(`${JSON.stringify({ receipt, proof, tree_head: log.signedTreeHead() }, null, 2)}\n`);
       } finally {
-        await log.close();
+        await log?.close();
       }
       return 0;
     }
     case 'verify-proof': {
       const p = parse(rest, {}, true);
-      if (p.values['help'] === true) return help(out);
+      if (p.values['help'] === true) return help(out, sub);
       const file = p.positionals[0];
       if (file === undefined) throw new UsageError('verify-proof takes a FILE');
       let bundle: unknown;
@@ -159,7 +202,7 @@ export async function receiptsCommand(argv: string[], out: Out = (s) => process.
     }
     case 'append': {
       const p = parse(rest, { 'data-dir': { type: 'string' }, operator: { type: 'string' }, inputs: { type: 'string' }, outputs: { type: 'string' } });
-      if (p.values['help'] === true) return help(out);
+      if (p.values['help'] === true) return help(out, sub);
       const parseJson = (name: string): Json => {
         try {
           return JSON.parse(required(p, name)) as Json;
@@ -171,7 +214,7 @@ export async function receiptsCommand(argv: string[], out: Out = (s) => process.
       const operator = required(p, 'operator');
       const inputs = parseJson('inputs');
       const outputs = parseJson('outputs');
-      const log = await openLog(required(p, 'data-dir'));
+      const log = await openLog(required(p, 'data-dir'), true);
       try {
         out(`${JSON.stringify(await log.append({ operator_id: operator, inputs, outputs }))}\n`);
       } finally {
@@ -184,7 +227,7 @@ export async function receiptsCommand(argv: string[], out: Out = (s) => process.
   }
 }
 
-function help(out: Out): number {
-  out(RECEIPTS_HELP);
+function help(out: Out, command: string): number {
+  out(COMMAND_HELP[command] ?? RECEIPTS_HELP);
   return 0;
 }

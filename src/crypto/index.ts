@@ -12,6 +12,7 @@ import type { CryptoAdapter } from './types.ts';
 
 export type { CryptoAdapter, Ed25519Signer } from './types.ts';
 export { canonicalize, canonicalBytes, JcsError, MAX_JCS_DEPTH } from './jcs.ts';
+export { MAX_JSON_PARSE_DEPTH, parseJson, parseJsonStrict } from './json.ts';
 export { base64urlDecode, base64urlEncode, bytesEqual, EncodingError, hexDecode, hexEncode, utf8Decode, utf8Encode } from './encoding.ts';
 
 export const crypto: CryptoAdapter = adapter;
@@ -37,7 +38,7 @@ export function isDigest(value: unknown): value is string {
   return typeof value === 'string' && DIGEST_PATTERN.test(value);
 }
 
-/** Upper bound on cached PeerId → public key decodings (cleared when full). */
+/** Upper bound on cached PeerId → public key decodings (the oldest makes room when full). */
 export const MAX_CACHED_PEER_IDS = 4096;
 const peerKeys = new Map<string, Uint8Array>();
 
@@ -53,7 +54,10 @@ export function publicKeyFromPeerId(peerId: string): Uint8Array {
     throw new KeyError(`not a PeerId: ${peerId.slice(0, 80)}`);
   }
   if (raw === undefined || raw.length !== 32) throw new KeyError(`PeerId ${peerId.slice(0, 80)} does not carry an ed25519 key`);
-  if (peerKeys.size >= MAX_CACHED_PEER_IDS) peerKeys.clear();
+  if (peerKeys.size >= MAX_CACHED_PEER_IDS) {
+    const oldest = peerKeys.keys().next();
+    if (oldest.done !== true) peerKeys.delete(oldest.value);
+  }
   peerKeys.set(peerId, raw);
   return raw;
 }

@@ -12,9 +12,9 @@ export class JcsError extends Error {
 /** Deepest nesting accepted; bounds recursion on hostile input. */
 export const MAX_JCS_DEPTH = 128;
 
-// Matches a lone surrogate (high not followed by low, or low not preceded by high).
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-const ANY_SURROGATE = /[\ud800-\udfff]/;
+// Strings holding none of these serialize as themselves in quotes (the common case); the
+// rest go through JSON.stringify, whose escaping is exactly RFC 8785's (section 3.2.2.2).
+const NEEDS_ESCAPE = /["\\\u0000-\u001f]/;
 
 /** Thrown inside the recursion; the public entry turns it into a JcsError with the path. */
 class Invalid {
@@ -26,9 +26,27 @@ class Invalid {
 }
 
 function serializeString(s: string): string {
-  // The cheap test first: almost no string carries a surrogate at all.
-  if (ANY_SURROGATE.test(s) && LONE_SURROGATE.test(s)) throw new Invalid('lone surrogate in string');
-  return JSON.stringify(s);
+  // A lone surrogate has no UTF-8 form: I-JSON (and so JCS) forbids it.
+  if (!s.isWellFormed()) throw new Invalid('lone surrogate in string');
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
+}
+
+/** Objects up to this many keys sort by insertion sort (several times faster than Array#sort there). */
+const SMALL_OBJECT_KEYS = 16;
+
+// `<` on strings compares UTF-16 code units, which is exactly RFC 8785's property order.
+function sortKeys(keys: string[]): string[] {
+  if (keys.length > SMALL_OBJECT_KEYS) return keys.sort();
+  for (let i = 1; i < keys.length; i++) {
+    const key = keys[i] as string;
+    let j = i - 1;
+    while (j >= 0 && (keys[j] as string) > key) {
+      keys[j + 1] = keys[j] as string;
+      j--;
+    }
+    keys[j + 1] = key;
+  }
+  return keys;
 }
 
 // Paths are only built while unwinding from an error, so the success path allocates nothing
@@ -39,7 +57,8 @@ function serialize(value: unknown, depth: number): string {
       return serializeString(value);
     case 'number':
       if (!Number.isFinite(value)) throw new Invalid('non-finite number');
-      return JSON.stringify(value);
+      // Number.prototype.toString is RFC 8785's number serialization; it already prints -0 as 0.
+      return String(value);
     case 'boolean':
       return value ? 'true' : 'false';
     case 'object': {
@@ -51,8 +70,9 @@ function serialize(value: unknown, depth: number): string {
         for (let i = 0; i < value.length; i++) {
           if (i > 0) out += ',';
           try {
-            if (!(i in value)) throw new Invalid('sparse array hole');
-            out += serialize(value[i], depth + 1);
+            const item: unknown = value[i];
+            if (item === undefined) throw new Invalid(i in value ? 'undefined is not JSON' : 'sparse array hole');
+            out += serialize(item, depth + 1);
           } catch (e) {
             if (e instanceof Invalid) e.path.push(`[${i}]`);
             throw e;
@@ -63,7 +83,7 @@ function serialize(value: unknown, depth: number): string {
       const proto = Object.getPrototypeOf(value) as unknown;
       if (proto !== Object.prototype && proto !== null) throw new Invalid('not a plain object');
       const record = value as Record<string, unknown>;
-      const keys = Object.keys(record).sort();
+      const keys = sortKeys(Object.keys(record));
       let out = '{';
       for (let i = 0; i < keys.length; i++) {
         const key = keys[i] as string;

@@ -1,7 +1,7 @@
 // Admission to a cluster: a peer is admitted when its PeerId is on the allowlist, or when
 // its HELLO carries a join token signed by the cluster key for this cluster, for this peer
 // (or '*', any peer) and not yet expired. Tokens travel in URL fragments as base64url JSON.
-import { base64urlDecode, base64urlEncode, canonicalBytes, crypto, utf8Decode, utf8Encode, type Ed25519Signer } from '../crypto/index.ts';
+import { base64urlDecode, base64urlEncode, canonicalBytes, crypto, parseJson, utf8Decode, utf8Encode, type Ed25519Signer } from '../crypto/index.ts';
 import { MalformedEnvelopeError, NotAdmittedError, type IcoError } from './errors.ts';
 import type { JoinToken } from './types.ts';
 
@@ -64,7 +64,7 @@ export function decodeJoinTokenParam(param: string): JoinToken {
   if (param.length > MAX_JOIN_TOKEN_CHARS) throw new MalformedEnvelopeError('join token parameter is too long');
   let value: unknown;
   try {
-    value = JSON.parse(utf8Decode(base64urlDecode(param)));
+    value = parseJson(utf8Decode(base64urlDecode(param)));
   } catch {
     throw new MalformedEnvelopeError('join token parameter is not base64url JSON');
   }

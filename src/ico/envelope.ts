@@ -2,7 +2,7 @@
 // (bytes → a checked, verified Envelope or a typed IcoError). decode never throws: the
 // checks run cheapest first, and the replay window is only touched after the signature
 // verified, so forged sequence numbers cannot poison it.
-import { base64urlDecode, base64urlEncode, canonicalBytes, crypto, publicKeyFromPeerId, type Ed25519Signer } from '../crypto/index.ts';
+import { base64urlDecode, base64urlEncode, canonicalize, crypto, parseJson, publicKeyFromPeerId, type Ed25519Signer } from '../crypto/index.ts';
 import {
   BadSignatureError, FrameTooLargeError, IcoError, MalformedEnvelopeError, ReplayedError, SenderMismatchError,
   TimestampSkewError, UnknownTypeError,
@@ -28,10 +28,26 @@ export interface DecodeContext {
   replay?: ReplayGuard;
 }
 
+// The envelope's keys in RFC 8785 order (UTF-16 code units): payload, sender, seq,
+// signature, timestamp, type, v. The signing text is JCS of the envelope without
+// `signature`, built around its one variable-size member so sealing canonicalizes the
+// payload once and the wire text is the same JCS with `signature` spliced in.
+interface SigningParts {
+  head: string;
+  tail: string;
+}
+
+function signingParts(v: string, type: string, sender: string, seq: number, timestamp: string, payload: unknown): SigningParts {
+  return {
+    head: `{"payload":${canonicalize(payload)},"sender":${canonicalize(sender)},"seq":${canonicalize(seq)}`,
+    tail: `,"timestamp":${canonicalize(timestamp)},"type":${canonicalize(type)},"v":${canonicalize(v)}}`,
+  };
+}
+
 /** The bytes a signature covers: JCS of the envelope without `signature`. */
 export function signingBytes(envelope: Omit<Envelope, 'signature'> & { signature?: string }): Uint8Array {
-  const { signature: _omit, ...unsigned } = envelope;
-  return canonicalBytes(unsigned);
+  const { head, tail } = signingParts(envelope.v, envelope.type, envelope.sender, envelope.seq, envelope.timestamp, envelope.payload);
+  return encoder.encode(head + tail);
 }
 
 export function isIcoType(value: unknown): value is IcoType {
@@ -42,7 +58,7 @@ export interface SealerOptions {
   signer: Ed25519Signer;
   /** Our PeerId string; its key must be `signer.publicKey`. */
   sender: string;
-  /** First seq to use; defaults to now*1024, so a restarted sender keeps rising. */
+  /** First seq to use; defaults to ms-since-epoch × 1024 at the first seal, so a restarted sender keeps rising. */
   startSeq?: number;
   version?: string;
 }
@@ -52,26 +68,42 @@ export class EnvelopeSealer {
   readonly sender: string;
   readonly version: string;
   readonly #signer: Ed25519Signer;
+  readonly #startSeq: number | undefined;
   #seq: number | undefined;
 
   constructor(opts: SealerOptions) {
     this.#signer = opts.signer;
     this.sender = opts.sender;
     this.version = opts.version ?? ICO_VERSION;
-    this.#seq = opts.startSeq;
+    this.#startSeq = opts.startSeq;
+  }
+
+  /** The last seq sealed (undefined before the first). */
+  get lastSeq(): number | undefined {
+    return this.#seq;
   }
 
   seal(type: IcoType, payload: { [key: string]: Json }, now: number): { envelope: Envelope; bytes: Uint8Array } {
-    // The first seq is ms * 1024, so a restarted sender keeps rising (while it averages fewer
-    // than 1024 envelopes per ms); after that +1, so consecutive envelopes stay inside the
-    // receiver's 1024-wide replay window and reordering (gossip, a stream moving to a better
-    // connection) is not mistaken for replay.
-    this.#seq = this.#seq === undefined ? Math.floor(now) * 1024 : this.#seq + 1;
-    const unsigned = { v: this.version, type, sender: this.sender, seq: this.#seq, timestamp: new Date(now).toISOString(), payload };
-    const signature = base64urlEncode(this.#signer.sign(canonicalBytes(unsigned)));
-    const envelope: Envelope = { ...unsigned, signature };
-    return { envelope, bytes: encoder.encode(JSON.stringify(envelope)) };
+    // Start at ms × 1024, then count by one: a restarted sender starts above everything it
+    // sent before unless it averaged over 1024 envelopes per ms, and consecutive envelopes
+    // stay adjacent, so reordering (gossip, a stream moving to a better connection) fits
+    // inside the receivers' replay window.
+    const seq = this.#seq === undefined ? this.#startSeq ?? Math.floor(now) * 1024 : this.#seq + 1;
+    if (!Number.isSafeInteger(seq) || seq <= 0) throw new RangeError(`envelope seq ${seq} is not a positive safe integer`);
+    this.#seq = seq;
+    const timestamp = new Date(now).toISOString();
+    const { head, tail } = signingParts(this.version, type, this.sender, seq, timestamp, payload);
+    const signature = base64urlEncode(this.#signer.sign(encoder.encode(head + tail)));
+    const envelope: Envelope = { v: this.version, type, sender: this.sender, seq, timestamp, payload, signature };
+    return { envelope, bytes: encoder.encode(`${head},"signature":"${signature}"${tail}`) };
   }
+}
+
+/** Strict RFC 3339 UTC: the pattern, and a real calendar date (Date.parse rolls 02-30 over to March). */
+export function isRfc3339Utc(text: string): boolean {
+  if (!RFC3339_UTC.test(text)) return false;
+  const ms = Date.parse(text);
+  return !Number.isNaN(ms) && new Date(ms).toISOString().slice(0, 19) === text.slice(0, 19);
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -88,7 +120,8 @@ export function decodeEnvelope(bytes: Uint8Array, ctx: DecodeContext): DecodeRes
   }
   let value: unknown;
   try {
-    value = JSON.parse(decoder.decode(bytes));
+    // Not JSON.parse directly: it can mis-decode escaped keys (see src/crypto/json.ts).
+    value = parseJson(decoder.decode(bytes));
   } catch {
     return { ok: false, error: new MalformedEnvelopeError('frame is not UTF-8 JSON') };
   }
@@ -116,9 +149,7 @@ function check(value: unknown, ctx: DecodeContext): Envelope {
   if (typeof type !== 'string') throw new MalformedEnvelopeError("'type' must be a string");
   if (typeof sender !== 'string' || sender.length === 0 || sender.length > 128) throw new MalformedEnvelopeError("'sender' must be a PeerId string");
   if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq <= 0) throw new MalformedEnvelopeError("'seq' must be a positive safe integer");
-  if (typeof timestamp !== 'string' || !RFC3339_UTC.test(timestamp) || Number.isNaN(Date.parse(timestamp))) {
-    throw new MalformedEnvelopeError("'timestamp' must be RFC 3339 UTC (…Z)");
-  }
+  if (typeof timestamp !== 'string' || !isRfc3339Utc(timestamp)) throw new MalformedEnvelopeError("'timestamp' must be RFC 3339 UTC (…Z)");
   if (!isPlainObject(payload)) throw new MalformedEnvelopeError("'payload' must be a JSON object");
   if (typeof signature !== 'string' || !SIGNATURE_PATTERN.test(signature)) throw new MalformedEnvelopeError("'signature' must be 64 bytes of base64url");
 
@@ -137,7 +168,8 @@ function check(value: unknown, ctx: DecodeContext): Envelope {
   }
   let message: Uint8Array;
   try {
-    message = canonicalBytes({ v, type, sender, seq, timestamp, payload });
+    const { head, tail } = signingParts(v, type, sender, seq, timestamp, payload);
+    message = encoder.encode(head + tail);
   } catch (e) {
     throw new MalformedEnvelopeError(`payload is not canonical JSON: ${e instanceof Error ? e.message : 'invalid'}`);
   }

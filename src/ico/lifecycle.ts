@@ -126,6 +126,13 @@ export class IcoSession {
   get isDown(): boolean {
     return this.#down;
   }
+  /**
+   * Silence after which the peer is reported down: `missedBeats` of the slower of our
+   * interval and the one the peer announced in its HELLO (it only promised to beat that often).
+   */
+  get downAfterMs(): number {
+    return this.missedBeats * Math.max(this.heartbeatMs, this.#remoteHello?.heartbeat_ms ?? 0);
+  }
 
   #hello(): Outbound {
     const payload: HelloPayload = {
@@ -212,7 +219,7 @@ export class IcoSession {
       this.#lastSent = now;
       out.push({ type: 'HEARTBEAT', payload: { beat: ++this.#beat } });
     }
-    if (!this.#down && now - this.#lastReceived > this.missedBeats * this.heartbeatMs) {
+    if (!this.#down && now - this.#lastReceived > this.downAfterMs) {
       this.#down = true;
       events.push({ kind: 'peer-down' });
     }

@@ -34,6 +34,10 @@ export class NotConnectedError extends Error {
   readonly code = 'NET_NOT_CONNECTED';
   override name = 'NotConnectedError';
 }
+export class SendQueueFullError extends Error {
+  readonly code = 'NET_SEND_QUEUE_FULL';
+  override name = 'SendQueueFullError';
+}
 export class NoSubscribersError extends Error {
   readonly code = 'NET_NO_SUBSCRIBERS';
   override name = 'NoSubscribersError';
@@ -63,15 +67,46 @@ export const RELAY_LIMITS = {
   dataLimitBytes: 64n * 1024n * 1024n,
 } as const;
 
+/**
+ * libp2p connection manager limits. On a devnet, a LAN or behind one NAT every peer shares
+ * one host address, so libp2p's default of 5 inbound connections per second per host refused
+ * legitimate bursts (a devnet starting, tabs joining, a round of relayed dials). The relay
+ * must hold more connections than it has reservations.
+ */
+export const CONNECTION_LIMITS = {
+  inboundPerHostPerSecond: 64,
+  maxIncomingPending: 64,
+  maxConnectionsPeer: 300,
+  maxConnectionsRelay: RELAY_LIMITS.maxReservations * 2,
+} as const;
+
+/**
+ * A relay spends reservations, relayed bandwidth and its peer list on admitted peers only.
+ * A request that arrives while the asker's HELLO is still in flight waits this long for it.
+ */
+export const ADMISSION_WAIT_MS = 5_000;
+/** Requests waiting for their sender's admission at once; more are refused outright. */
+export const MAX_ADMISSION_WAITERS = 1024;
+
 interface Link {
   peerId: string;
   session: IcoSession;
   out?: { conn: Connection; stream: Stream; lp: LengthPrefixedStream<Stream> };
   opening?: Promise<void>;
-  badFrames: number;
   transport: PeerTransport;
   hungUp?: boolean;
+  /** Envelopes sealed for this peer and not yet written (bounded by MAX_PENDING_SENDS). */
+  pending: number;
 }
+
+/** Envelopes one peer may have waiting for its stream; past this, send() fails fast. */
+export const MAX_PENDING_SENDS = 256;
+
+/** Peers whose invalid-frame count we remember; the oldest entry goes first when full. */
+export const MAX_SCORED_PEERS = 1024;
+
+/** Errors of the length-prefix decoder that mean the announced frame is over our limit. */
+const OVERSIZE_FRAME_ERRORS = new Set(['InvalidDataLengthError', 'InvalidDataLengthLengthError', 'InvalidMessageLengthError']);
 
 interface DialTarget {
   addrs: string[];
@@ -109,6 +144,10 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
   const relayAddrs = options.relays.map((a) => multiaddr(a));
   const relayIds = new Set(relayAddrs.map((a) => a.getComponents().findLast((c) => c.name === 'p2p')?.value).filter((x): x is string => x !== undefined));
 
+  // Set once the session table exists; until then (the first instants) a relay refuses.
+  let admittedWithin: ((peerId: string, timeoutMs: number) => Promise<boolean>) | undefined;
+  const refuseUnadmitted = async (peer: { toString(): string }): Promise<boolean> => !((await admittedWithin?.(peer.toString(), ADMISSION_WAIT_MS)) ?? false);
+
   const services = {
     identify: identify(),
     identifyPush: identifyPush(),
@@ -134,7 +173,15 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     // Loopback and private addresses are how this cluster runs in development and tests.
-    connectionGater: { denyDialMultiaddr: () => false },
+    connectionGater: {
+      denyDialMultiaddr: () => false,
+      ...(options.relayServer === true ? { denyInboundRelayReservation: refuseUnadmitted, denyOutboundRelayedConnection: refuseUnadmitted } : {}),
+    },
+    connectionManager: {
+      inboundConnectionThreshold: CONNECTION_LIMITS.inboundPerHostPerSecond,
+      maxIncomingPendingConnections: CONNECTION_LIMITS.maxIncomingPending,
+      maxConnections: options.relayServer === true ? CONNECTION_LIMITS.maxConnectionsRelay : CONNECTION_LIMITS.maxConnectionsPeer,
+    },
     services,
   })) as unknown as Libp2p<{ pubsub: GossipSub }>;
 
@@ -149,6 +196,35 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
     ...(options.clusterPublicKey ? { clusterPublicKey: options.clusterPublicKey } : {}),
   };
   const links = new Map<string, Link>();
+  const admissionWaiters = new Map<string, Set<() => void>>();
+  let waiting = 0;
+  function isAdmitted(peerId: string): boolean {
+    return links.get(peerId)?.session.state === 'established';
+  }
+  admittedWithin = (peerId, timeoutMs) => {
+    if (isAdmitted(peerId)) return Promise.resolve(true);
+    if (waiting >= MAX_ADMISSION_WAITERS || stopping) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      let set = admissionWaiters.get(peerId);
+      if (set === undefined) admissionWaiters.set(peerId, (set = new Set()));
+      const waiters = set;
+      waiting++;
+      const done = (): void => {
+        clearTimeout(timer);
+        waiting--;
+        waiters.delete(done);
+        if (waiters.size === 0 && admissionWaiters.get(peerId) === waiters) admissionWaiters.delete(peerId);
+        resolve(isAdmitted(peerId));
+      };
+      const timer = setTimeout(done, timeoutMs);
+      waiters.add(done);
+    });
+  };
+  function settleAdmission(peerId: string): void {
+    for (const done of [...(admissionWaiters.get(peerId) ?? [])]) done();
+  }
+  /** Invalid frames per sending peer (insertion order = least recently scored first). */
+  const badFrames = new Map<string, number>();
   const targets = new Map<string, DialTarget>();
   const handlers = new Map<string, Set<(event: PeerEvent) => void>>();
   const topic = icoTopic(options.cluster);
@@ -235,16 +311,22 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
   }
 
   async function sendEnvelope(link: Link, type: IcoType, payload: { [key: string]: Json }): Promise<Envelope> {
+    if (link.pending >= MAX_PENDING_SENDS) throw new SendQueueFullError(`${link.pending} envelopes already waiting to be written to ${link.peerId}`);
+    link.pending++;
     const { envelope, bytes } = sealer.seal(type, payload, Date.now());
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await ensureOutStream(link);
-        await link.out!.lp.write(bytes);
-        break;
-      } catch (e) {
-        link.out = undefined;
-        if (attempt >= 1 || e instanceof NotConnectedError) throw e;
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await ensureOutStream(link);
+          await link.out!.lp.write(bytes);
+          break;
+        } catch (e) {
+          link.out = undefined;
+          if (attempt >= 1 || e instanceof NotConnectedError) throw e;
+        }
       }
+    } finally {
+      link.pending--;
     }
     link.session.noteSent(Date.now());
     emit({ type: 'ico:out', envelope, to: link.peerId });
@@ -271,10 +353,12 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
           // A fresh relay session: ask it for peers now rather than at the next interval.
           if (relayIds.has(link.peerId)) void discover().then(maintain);
           emit({ type: 'peer:established', peer: infoOf(link) });
+          settleAdmission(link.peerId);
           break;
         case 'rejected':
           log.warn({ remote: link.peerId, code: ev.error.code, reason: ev.error.message }, 'peer rejected');
           emit({ type: 'peer:rejected', peerId: link.peerId, code: ev.error.code, reason: ev.error.message });
+          settleAdmission(link.peerId);
           // Give the GOODBYE a moment to leave, then hang up.
           setTimeout(() => void libp2p.hangUp(peerIdFromString(link.peerId)).catch(() => undefined), GOODBYE_FLUSH_MS);
           break;
@@ -306,7 +390,7 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
         missedBeats,
         joinToken: options.joinToken ?? null,
       });
-      link = { peerId, session, badFrames: 0, transport: 'unknown' };
+      link = { peerId, session, transport: 'unknown', pending: 0 };
       links.set(peerId, link);
       const l = link;
       void sendAll(l, session.start(Date.now()).out);
@@ -314,13 +398,20 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
     return link;
   }
 
-  function drop(peerId: string, code: string, reason: string): void {
+  /**
+   * Counts an invalid frame against the peer that sent it, whether or not it ever completed
+   * HELLO (a peer that only sends garbage has no session, but must not get to do it forever).
+   * Past the limit its connections are closed; the count survives reconnects.
+   */
+  function drop(peerId: string, code: string, reason: string, score = true): void {
     emit({ type: 'ico:dropped', peerId, code, reason });
-    const link = links.get(peerId);
-    if (link === undefined) return;
-    link.badFrames++;
-    if (link.badFrames > MAX_BAD_FRAMES_PER_PEER) {
-      log.warn({ remote: peerId, bad: link.badFrames }, 'too many invalid frames: disconnecting');
+    if (!score || peerId === 'unknown') return;
+    const bad = (badFrames.get(peerId) ?? 0) + 1;
+    badFrames.delete(peerId);
+    badFrames.set(peerId, bad);
+    if (badFrames.size > MAX_SCORED_PEERS) badFrames.delete(badFrames.keys().next().value as string);
+    if (bad > MAX_BAD_FRAMES_PER_PEER) {
+      log.warn({ remote: peerId, bad }, 'too many invalid frames: disconnecting');
       void libp2p.hangUp(peerIdFromString(peerId)).catch(() => undefined);
     }
   }
@@ -333,9 +424,9 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
       try {
         frame = (await lp.read()).subarray();
       } catch (e) {
-        const name = (e as Error).name;
-        if (name === 'InvalidDataLengthError' || name === 'InvalidMessageLengthError') {
-          drop(remote, 'ICO_FRAME_TOO_LARGE', 'frame over the size limit');
+        // The limit is checked on the length prefix, before any payload byte is buffered.
+        if (OVERSIZE_FRAME_ERRORS.has((e as Error).name)) {
+          drop(remote, 'ICO_FRAME_TOO_LARGE', `frame over the ${DEFAULT_CODEC_LIMITS.maxFrameBytes}-byte limit: ${(e as Error).message}`);
           stream.abort(new Error('frame too large'));
         }
         return;
@@ -382,7 +473,9 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
     await libp2p.handle(DISCOVERY_PROTOCOL, async (stream, connection) => {
       try {
         const asker = connection.remotePeer.toString();
-        const peers = await Promise.all(
+        // Who else is in the cluster is for members only.
+        const admitted = await admittedWithin!(asker, ADMISSION_WAIT_MS);
+        const peers = !admitted ? [] : await Promise.all(
           admittedPeers()
             .filter((p) => p.peerId !== asker)
             .map(async (p) => {
@@ -463,7 +556,8 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
     }
     const sender = links.get(result.envelope.sender);
     if (sender === undefined || sender.session.state !== 'established') {
-      drop(from, 'ICO_NOT_ADMITTED', `gossip from ${result.envelope.sender}, which has no admitted session with us`);
+      // Not scored: a valid peer's gossip can outrun its HELLO with us through the mesh.
+      drop(from, 'ICO_NOT_ADMITTED', `gossip from ${result.envelope.sender}, which has no admitted session with us`, false);
       return;
     }
     if (result.envelope.type === 'STATE_SYNC' || result.envelope.type === 'CONSENSUS') emit({ type: 'ico:in', envelope: result.envelope });

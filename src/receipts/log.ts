@@ -6,18 +6,24 @@
 //   'h'                       → head JSON {size, last_hash, last_timestamp}
 // Each append writes its receipt, id, new Merkle nodes and head in ONE atomic batch, so a
 // crash leaves the log at some acknowledged prefix. Concurrent appends are group-committed:
-// one durable batch (one fsync) for all that queued while the previous batch was writing.
+// one durable batch (one fsync) for a group; the next group is signed while one is written.
 import { base64urlDecode, base64urlEncode, canonicalBytes, crypto, hexEncode, utf8Decode, utf8Encode, type Ed25519Signer } from '../crypto/index.ts';
 import type { Json } from '../ico/types.ts';
 import type { BatchOp, Store } from '../store/types.ts';
 import { consistencyPath, inclusionPath, leafHash, MerkleFrontier, type NodeReader } from './merkle.ts';
-import { buildReceipt, GENESIS_HASH, receiptHashBytes, type Receipt } from './receipt.ts';
+import { buildReceiptWithBytes, GENESIS_HASH, receiptHashBytes, type BuiltReceipt, type Receipt } from './receipt.ts';
 
 /** Appends committed together at most (bounds one batch's size and one fsync's latency). */
 export const MAX_APPENDS_PER_BATCH = 512;
+/** Appends waiting to be built at most; past it append() rejects (RECEIPT_LOG_BUSY) rather than queue without bound. */
+export const MAX_QUEUED_APPENDS = 65_536;
+/** Batches built ahead of the disk at most: one being written, one being signed behind it. */
+export const MAX_BATCHES_IN_FLIGHT = 2;
+/** A queue this long or longer, with nothing being written, is split so signing overlaps I/O. */
+const MIN_SPLIT_GROUP = 32;
 
 export class ReceiptLogError extends Error {
-  readonly code: 'RECEIPT_NOT_FOUND' | 'RECEIPT_LOG_CORRUPT' | 'RECEIPT_INVALID';
+  readonly code: 'RECEIPT_NOT_FOUND' | 'RECEIPT_LOG_CORRUPT' | 'RECEIPT_INVALID' | 'RECEIPT_LOG_BUSY';
   override name = 'ReceiptLogError';
   constructor(code: ReceiptLogError['code'], message: string) {
     super(message);
@@ -42,9 +48,23 @@ export interface InclusionProof {
   path: string[];
 }
 
+// Indexes stay below 2^53, so two 32-bit halves carry them without BigInt.
+function writeU64(out: Uint8Array, offset: number, n: number): void {
+  const hi = Math.floor(n / 0x1_0000_0000);
+  const lo = n >>> 0;
+  out[offset] = hi >>> 24;
+  out[offset + 1] = (hi >>> 16) & 0xff;
+  out[offset + 2] = (hi >>> 8) & 0xff;
+  out[offset + 3] = hi & 0xff;
+  out[offset + 4] = lo >>> 24;
+  out[offset + 5] = (lo >>> 16) & 0xff;
+  out[offset + 6] = (lo >>> 8) & 0xff;
+  out[offset + 7] = lo & 0xff;
+}
+
 function u64(n: number): Uint8Array {
   const b = new Uint8Array(8);
-  new DataView(b.buffer).setBigUint64(0, BigInt(n));
+  writeU64(b, 0, n);
   return b;
 }
 
@@ -64,10 +84,24 @@ function key(prefix: string, ...parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
+const R = 'r'.charCodeAt(0);
+const M = 'm'.charCodeAt(0);
+
 export const keys = {
-  receipt: (index: number): Uint8Array => key('r', u64(index)),
+  receipt: (index: number): Uint8Array => {
+    const k = new Uint8Array(9);
+    k[0] = R;
+    writeU64(k, 1, index);
+    return k;
+  },
   id: (id: string): Uint8Array => key('i', utf8Encode(id)),
-  node: (level: number, index: number): Uint8Array => key('m', Uint8Array.of(level), u64(index)),
+  node: (level: number, index: number): Uint8Array => {
+    const k = new Uint8Array(10);
+    k[0] = M;
+    k[1] = level;
+    writeU64(k, 2, index);
+    return k;
+  },
   head: (): Uint8Array => key('h'),
 };
 
@@ -90,6 +124,8 @@ export interface ReceiptLogOptions {
   signer: Ed25519Signer;
   /** PeerId of the signer (its key signs receipts and tree heads). */
   peerId: string;
+  /** Appends per durable batch at most (default and ceiling: MAX_APPENDS_PER_BATCH). */
+  maxAppendsPerBatch?: number;
   /**
    * Default true: each batch is fsynced. A replica of a Raft log passes false: its receipts
    * are rebuilt bit for bit by re-applying the durable log, so a write that reached the OS
@@ -103,10 +139,21 @@ export class ReceiptLog {
   readonly #signer: Ed25519Signer;
   readonly #sync: boolean;
   readonly peerId: string;
+  readonly #maxGroup: number;
+  /** State after every batch built so far (durable or still being written): what appends build on. */
   #head: Head;
   #frontier: MerkleFrontier;
+  /** State after the last durable batch: what sizes, roots, tree heads and proofs show. */
+  #durable: { head: Head; frontier: MerkleFrontier };
   #queue: Pending[] = [];
-  #flushing: Promise<void> | null = null;
+  #buildScheduled = false;
+  /** Batches built and handed to the store, not yet durable (≤ MAX_BATCHES_IN_FLIGHT). */
+  #inFlight = 0;
+  /** The chain of batch writes: each starts when the one before it is durable. */
+  #writes: Promise<void> = Promise.resolve();
+  /** Bumped when a batch fails: batches built before that on its state are void. */
+  #epoch = 0;
+  #idleWaiters: Array<() => void> = [];
 
   private constructor(store: Store, opts: ReceiptLogOptions, head: Head, frontier: MerkleFrontier) {
     this.#store = store;
@@ -115,6 +162,8 @@ export class ReceiptLog {
     this.peerId = opts.peerId;
     this.#head = head;
     this.#frontier = frontier;
+    this.#durable = { head, frontier };
+    this.#maxGroup = Math.max(1, Math.min(opts.maxAppendsPerBatch ?? MAX_APPENDS_PER_BATCH, MAX_APPENDS_PER_BATCH));
   }
 
   static async open(store: Store, opts: ReceiptLogOptions): Promise<ReceiptLog> {
@@ -129,86 +178,122 @@ export class ReceiptLog {
     return new ReceiptLog(store, opts, head, new MerkleFrontier(head.size, nodes));
   }
 
+  /** Receipts durably in the log (appends still being written are not counted). */
   get size(): number {
-    return this.#head.size;
+    return this.#durable.head.size;
   }
 
   /** Appends one execution; resolves with the receipt once it is durable. */
   append(entry: { operator_id: string; inputs: Json; outputs: Json }, now: number = Date.now()): Promise<Receipt> {
+    if (this.#queue.length >= MAX_QUEUED_APPENDS) return Promise.reject(new ReceiptLogError('RECEIPT_LOG_BUSY', `${MAX_QUEUED_APPENDS} appends already wait to be written`));
     return new Promise((resolve, reject) => {
-      this.#queue.push({ ...entry, now, resolve, reject });
+      this.#queue.push({ operator_id: entry.operator_id, inputs: entry.inputs, outputs: entry.outputs, now, resolve, reject });
       this.#kick();
     });
   }
 
-  /** Starts a flush unless one runs; a flush that ends with work queued starts the next. */
+  /**
+   * Schedules a build as a microtask, so every append made in the same turn (or resolved by
+   * the same acknowledgement) joins one group.
+   */
   #kick(): void {
-    if (this.#flushing !== null) return;
-    this.#flushing = this.#flush().finally(() => {
-      this.#flushing = null;
-      if (this.#queue.length > 0) this.#kick();
+    if (this.#buildScheduled) return;
+    this.#buildScheduled = true;
+    queueMicrotask(() => {
+      this.#buildScheduled = false;
+      this.#build();
     });
   }
 
   /**
-   * Builds groups of receipts and writes each as one batch. Building group N+1 (signing:
-   * CPU) overlaps writing group N (fsync: I/O); batches are still issued one after another,
-   * and a receipt is acknowledged only when its own batch is durable.
+   * Builds groups of receipts, each one batch, and chains their writes. Signing (CPU) of the
+   * next group overlaps the write (fsync) of the previous one: when nothing is being written
+   * a long queue is split in two, so there always is a next group. A receipt is
+   * acknowledged only when its own batch is durable; batches become durable in order.
    */
-  async #flush(): Promise<void> {
-    let writing: Promise<void> = Promise.resolve();
-    let failed = false;
-    while (this.#queue.length > 0 && !failed) {
-      const group = this.#queue.splice(0, MAX_APPENDS_PER_BATCH);
+  #build(): void {
+    while (this.#queue.length > 0 && this.#inFlight < MAX_BATCHES_IN_FLIGHT) {
+      const take = this.#inFlight === 0 && this.#queue.length >= 2 * MIN_SPLIT_GROUP ? Math.ceil(this.#queue.length / 2) : this.#queue.length;
+      const group = this.#queue.splice(0, Math.min(take, this.#maxGroup));
       const ops: BatchOp[] = [];
-      const built: Receipt[] = [];
-      let head = { ...this.#head };
+      const members: Array<[Pending, Receipt]> = [];
+      let head = this.#head;
       const frontier = new MerkleFrontier(this.#frontier.size, [...this.#frontier.nodes]);
-      try {
-        for (const p of group) {
+      for (const p of group) {
+        let built: BuiltReceipt;
+        try {
           // Timestamps never go backwards along the chain, whatever the wall clock does.
           const now = Math.max(p.now, head.last_timestamp);
-          const receipt = buildReceipt({ operator_id: p.operator_id, inputs: p.inputs, outputs: p.outputs, index: head.size, prevHash: head.last_hash, signer: this.#signer, signerId: this.peerId, now });
-          ops.push({ type: 'put', key: keys.receipt(head.size), value: utf8Encode(JSON.stringify(receipt)) });
-          ops.push({ type: 'put', key: keys.id(receipt.receipt_id), value: u64(head.size) });
-          const hash = receiptHashBytes(receipt);
-          for (const [level, index, node] of frontier.append(leafHash(hash))) ops.push({ type: 'put', key: keys.node(level, index), value: node });
-          head = { size: head.size + 1, last_hash: `sha256:${hexEncode(hash)}`, last_timestamp: Date.parse(receipt.timestamp) };
-          built.push(receipt);
-        }
-        ops.push({ type: 'put', key: keys.head(), value: utf8Encode(JSON.stringify(head)) });
-      } catch (e) {
-        // Bad input for one entry (e.g. an invalid operator id) fails its group only.
-        for (const p of group) p.reject(e);
-        continue;
-      }
-      // The next group builds on this one's state; if this write fails, the state is rolled
-      // back and everything queued behind it is rejected (it was built on a lost prefix).
-      const previous = { head: this.#head, frontier: this.#frontier };
-      this.#head = head;
-      this.#frontier = frontier;
-      writing = writing.then(async () => {
-        if (failed) throw new ReceiptLogError('RECEIPT_INVALID', 'an earlier batch failed');
-        try {
-          await this.#store.batch(ops, this.#sync ? undefined : { sync: false });
+          built = buildReceiptWithBytes({ operator_id: p.operator_id, inputs: p.inputs, outputs: p.outputs, index: head.size, prevHash: head.last_hash, signer: this.#signer, signerId: this.peerId, now });
         } catch (e) {
-          failed = true;
-          this.#head = previous.head;
-          this.#frontier = previous.frontier;
-          throw e;
+          // Bad input (an invalid operator id, inputs that are not JSON) fails that append only.
+          p.reject(e);
+          continue;
         }
-      });
-      writing.then(
-        () => group.forEach((p, i) => p.resolve(built[i]!)),
-        (e: unknown) => group.forEach((p) => p.reject(e)),
-      );
-      // Let this batch start before building the next group.
-      await Promise.race([writing.catch(() => undefined), Promise.resolve()]);
+        const { receipt, bytes, hash } = built;
+        // The stored value is the receipt's canonical JSON (any JSON reader parses it).
+        ops.push({ type: 'put', key: keys.receipt(head.size), value: bytes });
+        ops.push({ type: 'put', key: keys.id(receipt.receipt_id), value: u64(head.size) });
+        for (const [level, index, node] of frontier.append(leafHash(hash))) ops.push({ type: 'put', key: keys.node(level, index), value: node });
+        head = { size: head.size + 1, last_hash: `sha256:${hexEncode(hash)}`, last_timestamp: Date.parse(receipt.timestamp) };
+        members.push([p, receipt]);
+      }
+      if (members.length === 0) continue;
+      ops.push({ type: 'put', key: keys.head(), value: utf8Encode(JSON.stringify(head)) });
+      this.#write(ops, members, head, frontier);
+      // Build the next group in a later microtask: the write just chained is queued first,
+      // so its batch is handed to the store (and its fsync runs off the main thread) before
+      // the signing of the next group starts, instead of after it.
+      if (this.#queue.length > 0 && this.#inFlight < MAX_BATCHES_IN_FLIGHT) this.#kick();
+      return;
     }
-    await writing.catch(() => undefined);
-    if (failed) {
-      for (const p of this.#queue.splice(0)) p.reject(new ReceiptLogError('RECEIPT_INVALID', 'the receipt log failed to persist an earlier batch'));
-    }
+    this.#notifyIfIdle();
+  }
+
+  /** Adopts a built group's state now and writes its batch after every earlier one. */
+  #write(ops: BatchOp[], members: Array<[Pending, Receipt]>, head: Head, frontier: MerkleFrontier): void {
+    const epoch = this.#epoch;
+    this.#head = head;
+    this.#frontier = frontier;
+    this.#inFlight++;
+    const write = this.#writes.then(async () => {
+      // Built on a batch that failed: its index and prev hash point at receipts that are not there.
+      if (epoch !== this.#epoch) throw new ReceiptLogError('RECEIPT_INVALID', 'the receipt log failed to persist an earlier batch');
+      try {
+        await this.#store.batch(ops, this.#sync ? undefined : { sync: false });
+      } catch (e) {
+        // Every earlier batch is durable (writes are chained): build on from there.
+        this.#epoch++;
+        this.#head = this.#durable.head;
+        this.#frontier = this.#durable.frontier;
+        throw e;
+      }
+      this.#durable = { head, frontier };
+    });
+    this.#writes = write.catch(() => undefined);
+    write.then(
+      () => {
+        for (const [p, r] of members) p.resolve(r);
+      },
+      (e: unknown) => {
+        for (const [p] of members) p.reject(e);
+      },
+    ).finally(() => {
+      this.#inFlight--;
+      if (this.#queue.length > 0) this.#kick();
+      else this.#notifyIfIdle();
+    });
+  }
+
+  #notifyIfIdle(): void {
+    if (this.#queue.length > 0 || this.#inFlight > 0 || this.#buildScheduled) return;
+    for (const wake of this.#idleWaiters.splice(0)) wake();
+  }
+
+  /** Resolves once every append made so far is durable or has failed. */
+  flushed(): Promise<void> {
+    if (this.#queue.length === 0 && this.#inFlight === 0 && !this.#buildScheduled) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
   async get(index: number): Promise<Receipt | undefined> {
@@ -242,33 +327,33 @@ export class ReceiptLog {
   }
 
   root(): Uint8Array {
-    return this.#frontier.root();
+    return this.#durable.frontier.root();
   }
 
   /** A tree head over the current size, signed by this log's signer. */
   signedTreeHead(now: number = Date.now()): SignedTreeHead {
-    const body = { size: this.#head.size, root: `sha256:${hexEncode(this.root())}`, timestamp: new Date(now).toISOString(), signer: this.peerId };
+    const body = { size: this.#durable.head.size, root: `sha256:${hexEncode(this.root())}`, timestamp: new Date(now).toISOString(), signer: this.peerId };
     return { ...body, signature: base64urlEncode(this.#signer.sign(canonicalBytes(body))) };
   }
 
-  async inclusionProof(receiptId: string, treeSize = this.#head.size): Promise<InclusionProof> {
+  async inclusionProof(receiptId: string, treeSize = this.size): Promise<InclusionProof> {
     const index = await this.indexOf(receiptId);
     if (index === undefined) throw new ReceiptLogError('RECEIPT_NOT_FOUND', `no receipt ${receiptId.slice(0, 80)}`);
-    if (index >= treeSize || treeSize > this.#head.size) throw new ReceiptLogError('RECEIPT_INVALID', `receipt ${index} is not in a tree of size ${treeSize}`);
+    if (index >= treeSize || treeSize > this.size) throw new ReceiptLogError('RECEIPT_INVALID', `receipt ${index} is not in a tree of size ${treeSize}`);
     const receipt = await this.get(index);
     if (receipt === undefined) throw new ReceiptLogError('RECEIPT_LOG_CORRUPT', `receipt ${index} missing`);
     const path = await inclusionPath(this.#reader(), index, 0, treeSize);
     return { receipt_id: receiptId, index, tree_size: treeSize, leaf_hash: hexEncode(leafHash(receiptHashBytes(receipt))), path: path.map(hexEncode) };
   }
 
-  async consistencyProof(first: number, second = this.#head.size): Promise<string[]> {
-    if (second > this.#head.size) throw new ReceiptLogError('RECEIPT_INVALID', `the log has ${this.#head.size} receipts, not ${second}`);
+  async consistencyProof(first: number, second = this.size): Promise<string[]> {
+    if (second > this.size) throw new ReceiptLogError('RECEIPT_INVALID', `the log has ${this.size} receipts, not ${second}`);
     return (await consistencyPath(this.#reader(), first, second)).map(hexEncode);
   }
 
   /** Waits for queued appends, then closes the store. */
   async close(): Promise<void> {
-    await this.#flushing;
+    await this.flushed();
     await this.#store.close();
   }
 }

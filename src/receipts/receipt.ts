@@ -39,19 +39,29 @@ export function fail(index: number, step: StepName, reason: string): VerifyResul
 
 const encoder = new TextEncoder();
 
-/**
- * RFC 8785 bytes of a (shape-checked) receipt, with or without `receipt_id` and `signature`.
- * The receipt's schema is fixed, so its canonical form is written directly, keys in JCS
- * order; a unit test holds it equal to the generic canonicalizer on random receipts. Every
- * receipt hash, id and signature goes through here (the hot path of appends and verifies).
- */
-export function receiptCanonicalBytes(r: Omit<Receipt, 'receipt_id' | 'signature'> & { receipt_id?: string; signature?: string }): Uint8Array {
+// The receipt's schema is fixed, so its canonical (RFC 8785) form is written directly, keys
+// in JCS order: index, operation{inputs_hash, operator_id, outputs_hash, type},
+// prev_receipt_hash, [receipt_id], [signature], signer, timestamp. The optional fields sit in
+// the middle, so the three forms (body, body + id, full) share one head and one tail. A unit
+// test holds this equal to the generic canonicalizer on random receipts. Every receipt hash,
+// id and signature goes through here (the hot path of appends and verifies).
+type ReceiptBody = Omit<Receipt, 'receipt_id' | 'signature'>;
+
+function canonicalHead(r: ReceiptBody): string {
   const o = r.operation;
-  let text = `{"index":${JSON.stringify(r.index)},"operation":{"inputs_hash":${JSON.stringify(o.inputs_hash)},"operator_id":${JSON.stringify(o.operator_id)},"outputs_hash":${JSON.stringify(o.outputs_hash)},"type":${JSON.stringify(o.type)}},"prev_receipt_hash":${JSON.stringify(r.prev_receipt_hash)}`;
+  return `{"index":${JSON.stringify(r.index)},"operation":{"inputs_hash":${JSON.stringify(o.inputs_hash)},"operator_id":${JSON.stringify(o.operator_id)},"outputs_hash":${JSON.stringify(o.outputs_hash)},"type":${JSON.stringify(o.type)}},"prev_receipt_hash":${JSON.stringify(r.prev_receipt_hash)}`;
+}
+
+function canonicalTail(r: ReceiptBody): string {
+  return `,"signer":${JSON.stringify(r.signer)},"timestamp":${JSON.stringify(r.timestamp)}}`;
+}
+
+/** RFC 8785 bytes of a (shape-checked) receipt, with or without `receipt_id` and `signature`. */
+export function receiptCanonicalBytes(r: ReceiptBody & { receipt_id?: string; signature?: string }): Uint8Array {
+  let text = canonicalHead(r);
   if (r.receipt_id !== undefined) text += `,"receipt_id":${JSON.stringify(r.receipt_id)}`;
   if (r.signature !== undefined) text += `,"signature":${JSON.stringify(r.signature)}`;
-  text += `,"signer":${JSON.stringify(r.signer)},"timestamp":${JSON.stringify(r.timestamp)}}`;
-  return encoder.encode(text);
+  return encoder.encode(text + canonicalTail(r));
 }
 
 export function receiptHashBytes(receipt: Receipt): Uint8Array {
@@ -60,10 +70,6 @@ export function receiptHashBytes(receipt: Receipt): Uint8Array {
 
 export function receiptHash(receipt: Receipt): string {
   return `sha256:${hexEncode(receiptHashBytes(receipt))}`;
-}
-
-function idOf(body: Omit<Receipt, 'receipt_id' | 'signature'>): string {
-  return `receipt_${hexEncode(crypto.sha256(receiptCanonicalBytes(body)))}`;
 }
 
 export interface BuildInput {
@@ -77,17 +83,37 @@ export interface BuildInput {
   now: number;
 }
 
-export function buildReceipt(i: BuildInput): Receipt {
+/** A new receipt with its canonical bytes (valid JSON: what a log stores) and its hash. */
+export interface BuiltReceipt {
+  receipt: Receipt;
+  bytes: Uint8Array;
+  hash: Uint8Array;
+}
+
+/**
+ * Builds and signs a receipt, writing the canonical text's shared head and tail once for
+ * its three forms (id input, signed message, hashed whole).
+ */
+export function buildReceiptWithBytes(i: BuildInput): BuiltReceipt {
   if (!OPERATOR_ID_PATTERN.test(i.operator_id)) throw new RangeError(`invalid operator id '${i.operator_id.slice(0, 40)}'`);
-  const body = {
+  const body: ReceiptBody = {
     timestamp: new Date(i.now).toISOString(),
-    operation: { type: 'operator_execution' as const, operator_id: i.operator_id, inputs_hash: digestJson(i.inputs), outputs_hash: digestJson(i.outputs) },
+    operation: { type: 'operator_execution', operator_id: i.operator_id, inputs_hash: digestJson(i.inputs), outputs_hash: digestJson(i.outputs) },
     prev_receipt_hash: i.prevHash,
     signer: i.signerId,
     index: i.index,
   };
-  const withId = { receipt_id: idOf(body), ...body };
-  return { ...withId, signature: base64urlEncode(i.signer.sign(receiptCanonicalBytes(withId))) };
+  const head = canonicalHead(body);
+  const tail = canonicalTail(body);
+  const receipt_id = `receipt_${hexEncode(crypto.sha256(encoder.encode(head + tail)))}`;
+  const withId = `${head},"receipt_id":"${receipt_id}"`;
+  const signature = base64urlEncode(i.signer.sign(encoder.encode(withId + tail)));
+  const bytes = encoder.encode(`${withId},"signature":"${signature}"${tail}`);
+  return { receipt: { receipt_id, ...body, signature }, bytes, hash: crypto.sha256(bytes) };
+}
+
+export function buildReceipt(i: BuildInput): Receipt {
+  return buildReceiptWithBytes(i).receipt;
 }
 
 const FIELDS = ['receipt_id', 'timestamp', 'operation', 'prev_receipt_hash', 'signer', 'index', 'signature'];
@@ -113,18 +139,37 @@ export function receiptShapeProblem(value: unknown): string | null {
   return null;
 }
 
-/** Step 1: the receipt is well formed, its id matches its content, and the signer signed it. */
-export function checkSignature(receipt: Receipt): string | null {
-  const { signature, ...unsigned } = receipt;
-  const { receipt_id: _id, ...body } = unsigned;
-  if (idOf(body) !== receipt.receipt_id) return 'receipt_id does not match the receipt content';
+/**
+ * Step 1 on a shape-checked receipt: its id matches its content and the signer signed it.
+ * On success also returns the receipt's hash (the canonical text is written once for all
+ * three; id and signature are plain hex / base64url after the shape check, so they need no
+ * escaping).
+ */
+function signatureAndHash(receipt: Receipt): { problem: string } | { hash: Uint8Array } {
+  const head = canonicalHead(receipt);
+  const tail = canonicalTail(receipt);
+  if (`receipt_${hexEncode(crypto.sha256(encoder.encode(head + tail)))}` !== receipt.receipt_id) return { problem: 'receipt_id does not match the receipt content' };
   let key: Uint8Array;
   try {
     key = publicKeyFromPeerId(receipt.signer);
   } catch {
-    return 'signer is not an ed25519 PeerId';
+    return { problem: 'signer is not an ed25519 PeerId' };
   }
-  return crypto.verify(key, receiptCanonicalBytes(unsigned), base64urlDecode(signature)) ? null : 'signature does not verify for the signer';
+  let signature: Uint8Array;
+  try {
+    signature = base64urlDecode(receipt.signature);
+  } catch {
+    return { problem: 'signature is not base64url' };
+  }
+  const withId = `${head},"receipt_id":"${receipt.receipt_id}"`;
+  if (!crypto.verify(key, encoder.encode(withId + tail), signature)) return { problem: 'signature does not verify for the signer' };
+  return { hash: crypto.sha256(encoder.encode(`${withId},"signature":"${receipt.signature}"${tail}`)) };
+}
+
+/** Step 1: the (shape-checked) receipt's id matches its content, and the signer signed it. */
+export function checkSignature(receipt: Receipt): string | null {
+  const result = signatureAndHash(receipt);
+  return 'problem' in result ? result.problem : null;
 }
 
 export interface ChainOptions {
@@ -168,8 +213,8 @@ export class ChainVerifier {
     // Until the signature holds, report where the receipt sits in the chain, not what its
     // (possibly forged) index claims; after it, the index is authentic.
     const at = this.#expectIndex ?? r.index;
-    const sig = checkSignature(r);
-    if (sig !== null) return fail(at, 'signature', sig);
+    const sig = signatureAndHash(r);
+    if ('problem' in sig) return fail(at, 'signature', sig.problem);
     if (this.#opts.signer !== undefined && r.signer !== this.#opts.signer) return fail(at, 'signature', `signed by ${r.signer}, expected ${this.#opts.signer}`);
     // Step 2: the link. The first receipt seen links to genesis only if it is index 0;
     // a chain exported from an offset starts wherever it starts.
@@ -181,7 +226,7 @@ export class ChainVerifier {
     const t = Date.parse(r.timestamp);
     if (t < this.#prevTime) return fail(r.index, 'timestamp', 'timestamp is before the previous receipt');
     if (t > this.#opts.now + this.#opts.maxFutureSkewMs) return fail(r.index, 'timestamp', `timestamp is more than ${this.#opts.maxFutureSkewMs / 1000} s in the future`);
-    this.#prevHash = receiptHash(r);
+    this.#prevHash = `sha256:${hexEncode(sig.hash)}`;
     this.#prevTime = t;
     this.#expectIndex = r.index + 1;
     this.#count++;

@@ -2,7 +2,7 @@
 // unsigned bytes, matching the other adapters. Range scans read bounded pages, each in its
 // own transaction, so a slow consumer never holds a transaction open.
 import { openDB, type IDBPDatabase } from 'idb';
-import { checkBatch, checkKey, checkValue, StoreError, type BatchOp, type RangeOptions, type Store } from './types.ts';
+import { checkBatch, checkKey, checkRange, checkValue, StoreError, type BatchOp, type RangeOptions, type Store } from './types.ts';
 
 const OBJECT_STORE = 'kv';
 /** Entries fetched per range page. */
@@ -96,6 +96,7 @@ export class IdbStore implements Store {
 
   async *range(options: RangeOptions = {}): AsyncIterable<[Uint8Array, Uint8Array]> {
     this.#live();
+    checkRange(options);
     let remaining = options.limit ?? Number.POSITIVE_INFINITY;
     let after: Uint8Array | undefined;
     while (remaining > 0) {

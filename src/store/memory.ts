@@ -1,6 +1,7 @@
 // In-memory store: a Map for point reads plus a lazily sorted key list for range scans
-// (appends in key order, the common case, keep it sorted without re-sorting).
-import { checkBatch, checkKey, checkValue, compareBytes, inRange, StoreError, type BatchOp, type RangeOptions, type Store } from './types.ts';
+// (appends in key order, the common case, keep it sorted without re-sorting). A scan
+// binary-searches its bounds and snapshots only the entries it can return.
+import { checkBatch, checkKey, checkRange, checkValue, compareBytes, StoreError, type BatchOp, type RangeOptions, type Store } from './types.ts';
 
 function id(key: Uint8Array): string {
   let s = '';
@@ -61,22 +62,45 @@ export class MemoryStore implements Store {
     }
   }
 
+  /** First position whose key is > `key` (`after`) or ≥ `key`. */
+  #bound(key: Uint8Array, after: boolean): number {
+    let lo = 0;
+    let hi = this.#sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const c = compareBytes(this.#sorted[mid]!, key);
+      if (c < 0 || (after && c === 0)) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
   async *range(options: RangeOptions = {}): AsyncIterable<[Uint8Array, Uint8Array]> {
     this.#live();
+    checkRange(options);
     if (this.#dirty) {
       this.#sorted = [...this.#data.values()].map((e) => e.key).sort(compareBytes);
       this.#dirty = false;
     }
-    const keys = options.reverse === true ? [...this.#sorted].reverse() : [...this.#sorted];
-    let n = 0;
-    for (const key of keys) {
-      if (options.limit !== undefined && n >= options.limit) return;
-      if (!inRange(key, options)) continue;
-      const hit = this.#data.get(id(key));
-      if (hit === undefined) continue;
-      n++;
-      yield [Uint8Array.from(hit.key), Uint8Array.from(hit.value)];
+    let lo = 0;
+    let hi = this.#sorted.length;
+    if (options.gte !== undefined) lo = Math.max(lo, this.#bound(options.gte, false));
+    if (options.gt !== undefined) lo = Math.max(lo, this.#bound(options.gt, true));
+    if (options.lte !== undefined) hi = Math.min(hi, this.#bound(options.lte, true));
+    if (options.lt !== undefined) hi = Math.min(hi, this.#bound(options.lt, false));
+    const limit = options.limit ?? Number.POSITIVE_INFINITY;
+    if (hi - lo > limit) {
+      if (options.reverse === true) lo = hi - limit;
+      else hi = lo + limit;
     }
+    // A snapshot, as LevelDB iterators give: writes during the scan do not show in it.
+    const entries = [];
+    for (let i = lo; i < hi; i++) {
+      const hit = this.#data.get(id(this.#sorted[i]!));
+      if (hit !== undefined) entries.push(hit);
+    }
+    if (options.reverse === true) entries.reverse();
+    for (const e of entries) yield [Uint8Array.from(e.key), Uint8Array.from(e.value)];
   }
 
   async close(): Promise<void> {

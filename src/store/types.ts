@@ -77,6 +77,15 @@ export function checkBatch(ops: BatchOp[]): void {
   if (bytes > MAX_BATCH_BYTES) throw new StoreError('STORE_LIMIT', `batch of ${bytes} bytes exceeds ${MAX_BATCH_BYTES}`);
 }
 
+/** Range bounds are bytes; a limit is a non-negative integer (every adapter reads them alike). */
+export function checkRange(o: RangeOptions): void {
+  for (const k of ['gte', 'gt', 'lte', 'lt'] as const) {
+    const bound = o[k];
+    if (bound !== undefined && !(bound instanceof Uint8Array)) throw new StoreError('STORE_INVALID', `range bound ${k} must be a Uint8Array`);
+  }
+  if (o.limit !== undefined && !(Number.isSafeInteger(o.limit) && o.limit >= 0)) throw new StoreError('STORE_INVALID', 'range limit must be a non-negative integer');
+}
+
 /** Unsigned lexicographic byte order, the order every adapter iterates in. */
 export function compareBytes(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length);

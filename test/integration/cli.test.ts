@@ -28,6 +28,7 @@ test('usage errors exit 2 with a readable message', () => {
     [['frobnicate'], /unknown command 'frobnicate'/],
     [['node', '--bogus'], /Unknown option '--bogus'/],
     [['node', '--data-dir', 'x'], /--relay is required/],
+    [['node', '--relay', '/ip4/127.0.0.1/tcp/1/ws', '--data-dir', '/nonexistent-hs'], /--cluster-config is required \(no \/nonexistent-hs\/cluster\.json\)/],
     [['keys', 'gen'], /--out is required/],
     [['relay', '--port', 'abc', '--cluster-config', 'x'], /--port must be an integer/],
     [['keys', 'join-token', '--cluster-key', 'k', '--cluster', 'c', '--ttl', 'soon'], /invalid duration 'soon'/],
@@ -62,6 +63,17 @@ test('keys: gen/show round-trip, cluster-init, and a join token that verifies', 
   const policy = { cluster: 'demo', allowlist: new Set<string>(), clusterPublicKey: base64urlDecode(config.clusterPublicKey) };
   assert.equal(joinTokenProblem(token, policy, peerId, Date.now()), null);
   assert.match(joinTokenProblem(token, policy, peerId, Date.now() + 2 * 3_600_000) ?? '', /expired/);
+  // Without --cluster the id comes from the cluster.json beside the key; a wildcard by default.
+  const wild = cli('keys', 'join-token', '--cluster-key', join(dir, 'cluster.key'));
+  assert.equal(wild.code, 0, wild.err);
+  const wildToken = decodeJoinTokenParam(wild.out.trim());
+  assert.equal(wildToken.cluster, 'demo');
+  assert.equal(wildToken.peer, '*');
+  assert.equal(joinTokenProblem(wildToken, policy, peerId, Date.now()), null);
+  const lone = tempDir();
+  const bare = cli('keys', 'join-token', '--cluster-key', join(lone, 'cluster.key'));
+  assert.equal(bare.code, 2);
+  assert.match(bare.err, /--cluster is required/);
 });
 
 test('bad key and config files are clear errors (exit 1), not crashes', () => {

@@ -82,6 +82,12 @@ test('devnet writes the endpoints contract, serves the web app, and SIGINT leave
   assert.ok(head.json<{ size: number }>().size >= 1);
   const example = await proc.waitFor((e) => e.type === 'text' && /operators\/execute/.test(String(e['line'])), 10_000, 'the printed curl example');
   assert.match(String(example['line']), /curl --cacert \S*ca\.pem -H "Authorization: Bearer \$\(cat \S*token\)" -H 'content-type: application\/json' -d '\{"operator_id":"kv\.put"/);
+  // The relay sees all three peers admitted (HELLO both ways), which is what the tab shows.
+  let established = 0;
+  for (const end = Date.now() + 20_000; established < 3 && Date.now() < end; await new Promise((r) => setTimeout(r, 200))) {
+    established = (await call(`${endpoints.rest}/healthz`, { ca })).json<{ peers: { established: number } }>().peers.established;
+  }
+  assert.equal(established, 3, 'the relay has an established session with each peer');
   const page = await fetch(endpoints.web!);
   assert.equal(page.status, 200);
   assert.match(await page.text(), /HyperSync/);

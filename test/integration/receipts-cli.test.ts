@@ -4,7 +4,7 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { crypto, seedFromLibp2pPrivateKey } from '../../src/crypto/index.ts';
@@ -106,4 +106,25 @@ test('garbage and truncated lines are clear errors with the line number', () => 
   assert.equal(cli('verify').code, 2);
   assert.match(cli('verify', join(dir, 'missing.jsonl')).err, /ENOENT|no such file/);
   assert.match(cli('--help').out, /export --data-dir/);
+});
+
+test('reading commands create nothing; each command has its own --help', async () => {
+  const fresh = join(dir, 'fresh-node');
+  await loadOrCreateKey(fresh);
+  const exp = cli('export', '--data-dir', fresh);
+  assert.equal(exp.code, 0, exp.err);
+  assert.equal(exp.out, '', 'a node that never appended has no receipts');
+  assert.equal(cli('prove', '--data-dir', fresh, '--id', `receipt_${'0'.repeat(64)}`).code, 1);
+  assert.ok(!existsSync(join(fresh, 'store')), 'export and prove did not create a store');
+  const bare = join(dir, 'not-a-node');
+  mkdirSync(bare);
+  const r = cli('export', '--data-dir', bare);
+  assert.equal(r.code, 2);
+  assert.match(r.err, /no peer\.key/);
+  assert.ok(!existsSync(join(bare, 'peer.key')), 'export did not create a key');
+  for (const [command, line] of [['export', /receipts export --data-dir/], ['verify', /five steps/], ['prove', /inclusion proof/], ['verify-proof', /offline/], ['append', /by hand/]] as const) {
+    const h = cli(command, '--help');
+    assert.equal(h.code, 0);
+    assert.match(h.out, line, command);
+  }
 });

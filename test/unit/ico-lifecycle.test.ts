@@ -185,3 +185,13 @@ test('a HEARTBEAT left over from a previous session is tolerated during the hand
   assert.deepEqual(sb.receive(hb, NOW).events, []);
   assert.equal(sb.state, 'hello-sent');
 });
+
+test('peer-down waits for the slower of our heartbeat and the one the peer announced', () => {
+  const sa = session(a, b, { heartbeatMs: 500 });
+  const sb = session(b, a);
+  handshake(sa, sb);
+  assert.equal(sb.downAfterMs, 1500);
+  assert.equal(sa.downAfterMs, 1500);
+  assert.deepEqual(sb.tick(NOW + 1500).events, []);
+  assert.deepEqual(sb.tick(NOW + 1501).events, [{ kind: 'peer-down' }]);
+});

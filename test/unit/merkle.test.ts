@@ -1,7 +1,9 @@
 // RFC 9162 / RFC 6962 Merkle tree: known answers from the Certificate Transparency
-// reference vectors (google/certificate-transparency merkle tree tests: 8 leaves
-// "", 00, 10, 2021, 3031, 40414243, 5051525354555657, 606162…6f), and properties over
-// random sizes: every proof verifies, every altered proof fails.
+// reference vectors (8 leaves "", 00, 10, 2021, 3031, 40414243, 5051525354555657,
+// 606162…6f; roots, inclusion and consistency proofs as published in
+// github.com/transparency-dev/merkle proof/verify_test.go, which carries the CT/Trillian
+// vectors), the same corruption probes that file applies, and properties over random
+// sizes: every proof verifies, every altered proof fails.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -21,7 +23,10 @@ const CT_ROOTS = [
   'ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c',
   '5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328',
 ];
+// [leaf index (0-based; the Go file counts leaves from 1), tree size, proof]
 const CT_INCLUSION: Array<[number, number, string[]]> = [
+  [2, 3, ['fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125']],
+  [1, 5, ['6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d', '5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e', 'bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b']],
   [0, 8, ['96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7', '5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e', '6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4']],
   [5, 8, ['bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b', 'ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0', 'd37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7']],
 ];
@@ -29,7 +34,10 @@ const CT_CONSISTENCY: Array<[number, number, string[]]> = [
   [1, 8, ['96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7', '5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e', '6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4']],
   [6, 8, ['0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a', 'ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0', 'd37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7']],
   [2, 5, ['5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e', 'bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b']],
+  [6, 7, ['0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a', 'b08693ec2e721597130641e8211e7eedccb4c26413963eee6c1e2ed16ffb1a5f', 'd37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7']],
 ];
+/** verify_test.go's sha256SomeHash: a well-formed hash that is nobody's root. */
+const SOME_HASH = hexDecode('abacaba000000000000000000000000000000000000000000060061e00123456');
 
 /** An in-memory node table filled by a frontier, read like a store would be. */
 function build(leaves: Uint8Array[]): { frontier: MerkleFrontier; read: NodeReader; roots: Uint8Array[]; reads: { n: number } } {
@@ -69,6 +77,61 @@ test('CT reference consistency proofs are generated and verify', async () => {
   for (const [m, n, proof] of CT_CONSISTENCY) {
     assert.deepEqual((await consistencyPath(ct.read, m, n)).map(hexEncode), proof, `${m}→${n}`);
     assert.ok(verifyConsistency(m, n, hexDecode(CT_ROOTS[m - 1]!), hexDecode(CT_ROOTS[n - 1]!), proof.map(hexDecode)));
+  }
+});
+
+test('the reference corruption probes (transparency-dev/merkle verify_test.go) all fail', () => {
+  const flip = (proof: Uint8Array[], i: number, mask: number): Uint8Array[] => proof.map((h, j) => (j === i ? Uint8Array.from(h, (b, k) => (k === 0 ? b ^ mask : b)) : h));
+  for (const [index, size, hex] of CT_INCLUSION) {
+    const proof = hex.map(hexDecode);
+    const root = hexDecode(CT_ROOTS[size - 1]!);
+    const leaf = leafHash(CT_DATA[index]!);
+    assert.ok(verifyInclusion(leaf, index, size, proof, root));
+    const probes: Array<[string, number, number, Uint8Array, Uint8Array, Uint8Array[]]> = [
+      ['index - 1', index - 1, size, root, leaf, proof],
+      ['index + 1', index + 1, size, root, leaf, proof],
+      ['index ^ 2', index ^ 2, size, root, leaf, proof],
+      ['size * 2', index, size * 2, root, leaf, proof],
+      ['size / 2', index, Math.floor(size / 2), root, leaf, proof],
+      ['wrong leaf', index, size, root, new TextEncoder().encode('WrongLeaf'), proof],
+      ['empty root', index, size, emptyRoot(), leaf, proof],
+      ['random root', index, size, SOME_HASH, leaf, proof],
+      ['trailing garbage', index, size, root, leaf, [...proof, new Uint8Array()]],
+      ['trailing root', index, size, root, leaf, [...proof, root]],
+      ['preceding garbage', index, size, root, leaf, [new Uint8Array(), ...proof]],
+      ['preceding root', index, size, root, leaf, [root, ...proof]],
+      ...proof.map((_, i) => [`proof[${i}] bit 3`, index, size, root, leaf, flip(proof, i, 8)] as [string, number, number, Uint8Array, Uint8Array, Uint8Array[]]),
+      ['removed component', index, size, root, leaf, proof.slice(0, -1)],
+      ...(proof.length > 1 ? [['inserted component', index, size, root, leaf, [SOME_HASH, proof[0]!, ...proof.slice(1)]] as [string, number, number, Uint8Array, Uint8Array, Uint8Array[]]] : []),
+    ];
+    for (const [what, i, n, r, l, p] of probes) assert.ok(!verifyInclusion(l, i, n, p, r), `inclusion ${index}/${size}: ${what} verified`);
+  }
+  for (const [m, n, hex] of CT_CONSISTENCY) {
+    const proof = hex.map(hexDecode);
+    const r1 = hexDecode(CT_ROOTS[m - 1]!);
+    const r2 = hexDecode(CT_ROOTS[n - 1]!);
+    const wrong = new TextEncoder().encode('WrongRoot');
+    const probes: Array<[string, number, number, Uint8Array, Uint8Array, Uint8Array[]]> = [
+      ['size1 - 1', m - 1, n, r1, r2, proof],
+      ['size1 + 1', m + 1, n, r1, r2, proof],
+      ['size1 ^ 2', m ^ 2, n, r1, r2, proof],
+      ['size2 * 2', m, n * 2, r1, r2, proof],
+      ['size2 / 2', m, Math.floor(n / 2), r1, r2, proof],
+      ['wrong root1', m, n, wrong, r2, proof],
+      ['wrong root2', m, n, r1, wrong, proof],
+      ['swapped roots', m, n, r2, r1, proof],
+      ['empty proof', m, n, r1, r2, []],
+      ['trailing garbage', m, n, r1, r2, [...proof, new Uint8Array()]],
+      ['trailing root1', m, n, r1, r2, [...proof, r1]],
+      ['trailing root2', m, n, r1, r2, [...proof, r2]],
+      ['preceding garbage', m, n, r1, r2, [new Uint8Array(), ...proof]],
+      ['preceding root1', m, n, r1, r2, [r1, ...proof]],
+      ['preceding root2', m, n, r1, r2, [r2, ...proof]],
+      ['preceding proof[0]', m, n, r1, r2, [proof[0]!, ...proof]],
+      ['truncated proof', m, n, r1, r2, proof.slice(0, -1)],
+      ...proof.map((_, i) => [`proof[${i}] bit 4`, m, n, r1, r2, flip(proof, i, 16)] as [string, number, number, Uint8Array, Uint8Array, Uint8Array[]]),
+    ];
+    for (const [what, a, b, x, y, p] of probes) assert.ok(!verifyConsistency(a, b, x, y, p), `consistency ${m}→${n}: ${what} verified`);
   }
 });
 

@@ -161,3 +161,126 @@ test('the receipt fast canonical form equals RFC 8785 JCS on random receipts', a
     { numRuns: 500 },
   );
 });
+
+/** A memory store whose batches wait for the test to release them (or fail on demand). */
+class GatedStore extends MemoryStore {
+  gates: Array<{ release: () => void; fail: (e: Error) => void; ops: number }> = [];
+  #waiters: Array<() => void> = [];
+  override async batch(ops: Parameters<MemoryStore['batch']>[0]): Promise<void> {
+    await new Promise<void>((release, fail) => {
+      this.gates.push({ release, fail, ops: ops.length });
+      for (const w of this.#waiters.splice(0)) w();
+    });
+    return super.batch(ops);
+  }
+  /** Resolves when `n` batches have reached the store. */
+  async reached(n: number): Promise<void> {
+    while (this.gates.length < n) await new Promise<void>((r) => this.#waiters.push(r));
+  }
+}
+
+test('bad input fails only its own append; the rest of its group is written', async () => {
+  const log = await ReceiptLog.open(new MemoryStore(), { signer, peerId });
+  const results = await Promise.allSettled([
+    log.append({ operator_id: 'ok.1', inputs: 1, outputs: 1 }, T0),
+    log.append({ operator_id: 'not an id!', inputs: 1, outputs: 1 }, T0),
+    log.append({ operator_id: 'ok.2', inputs: { f: (() => 1) as unknown as number }, outputs: 1 }, T0),
+    log.append({ operator_id: 'ok.3', inputs: 3, outputs: 3 }, T0),
+  ]);
+  assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+  assert.equal(results[3]!.status === 'fulfilled' && results[3]!.value.index, 1);
+  assert.equal(log.size, 2);
+  assert.deepEqual(await verifyChain(log.iterate(), { now: T0 + 1000 }), { ok: true, count: 2 });
+});
+
+test('sizes, roots and tree heads show only durable receipts; the next group is signed while one is written', async () => {
+  const store = new GatedStore();
+  // Records how many batches had reached the store when each receipt was signed.
+  const batchesAtSign: number[] = [];
+  const watched = { publicKey: signer.publicKey, sign: (m: Uint8Array): Uint8Array => (batchesAtSign.push(store.gates.length), signer.sign(m)) };
+  const log = await ReceiptLog.open(store, { signer: watched, peerId });
+  const first = Array.from({ length: 80 }, (_, i) => log.append({ operator_id: 'kv.put', inputs: i, outputs: i }, T0));
+  // Nothing was being written, so the 80 queued appends are split in two groups, both built
+  // (signed) before either is durable; the second waits for the first.
+  await store.reached(1);
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(store.gates.length, 1, 'the second batch waits for the first to be durable');
+  assert.deepEqual(batchesAtSign, [...Array<number>(40).fill(0), ...Array<number>(40).fill(1)], 'the second group is signed after the first batch went to the store');
+  assert.equal(log.size, 0);
+  assert.equal(log.signedTreeHead(T0).size, 0);
+  store.gates[0]!.release();
+  await store.reached(2);
+  assert.equal(log.size, 40);
+  store.gates[1]!.release();
+  const receipts = await Promise.all(first);
+  assert.deepEqual(receipts.map((r) => r.index), Array.from({ length: 80 }, (_, i) => i));
+  assert.equal(log.size, 80);
+  const proof = await log.inclusionProof(receipts[79]!.receipt_id);
+  assert.equal(proofBundleProblem({ receipt: receipts[79], proof, tree_head: log.signedTreeHead(T0) }), null);
+});
+
+test('a batch the store fails rejects its appends and those built on it; later appends carry on from the durable prefix', async () => {
+  const store = new GatedStore();
+  const log = await ReceiptLog.open(store, { signer, peerId });
+  const ok = log.append({ operator_id: 'a', inputs: 0, outputs: 0 }, T0);
+  await store.reached(1);
+  store.gates[0]!.release();
+  assert.equal((await ok).index, 0);
+  const doomed = Array.from({ length: 80 }, (_, i) => log.append({ operator_id: 'b', inputs: i, outputs: i }, T0));
+  await store.reached(2);
+  store.gates[1]!.fail(new Error('disk full'));
+  const settled = await Promise.allSettled(doomed);
+  assert.ok(settled.every((r) => r.status === 'rejected'), 'the failed batch and the one built on it are rejected');
+  assert.match(String((settled[0] as PromiseRejectedResult).reason), /disk full/);
+  assert.match(String((settled[79] as PromiseRejectedResult).reason), /earlier batch/);
+  assert.equal(log.size, 1);
+  const after = log.append({ operator_id: 'c', inputs: 1, outputs: 1 }, T0);
+  await store.reached(3);
+  store.gates[2]!.release();
+  const r = await after;
+  assert.equal(r.index, 1, 'the log continues after its durable prefix');
+  assert.deepEqual(await verifyChain(log.iterate(), { now: T0 + 1000 }), { ok: true, count: 2 });
+  await log.close();
+});
+
+test('appends beyond the queue limit are refused with a typed error', async () => {
+  const { MAX_QUEUED_APPENDS } = await import('../../src/receipts/log.ts');
+  const store = new GatedStore();
+  const log = await ReceiptLog.open(store, { signer, peerId });
+  const cheap = { operator_id: 'q', inputs: null, outputs: null };
+  void log.append(cheap, T0).catch(() => undefined);
+  // The first batch stays in the store (its gate is never opened): everything else queues.
+  await store.reached(1);
+  for (let i = 0; i < MAX_QUEUED_APPENDS; i++) void log.append(cheap, T0).catch(() => undefined);
+  await assert.rejects(log.append(cheap, T0), (e: unknown) => (e as { code?: string }).code === 'RECEIPT_LOG_BUSY');
+});
+
+test('fields altered and re-signed by the signer itself are caught by steps 2–5', async () => {
+  const { receiptCanonicalBytes } = await import('../../src/receipts/receipt.ts');
+  const { base64urlEncode, hexEncode } = await import('../../src/crypto/index.ts');
+  const { receipts, io } = await makeLog(3);
+  const resign = (r: Receipt, by = signer, byId = peerId): Receipt => {
+    const { receipt_id: _i, signature: _s, ...body } = { ...r, signer: byId };
+    const receipt_id = `receipt_${hexEncode(crypto.sha256(receiptCanonicalBytes(body)))}`;
+    return { ...body, receipt_id, signature: base64urlEncode(by.sign(receiptCanonicalBytes({ ...body, receipt_id }))) };
+  };
+  const target = receipts[1]!;
+  const cases: Array<[string, Receipt, number]> = [
+    ['prev_receipt_hash', resign({ ...target, prev_receipt_hash: digestJson('elsewhere') }), 2],
+    ['index', resign({ ...target, index: 2 }), 2],
+    ['inputs_hash', resign({ ...target, operation: { ...target.operation, inputs_hash: digestJson({ k: 99 }) } }), 3],
+    ['outputs_hash', resign({ ...target, operation: { ...target.operation, outputs_hash: digestJson({ v: 'forged' }) } }), 4],
+    ['timestamp before the previous receipt', resign({ ...target, timestamp: '2026-11-24T11:59:59.000Z' }), 5],
+    ['timestamp far in the future', resign({ ...target, timestamp: '2027-01-01T00:00:00.000Z' }), 5],
+    ['signer (another key re-signs)', resign(target, other, peerIdFromPublicKeyBytes(other.publicKey)), 1],
+  ];
+  for (const [name, forged, step] of cases) {
+    const res = await verifyChain([receipts[0], forged, receipts[2]], { now: T0 + 60_000, signer: peerId }, (i) => io[i]!);
+    assert.equal(res.ok, false, name);
+    if (!res.ok) {
+      assert.equal(res.step, step, `${name}: ${res.reason}`);
+      // Past step 1 the receipt's own (authentic) index is reported: 2 for the re-indexed one.
+      assert.equal(res.index, step === 1 ? 1 : forged.index, name);
+    }
+  }
+});
