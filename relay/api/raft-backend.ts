@@ -74,7 +74,10 @@ export class RaftBackend implements ApiBackend {
       return { outputs: outcome.result.outputs, receipt, execution_time_ms: elapsed(started), replayed: outcome.result.replayed };
     } catch (e) {
       if (e instanceof ApiError) throw e;
-      if (e instanceof DeadlineExceededError) throw new ApiError('DEADLINE_EXCEEDED', e.message);
+      // The cluster could not commit in time (no quorum, an election): 503, retryable. The
+      // command may still commit later; a retry with the same idempotency key returns it,
+      // executed once, so nothing is ever half-applied.
+      if (e instanceof DeadlineExceededError) throw new ApiError('UNAVAILABLE', `consensus did not complete within ${timeout} ms; retry with the same idempotency_key`);
       if (e instanceof ClusterUnavailableError) throw new ApiError('UNAVAILABLE', e.message);
       throw new ApiError('UNAVAILABLE', `this replica cannot answer: ${(e as Error).message}`);
     }

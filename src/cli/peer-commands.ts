@@ -126,12 +126,17 @@ function runUntilSignal(stop: () => Promise<void>): Promise<number> {
   });
 }
 
-function streamEvents(peer: HyperSyncPeer, out: Out): void {
+/**
+ * Heartbeats would drown everything else; they show as peer state instead. On a Raft member,
+ * CONSENSUS envelopes are Raft traffic (hundreds per second under load, entries inside) and
+ * cost real CPU to print: they show as the raft:* lines instead.
+ */
+function streamEvents(peer: HyperSyncPeer, out: Out, hideConsensus = false): void {
   peer.on('*', (event: PeerEvent) => {
-    // Heartbeats and consensus traffic (hundreds of envelopes per second under load, with the
-    // log entries inside) would drown everything else and cost real CPU to print: heartbeats
-    // show as peer state, consensus as the raft:* lines.
-    if ((event.type === 'ico:in' || event.type === 'ico:out') && (event.envelope.type === 'HEARTBEAT' || event.envelope.type === 'CONSENSUS')) return;
+    if (event.type === 'ico:in' || event.type === 'ico:out') {
+      const t = event.envelope.type;
+      if (t === 'HEARTBEAT' || (hideConsensus && t === 'CONSENSUS')) return;
+    }
     out(`${JSON.stringify({ ...event, at: new Date().toISOString() })}\n`);
   });
 }
@@ -199,7 +204,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
   }
   if (p.values['json-events'] === true) {
     out(`${JSON.stringify({ type: 'ready', peerId: peer.peerId, pid: process.pid, multiaddrs: peer.multiaddrs(), raft: raft !== undefined })}\n`);
-    streamEvents(peer, out);
+    streamEvents(peer, out, raft !== undefined);
     if (raft !== undefined) streamRaftEvents(raft, out);
   } else {
     process.stderr.write(`hypersync node ${peer.peerId} running${raft !== undefined ? ' (raft member)' : ''} (Ctrl-C to stop)\n`);
@@ -270,7 +275,7 @@ export async function relayCommand(argv: string[], out: Out): Promise<number> {
   const ready = { type: 'ready', peerId: relay.peerId, pid: process.pid, multiaddrs: relay.multiaddrs, http: relay.http.url };
   if (p.values['json-events'] === true) {
     out(`${JSON.stringify(ready)}\n`);
-    streamEvents(relay.peer, out);
+    streamEvents(relay.peer, out, relay.raft !== undefined);
   } else {
     out(`relay ${relay.peerId}\n  libp2p: ${relay.multiaddrs.join(' ')}\n  api:    ${relay.http.url}/api/v1 (docs ${relay.http.url}/docs, health ${relay.http.url}/healthz)\n`);
   }

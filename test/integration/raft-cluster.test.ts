@@ -58,6 +58,27 @@ describe('raft cluster: relay learner + three voters', () => {
     assert.deepEqual(read.body.outputs, { found: true, value: 5 });
   });
 
+  test('without a quorum a write answers 503 UNAVAILABLE (retryable); once the quorum is back, the same idempotency key executes it exactly once', async () => {
+    const frozen = c.nodes.slice(0, 2);
+    for (const n of frozen) n.proc.child.kill('SIGSTOP');
+    try {
+      const r = await execute(c.api, 'counter.add', { key: 'noquorum', delta: 7 }, { idempotency_key: 'nq-1', timeout_ms: 1500 });
+      assert.equal(r.httpStatus, 503, JSON.stringify(r.body));
+      assert.equal(r.body.error?.code, 'UNAVAILABLE');
+      assert.equal((r.body.error as { retryable?: boolean } | undefined)?.retryable, true);
+    } finally {
+      for (const n of frozen) n.proc.child.kill('SIGCONT');
+    }
+    let again = await execute(c.api, 'counter.add', { key: 'noquorum', delta: 7 }, { idempotency_key: 'nq-1', timeout_ms: 3000 });
+    for (const end = Date.now() + 20_000; again.httpStatus !== 200 && Date.now() < end; ) {
+      await new Promise((res) => setTimeout(res, 200));
+      again = await execute(c.api, 'counter.add', { key: 'noquorum', delta: 7 }, { idempotency_key: 'nq-1', timeout_ms: 3000 });
+    }
+    assert.equal(again.httpStatus, 200, JSON.stringify(again.body));
+    const read = await execute(c.api, 'kv.get', { key: 'noquorum' }, { read: 'linearizable' });
+    assert.deepEqual(read.body.outputs, { found: true, value: 7 }, 'applied exactly once');
+  });
+
   for (let run = 1; run <= RUNS; run++) {
     test(`SIGKILL the leader under load (run ${run}/${RUNS}): new leader within ${NEW_LEADER_WITHIN_MS} ms, no acknowledged write lost, the killed peer catches up by snapshot`, async () => {
       const acked = new Map<string, number>();
