@@ -33,7 +33,7 @@ options:
   --role voter|learner     role announced in HELLO (default voter)
   --heartbeat-ms N         heartbeat interval (default 1000); down after 3 missed
   --listen-host HOST       listen address (default 127.0.0.1)
-  --tick-ms N              Raft tick (default 50; election timeout 10-20 ticks, heartbeat 2)
+  --tick-ms N              Raft tick (default 50; election timeout 8-16 ticks, heartbeat 2)
   --snapshot-every N       snapshot the state machine and compact the Raft log every N
                            applied entries (default 10000)
   --json-events            print one JSON line per peer event on stdout

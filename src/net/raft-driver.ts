@@ -16,7 +16,9 @@ import type { Replica } from './replica.ts';
 import type { HyperSyncPeer } from './types.ts';
 
 export const DEFAULT_TICK_MS = 50;
-export const DEFAULT_ELECTION_TICKS = 10;
+// 8 ticks × 50 ms: a timeout randomized in [400, 800) ms, so even a split vote (two candidates in
+// one term, the classic tail of a 3-node election after a leader dies) resolves well within 2 s.
+export const DEFAULT_ELECTION_TICKS = 8;
 export const DEFAULT_HEARTBEAT_TICKS = 2;
 export const DEFAULT_SNAPSHOT_EVERY = 10_000;
 /** Commands waiting for their entry at most (beyond it, new ones are refused: overloaded). */
