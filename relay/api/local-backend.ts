@@ -143,7 +143,6 @@ export class LocalBackend implements ApiBackend {
   #durable: number;
   #lastTimestamp = 0;
   /** Appends are issued strictly one after another, in ordinal order. */
-  #appendTail: Promise<void> = Promise.resolve();
   #snapshotTail: Promise<void> = Promise.resolve();
   #snapshotOrdinal: number;
   readonly #inflight = new Map<number, Promise<Receipt>>();
@@ -300,29 +299,16 @@ export class LocalBackend implements ApiBackend {
   }
 
   #persist(ordinal: number, command: Command, outputs: Json): Promise<Receipt> {
-    // No fsync here: the receipt batch that follows (issued only after this one is written) is
-    // synced, and a synced LevelDB write makes every earlier write in its log durable too. So
-    // an acknowledged execution has its command on disk, with one fsync instead of two.
-    const written = this.#store.batch(
-      [
-        { type: 'put', key: localKeys.command(ordinal), value: encodeCommand(command) },
-        { type: 'put', key: localKeys.outputs(ordinal), value: utf8Encode(JSON.stringify(outputs)) },
-      ],
-      { sync: false },
-    );
-    written.catch(() => undefined);
-    let appended: Promise<Receipt> | null = null;
-    const turn = this.#appendTail.then(async () => {
-      await written;
-      if (this.#failed !== null) throw this.#failed;
-      appended = this.#log.append({ operator_id: command.operator_id, inputs: command.inputs, outputs }, command.timestamp);
-    });
-    this.#appendTail = turn.catch(() => undefined);
-    return turn.then(async () => {
-      if (appended === null) throw new LocalBackendError('INVARIANT', 'append was not issued');
-      const receipt = await appended;
-      if (receipt.index !== ordinal) throw new LocalBackendError('INVARIANT', `receipt index ${receipt.index} for ordinal ${ordinal}`);
-      return receipt;
+    if (this.#failed !== null) return Promise.reject(this.#failed);
+    // The command and its outputs ride in the receipt's own batch: one atomic, synced write per
+    // group, and appends are issued in call order (= ordinal order) with no chain to wait on.
+    const receipt = this.#log.append({ operator_id: command.operator_id, inputs: command.inputs, outputs }, command.timestamp, [
+      { type: 'put', key: localKeys.command(ordinal), value: encodeCommand(command) },
+      { type: 'put', key: localKeys.outputs(ordinal), value: utf8Encode(JSON.stringify(outputs)) },
+    ]);
+    return receipt.then((r) => {
+      if (r.index !== ordinal) throw new LocalBackendError('INVARIANT', `receipt index ${r.index} for ordinal ${ordinal}`);
+      return r;
     });
   }
 
@@ -478,7 +464,6 @@ export class LocalBackend implements ApiBackend {
       this.#closed = true;
       for (const s of this.#subscribers) s.wake?.();
       await Promise.allSettled([...this.#inflight.values()]);
-      await this.#appendTail;
       await this.#snapshotTail;
       await this.#log.close();
     })();

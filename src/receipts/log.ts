@@ -116,6 +116,8 @@ interface Pending {
   inputs: Json;
   outputs: Json;
   now: number;
+  /** The caller's own writes, committed atomically with this receipt (keys outside r/i/m/h). */
+  extra: readonly BatchOp[] | undefined;
   resolve: (r: Receipt) => void;
   reject: (e: unknown) => void;
 }
@@ -184,10 +186,10 @@ export class ReceiptLog {
   }
 
   /** Appends one execution; resolves with the receipt once it is durable. */
-  append(entry: { operator_id: string; inputs: Json; outputs: Json }, now: number = Date.now()): Promise<Receipt> {
+  append(entry: { operator_id: string; inputs: Json; outputs: Json }, now: number = Date.now(), extra?: readonly BatchOp[]): Promise<Receipt> {
     if (this.#queue.length >= MAX_QUEUED_APPENDS) return Promise.reject(new ReceiptLogError('RECEIPT_LOG_BUSY', `${MAX_QUEUED_APPENDS} appends already wait to be written`));
     return new Promise((resolve, reject) => {
-      this.#queue.push({ operator_id: entry.operator_id, inputs: entry.inputs, outputs: entry.outputs, now, resolve, reject });
+      this.#queue.push({ operator_id: entry.operator_id, inputs: entry.inputs, outputs: entry.outputs, now, extra, resolve, reject });
       this.#kick();
     });
   }
@@ -236,6 +238,7 @@ export class ReceiptLog {
         ops.push({ type: 'put', key: keys.id(receipt.receipt_id), value: u64(head.size) });
         for (const [level, index, node] of frontier.append(leafHash(hash))) ops.push({ type: 'put', key: keys.node(level, index), value: node });
         head = { size: head.size + 1, last_hash: `sha256:${hexEncode(hash)}`, last_timestamp: Date.parse(receipt.timestamp) };
+        if (p.extra !== undefined) ops.push(...p.extra);
         members.push([p, receipt]);
       }
       if (members.length === 0) continue;
