@@ -18,6 +18,8 @@ export interface RaftCluster {
   configPath: string;
   relay: Proc;
   relayAddr: string;
+  /** Starts the relay again on the same ports, identity and data dir (after it was killed). */
+  restartRelay(): Promise<Proc>;
   api: string;
   /** Bearer token the relay API accepts (execute + read). */
   token: string;
@@ -55,11 +57,20 @@ export async function startRaftCluster(o: ClusterOptions = {}): Promise<RaftClus
   // Plain HTTP on loopback keeps the load generators simple; TLS is covered by the API tests.
   const token = `t-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
   writeFileSync(join(dir, 'token'), `${token}\n`, { mode: 0o600 });
-  const relay = run('relay', ['relay', '--cluster-config', configPath, '--data-dir', relayDir, '--port', '0', '--http-port', '0', '--insecure', '--token-file', join(dir, 'token'), '--json-events', ...(o.tickMs !== undefined ? ['--raft-tick-ms', String(o.tickMs)] : []), ...(o.relayArgs ?? [])]);
+  const relayArgs = (port: string, httpPort: string): string[] => ['relay', '--cluster-config', configPath, '--data-dir', relayDir, '--port', port, '--http-port', httpPort, '--insecure', '--token-file', join(dir, 'token'), '--json-events', ...(o.tickMs !== undefined ? ['--raft-tick-ms', String(o.tickMs)] : []), ...(o.relayArgs ?? [])];
+  const relay = run('relay', relayArgs('0', '0'));
   const ready = await relay.ready();
   const relayAddr = (ready['multiaddrs'] as string[]).find((a) => a.includes('/ws')) as string;
   const api = ready['http'] as string;
   tokens.set(api, token);
+  const restartRelay = async (): Promise<Proc> => {
+    const wsPort = /\/tcp\/(\d+)\/ws/.exec(relayAddr)?.[1] as string;
+    const httpPort = new URL(api).port;
+    const again = run('relay', relayArgs(wsPort, httpPort));
+    await again.ready();
+    cluster.relay = again;
+    return again;
+  };
   const nodes: ClusterNode[] = [];
   const startNode = async (i: number): Promise<ClusterNode> => {
     const args = ['node', '--relay', relayAddr, '--data-dir', nodeDirs[i] as string, '--cluster-config', configPath, '--snapshot-every', String(o.snapshotEvery ?? 10_000), '--json-events'];
@@ -71,7 +82,8 @@ export async function startRaftCluster(o: ClusterOptions = {}): Promise<RaftClus
     return n;
   };
   await Promise.all(nodeDirs.map((_, i) => startNode(i)));
-  return { dir, configPath, relay, relayAddr, api, token, nodes, startNode };
+  const cluster: RaftCluster = { dir, configPath, relay, relayAddr, restartRelay, api, token, nodes, startNode };
+  return cluster;
 }
 
 const tokens = new Map<string, string>();
