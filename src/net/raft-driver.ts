@@ -369,7 +369,8 @@ export class RaftDriver {
       }
       return;
     }
-    const ids = this.#outbox.filter((id) => this.#commands.has(id));
+    // A retry may queue an id that is still waiting here: send each command once per batch.
+    const ids = [...new Set(this.#outbox)].filter((id) => this.#commands.has(id));
     this.#outbox = [];
     if (ids.length === 0) return;
     if (leader === this.id) {
