@@ -18,6 +18,7 @@ import { StateMachine } from '../../src/statemachine/machine.ts';
 import type { OperatorRegistry } from '../../src/statemachine/registry.ts';
 import type { Command, OperatorInfo } from '../../src/statemachine/types.ts';
 import { MAX_BATCH_OPS, type BatchOp, type Store } from '../../src/store/types.ts';
+import { prefixedKey, readU64, u64 } from '../../src/store/keys.ts';
 import { ApiError, type ApiBackend, type ClusterStatus, type ExecuteRequest, type ExecuteResult, type ResultRecord } from './backend.ts';
 
 export const DEFAULT_TIMEOUT_MS = 5000;
@@ -41,26 +42,7 @@ export class LocalBackendError extends Error {
   }
 }
 
-function u64(n: number): Uint8Array {
-  const b = new Uint8Array(8);
-  new DataView(b.buffer).setBigUint64(0, BigInt(n));
-  return b;
-}
-
-function readU64(b: Uint8Array, offset: number): number {
-  return Number(new DataView(b.buffer, b.byteOffset, b.byteLength).getBigUint64(offset));
-}
-
-function prefixed(prefix: string, ...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(1 + parts.reduce((a, p) => a + p.length, 0));
-  out[0] = prefix.charCodeAt(0);
-  let off = 1;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
+const prefixed = prefixedKey;
 
 function u32(n: number): Uint8Array {
   const b = new Uint8Array(4);

@@ -6,6 +6,7 @@
 // trusts only [snapshot.index + 1, last].
 import type { ConfState, Entry, HardState, PersistedState, Ready, Snapshot, SnapshotMeta } from '../consensus/raft/types.ts';
 import { utf8Decode, utf8Encode } from '../crypto/index.ts';
+import { readU64, writeU64 } from '../store/keys.ts';
 import { MAX_BATCH_OPS, MAX_VALUE_BYTES, type BatchOp, type Store } from '../store/types.ts';
 
 /** Snapshot data is split into chunks of this size (the Store limits one value). */
@@ -24,7 +25,7 @@ const SNAP_META = Uint8Array.of(0x73); // 's'
 function entryKey(index: number): Uint8Array {
   const k = new Uint8Array(9);
   k[0] = 0x65; // 'e'
-  new DataView(k.buffer).setBigUint64(1, BigInt(index));
+  writeU64(k, 1, index);
   return k;
 }
 
@@ -37,7 +38,7 @@ function chunkKey(i: number): Uint8Array {
 
 function encodeEntry(e: Entry): Uint8Array {
   const out = new Uint8Array(9 + e.data.length);
-  new DataView(out.buffer).setBigUint64(0, BigInt(e.term));
+  writeU64(out, 0, e.term);
   out[8] = e.type === 'normal' ? 0 : 1;
   out.set(e.data, 9);
   return out;
@@ -45,7 +46,7 @@ function encodeEntry(e: Entry): Uint8Array {
 
 function decodeEntry(index: number, b: Uint8Array): Entry {
   if (b.length < 9) throw new RaftStorageError(`entry ${index}: ${b.length} bytes`);
-  const term = Number(new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0));
+  const term = readU64(b);
   return { term, index, type: b[8] === 0 ? 'normal' : 'confChange', data: b.slice(9) };
 }
 
@@ -112,7 +113,7 @@ export class RaftStorage {
     const entries: Entry[] = [];
     let diskFirst = snapIndex + 1;
     for await (const [k, v] of store.range({ gte: entryKey(0), lte: entryKey(hard.last) })) {
-      const index = Number(new DataView(k.buffer, k.byteOffset + 1, 8).getBigUint64(0));
+      const index = readU64(k, 1);
       if (entries.length === 0 && index < diskFirst) diskFirst = index;
       if (index <= snapIndex) continue;
       if (index !== snapIndex + 1 + entries.length) throw new RaftStorageError(`log gap: expected entry ${snapIndex + 1 + entries.length}, found ${index}`);

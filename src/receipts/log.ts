@@ -10,6 +10,7 @@
 import { base64urlDecode, base64urlEncode, canonicalBytes, crypto, hexEncode, utf8Decode, utf8Encode, type Ed25519Signer } from '../crypto/index.ts';
 import type { Json } from '../ico/types.ts';
 import type { BatchOp, Store } from '../store/types.ts';
+import { prefixedKey, readU64, u64, writeU64 } from '../store/keys.ts';
 import { consistencyPath, inclusionPath, leafHash, MerkleFrontier, type NodeReader } from './merkle.ts';
 import { buildReceiptWithBytes, GENESIS_HASH, receiptHashBytes, type BuiltReceipt, type Receipt } from './receipt.ts';
 
@@ -48,41 +49,7 @@ export interface InclusionProof {
   path: string[];
 }
 
-// Indexes stay below 2^53, so two 32-bit halves carry them without BigInt.
-function writeU64(out: Uint8Array, offset: number, n: number): void {
-  const hi = Math.floor(n / 0x1_0000_0000);
-  const lo = n >>> 0;
-  out[offset] = hi >>> 24;
-  out[offset + 1] = (hi >>> 16) & 0xff;
-  out[offset + 2] = (hi >>> 8) & 0xff;
-  out[offset + 3] = hi & 0xff;
-  out[offset + 4] = lo >>> 24;
-  out[offset + 5] = (lo >>> 16) & 0xff;
-  out[offset + 6] = (lo >>> 8) & 0xff;
-  out[offset + 7] = lo & 0xff;
-}
-
-function u64(n: number): Uint8Array {
-  const b = new Uint8Array(8);
-  writeU64(b, 0, n);
-  return b;
-}
-
-function readU64(b: Uint8Array): number {
-  return Number(new DataView(b.buffer, b.byteOffset, b.byteLength).getBigUint64(0));
-}
-
-function key(prefix: string, ...parts: Uint8Array[]): Uint8Array {
-  const len = 1 + parts.reduce((a, p) => a + p.length, 0);
-  const out = new Uint8Array(len);
-  out[0] = prefix.charCodeAt(0);
-  let off = 1;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
+const key = prefixedKey;
 
 const R = 'r'.charCodeAt(0);
 const M = 'm'.charCodeAt(0);
