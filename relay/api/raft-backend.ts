@@ -127,8 +127,9 @@ export class RaftBackend implements ApiBackend {
     };
   }
 
-  stream(from: number, filter: readonly string[], signal: AbortSignal, maxBuffered = 1024): AsyncIterable<ResultRecord> {
-    return streamReceipts(this.#driver.replica, from, filter, signal, maxBuffered);
+  /** No per-stream buffer to bound here: records are read from the replica as the consumer pulls. */
+  stream(from: number, filter: readonly string[], signal: AbortSignal): AsyncIterable<ResultRecord> {
+    return streamReceipts(this.#driver.replica, from, filter, signal);
   }
 
   async close(): Promise<void> {

@@ -5,7 +5,7 @@
 import type { Replica } from '../../src/net/replica.ts';
 import type { ResultRecord } from './backend.ts';
 
-export async function* streamReceipts(replica: Replica, from: number, filter: readonly string[], signal: AbortSignal, _maxBuffered = 1024): AsyncGenerator<ResultRecord> {
+export async function* streamReceipts(replica: Replica, from: number, filter: readonly string[], signal: AbortSignal): AsyncGenerator<ResultRecord> {
   let next = Math.max(0, from);
   let wake: (() => void) | null = null;
   let pinged = false;

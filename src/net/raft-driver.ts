@@ -34,7 +34,7 @@ export const MAX_PENDING_READS = 16_384;
 /** ReadIndex rounds in flight at once; reads arriving meanwhile share the next round. */
 export const MAX_READ_ROUNDS = 2;
 /** Applied entries remembered so a late-registered waiter still finds its result. */
-const APPLIED_MEMORY = 65_536;
+const APPLIED_MEMORY = 4096;
 
 /** Raft limits sized so one Ready's messages to a peer fit one 1 MiB ICO frame as base64. */
 export const DRIVER_RAFT_LIMITS: Partial<RaftLimits> = {
@@ -89,7 +89,6 @@ interface Waiter {
 
 interface PendingCommand {
   prop: Omit<ForwardedProposal, 'id'>;
-  deadline: number;
   resolve: (o: CommandOutcome) => void;
   reject: (e: Error) => void;
   timer: ReturnType<typeof setTimeout> | undefined;
@@ -242,12 +241,6 @@ export class RaftDriver {
     for (const l of this.#listeners) l(e);
   }
 
-  /** Campaign now (tests, operator command). */
-  campaign(): void {
-    this.#node.campaign();
-    this.#schedule();
-  }
-
   // ---- client API ---------------------------------------------------------------------------
 
   /** Executes a command through the log; resolves once this replica applied it. */
@@ -256,7 +249,7 @@ export class RaftDriver {
     if (this.#commands.size >= MAX_PENDING_COMMANDS) return Promise.reject(new ClusterUnavailableError(`${MAX_PENDING_COMMANDS} commands pending: overloaded, retry later`));
     return new Promise((resolve, reject) => {
       const id = this.#nextId++;
-      const cmd: PendingCommand = { prop: { operator_id, inputs, client: session.client, key: session.key }, deadline: Date.now() + timeoutMs, resolve, reject, timer: undefined, done: false };
+      const cmd: PendingCommand = { prop: { operator_id, inputs, client: session.client, key: session.key }, resolve, reject, timer: undefined, done: false };
       this.#commands.set(id, cmd);
       cmd.timer = setTimeout(() => this.#finish(id, new DeadlineExceededError(`not applied within ${timeoutMs} ms (it may still apply; retry with the same idempotency key)`)), timeoutMs);
       this.#enqueue(id);

@@ -57,17 +57,15 @@ interface HardRecord extends HardState {
 export class RaftStorage {
   readonly #store: Store;
   #hard: HardRecord;
-  #snapIndex: number;
   /** Lowest entry index that may still be on disk (stale ones below the snapshot included). */
   #diskFirst: number;
   #cleanup: Promise<void> = Promise.resolve();
   /** False for a learner: its log and acks never count towards a quorum (see open()). */
   #durable = true;
 
-  private constructor(store: Store, hard: HardRecord, snapIndex: number, diskFirst: number) {
+  private constructor(store: Store, hard: HardRecord, diskFirst: number) {
     this.#store = store;
     this.#hard = hard;
-    this.#snapIndex = snapIndex;
     this.#diskFirst = diskFirst;
   }
 
@@ -86,7 +84,7 @@ export class RaftStorage {
   static async #open(store: Store): Promise<{ storage: RaftStorage; state: PersistedState; fresh: boolean }> {
     const rawHard = await store.get(HARD);
     if (rawHard === undefined) {
-      const storage = new RaftStorage(store, { term: 0, vote: '', commit: 0, last: 0 }, 0, 1);
+      const storage = new RaftStorage(store, { term: 0, vote: '', commit: 0, last: 0 }, 1);
       return { storage, state: { hardState: { term: 0, vote: '', commit: 0 }, entries: [] }, fresh: true };
     }
     const hard = parseJson<HardRecord>(rawHard, 'hard state');
@@ -120,7 +118,7 @@ export class RaftStorage {
       entries.push(decodeEntry(index, v));
     }
     if (hard.last > snapIndex && entries.length !== hard.last - snapIndex) throw new RaftStorageError(`log ends at ${snapIndex + entries.length}, hard state says ${hard.last}`);
-    const storage = new RaftStorage(store, hard, snapIndex, diskFirst);
+    const storage = new RaftStorage(store, hard, diskFirst);
     const state: PersistedState = { hardState: { term: hard.term, vote: hard.vote, commit: hard.commit }, entries, ...(snapshot !== undefined ? { snapshot } : {}) };
     return { storage, state, fresh: false };
   }
@@ -170,7 +168,6 @@ export class RaftStorage {
    * before `last` grows over them, since entries are always written contiguously.
    */
   #compactTo(index: number): void {
-    this.#snapIndex = Math.max(this.#snapIndex, index);
     const from = this.#diskFirst;
     const to = index;
     if (to < from) return;

@@ -14,8 +14,11 @@ import type { OperatorRegistry } from '../statemachine/registry.ts';
 import type { ApplyResult } from '../statemachine/types.ts';
 import type { Store } from '../store/types.ts';
 
-/** Recent executions kept in memory (outputs for streams, receipts still being written). */
-export const RECENT_EXECUTIONS = 65_536;
+/**
+ * Recent executions kept in memory (outputs for live streams, receipts still being written).
+ * Bounded by count because outputs can be large; a stream further behind gets `outputs: null`.
+ */
+export const RECENT_EXECUTIONS = 4096;
 const OFFSET_KEY = utf8Encode('Qoffset');
 
 export interface Execution {
@@ -60,10 +63,6 @@ export class Replica {
     const raw = await opts.store.get(OFFSET_KEY);
     const offset = raw === undefined ? 0 : Number(utf8Decode(raw));
     return new Replica(opts.store, log, new StateMachine(opts.registry), offset, opts.registry);
-  }
-
-  get machine(): StateMachine {
-    return this.#sm;
   }
 
   get ordinal(): number {
@@ -115,11 +114,6 @@ export class Replica {
   /** Execution ordinal of receipt index `index` on this replica. */
   ordinalOf(index: number): number {
     return index + this.#offset;
-  }
-
-  /** Receipt index of an execution ordinal on this replica. */
-  receiptIndex(ordinal: number): number {
-    return ordinal - this.#offset;
   }
 
   onExecution(l: ExecutionListener): () => void {
