@@ -1,6 +1,6 @@
 // Server side of the API bench, one process per server so the load generator never shares its
 // event loop: `relay` is the relay's API as `hypersync relay --consensus none` builds it (buildApi +
-// LocalBackend on LevelDB + keys-file auth, HTTPS h1/h2 from the dev CA, gRPC mounted), and
+// the single-node engine on LevelDB + keys-file auth, HTTPS h1/h2 from the dev CA, gRPC mounted), and
 // `baseline` a bare Fastify route on the same TLS doing schema validation + sha256 + ed25519 sign.
 // Prints one JSON ready line {url, pid}; exits cleanly on SIGTERM (so --cpu-prof gets written).
 import { createHash, generateKeyPairSync, sign } from 'node:crypto';
@@ -9,7 +9,8 @@ import fastify from 'fastify';
 import { crypto } from '../src/crypto/index.ts';
 import { LevelStore } from '../src/store/level.ts';
 import { KeyStoreAuthenticator } from '../relay/api/auth.ts';
-import { LocalBackend } from '../relay/api/local-backend.ts';
+import { EngineBackend } from '../relay/api/engine-backend.ts';
+import { SingleEngine } from '../src/consensus/single/engine.ts';
 import { buildApi } from '../relay/api/server.ts';
 import { executeBodySchema } from '../relay/api/schemas.ts';
 import { readTlsFiles } from '../relay/api/tls.ts';
@@ -31,7 +32,7 @@ const tls = await readTlsFiles({ cert: join(args.tlsDir, 'server.pem'), key: joi
 async function relayApp(): Promise<{ listen: () => Promise<string>; close: () => Promise<void> }> {
   if (args.dataDir === undefined || args.keysFile === undefined) throw new Error('relay mode needs dataDir and keysFile');
   const store = await LevelStore.open(join(args.dataDir, 'api'));
-  const backend = await LocalBackend.open({ store, signer: crypto.createSigner(crypto.randomBytes(32)), peerId: 'bench-relay' });
+  const backend = new EngineBackend({ engine: await SingleEngine.open({ store, signer: crypto.createSigner(crypto.randomBytes(32)), peerId: 'bench-relay' }) });
   const auth = new KeyStoreAuthenticator({ keysFile: args.keysFile, ...(args.ratePerSecond !== undefined ? { ratePerSecond: args.ratePerSecond, rateBurst: args.ratePerSecond } : {}) });
   const app = await buildApi({ backend, auth, tls });
   return {

@@ -2,13 +2,13 @@
 // each with a RaftStorage on its own LevelStore (own temp dir, fsync per Ready), messages
 // delivered in-process. Each node runs the driver's Ready loop: a follower persists before it
 // sends, the leader sends first and counts itself only after its write is durable (thesis
-// §10.2.1, as src/net/raft-driver.ts does). Baseline in the same run: the in-memory core
+// §10.2.1, as src/consensus/raft/runtime/runtime.ts does). Baseline in the same run: the in-memory core
 // (bench/raft.bench.ts) at the same batch size.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RaftNode, bootstrapState, type Message, type NodeId, type Ready } from '../src/consensus/raft/index.ts';
-import { RaftStorage } from '../src/net/raft-storage.ts';
+import { RaftStorage } from '../src/consensus/raft/runtime/storage.ts';
 import { Xoshiro128 } from '../src/sim/prng.ts';
 import { LevelStore } from '../src/store/level.ts';
 import { measureInMemory } from './raft.bench.ts';

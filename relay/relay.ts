@@ -3,7 +3,6 @@
 // OpenAPI, metrics; gRPC mounts through `apiExtensions`) on ONE port: HTTPS with HTTP/1.1 and
 // HTTP/2 by ALPN, or plain HTTP only when the caller says `insecure`. Reservations, relayed
 // connections and the peer list go to peers admitted by ICO HELLO only.
-import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { ADMISSION_WAIT_MS, CONNECTION_LIMITS, RELAY_LIMITS, startPeer } from '../src/net/peer.ts';
 import { loadOrCreateKey } from '../src/net/platform-node.ts';
@@ -11,16 +10,16 @@ import { base64urlDecode, crypto, seedFromLibp2pPrivateKey } from '../src/crypto
 import type { ClusterConfig } from '../src/net/cluster-config.ts';
 import type { HyperSyncPeer } from '../src/net/types.ts';
 import { createLogger } from '../src/log/logger.ts';
-import { MemoryStore } from '../src/store/memory.ts';
-import { LevelStore } from '../src/store/level.ts';
-import type { Store } from '../src/store/types.ts';
+import type { Consensus } from '../src/consensus/engine.ts';
+import { openRaftEngine, openSingleEngine } from '../src/consensus/open.ts';
+import type { RaftRuntime } from '../src/consensus/raft/runtime/runtime.ts';
+import { consensusTransport } from '../src/net/consensus-transport.ts';
+import type { Replica } from '../src/replica/replica.ts';
 import { KeyStoreAuthenticator, type BearerTokenSpec } from './api/auth.ts';
 import type { Authenticator } from './api/auth-types.ts';
 import type { ApiBackend } from './api/backend.ts';
-import { LocalBackend } from './api/local-backend.ts';
 import { buildApi, type ApiTimeouts } from './api/server.ts';
-import { RaftBackend } from './api/raft-backend.ts';
-import { startRaftMember, type RaftMember } from '../src/net/raft-member.ts';
+import { EngineBackend } from './api/engine-backend.ts';
 
 export interface RelayApiOptions {
   /** PEM contents. Required unless `insecure`. */
@@ -62,8 +61,8 @@ export interface RelayHandle {
   readonly http: { readonly url: string; readonly tls: boolean };
   readonly api: FastifyInstance;
   readonly backend: ApiBackend;
-  /** Present when the relay runs as a member of the cluster's Raft group. */
-  readonly raft: RaftMember | undefined;
+  /** Present when the relay runs as a member of the cluster's Raft group (a learner). */
+  readonly raft: RaftRuntime<Replica> | undefined;
   stop(): Promise<void>;
 }
 
@@ -104,24 +103,22 @@ export async function startRelay(opts: RelayOptions): Promise<RelayHandle> {
     const isMember = members !== undefined && [...members.voters, ...members.learners].includes(peer.peerId);
     const mode = apiOpts.consensus ?? 'auto';
     if (mode === 'raft' && !isMember) throw new RelayConfigError(`consensus raft: cluster.json does not list this relay (${peer.peerId}) as a Raft member`);
-    let backend: ApiBackend;
-    let raft: RaftMember | undefined;
+    // The relay signs receipts with its libp2p identity: receipts name its PeerId as signer.
+    const signer = crypto.createSigner(seedFromLibp2pPrivateKey(privateKey));
+    let engine: Consensus<Replica>;
+    let raft: RaftRuntime<Replica> | undefined;
     if (isMember && mode !== 'none') {
       if (opts.dataDir === undefined) throw new RelayConfigError('the relay is a Raft member: it needs a data dir for its log and identity');
       // The relay is a learner: it keeps a replica, forwards writes to the leader, and answers
       // with its own receipts. Its Raft log and receipts live in <data-dir>/raft and /store.
-      const member = await startRaftMember({ peer, privateKey, dataDir: opts.dataDir, voters: members.voters, learners: members.learners, ...(opts.raftTickMs !== undefined ? { tickMs: opts.raftTickMs } : {}) });
-      raft = member;
-      cleanup.push(() => member.stop());
-      backend = new RaftBackend(member.driver, peer);
+      raft = await openRaftEngine({ dataDir: opts.dataDir, peerId: peer.peerId, signer, transport: consensusTransport(peer), voters: members.voters, learners: members.learners, ...(opts.raftTickMs !== undefined ? { tickMs: opts.raftTickMs } : {}) });
+      engine = raft;
     } else {
-      const store: Store = opts.dataDir !== undefined ? await LevelStore.open(join(opts.dataDir, 'api')) : new MemoryStore();
-      cleanup.push(() => store.close());
-      // The relay signs receipts with its libp2p identity: receipts name its PeerId as signer.
-      const local = await LocalBackend.open({ store, signer: crypto.createSigner(seedFromLibp2pPrivateKey(privateKey)), peerId: peer.peerId });
-      backend = local;
-      cleanup.push(() => local.close());
+      engine = await openSingleEngine({ ...(opts.dataDir !== undefined ? { dataDir: opts.dataDir } : {}), peerId: peer.peerId, signer });
     }
+    const backend = new EngineBackend({ engine, peers: () => peer.peers().filter((p) => p.state === 'established').length });
+    cleanup.push(() => backend.close());
+    await engine.start();
     const started = Date.now();
     const app = await buildApi({
       backend,

@@ -1,13 +1,13 @@
-// What the relay's REST and gRPC front ends call. Two implementations: LocalBackend
-// (`consensus: none`, a single node applying directly: relay/api/local-backend.ts) and the
-// Raft backend (the relay is a Raft learner and forwards writes to the leader:
-// relay/api/raft-backend.ts). The front ends never see which one runs.
+// What the relay's REST and gRPC front ends call. One implementation, EngineBackend
+// (relay/api/engine-backend.ts), over whichever consensus engine runs (src/consensus/engine.ts):
+// the front ends never see which one it is.
+import type { EngineKind } from '../../src/consensus/engine.ts';
 import type { Json } from '../../src/ico/types.ts';
 import type { InclusionProof, SignedTreeHead } from '../../src/receipts/log.ts';
 import type { Receipt } from '../../src/receipts/receipt.ts';
 import type { OperatorInfo } from '../../src/statemachine/types.ts';
 
-export type ConsensusKind = 'none' | 'raft' | 'pbft';
+export type ConsensusKind = EngineKind;
 
 export interface ExecuteOptions {
   consensus?: ConsensusKind;

@@ -2,7 +2,7 @@
 // Records are always read from the replica (its recent-executions window, else storage), and
 // live executions only wake the reader, so a slow consumer costs no memory: it just reads
 // further behind. Pull-based, so gRPC/HTTP2 flow control is the backpressure.
-import type { Replica } from '../../src/net/replica.ts';
+import type { Replica } from '../../src/replica/replica.ts';
 import type { ResultRecord } from './backend.ts';
 
 export async function* streamReceipts(replica: Replica, from: number, filter: readonly string[], signal: AbortSignal): AsyncGenerator<ResultRecord> {
@@ -23,7 +23,7 @@ export async function* streamReceipts(replica: Replica, from: number, filter: re
         const receipt = await replica.receiptFor(ordinal);
         const index = next++;
         if (filter.length > 0 && !filter.includes(receipt.operation.operator_id)) continue;
-        yield { index, operator_id: receipt.operation.operator_id, outputs: replica.recent(ordinal)?.outputs ?? null, receipt };
+        yield { index, operator_id: receipt.operation.operator_id, outputs: await replica.outputsOf(ordinal), receipt };
       }
       if (signal.aborted || pinged) continue;
       await new Promise<void>((resolve) => (wake = resolve));

@@ -1,12 +1,16 @@
 // JSON Schemas of the REST routes: Fastify validates requests with them (ajv, no coercion, no
 // property removal) and serializes replies with them, and @fastify/swagger turns them into the
 // OpenAPI 3 document at /docs/json. Reply schemas list every field: unlisted ones would be dropped.
+import { MAX_WAIT_MS } from '../../src/consensus/engine.ts';
 import { OPERATOR_ID_PATTERN, RECEIPT_ID_PATTERN } from '../../src/receipts/receipt.ts';
 
 /** Receipts one list request returns at most. */
 export const MAX_LIST_LIMIT = 1000;
 export const DEFAULT_LIST_LIMIT = 100;
-export const MAX_TIMEOUT_MS = 60_000;
+/** The longest `timeout_ms` a request may ask for: as long as any engine ever waits. */
+export const MAX_TIMEOUT_MS = MAX_WAIT_MS;
+/** `timeout_ms` when a request names none. */
+export const DEFAULT_TIMEOUT_MS = 5_000;
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 128;
 
 const anyJson = { description: 'any JSON value' } as const;

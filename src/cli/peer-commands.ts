@@ -5,12 +5,15 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { base64urlDecode } from '../crypto/index.ts';
+import { base64urlDecode, crypto, seedFromLibp2pPrivateKey } from '../crypto/index.ts';
 import { decodeJoinTokenParam } from '../ico/admission.ts';
 import { readClusterConfig } from '../net/cluster-config.ts';
 import { startPeer } from '../net/peer.ts';
 import { loadOrCreateKey } from '../net/platform-node.ts';
-import { startRaftMember, type RaftMember } from '../net/raft-member.ts';
+import { consensusTransport } from '../net/consensus-transport.ts';
+import { openRaftEngine } from '../consensus/open.ts';
+import type { RaftRuntime } from '../consensus/raft/runtime/runtime.ts';
+import type { Replica } from '../replica/replica.ts';
 import type { HyperSyncPeer, PeerEvent } from '../net/types.ts';
 import { createLogger } from '../log/logger.ts';
 import { startRelay } from '../../relay/relay.ts';
@@ -144,10 +147,10 @@ function streamEvents(peer: HyperSyncPeer, out: Out, hideConsensus = false): voi
 /** Raft role changes and snapshots as they happen, plus a status line every RAFT_STATUS_EVERY_MS. */
 export const RAFT_STATUS_EVERY_MS = 500;
 
-function streamRaftEvents(raft: RaftMember, out: Out): void {
-  raft.driver.onEvent((e) => out(`${JSON.stringify({ ...e, at: new Date().toISOString() })}\n`));
+function streamRaftEvents(raft: RaftRuntime<Replica>, out: Out): void {
+  raft.onEvent((e) => out(`${JSON.stringify({ ...e, at: new Date().toISOString() })}\n`));
   const timer = setInterval(() => {
-    const s = raft.driver.status();
+    const s = raft.raftStatus();
     out(`${JSON.stringify({ type: 'raft:status', role: s.role, leader: s.leader, term: s.term, commit: s.commit, applied: s.applied, lastIndex: s.lastIndex, receipts: raft.replica.receiptCount, at: new Date().toISOString() })}\n`);
   }, RAFT_STATUS_EVERY_MS);
   timer.unref();
@@ -193,11 +196,14 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
     heartbeatMs,
     listen: [`/ip4/${host}/tcp/0`, `/ip4/${host}/tcp/0/ws`, '/p2p-circuit', '/webrtc'],
   });
-  let raft: RaftMember | undefined;
+  let raft: RaftRuntime<Replica> | undefined;
   if (config.raft !== undefined && [...config.raft.voters, ...config.raft.learners].includes(peer.peerId)) {
     try {
-      raft = await startRaftMember({ peer, privateKey: await loadOrCreateKey(dataDir), dataDir, voters: config.raft.voters, learners: config.raft.learners, tickMs, snapshotEvery });
+      const signer = crypto.createSigner(seedFromLibp2pPrivateKey(await loadOrCreateKey(dataDir)));
+      raft = await openRaftEngine({ dataDir, peerId: peer.peerId, signer, transport: consensusTransport(peer), voters: config.raft.voters, learners: config.raft.learners, tickMs, snapshotEvery });
+      await raft.start();
     } catch (e) {
+      await raft?.close();
       await peer.stop();
       throw e;
     }
@@ -210,7 +216,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
     process.stderr.write(`hypersync node ${peer.peerId} running${raft !== undefined ? ' (raft member)' : ''} (Ctrl-C to stop)\n`);
   }
   return runUntilSignal(async () => {
-    await raft?.stop();
+    await raft?.close();
     await peer.stop();
   });
 }

@@ -19,7 +19,8 @@ import type { OperatorInfo } from '../../src/statemachine/types.ts';
 import { crypto, peerIdFromPublicKeyBytes } from '../../src/crypto/index.ts';
 import { checkSignature } from '../../src/receipts/receipt.ts';
 import { MemoryStore } from '../../src/store/memory.ts';
-import { LocalBackend } from '../../relay/api/local-backend.ts';
+import { EngineBackend } from '../../relay/api/engine-backend.ts';
+import { SingleEngine } from '../../src/consensus/single/engine.ts';
 import { createApiKey, KeyStoreAuthenticator } from '../../relay/api/auth.ts';
 import { ApiError, type ApiBackend, type ClusterStatus, type ExecuteRequest, type ExecuteResult, type ResultRecord } from '../../relay/api/backend.ts';
 import { ERROR_CODE_TRAILER, ERROR_PATH_TRAILER } from '../../relay/api/grpc.ts';
@@ -37,7 +38,7 @@ const READ_TOKEN = 'read-token-0123456789abcdef';
 const MAX_STREAMS = 3;
 
 // ---------------------------------------------------------------------------------------------
-// The real LocalBackend (built-in operators), observed: which timeout, principal and buffer
+// The real backend over the single-node engine (built-in operators), observed: which timeout, principal and buffer
 // limit reached it, and when streams open and close. Two test-only operators inject faults
 // the deterministic operators cannot: `test.slow` (never finishes before its deadline) and
 // `test.boom` (a bug: a plain Error carrying internals).
@@ -45,13 +46,13 @@ const MAX_STREAMS = 3;
 class ObservedBackend implements ApiBackend {
   readonly consensus = 'none' as const;
   readonly events = new EventEmitter();
-  readonly inner: LocalBackend;
+  readonly inner: EngineBackend;
   openStreams = 0;
   lastTimeoutMs: number | undefined;
   lastPrincipal: string | undefined;
   lastMaxBuffered: number | undefined;
 
-  constructor(inner: LocalBackend) {
+  constructor(inner: EngineBackend) {
     this.inner = inner;
   }
 
@@ -243,7 +244,7 @@ before(async () => {
   writeFileSync(descriptorsPath, toBinary(FileDescriptorSetSchema, fds));
 
   const signer = crypto.createSigner(crypto.randomBytes(32));
-  backend = new ObservedBackend(await LocalBackend.open({ store: new MemoryStore(), signer, peerId: peerIdFromPublicKeyBytes(signer.publicKey) }));
+  backend = new ObservedBackend(new EngineBackend({ engine: await SingleEngine.open({ store: new MemoryStore(), signer, peerId: peerIdFromPublicKeyBytes(signer.publicKey) }) }));
   const auth = new KeyStoreAuthenticator({
     keysFile,
     tokens: [
@@ -284,7 +285,7 @@ describe('ExecuteOperator (Connect client, gRPC over HTTP/2 TLS)', () => {
     // Every field survived the trip: the receipt's signature still verifies.
     const receipt = receiptJson(res.receipt);
     assert.equal(checkSignature(receipt), null);
-    assert.equal(receipt.signer, backend.inner.peerId);
+    assert.equal(receipt.signer, backend.inner.engine.id);
   });
 
   test('a retry with the same idempotency key returns the same receipt and executes once', async () => {

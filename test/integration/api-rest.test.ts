@@ -1,5 +1,5 @@
 // The relay's REST API as an outside client meets it: a real HTTPS server (dev CA, HTTP/1.1 and
-// HTTP/2 on one port) over a real LocalBackend on LevelDB, called with node:https/node:http2.
+// HTTP/2 on one port) over the real backend and single-node engine on LevelDB, called with node:https/node:http2.
 // Every bad-input case of issue 6 is its own test, and the server must keep serving after them.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +11,8 @@ import type { FastifyInstance } from 'fastify';
 import { crypto, hexDecode, peerIdFromPublicKeyBytes } from '../../src/crypto/index.ts';
 import { verifyInclusion } from '../../src/receipts/merkle.ts';
 import { LevelStore } from '../../src/store/level.ts';
-import { LocalBackend } from '../../relay/api/local-backend.ts';
+import { EngineBackend } from '../../relay/api/engine-backend.ts';
+import { SingleEngine } from '../../src/consensus/single/engine.ts';
 import { createApiKey, KeyStoreAuthenticator, revokeApiKey } from '../../relay/api/auth.ts';
 import { buildApi } from '../../relay/api/server.ts';
 import { generateDevCa, type DevCaFiles } from '../../relay/api/tls.ts';
@@ -45,7 +46,7 @@ let dir: string;
 let tls: DevCaFiles;
 let foreign: DevCaFiles;
 let ca: Buffer;
-let backend: LocalBackend;
+let backend: EngineBackend;
 let app: FastifyInstance;
 let base: string;
 let peerId: string;
@@ -65,7 +66,7 @@ before(async () => {
   await revokeApiKey(keysFile, revoked.entry.id);
   const signer = crypto.createSigner(crypto.randomBytes(32));
   peerId = peerIdFromPublicKeyBytes(signer.publicKey);
-  backend = await LocalBackend.open({ store: await LevelStore.open(join(dir, 'api')), signer, peerId });
+  backend = new EngineBackend({ engine: await SingleEngine.open({ store: await LevelStore.open(join(dir, 'api')), signer, peerId }) });
   app = await buildApi({
     backend,
     auth: new KeyStoreAuthenticator({ keysFile, tokens: [{ name: 'test', token: TOKEN, scopes: ['execute', 'read'] }] }),

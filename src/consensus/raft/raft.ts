@@ -38,8 +38,14 @@ import {
   type SoftState,
 } from './types.ts';
 
-export const DEFAULT_ELECTION_TICKS = 10;
-export const DEFAULT_HEARTBEAT_TICKS = 1;
+/**
+ * Ticks without a leader before campaigning, randomized in [n, 2n). With the runtime's 50 ms
+ * tick that is 400-800 ms, so even a split vote (two candidates in one term, the classic tail
+ * of a 3-node election after a leader dies) resolves well within 2 s.
+ */
+export const DEFAULT_ELECTION_TICKS = 8;
+/** Ticks between leader heartbeats (must stay below the election ticks). */
+export const DEFAULT_HEARTBEAT_TICKS = 2;
 /** Max snapshot bytes a follower buffers while receiving chunks. */
 export const MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024;
 

@@ -4,10 +4,10 @@
 // 's' → snapshot meta, 'd' u32(i) → snapshot data chunk i. Each Ready is one atomic batch;
 // deleting stale entries happens in later bounded batches, which is safe because the loader
 // trusts only [snapshot.index + 1, last].
-import type { ConfState, Entry, HardState, PersistedState, Ready, Snapshot, SnapshotMeta } from '../consensus/raft/types.ts';
-import { utf8Decode, utf8Encode } from '../crypto/index.ts';
-import { readU64, writeU64 } from '../store/keys.ts';
-import { MAX_BATCH_OPS, MAX_VALUE_BYTES, type BatchOp, type Store } from '../store/types.ts';
+import type { ConfState, Entry, HardState, PersistedState, Ready, Snapshot, SnapshotMeta } from '../types.ts';
+import { utf8Decode, utf8Encode } from '../../../crypto/index.ts';
+import { readU64, writeU64 } from '../../../store/keys.ts';
+import { MAX_BATCH_OPS, MAX_VALUE_BYTES, type BatchOp, type Store } from '../../../store/types.ts';
 
 /** Snapshot data is split into chunks of this size (the Store limits one value). */
 export const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;

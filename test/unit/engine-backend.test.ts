@@ -1,6 +1,7 @@
-// The `consensus: none` API backend: execute with validation, limits and idempotency, one
-// signed receipt per execution at index == ordinal, proofs, restarts (memory and LevelDB)
-// that keep state and idempotency, storage failures, and stream replay + live + filter + abort.
+// The relay's API backend over the single-node engine (`consensus: none`): execute with
+// validation, limits and idempotency, one signed receipt per execution at index == ordinal,
+// proofs, restarts (memory and LevelDB) that keep state and idempotency, storage failures,
+// and stream replay + live + filter + abort.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -15,7 +16,8 @@ import { LevelStore } from '../../src/store/level.ts';
 import { MemoryStore } from '../../src/store/memory.ts';
 import type { BatchOp, RangeOptions, Store } from '../../src/store/types.ts';
 import { ApiError, type ExecuteOptions, type ResultRecord } from '../../relay/api/backend.ts';
-import { localKeys, LocalBackend } from '../../relay/api/local-backend.ts';
+import { EngineBackend } from '../../relay/api/engine-backend.ts';
+import { singleKeys, SingleEngine } from '../../src/consensus/single/engine.ts';
 
 const signer = crypto.createSigner(crypto.randomBytes(32));
 const peerId = peerIdFromPublicKeyBytes(signer.publicKey);
@@ -26,11 +28,11 @@ function clock(): () => number {
   return () => (t += 1000);
 }
 
-function open(store: Store, extra: { snapshotEvery?: number } = {}): Promise<LocalBackend> {
-  return LocalBackend.open({ store, signer, peerId, now: clock(), ...extra });
+async function open(store: Store, extra: { snapshotEvery?: number } = {}): Promise<EngineBackend> {
+  return new EngineBackend({ engine: await SingleEngine.open({ store, signer, peerId, now: clock(), ...extra }) });
 }
 
-function exec(b: LocalBackend, operator_id: string, inputs: Json, options: ExecuteOptions = {}, principal = 'alice'): ReturnType<LocalBackend['execute']> {
+function exec(b: EngineBackend, operator_id: string, inputs: Json, options: ExecuteOptions = {}, principal = 'alice'): ReturnType<EngineBackend['execute']> {
   return b.execute({ operator_id, inputs, options, principal });
 }
 
@@ -192,9 +194,9 @@ test('reopen (memory): state, receipts and idempotency survive, from snapshot pl
   await b.close();
   const reopened = store.reopen();
   // A snapshot at 8 exists; only commands 8 and 9 are kept beside it.
-  assert.ok((await reopened.get(localKeys.snapshotHeader())) !== undefined);
-  assert.equal(await reopened.get(localKeys.command(7)), undefined);
-  assert.ok((await reopened.get(localKeys.command(9))) !== undefined);
+  assert.ok((await reopened.get(singleKeys.snapshotHeader())) !== undefined);
+  assert.equal(await reopened.get(singleKeys.command(7)), undefined);
+  assert.ok((await reopened.get(singleKeys.command(9))) !== undefined);
   const b2 = await open(reopened, { snapshotEvery: 4 });
   assert.equal(b2.cluster().applied_index, 10);
   const retry = await exec(b2, 'counter.add', { key: 'n', delta: 1 }, { idempotency_key: 'k1' });

@@ -1,9 +1,9 @@
 // Raft messages and client requests inside CONSENSUS envelope payloads (JSON; bytes as
 // base64url). The envelope is signed by a cluster member, but the payload is still a trust
 // boundary: decodeConsensusPayload turns unknown JSON into a checked value or null, never throws.
-import { base64urlDecode, base64urlEncode } from '../crypto/index.ts';
-import type { Entry, Message, SnapshotMeta } from '../consensus/raft/types.ts';
-import type { Json, JsonObject } from '../ico/types.ts';
+import { base64urlDecode, base64urlEncode } from '../../../crypto/index.ts';
+import type { Entry, Message, SnapshotMeta } from '../types.ts';
+import type { Json, JsonObject } from '../../../ico/types.ts';
 
 /** Raft messages per envelope at most (a Ready's messages to one peer go in one envelope). */
 export const MAX_MESSAGES_PER_ENVELOPE = 512;

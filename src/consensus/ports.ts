@@ -1,0 +1,40 @@
+// What an engine's runtime is given instead of reaching for the world: a transport to the other
+// members, timers with a clock, and (in each runtime's options) its storage. Production passes
+// the libp2p adapter (src/net/consensus-transport.ts) and systemTimers; the seeded simulator
+// passes a faulty network and simulated time, so it drives exactly the production code.
+import type { JsonObject } from '../ico/types.ts';
+
+export interface EngineTransport {
+  /**
+   * Sends one payload to member `to`. Resolves once it is handed to the wire; rejects when it
+   * cannot be (no connection). Delivery is not guaranteed either way: protocols retry.
+   */
+  send(to: string, payload: JsonObject): Promise<void>;
+  /** The payloads members send us; `from` is authenticated by the transport. Returns an unsubscribe. */
+  onMessage(handler: (from: string, payload: JsonObject) => void): () => void;
+}
+
+/** Cancels a scheduled callback (a no-op once it ran). */
+export type Cancel = () => void;
+
+export interface Timers {
+  /** Wall-clock time in ms since the epoch (stamps commands; may jump). */
+  now(): number;
+  /** Runs `fn` once after `ms`. */
+  after(ms: number, fn: () => void): Cancel;
+  /** Runs `fn` soon, after the current work and before any timer (setImmediate). */
+  defer(fn: () => void): void;
+}
+
+/** Real time. Timers are unref'd: an engine never keeps a process alive by itself. */
+export const systemTimers: Timers = {
+  now: () => Date.now(),
+  after(ms, fn) {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return () => clearTimeout(t);
+  },
+  defer(fn) {
+    setImmediate(fn);
+  },
+};

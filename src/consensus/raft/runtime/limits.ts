@@ -1,0 +1,34 @@
+// Every time and size limit of the Raft runtime, defined once, with the relations between
+// them checked here at load (a broken relation is a bug, so it throws at import).
+import { DEFAULT_ELECTION_TICKS, DEFAULT_HEARTBEAT_TICKS, invariant, type RaftLimits } from '../index.ts';
+
+/** One Raft tick of real time (the core counts elections and heartbeats in ticks). */
+export const DEFAULT_TICK_MS = 50;
+export const DEFAULT_SNAPSHOT_EVERY = 10_000;
+/** A command with no answer or no apply in this time is sent again (same session key). */
+export const ATTEMPT_TIMEOUT_MS = 1_500;
+/** Forwarded proposal batches awaiting the leader's answer before new commands wait to batch. */
+export const MAX_FORWARDS_IN_FLIGHT = 2;
+/** Longest a command waits to join a forwarded batch (also unsticks a lost answer). */
+export const FORWARD_GATHER_MAX_MS = 5;
+/** A refused or unsendable proposal is asked again after this many ticks (a leader is being elected). */
+export const REPROPOSE_TICKS = 2;
+/** ReadIndex rounds in flight at once; reads arriving meanwhile share the next round. */
+export const MAX_READ_ROUNDS = 2;
+/** Applied entries remembered so a late answer still finds its result (outputs can be large). */
+export const APPLIED_MEMORY = 4096;
+/** Readies handled in one run of the loop before it yields to other work. */
+export const MAX_READIES_PER_RUN = 10_000;
+
+/** Raft limits sized so one Ready's messages to a peer fit one 1 MiB ICO frame as base64. */
+export const RUNTIME_RAFT_LIMITS: Partial<RaftLimits> = {
+  maxBytesPerMsg: 256 * 1024,
+  snapshotChunkBytes: 128 * 1024,
+  maxInflightMsgs: 64,
+  maxEntriesPerMsg: 1024,
+};
+
+invariant(FORWARD_GATHER_MAX_MS < DEFAULT_TICK_MS, 'a forward gathers for less than a tick');
+invariant(DEFAULT_HEARTBEAT_TICKS < DEFAULT_ELECTION_TICKS, 'heartbeats come more often than elections');
+// An attempt outlives the longest randomized election timeout: a retry lands on the new leader.
+invariant(ATTEMPT_TIMEOUT_MS > 2 * DEFAULT_ELECTION_TICKS * DEFAULT_TICK_MS, 'an attempt outlives an election');

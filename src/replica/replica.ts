@@ -1,0 +1,216 @@
+// One replica of the replicated state, shared by every consensus engine: the operator state
+// machine plus this peer's own signed receipt log. Every execution (ordinal k) gets one
+// receipt, appended in ordinal order, so the receipt for ordinal k sits at log index
+// k - offset. `offset` grows only when the replica jumps ahead by installing a snapshot (the
+// executions inside it were receipted by the replicas that ran them); it is persisted with the
+// log. Re-applying entries after a restart finds their receipts already there and appends
+// nothing twice. Keys beside the ReceiptLog's ('r','i','m','h'): 'Qoffset', and with
+// `storeOutputs` 'o' u64(index) → outputs JSON, written in the receipt's own batch.
+import type { Ed25519Signer } from '../crypto/index.ts';
+import { utf8Decode, utf8Encode } from '../crypto/index.ts';
+import type { CommandOutcome, ReplicaPort } from '../consensus/engine.ts';
+import type { Json } from '../ico/types.ts';
+import { ReceiptLog } from '../receipts/log.ts';
+import type { Receipt } from '../receipts/receipt.ts';
+import { decodeCommand, StateMachine, StateMachineError, type StateMachineOptions } from '../statemachine/index.ts';
+import type { OperatorRegistry } from '../statemachine/registry.ts';
+import type { ApplyResult, Command } from '../statemachine/types.ts';
+import { prefixedKey, u64 } from '../store/keys.ts';
+import type { BatchOp, Store } from '../store/types.ts';
+
+/**
+ * Recent executions kept in memory (outputs for live streams, receipts still being written).
+ * Bounded by count because outputs can be large; a stream further behind gets `outputs: null`
+ * unless the replica stores outputs.
+ */
+export const RECENT_EXECUTIONS = 4096;
+const OFFSET_KEY = utf8Encode('Qoffset');
+
+export const replicaKeys = {
+  outputs: (index: number): Uint8Array => prefixedKey('o', u64(index)),
+};
+
+export interface Execution {
+  ordinal: number;
+  operator_id: string;
+  outputs: Json;
+  receipt: Promise<Receipt>;
+}
+
+export type ExecutionListener = (e: Execution) => void;
+
+export interface ReplicaOptions {
+  store: Store;
+  signer: Ed25519Signer;
+  peerId: string;
+  registry?: OperatorRegistry;
+  /** The state machine's session bound (every replica of one cluster must use the same). */
+  maxSessions?: number;
+  /**
+   * Default false: receipts are written without fsync, because re-applying the engine's durable
+   * log rebuilds them bit for bit (ed25519 is deterministic, the timestamp comes from the
+   * entry). True when the replica itself is the only record (the single-node engine).
+   */
+  syncReceipts?: boolean;
+  /** Also keep each execution's outputs on disk, in its receipt's batch (streams replay them). */
+  storeOutputs?: boolean;
+}
+
+export class Replica implements ReplicaPort {
+  readonly log: ReceiptLog;
+  readonly #store: Store;
+  readonly #registry: OperatorRegistry | undefined;
+  readonly #machineOptions: StateMachineOptions;
+  readonly #storeOutputs: boolean;
+  #sm: StateMachine;
+  #offset: number;
+  readonly #recent = new Map<number, Execution>();
+  readonly #listeners = new Set<ExecutionListener>();
+  #lastReceipt: Promise<unknown> = Promise.resolve();
+  /** Receipts appended so far, durable or still being written (log.size lags behind). */
+  #count: number;
+
+  private constructor(opts: ReplicaOptions, log: ReceiptLog, offset: number) {
+    this.#store = opts.store;
+    this.log = log;
+    this.#machineOptions = opts.maxSessions === undefined ? {} : { maxSessions: opts.maxSessions };
+    this.#sm = new StateMachine(opts.registry, this.#machineOptions);
+    this.#offset = offset;
+    this.#registry = opts.registry;
+    this.#storeOutputs = opts.storeOutputs ?? false;
+    this.#count = log.size;
+  }
+
+  static async open(opts: ReplicaOptions): Promise<Replica> {
+    const log = await ReceiptLog.open(opts.store, { signer: opts.signer, peerId: opts.peerId, sync: opts.syncReceipts ?? false });
+    const raw = await opts.store.get(OFFSET_KEY);
+    const offset = raw === undefined ? 0 : Number(utf8Decode(raw));
+    return new Replica(opts, log, offset);
+  }
+
+  /** Receipt index the next execution will get. */
+  get receiptCount(): number {
+    return this.#count;
+  }
+
+  /** Executions applied so far (the ordinal the next one gets). */
+  get ordinal(): number {
+    return this.#sm.ordinal;
+  }
+
+  get registry(): OperatorRegistry {
+    return this.#sm.registry;
+  }
+
+  /** Applies one ordered entry's data (a Command's bytes). Receipts are appended in order. */
+  apply(data: Uint8Array): CommandOutcome {
+    const cmd = decodeCommand(data);
+    if (cmd instanceof StateMachineError) return { result: { ok: false, code: 'INVALID_COMMAND', message: cmd.message }, receipt: null };
+    return this.execute(cmd);
+  }
+
+  /**
+   * Applies a decoded command. `extra(ordinal)` are the caller's own writes for a new execution,
+   * committed atomically with its receipt (the single-node engine keeps its command log so).
+   */
+  execute(cmd: Command, extra?: (ordinal: number) => readonly BatchOp[]): CommandOutcome {
+    const result = this.#sm.apply(cmd);
+    if (!result.ok) return { result, receipt: null };
+    if (result.replayed) return { result, receipt: this.receiptFor(result.ordinal) };
+    const index = result.ordinal - this.#offset;
+    let receipt: Promise<Receipt>;
+    if (index < this.#count) {
+      // Replayed after a restart: this execution's receipt is already in the log.
+      receipt = this.log.get(index).then((r) => r ?? Promise.reject(new Error(`receipt ${index} missing`)));
+    } else {
+      if (index !== this.#count) throw new Error(`replica: execution ${result.ordinal} would land at receipt ${index}, log has ${this.#count}`);
+      this.#count++;
+      const ops: BatchOp[] = [...(extra?.(result.ordinal) ?? [])];
+      if (this.#storeOutputs) ops.push({ type: 'put', key: replicaKeys.outputs(index), value: utf8Encode(JSON.stringify(result.outputs)) });
+      receipt = this.log.append({ operator_id: cmd.operator_id, inputs: cmd.inputs, outputs: result.outputs }, result.timestamp, ops.length > 0 ? ops : undefined);
+      this.#lastReceipt = receipt.catch(() => undefined);
+    }
+    receipt.catch(() => undefined);
+    const e: Execution = { ordinal: result.ordinal, operator_id: cmd.operator_id, outputs: result.outputs, receipt };
+    this.#remember(e);
+    for (const l of this.#listeners) l(e);
+    return { result, receipt };
+  }
+
+  /** A readonly operator against the current state. */
+  query(operator_id: string, inputs: Json, timestamp?: number): ApplyResult {
+    return this.#sm.query(operator_id, inputs, timestamp);
+  }
+
+  /** The receipt of execution `ordinal` on this replica, if it has one. */
+  receiptFor(ordinal: number): Promise<Receipt> {
+    const recent = this.#recent.get(ordinal);
+    if (recent !== undefined) return recent.receipt;
+    const index = ordinal - this.#offset;
+    return this.log.get(index).then((r) => r ?? Promise.reject(new Error(`no receipt for execution ${ordinal} on this replica`)));
+  }
+
+  recent(ordinal: number): Execution | undefined {
+    return this.#recent.get(ordinal);
+  }
+
+  /** The outputs of execution `ordinal`: from memory, else from disk when stored, else null. */
+  async outputsOf(ordinal: number): Promise<Json | null> {
+    const recent = this.#recent.get(ordinal);
+    if (recent !== undefined) return recent.outputs;
+    if (!this.#storeOutputs) return null;
+    const raw = await this.#store.get(replicaKeys.outputs(ordinal - this.#offset));
+    return raw === undefined ? null : (JSON.parse(utf8Decode(raw)) as Json);
+  }
+
+  /** Execution ordinal of receipt index `index` on this replica. */
+  ordinalOf(index: number): number {
+    return index + this.#offset;
+  }
+
+  onExecution(l: ExecutionListener): () => void {
+    this.#listeners.add(l);
+    return () => this.#listeners.delete(l);
+  }
+
+  /** Waits until every receipt appended so far is written (before a snapshot drops the log). */
+  async flush(): Promise<void> {
+    await this.#lastReceipt;
+  }
+
+  snapshot(): Uint8Array {
+    return this.#sm.snapshot();
+  }
+
+  /** Installs a snapshot received from the leader; executions inside it get no local receipt. */
+  async restore(data: Uint8Array): Promise<void> {
+    await this.flush();
+    const sm = StateMachine.restore(data, this.#registry, this.#machineOptions);
+    const haveUpTo = this.#offset + this.#count;
+    if (sm.ordinal > haveUpTo) {
+      this.#offset = sm.ordinal - this.#count;
+      await this.#store.put(OFFSET_KEY, utf8Encode(String(this.#offset)));
+    }
+    this.#sm = sm;
+    this.#recent.clear();
+  }
+
+  /** Restores the state machine from our own durable snapshot at startup (no offset change). */
+  load(data: Uint8Array): void {
+    this.#sm = StateMachine.restore(data, this.#registry, this.#machineOptions);
+  }
+
+  #remember(e: Execution): void {
+    this.#recent.set(e.ordinal, e);
+    if (this.#recent.size > RECENT_EXECUTIONS) {
+      const oldest = this.#recent.keys().next().value as number;
+      this.#recent.delete(oldest);
+    }
+  }
+
+  /** Waits for receipts being written, then closes the store. */
+  async close(): Promise<void> {
+    await this.flush();
+    await this.log.close();
+  }
+}
