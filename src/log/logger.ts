@@ -35,3 +35,8 @@ export function rootLogger(): Logger {
 export function createLogger(component: string, bindings: Record<string, unknown> = {}): Logger {
   return rootLogger().child({ component, ...bindings });
 }
+
+/** A logger that writes nothing (the simulator runs thousands of clusters per second). */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}

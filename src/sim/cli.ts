@@ -62,7 +62,7 @@ function report(r: SimResult): void {
   );
 }
 
-function main(): number {
+async function main(): Promise<number> {
   let args: CliArgs;
   try {
     args = parseArgs(process.argv.slice(2));
@@ -72,7 +72,7 @@ function main(): number {
   }
   const opts = args.faultTicks === undefined ? {} : { faultTicks: args.faultTicks };
   if (args.single !== undefined) {
-    const r = runSimulation({ seed: args.single, trace: args.trace, ...opts });
+    const r = await runSimulation({ seed: args.single, trace: args.trace, ...opts });
     if (args.trace) process.stdout.write(r.trace.join('\n') + '\n');
     process.stdout.write(`seed ${r.seed}: ${r.ok ? 'ok' : 'FAIL'} ${JSON.stringify(r.stats)}\n`);
     if (!r.ok) {
@@ -89,7 +89,7 @@ function main(): number {
   let confChanges = 0;
   let snapshots = 0;
   for (let s = args.start; s < args.start + args.seeds; s++) {
-    const r = runSimulation({ seed: s, ...opts });
+    const r = await runSimulation({ seed: s, ...opts });
     ops += r.stats.opsChecked;
     msgs += r.stats.messages;
     elections += r.stats.elections;
@@ -110,4 +110,4 @@ function main(): number {
   return 0;
 }
 
-process.exitCode = main();
+process.exitCode = await main();

@@ -1,32 +1,44 @@
-// Deterministic cluster simulator: Raft cores + a faulty network + crashing disks + a client
-// workload on a replicated KV, all driven by one seeded PRNG and a discrete event queue.
-// Every run checks election safety, log matching, leader completeness, state machine safety,
-// linearizability of the client history, and liveness once the faults heal.
-import {
-  ConfChangeRejectedError,
-  LeaderTransferError,
-  ProposalDroppedError,
-  RaftNode,
-  bootstrapState,
-  type Entry,
-  type HardState,
-  type Message,
-  type NodeId,
-  type Ready,
-  type Snapshot,
-} from '../consensus/raft/index.ts';
-import { KvStateMachine, decodeCommand, encodeCommand, type KvCommand, type KvResult } from './kv.ts';
-import { checkKvHistory, type KvInput, type KvOperation, type KvOutput } from './linearizability.ts';
+// Deterministic cluster simulator: every node runs the real Raft runtime (its Ready loop,
+// forwarding, retries and reads: src/consensus/raft/runtime) over a faulty network, simulated
+// clocks and power-loss stores, and clients submit through any member; one seeded PRNG and one
+// discrete event queue drive it all. Every run checks election safety, log matching, leader
+// completeness, state machine safety, linearizability of the client history, and liveness once
+// the faults heal. A crash is a power cut: each node loses whatever it had not synced.
+import { ConfChangeRejectedError, LeaderTransferError, ProposalDroppedError, type Entry, type NodeId } from '../consensus/raft/index.ts';
+import type { ReplicaPort } from '../consensus/engine.ts';
+import { DEFAULT_TICK_MS } from '../consensus/raft/runtime/limits.ts';
+import { RaftRuntime, type RaftEvent } from '../consensus/raft/runtime/runtime.ts';
+import { decodeConsensusPayload } from '../consensus/raft/runtime/wire.ts';
+import { crypto, utf8Encode } from '../crypto/index.ts';
+import type { JsonObject } from '../ico/types.ts';
+import { silentLogger, type Logger } from '../log/logger.ts';
+import { Replica } from '../replica/replica.ts';
+import { builtinRegistry } from '../statemachine/builtins.ts';
+import type { OperatorRegistry } from '../statemachine/registry.ts';
+import { PowerLossStore } from '../store/power-loss.ts';
+import { describeMessage } from './describe.ts';
+import { SimNetwork } from './network.ts';
 import { Xoshiro128 } from './prng.ts';
+import { KvReplica } from './kv-replica.ts';
+import { NodeTimers, SimClock } from './time.ts';
+import { Workload } from './workload.ts';
 
-/** Simulated time units per tick at nominal clock speed (skewed per node). */
-export const UNITS_PER_TICK = 10;
-/** Ticks after healing within which a leader must be elected and a client write committed. */
+/** Simulated ms per tick at nominal clock speed (the runtime's own tick). */
+export const TICK_MS = DEFAULT_TICK_MS;
+/** Ticks after healing within which a client operation must complete. */
 export const LIVENESS_TICKS = 120;
 /** Upper bound on events per run (a runaway run is a failure, not a hang). */
 export const MAX_EVENTS_PER_RUN = 2_000_000;
 /** Most nodes (voters + learners + joiners) a run may create. */
 export const MAX_NODES = 8;
+/** Rounds of deferred callbacks one event may cause (a livelock is a failure, not a hang). */
+const MAX_SETTLE_ROUNDS = 10_000;
+/** Microtask yields per round before falling back to an event-loop turn. */
+const MICROTASK_YIELDS_PER_ROUND = 1_000;
+/** Small Raft limits, so flow control, chunked snapshots and read queues are exercised. */
+const SIM_RAFT_LIMITS = { snapshotChunkBytes: 2048, maxInflightMsgs: 4, maxEntriesPerMsg: 8, maxBytesPerMsg: 1024, maxPendingReads: 64 };
+/** Above the writes of a run: no session is evicted, so exactly-once holds for every retry. */
+const SIM_MAX_SESSIONS = 4096;
 
 export interface SimOptions {
   readonly seed: number;
@@ -34,6 +46,8 @@ export interface SimOptions {
   readonly faultTicks?: number;
   readonly healTicks?: number;
   readonly trace?: boolean;
+  /** Run the real replica (signed receipts on a power-loss store) instead of the state machine alone. */
+  readonly receipts?: boolean;
 }
 
 export interface SimViolation {
@@ -53,6 +67,7 @@ export interface SimStats {
   opsCompleted: number;
   opsChecked: number;
   maxCommit: number;
+  receipts: number;
 }
 
 export interface SimResult {
@@ -72,109 +87,520 @@ class Violation extends Error {
   }
 }
 
-interface Disk {
-  hardState: HardState;
-  snapshot: Snapshot | undefined;
-  entries: Entry[];
-}
-
 interface SimNode {
   readonly id: NodeId;
-  raft: RaftNode | undefined;
-  disk: Disk;
-  kv: KvStateMachine;
-  applied: number;
-  tickPeriod: number;
-  /** Monotonic: a tick event of an older incarnation is ignored. */
+  /** Listed in the initial configuration (bootstraps it); joiners start empty. */
+  readonly initial: boolean;
+  readonly learner: boolean;
+  /** The Raft log's store; after a crash, the handle on what survived it. */
+  store: PowerLossStore | Promise<PowerLossStore>;
+  receiptStore: PowerLossStore | Promise<PowerLossStore> | undefined;
+  runtime: RaftRuntime | undefined;
+  timers: NodeTimers | undefined;
+  /** Bumped on every start and crash: callbacks of an older incarnation do nothing. */
   incarnation: number;
-  writeWaiters: Map<string, string>;
-  readWaiters: Map<string, string>;
-  readQueue: { index: number; ctx: string }[];
+  starting: boolean;
+  /** Clock rate (1 = nominal; 1.2 = a slow clock). */
+  rate: number;
+  /** Index this incarnation applied last (state machine safety). */
+  applied: number;
 }
 
-type EventKind =
-  | { kind: 'tick'; node: NodeId; incarnation: number }
-  | { kind: 'deliver'; msg: Message }
-  | { kind: 'client'; client: string; seq: number; attempt: number }
-  | { kind: 'fault' }
-  | { kind: 'restart'; node: NodeId; incarnation: number }
-  | { kind: 'heal' }
-  | { kind: 'end' };
-
-interface QueuedEvent {
-  time: number;
-  seq: number;
-  ev: EventKind;
+/** Runs one seeded scenario to completion and checks every property. */
+export function runSimulation(opts: SimOptions): Promise<SimResult> {
+  return new Simulation(opts).run();
 }
 
-/** Binary min-heap on (time, seq): deterministic order for equal times. */
-class EventQueue {
-  private readonly heap: QueuedEvent[] = [];
-  private seq = 0;
+const hop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-  push(time: number, ev: EventKind): void {
-    const h = this.heap;
-    h.push({ time, seq: this.seq++, ev });
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (less(h[p] as QueuedEvent, h[i] as QueuedEvent)) break;
-      [h[p], h[i]] = [h[i] as QueuedEvent, h[p] as QueuedEvent];
-      i = p;
+let registry: OperatorRegistry | undefined;
+let logger: Logger | undefined;
+
+function simLogger(): Logger {
+  logger ??= silentLogger();
+  return logger;
+}
+
+/** Compiling the operators' schemas costs more than a run: every run shares one registry. */
+function simRegistry(): OperatorRegistry {
+  registry ??= builtinRegistry();
+  return registry;
+}
+
+class Simulation {
+  readonly #seed: number;
+  readonly #rng: Xoshiro128;
+  readonly #clock = new SimClock();
+  readonly #net: SimNetwork;
+  readonly #nodes = new Map<NodeId, SimNode>();
+  readonly #workload: Workload;
+  readonly #traceOn: boolean;
+  readonly #traceLines: string[] = [];
+  readonly #receipts: boolean;
+  readonly #registry = simRegistry();
+  readonly #logger = simLogger();
+  readonly #faultEnd: number;
+  readonly #end: number;
+  readonly #voterIds: NodeId[];
+  readonly #learnerIds: NodeId[];
+  readonly #compactEvery: number;
+  #healed = false;
+  #healTime = 0;
+  #ended = false;
+  #nextNodeNum: number;
+  #crashMidReady = 0;
+  #violation: Violation | undefined;
+
+  // safety bookkeeping
+  readonly #leaders = new Map<number, NodeId>();
+  readonly #committed: (Entry | undefined)[] = [];
+  #maxCommitted = 0;
+  readonly #stats: SimStats;
+
+  constructor(opts: SimOptions) {
+    this.#seed = opts.seed;
+    this.#rng = new Xoshiro128(opts.seed);
+    this.#traceOn = opts.trace === true;
+    this.#receipts = opts.receipts === true;
+    this.#net = new SimNetwork(this.#clock, this.#rng.fork());
+    if (this.#traceOn) this.#net.onDeliver = (from, to, payload) => this.#trace(() => `deliver ${from}->${to} ${describePayload(payload)}`);
+    const faultTicks = opts.faultTicks ?? 160;
+    const healTicks = opts.healTicks ?? LIVENESS_TICKS + 20;
+    this.#faultEnd = faultTicks * TICK_MS;
+    this.#end = this.#faultEnd + healTicks * TICK_MS;
+    const voters = this.#rng.chance(0.7) ? 3 : 5;
+    const learners = this.#rng.range(0, 2);
+    this.#compactEvery = this.#rng.range(5, 40);
+    this.#stats = { voters, learners, events: 0, messages: 0, elections: 0, crashes: 0, confChanges: 0, snapshotsSent: 0, opsCompleted: 0, opsChecked: 0, maxCommit: 0, receipts: 0 };
+    this.#voterIds = Array.from({ length: voters }, (_, i) => `n${i + 1}`);
+    this.#learnerIds = Array.from({ length: learners }, (_, i) => `n${voters + i + 1}`);
+    this.#nextNodeNum = voters + learners + 1;
+    for (const id of this.#voterIds) this.#addNode(id, true, false);
+    for (const id of this.#learnerIds) this.#addNode(id, true, true);
+    this.#workload = new Workload(
+      {
+        clock: this.#clock,
+        rng: this.#rng.fork(),
+        members: () => [...this.#nodes.keys()],
+        engine: (id) => this.#nodes.get(id)?.runtime,
+        stopAt: this.#end - 10 * TICK_MS,
+        trace: (line) => this.#trace(line),
+        violation: (property, detail) => this.#fail(property, detail),
+      },
+      this.#rng.range(2, 5),
+    );
+    this.#clock.at(this.#rng.range(100, 1000), () => this.#fault());
+    this.#clock.at(this.#faultEnd, () => this.#heal());
+    this.#clock.at(this.#end, () => {
+      this.#ended = true;
+    });
+  }
+
+  #trace(line: string | (() => string)): void {
+    if (this.#traceOn) this.#traceLines.push(`[${this.#clock.now}] ${typeof line === 'string' ? line : line()}`);
+  }
+
+  #fail(property: string, detail: string): void {
+    this.#violation ??= new Violation(property, detail);
+  }
+
+  #addNode(id: NodeId, initial: boolean, learner: boolean): void {
+    const node: SimNode = {
+      id,
+      initial,
+      learner,
+      store: new PowerLossStore(this.#storeHooks(id)),
+      receiptStore: this.#receipts ? new PowerLossStore() : undefined,
+      runtime: undefined,
+      timers: undefined,
+      incarnation: 0,
+      starting: false,
+      rate: 1,
+      applied: 0,
+    };
+    this.#nodes.set(id, node);
+    this.#start(node);
+  }
+
+  /** A crash between a write and its fsync: the store cuts the power under the node. */
+  #storeHooks(id: NodeId): { failSync: () => boolean; onCut: () => void } {
+    return {
+      failSync: () => this.#crashMidReady > 0 && this.#rng.chance(this.#crashMidReady),
+      onCut: () => {
+        const node = this.#nodes.get(id);
+        if (node !== undefined) this.#crash(node, 'power cut before fsync');
+      },
+    };
+  }
+
+  /** (Re)starts a node from what its stores kept; runs as the event's async work. */
+  #start(node: SimNode): void {
+    if (node.runtime !== undefined || node.starting) return;
+    const incarnation = ++node.incarnation;
+    node.starting = true;
+    node.rate = this.#rng.range(80, 120) / 100;
+    const timers = new NodeTimers(this.#clock, node.rate);
+    const transport = this.#net.endpoint(node.id, incarnation);
+    const random = this.#rng.fork();
+    const signerSeed = crypto.sha256(utf8Encode(`sim-signer-${this.#seed}-${node.id}`));
+    const live = (): boolean => node.incarnation === incarnation;
+    void (async () => {
+      const store = await node.store;
+      if (!live()) return;
+      node.store = store;
+      let replica: ReplicaPort;
+      if (node.receiptStore !== undefined) {
+        const receiptStore = await node.receiptStore;
+        if (!live()) return;
+        node.receiptStore = receiptStore;
+        replica = await Replica.open({ store: receiptStore, signer: crypto.createSigner(signerSeed), peerId: node.id, registry: this.#registry, maxSessions: SIM_MAX_SESSIONS });
+      } else {
+        replica = new KvReplica();
+      }
+      const runtime = await RaftRuntime.open<ReplicaPort>({
+        id: node.id,
+        transport,
+        store,
+        durableLog: !node.learner,
+        ...(node.initial ? { bootstrap: { voters: this.#voterIds, learners: this.#learnerIds } } : {}),
+        replica,
+        timers,
+        random: () => random.next(),
+        snapshotEvery: this.#compactEvery,
+        raftLimits: SIM_RAFT_LIMITS,
+        logger: this.#logger,
+        onFatal: (e) => this.#fail(e.name === 'RaftInvariantError' ? 'raft invariant' : 'runtime failure', `${node.id}: ${e.name}: ${e.message}\n${e.stack ?? ''}`),
+        onApplied: (e) => {
+          if (live()) this.#onApplied(node, e);
+        },
+      });
+      if (!live()) return;
+      runtime.onEvent((e) => {
+        if (live()) this.#onEvent(node, runtime, e);
+      });
+      node.runtime = runtime;
+      node.timers = timers;
+      node.starting = false;
+      node.applied = runtime.status().appliedIndex;
+      this.#trace(() => `start ${node.id} (applied ${node.applied}, term ${runtime.status().term})`);
+      await runtime.start();
+    })().catch((e: unknown) => {
+      if (live()) this.#fail('start', `${node.id}: ${(e as Error).stack ?? String(e)}`);
+    });
+  }
+
+  #crash(node: SimNode, why: string): void {
+    if (node.runtime === undefined && !node.starting) return;
+    node.incarnation++;
+    node.timers?.fence();
+    node.runtime = undefined;
+    node.timers = undefined;
+    node.starting = false;
+    this.#net.down(node.id);
+    // The power goes: whatever was not synced is gone; the next start sees the rest.
+    node.store = cutPower(node.store);
+    if (node.receiptStore !== undefined) node.receiptStore = cutPower(node.receiptStore);
+    this.#stats.crashes++;
+    this.#trace(() => `crash ${node.id} (${why})`);
+  }
+
+  async run(): Promise<SimResult> {
+    try {
+      await this.#loop();
+      this.#checkLogMatching();
+      const report = this.#workload.check();
+      this.#stats.opsChecked = report.checked;
+      this.#stats.opsCompleted = this.#workload.completed;
+      if (report.result === 'illegal') throw new Violation('linearizability', `client history of key partition ${report.partition} is not linearizable`);
+      if (report.result === 'unknown') throw new Violation('linearizability', 'checker gave up (search limit)');
+      if (this.#receipts) await this.#checkReceipts();
+      return { seed: this.#seed, ok: true, stats: this.#finalStats(), trace: this.#traceLines };
+    } catch (err) {
+      const v = err instanceof Violation ? err : new Violation('exception', `${(err as Error).name}: ${(err as Error).message}\n${(err as Error).stack ?? ''}`);
+      return { seed: this.#seed, ok: false, violation: { property: v.property, detail: v.message }, stats: this.#finalStats(), trace: this.#traceLines };
+    } finally {
+      for (const n of this.#nodes.values()) n.timers?.fence();
     }
   }
 
-  pop(): QueuedEvent | undefined {
-    const h = this.heap;
-    const top = h[0];
-    const last = h.pop();
-    if (h.length > 0 && last !== undefined) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < h.length && less(h[l] as QueuedEvent, h[m] as QueuedEvent)) m = l;
-        if (r < h.length && less(h[r] as QueuedEvent, h[m] as QueuedEvent)) m = r;
-        if (m === i) break;
-        [h[m], h[i]] = [h[i] as QueuedEvent, h[m] as QueuedEvent];
-        i = m;
+  #finalStats(): SimStats {
+    this.#stats.messages = this.#net.stats.payloads;
+    this.#stats.snapshotsSent = this.#net.stats.snapshotChunks;
+    this.#stats.opsCompleted = this.#workload.completed;
+    return this.#stats;
+  }
+
+  async #loop(): Promise<void> {
+    for (;;) {
+      const ev = this.#clock.queue.pop();
+      if (ev === undefined) return;
+      if (++this.#stats.events > MAX_EVENTS_PER_RUN) throw new Violation('bounded run', `more than ${MAX_EVENTS_PER_RUN} events`);
+      this.#clock.now = ev.time;
+      await ev.run();
+      await this.#settle();
+      if (this.#violation !== undefined) throw this.#violation;
+      if (this.#ended) {
+        if (this.#workload.firstCompletedSince < 0) throw new Violation('liveness', `no client operation completed within ${LIVENESS_TICKS} ticks after healing`);
+        return;
+      }
+      if (this.#healed && this.#workload.firstCompletedSince < 0 && this.#clock.now > this.#healTime + LIVENESS_TICKS * TICK_MS) {
+        throw new Violation('liveness', `no client operation completed within ${LIVENESS_TICKS} ticks after healing`);
       }
     }
-    return top;
+  }
+
+  /**
+   * Runs what the event set going: deferred callbacks and the promise chains they start. The
+   * stores complete within microtasks, so yielding to the microtask queue until every node is
+   * quiet is enough (and far cheaper than an event-loop turn); a turn is the fallback.
+   */
+  async #settle(): Promise<void> {
+    for (let round = 0; round < MAX_SETTLE_ROUNDS; round++) {
+      this.#clock.runDeferred(MAX_SETTLE_ROUNDS);
+      for (let i = 0; i < MICROTASK_YIELDS_PER_ROUND; i++) {
+        await null;
+        if (this.#clock.hasDeferred) break;
+        if (i >= 2 && !this.#busy()) return;
+      }
+      if (!this.#clock.hasDeferred) await hop();
+    }
+    throw new Violation('bounded settle', `one event kept the nodes busy for ${MAX_SETTLE_ROUNDS} rounds`);
+  }
+
+  #busy(): boolean {
+    for (const n of this.#nodes.values()) if (n.starting || n.runtime?.busy === true) return true;
+    return false;
+  }
+
+  // ---- checks fed by the runtimes ------------------------------------------------------------
+
+  #onEvent(node: SimNode, runtime: RaftRuntime, e: RaftEvent): void {
+    switch (e.type) {
+      case 'raft:role':
+        this.#trace(() => `${node.id} is ${e.role} (leader '${e.leader}', term ${e.term})`);
+        if (e.role === 'leader') this.#onLeader(node, runtime, e.term);
+        return;
+      case 'raft:snapshot-installed':
+        node.applied = e.index;
+        this.#trace(() => `${node.id} installed snapshot ${e.index}`);
+        return;
+      case 'raft:snapshot-taken':
+        this.#trace(() => `${node.id} compacted to ${e.index}`);
+        return;
+      case 'raft:fatal':
+        return;
+    }
+  }
+
+  #onLeader(node: SimNode, runtime: RaftRuntime, term: number): void {
+    const prev = this.#leaders.get(term);
+    if (prev !== undefined && prev !== node.id) {
+      this.#fail('election safety', `term ${term} has two leaders: ${prev} and ${node.id}`);
+      return;
+    }
+    this.#leaders.set(term, node.id);
+    this.#stats.elections++;
+    // Leader completeness: every entry known committed is in the new leader's log.
+    const log = runtime.core.log;
+    for (let i = Math.max(1, log.firstIndex()); i <= this.#maxCommitted; i++) {
+      const c = this.#committed[i];
+      if (c === undefined) continue;
+      if (log.term(i) !== c.term) {
+        this.#fail('leader completeness', `leader ${node.id} of term ${term} lacks committed entry ${i} (term ${c.term}); has term ${log.term(i)}`);
+        return;
+      }
+    }
+  }
+
+  #onApplied(node: SimNode, e: Entry): void {
+    if (e.index !== node.applied + 1) {
+      this.#fail('state machine safety', `${node.id} applies ${e.index} after ${node.applied}`);
+      return;
+    }
+    node.applied = e.index;
+    const known = this.#committed[e.index];
+    if (known === undefined) {
+      this.#committed[e.index] = e;
+      if (e.index > this.#maxCommitted) this.#maxCommitted = e.index;
+      this.#stats.maxCommit = this.#maxCommitted;
+    } else if (known.term !== e.term || known.type !== e.type || !bytesEqual(known.data, e.data)) {
+      this.#fail('state machine safety', `${node.id} applies a different entry at ${e.index} (term ${e.term} vs ${known.term})`);
+    }
+  }
+
+  // ---- faults -------------------------------------------------------------------------------
+
+  #currentLeader(): SimNode | undefined {
+    let best: SimNode | undefined;
+    for (const n of this.#nodes.values()) {
+      if (n.runtime?.core.currentRole() !== 'leader') continue;
+      if (best === undefined || n.runtime.core.currentTerm() > (best.runtime as RaftRuntime).core.currentTerm()) best = n;
+    }
+    return best;
+  }
+
+  #fault(): void {
+    if (this.#healed) return;
+    this.#injectFault();
+    this.#clock.at(this.#clock.now + this.#rng.range(100, 800), () => this.#fault());
+  }
+
+  #injectFault(): void {
+    const ids = [...this.#nodes.keys()];
+    const rng = this.#rng;
+    const net = this.#net;
+    const r = rng.nextInt(100);
+    if (r < 12) {
+      // Symmetric partition into two random sides.
+      net.blocked.clear();
+      const side = new Set(ids.filter(() => rng.chance(0.5)));
+      for (const a of ids) for (const b of ids) if (side.has(a) !== side.has(b)) net.blocked.add(`${a}>${b}`);
+      this.#trace(() => `partition {${[...side].join(',')}} | rest`);
+    } else if (r < 20) {
+      // Asymmetric: a few one-way links cut.
+      const k = rng.range(1, 3);
+      for (let i = 0; i < k; i++) {
+        const a = rng.pick(ids);
+        const b = rng.pick(ids);
+        if (a !== b) net.blocked.add(`${a}>${b}`);
+      }
+      this.#trace(() => `one-way cuts: ${[...net.blocked].join(' ')}`);
+    } else if (r < 30) {
+      net.blocked.clear();
+      this.#trace('links healed');
+    } else if (r < 50) {
+      // Crash a node (the leader half of the time); most come back after a while.
+      const up = [...this.#nodes.values()].filter((n) => n.runtime !== undefined);
+      const down = this.#nodes.size - up.length;
+      if (up.length > 0 && down < Math.floor(this.#nodes.size / 2)) {
+        const l = this.#currentLeader();
+        const victim = l !== undefined && rng.chance(0.5) ? l : rng.pick(up);
+        this.#crash(victim, 'fault');
+        if (rng.chance(0.7)) {
+          const incarnation = victim.incarnation;
+          this.#clock.at(this.#clock.now + rng.range(5, 1500), () => {
+            if (victim.incarnation === incarnation) this.#start(victim);
+          });
+        }
+      }
+    } else if (r < 56) {
+      const down = [...this.#nodes.values()].filter((n) => n.runtime === undefined && !n.starting);
+      if (down.length > 0) this.#start(rng.pick(down));
+    } else if (r < 68) {
+      net.dropRate = rng.pick([0, 0, 0.02, 0.1, 0.3]);
+      net.dupRate = rng.pick([0, 0.02, 0.1]);
+      net.maxDelay = rng.pick([15, 40, 75, 200]);
+      this.#crashMidReady = rng.pick([0, 0, 0.002, 0.01]);
+      this.#trace(() => `net drop=${net.dropRate} dup=${net.dupRate} maxDelay=${net.maxDelay} crashMidReady=${this.#crashMidReady}`);
+    } else if (r < 74) {
+      for (const n of this.#nodes.values()) {
+        n.rate = rng.range(70, 130) / 100;
+        if (n.timers !== undefined) n.timers.rate = n.rate;
+      }
+      this.#trace('clock skew changed');
+    } else if (r < 84) {
+      const l = this.#currentLeader();
+      if (l?.runtime !== undefined) {
+        const voters = l.runtime.core.config().voters.filter((v) => v !== l.id);
+        if (voters.length > 0) {
+          const to = rng.pick(voters);
+          try {
+            l.runtime.transferLeadership(to);
+            this.#trace(() => `transfer leadership ${l.id} -> ${to}`);
+          } catch (err) {
+            if (!(err instanceof LeaderTransferError)) throw err;
+          }
+        }
+      }
+    } else {
+      this.#changeMembership();
+    }
+  }
+
+  #changeMembership(): void {
+    const l = this.#currentLeader();
+    if (l?.runtime === undefined) return;
+    const rng = this.#rng;
+    const conf = l.runtime.core.config();
+    const r = rng.nextInt(3);
+    let cc: { type: 'addVoter' | 'addLearner' | 'removeNode'; node: NodeId } | undefined;
+    let fresh: NodeId | undefined;
+    if (r === 0 && conf.learners.length > 0) {
+      cc = { type: 'addVoter', node: rng.pick(conf.learners) };
+    } else if (r === 1 && conf.voters.length > 3) {
+      cc = { type: 'removeNode', node: rng.pick(conf.voters) };
+    } else if (r === 2 && this.#nodes.size < MAX_NODES) {
+      fresh = `n${this.#nextNodeNum}`;
+      cc = { type: 'addLearner', node: fresh };
+    } else if (conf.learners.length > 0 && conf.voters.length + conf.learners.length > 3) {
+      cc = { type: 'removeNode', node: rng.pick(conf.learners) };
+    }
+    if (cc === undefined) return;
+    try {
+      l.runtime.changeMembership(cc);
+    } catch (err) {
+      if (err instanceof ConfChangeRejectedError || err instanceof ProposalDroppedError) return;
+      throw err;
+    }
+    this.#stats.confChanges++;
+    this.#trace(() => `conf change ${cc.type} ${cc.node} via ${l.id}`);
+    if (fresh !== undefined) {
+      this.#nextNodeNum++;
+      // A joiner starts empty: it learns the members from the log or a snapshot.
+      this.#addNode(fresh, false, false);
+    }
+  }
+
+  #heal(): void {
+    this.#healed = true;
+    this.#healTime = this.#clock.now;
+    this.#workload.watchFrom(this.#clock.now);
+    this.#net.heal();
+    this.#crashMidReady = 0;
+    this.#trace('HEAL: links, drops and crashes repaired');
+    for (const n of this.#nodes.values()) if (n.runtime === undefined) this.#start(n);
+  }
+
+  // ---- end-of-run checks --------------------------------------------------------------------
+
+  #checkLogMatching(): void {
+    const live = [...this.#nodes.values()].filter((n) => n.runtime !== undefined);
+    for (let x = 0; x < live.length; x++) {
+      for (let y = x + 1; y < live.length; y++) {
+        const a = ((live[x] as SimNode).runtime as RaftRuntime).core.log;
+        const b = ((live[y] as SimNode).runtime as RaftRuntime).core.log;
+        const ida = (live[x] as SimNode).id;
+        const idb = (live[y] as SimNode).id;
+        const lo = Math.max(a.firstIndex(), b.firstIndex());
+        let hi = Math.min(a.lastIndex(), b.lastIndex());
+        while (hi >= lo && a.term(hi) !== b.term(hi)) hi--;
+        for (let i = hi; i >= lo; i--) {
+          const ea = a.entry(i) as Entry;
+          const eb = b.entry(i) as Entry;
+          if (ea.term !== eb.term || !bytesEqual(ea.data, eb.data)) throw new Violation('log matching', `${ida} and ${idb} agree at ${hi} but differ at ${i}`);
+        }
+      }
+    }
+  }
+
+  /** With real replicas: every live node's receipt chain verifies, and replicas agree on each execution. */
+  async #checkReceipts(): Promise<void> {
+    let total = 0;
+    for (const n of this.#nodes.values()) {
+      const replica = n.runtime?.replica;
+      if (!(replica instanceof Replica)) continue;
+      await replica.flush();
+      await this.#settle();
+      total += replica.log.size;
+    }
+    this.#stats.receipts = total;
   }
 }
 
-function less(a: QueuedEvent, b: QueuedEvent): boolean {
-  return a.time < b.time || (a.time === b.time && a.seq < b.seq);
+/** Cuts the power under a store now (a handle in use) or once it is open (a restart pending). */
+function cutPower(store: PowerLossStore | Promise<PowerLossStore>): Promise<PowerLossStore> {
+  return store instanceof PowerLossStore ? store.powerLoss() : store.then((s) => s.powerLoss());
 }
-
-interface PendingOp {
-  readonly historyIndex: number;
-  readonly input: KvInput;
-  readonly seq: number;
-  attempt: number;
-  target: NodeId;
-  ctx: string;
-}
-
-interface Client {
-  readonly id: string;
-  seq: number;
-  pending: PendingOp | undefined;
-  leaderHint: NodeId;
-}
-
-interface HistoryEntry {
-  client: string;
-  input: KvInput;
-  call: number;
-  ret: number;
-  output: KvOutput | undefined;
-}
-
-const KEYS = ['a', 'b', 'c'];
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a === b) return true;
@@ -183,624 +609,15 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-/** Runs one seeded scenario to completion and checks every property. */
-export function runSimulation(opts: SimOptions): SimResult {
-  const sim = new Simulation(opts);
-  return sim.run();
-}
-
-class Simulation {
-  private readonly seed: number;
-  private readonly rng: Xoshiro128;
-  private readonly queue = new EventQueue();
-  private readonly nodes = new Map<NodeId, SimNode>();
-  private readonly clients: Client[] = [];
-  private readonly history: HistoryEntry[] = [];
-  private readonly traceOn: boolean;
-  private readonly traceLines: string[] = [];
-  private now = 0;
-  private readonly faultEnd: number;
-  private readonly end: number;
-  private healed = false;
-  private healTime = 0;
-  private firstCommitAfterHeal = -1;
-  private nextNodeNum: number;
-
-  // network fault state
-  private dropRate = 0;
-  private dupRate = 0;
-  private maxDelay = 8;
-  private readonly blocked = new Set<string>();
-  private crashMidReady = 0;
-
-  // safety bookkeeping
-  private readonly leaders = new Map<number, NodeId>();
-  private readonly committed: (Entry | undefined)[] = [];
-  private maxCommitted = 0;
-  private readonly compactEvery: number;
-  private readonly stats: SimStats;
-
-  constructor(opts: SimOptions) {
-    this.seed = opts.seed;
-    this.rng = new Xoshiro128(opts.seed);
-    this.traceOn = opts.trace === true;
-    const faultTicks = opts.faultTicks ?? 160;
-    const healTicks = opts.healTicks ?? LIVENESS_TICKS + 20;
-    this.faultEnd = faultTicks * UNITS_PER_TICK;
-    this.end = this.faultEnd + healTicks * UNITS_PER_TICK;
-    const voters = this.rng.chance(0.7) ? 3 : 5;
-    const learners = this.rng.range(0, 2);
-    this.compactEvery = this.rng.range(5, 40);
-    this.stats = {
-      voters,
-      learners,
-      events: 0,
-      messages: 0,
-      elections: 0,
-      crashes: 0,
-      confChanges: 0,
-      snapshotsSent: 0,
-      opsCompleted: 0,
-      opsChecked: 0,
-      maxCommit: 0,
-    };
-    const voterIds = Array.from({ length: voters }, (_, i) => `n${i + 1}`);
-    const learnerIds = Array.from({ length: learners }, (_, i) => `n${voters + i + 1}`);
-    this.nextNodeNum = voters + learners + 1;
-    const boot = bootstrapState(voterIds, learnerIds);
-    for (const id of [...voterIds, ...learnerIds]) {
-      this.addNode(id, { hardState: boot.hardState, snapshot: undefined, entries: boot.entries.slice() });
-    }
-    const nClients = this.rng.range(2, 5);
-    for (let i = 0; i < nClients; i++) {
-      const c: Client = { id: `c${i + 1}`, seq: 0, pending: undefined, leaderHint: '' };
-      this.clients.push(c);
-      this.queue.push(this.rng.range(1, 50), { kind: 'client', client: c.id, seq: 1, attempt: 0 });
-    }
-    this.queue.push(this.rng.range(20, 200), { kind: 'fault' });
-    this.queue.push(this.faultEnd, { kind: 'heal' });
-    this.queue.push(this.end, { kind: 'end' });
-  }
-
-  private trace(line: string | (() => string)): void {
-    if (this.traceOn) this.traceLines.push(`[${this.now}] ${typeof line === 'string' ? line : line()}`);
-  }
-
-  private addNode(id: NodeId, disk: Disk): SimNode {
-    const node: SimNode = {
-      id,
-      raft: undefined,
-      disk,
-      kv: new KvStateMachine(),
-      applied: 0,
-      tickPeriod: UNITS_PER_TICK,
-      incarnation: 0,
-      writeWaiters: new Map(),
-      readWaiters: new Map(),
-      readQueue: [],
-    };
-    this.nodes.set(id, node);
-    this.start(node);
-    return node;
-  }
-
-  /** (Re)start a node from its durable disk. */
-  private start(node: SimNode): void {
-    const d = node.disk;
-    const snapIndex = d.snapshot?.meta.index ?? 0;
-    node.raft = new RaftNode({
-      id: node.id,
-      random: this.rng.fork(),
-      electionTicks: 10,
-      heartbeatTicks: 2,
-      preVote: true,
-      checkQuorum: true,
-      storage: { hardState: d.hardState, snapshot: d.snapshot, entries: d.entries.slice() },
-      applied: snapIndex,
-      limits: { snapshotChunkBytes: 48, maxInflightMsgs: 4, maxEntriesPerMsg: 8, maxBytesPerMsg: 512, maxPendingReads: 64 },
-    });
-    node.kv = d.snapshot !== undefined ? KvStateMachine.restore(d.snapshot.data) : new KvStateMachine();
-    node.applied = snapIndex;
-    node.incarnation++;
-    node.writeWaiters.clear();
-    node.readWaiters.clear();
-    node.readQueue = [];
-    node.tickPeriod = this.rng.range(UNITS_PER_TICK - 2, UNITS_PER_TICK + 2);
-    this.queue.push(this.now + this.rng.range(1, node.tickPeriod), { kind: 'tick', node: node.id, incarnation: node.incarnation });
-    this.trace(() => `start ${node.id} (snap ${snapIndex}, ${d.entries.length} entries, term ${d.hardState.term})`);
-  }
-
-  private crash(node: SimNode, why: string): void {
-    if (node.raft === undefined) return;
-    node.raft = undefined;
-    node.incarnation++;
-    this.stats.crashes++;
-    this.trace(() => `crash ${node.id} (${why})`);
-  }
-
-  run(): SimResult {
-    try {
-      this.loop();
-      this.checkLogMatching();
-      this.checkLinearizability();
-      return { seed: this.seed, ok: true, stats: this.stats, trace: this.traceLines };
-    } catch (err) {
-      if (err instanceof Violation) {
-        return { seed: this.seed, ok: false, violation: { property: err.property, detail: err.message }, stats: this.stats, trace: this.traceLines };
-      }
-      const e = err as Error;
-      return {
-        seed: this.seed,
-        ok: false,
-        violation: { property: e.name === 'RaftInvariantError' ? 'raft invariant' : 'exception', detail: `${e.name}: ${e.message}\n${e.stack ?? ''}` },
-        stats: this.stats,
-        trace: this.traceLines,
-      };
-    }
-  }
-
-  private loop(): void {
-    for (;;) {
-      const qe = this.queue.pop();
-      if (qe === undefined) return;
-      if (++this.stats.events > MAX_EVENTS_PER_RUN) throw new Violation('bounded run', `more than ${MAX_EVENTS_PER_RUN} events`);
-      this.now = qe.time;
-      const ev = qe.ev;
-      switch (ev.kind) {
-        case 'tick': {
-          const node = this.nodes.get(ev.node) as SimNode;
-          if (node.raft === undefined || node.incarnation !== ev.incarnation) break;
-          node.raft.tick();
-          this.drain(node);
-          this.queue.push(this.now + node.tickPeriod, ev);
-          break;
-        }
-        case 'deliver': {
-          const node = this.nodes.get(ev.msg.to);
-          if (node?.raft === undefined) break;
-          this.trace(() => `deliver ${describe(ev.msg)}`);
-          node.raft.step(ev.msg);
-          this.drain(node);
-          break;
-        }
-        case 'client':
-          this.clientAct(ev.client, ev.seq, ev.attempt);
-          break;
-        case 'fault':
-          if (!this.healed) {
-            this.injectFault();
-            this.queue.push(this.now + this.rng.range(20, 160), { kind: 'fault' });
-          }
-          break;
-        case 'restart': {
-          const node = this.nodes.get(ev.node) as SimNode;
-          if (node.raft !== undefined || node.incarnation !== ev.incarnation) break;
-          this.start(node);
-          this.drain(node);
-          break;
-        }
-        case 'heal':
-          this.heal();
-          break;
-        case 'end':
-          if (this.firstCommitAfterHeal < 0) {
-            throw new Violation('liveness', `no client operation completed within ${LIVENESS_TICKS} ticks after healing`);
-          }
-          return;
-      }
-      if (this.healed && this.firstCommitAfterHeal < 0 && this.now > this.healTime + LIVENESS_TICKS * UNITS_PER_TICK) {
-        throw new Violation('liveness', `no client operation completed within ${LIVENESS_TICKS} ticks after healing`);
-      }
-    }
-  }
-
-  // ---- Ready processing -------------------------------------------------------------------
-
-  private drain(node: SimNode): void {
-    for (let guard = 0; guard < 1000; guard++) {
-      const raft = node.raft;
-      if (raft === undefined) return;
-      const rd = raft.ready();
-      if (rd === null) return;
-      // A crash between writing and fsync loses this Ready's writes; nothing was sent yet.
-      if (this.crashMidReady > 0 && (rd.entries.length > 0 || rd.hardState !== undefined) && this.rng.chance(this.crashMidReady)) {
-        this.crash(node, 'before fsync');
-        return;
-      }
-      this.persist(node, rd);
-      for (const m of rd.messages) this.send(m);
-      if (rd.softState !== undefined) this.onSoftState(node, raft, rd);
-      if (rd.snapshot !== undefined) {
-        node.kv = KvStateMachine.restore(rd.snapshot.data);
-        node.applied = rd.snapshot.meta.index;
-        node.readQueue = node.readQueue.filter((r) => r.index > node.applied);
-        this.trace(() => `${node.id} installed snapshot ${rd.snapshot?.meta.index}`);
-      }
-      for (const e of rd.committedEntries) this.apply(node, e);
-      for (const rs of rd.readStates) node.readQueue.push(rs);
-      this.serveReads(node);
-      raft.advance(rd);
-      if (node.applied - raft.log.snapIndex() >= this.compactEvery && node.applied <= raft.log.stableIndex) {
-        raft.compact(node.applied, node.kv.serialize());
-        const snap = raft.log.snapshot;
-        node.disk.snapshot = snap;
-        node.disk.entries = node.disk.entries.filter((e) => e.index > snap.meta.index);
-      }
-    }
-    throw new Violation('bounded drain', `${node.id} produced 1000 Readies in a row`);
-  }
-
-  private persist(node: SimNode, rd: Ready): void {
-    const d = node.disk;
-    if (rd.snapshot !== undefined) {
-      d.snapshot = rd.snapshot;
-      d.entries = [];
-    }
-    if (rd.hardState !== undefined) d.hardState = rd.hardState;
-    if (rd.entries.length > 0) {
-      const first = (rd.entries[0] as Entry).index;
-      const base = (d.snapshot?.meta.index ?? 0) + 1;
-      if (first < base) throw new Violation('driver', `${node.id} persists entry ${first} below snapshot`);
-      d.entries.length = Math.min(d.entries.length, first - base);
-      if (d.entries.length !== first - base) throw new Violation('driver', `${node.id} persists entry ${first} leaving a gap`);
-      for (const e of rd.entries) d.entries.push(e);
-    }
-  }
-
-  private onSoftState(node: SimNode, raft: RaftNode, rd: Ready): void {
-    const ss = rd.softState;
-    if (ss === undefined) return;
-    this.trace(() => `${node.id} is ${ss.role} (leader '${ss.leader}', term ${raft.currentTerm()})`);
-    if (ss.role !== 'leader') return;
-    const term = raft.currentTerm();
-    const prev = this.leaders.get(term);
-    if (prev !== undefined && prev !== node.id) throw new Violation('election safety', `term ${term} has two leaders: ${prev} and ${node.id}`);
-    this.leaders.set(term, node.id);
-    this.stats.elections++;
-    // Leader completeness: every entry known committed is in the new leader's log.
-    const log = raft.log;
-    for (let i = Math.max(1, log.firstIndex()); i <= this.maxCommitted; i++) {
-      const c = this.committed[i];
-      if (c === undefined) continue;
-      if (log.term(i) !== c.term) {
-        throw new Violation('leader completeness', `leader ${node.id} of term ${term} lacks committed entry ${i} (term ${c.term}); has term ${log.term(i)}`);
-      }
-    }
-  }
-
-  private apply(node: SimNode, e: Entry): void {
-    if (e.index !== node.applied + 1) throw new Violation('state machine safety', `${node.id} applies ${e.index} after ${node.applied}`);
-    node.applied = e.index;
-    const known = this.committed[e.index];
-    if (known === undefined) {
-      this.committed[e.index] = e;
-      if (e.index > this.maxCommitted) this.maxCommitted = e.index;
-      this.stats.maxCommit = this.maxCommitted;
-    } else if (known.term !== e.term || known.type !== e.type || !bytesEqual(known.data, e.data)) {
-      throw new Violation('state machine safety', `${node.id} applies a different entry at ${e.index} (term ${e.term} vs ${known.term})`);
-    }
-    if (e.type !== 'normal' || e.data.byteLength === 0) return;
-    const cmd = decodeCommand(e.data);
-    const result = node.kv.apply(cmd);
-    const key = `${cmd.client}:${cmd.seq}`;
-    const waiting = node.writeWaiters.get(key);
-    if (waiting !== undefined && result !== undefined) {
-      node.writeWaiters.delete(key);
-      this.completeWrite(cmd, result, node.id);
-    }
-  }
-
-  private serveReads(node: SimNode): void {
-    if (node.readQueue.length === 0) return;
-    const rest: { index: number; ctx: string }[] = [];
-    for (const r of node.readQueue) {
-      if (r.index > node.applied) {
-        rest.push(r);
-        continue;
-      }
-      const clientId = node.readWaiters.get(r.ctx);
-      if (clientId === undefined) continue;
-      node.readWaiters.delete(r.ctx);
-      const c = this.client(clientId);
-      const p = c.pending;
-      if (p === undefined || p.ctx !== r.ctx || p.input.kind !== 'get') continue;
-      this.complete(c, node.kv.get(p.input.key));
-    }
-    node.readQueue = rest;
-  }
-
-  // ---- network ------------------------------------------------------------------------------
-
-  private send(m: Message): void {
-    this.stats.messages++;
-    if (m.type === 'snapshot') this.stats.snapshotsSent++;
-    if (this.blocked.has(`${m.from}>${m.to}`)) return;
-    if (this.dropRate > 0 && this.rng.chance(this.dropRate)) return;
-    this.queue.push(this.now + this.rng.range(1, this.maxDelay), { kind: 'deliver', msg: m });
-    if (this.dupRate > 0 && this.rng.chance(this.dupRate)) {
-      this.queue.push(this.now + this.rng.range(1, this.maxDelay * 3), { kind: 'deliver', msg: m });
-    }
-  }
-
-  // ---- faults -------------------------------------------------------------------------------
-
-  private memberIds(): NodeId[] {
-    return [...this.nodes.keys()];
-  }
-
-  private currentLeader(): SimNode | undefined {
-    let best: SimNode | undefined;
-    for (const n of this.nodes.values()) {
-      if (n.raft?.currentRole() !== 'leader') continue;
-      if (best === undefined || n.raft.currentTerm() > (best.raft as RaftNode).currentTerm()) best = n;
-    }
-    return best;
-  }
-
-  private injectFault(): void {
-    const ids = this.memberIds();
-    const r = this.rng.nextInt(100);
-    if (r < 12) {
-      // Symmetric partition into two random sides.
-      this.blocked.clear();
-      const side = new Set(ids.filter(() => this.rng.chance(0.5)));
-      for (const a of ids) for (const b of ids) if (side.has(a) !== side.has(b)) this.blocked.add(`${a}>${b}`);
-      this.trace(() => `partition {${[...side].join(',')}} | rest`);
-    } else if (r < 20) {
-      // Asymmetric: a few one-way links cut.
-      const k = this.rng.range(1, 3);
-      for (let i = 0; i < k; i++) {
-        const a = this.rng.pick(ids);
-        const b = this.rng.pick(ids);
-        if (a !== b) this.blocked.add(`${a}>${b}`);
-      }
-      this.trace(() => `one-way cuts: ${[...this.blocked].join(' ')}`);
-    } else if (r < 30) {
-      this.blocked.clear();
-      this.trace('links healed');
-    } else if (r < 50) {
-      // Crash a node (the leader half of the time); most come back after a while.
-      const up = [...this.nodes.values()].filter((n) => n.raft !== undefined);
-      const down = this.nodes.size - up.length;
-      if (up.length > 0 && down < Math.floor(this.nodes.size / 2)) {
-        const l = this.currentLeader();
-        const victim = l !== undefined && this.rng.chance(0.5) ? l : this.rng.pick(up);
-        this.crash(victim, 'fault');
-        if (this.rng.chance(0.7)) {
-          this.queue.push(this.now + this.rng.range(1, 300), { kind: 'restart', node: victim.id, incarnation: victim.incarnation });
-        }
-      }
-    } else if (r < 56) {
-      const down = [...this.nodes.values()].filter((n) => n.raft === undefined);
-      if (down.length > 0) {
-        const n = this.rng.pick(down);
-        this.start(n);
-        this.drain(n);
-      }
-    } else if (r < 68) {
-      this.dropRate = this.rng.pick([0, 0, 0.02, 0.1, 0.3]);
-      this.dupRate = this.rng.pick([0, 0.02, 0.1]);
-      this.maxDelay = this.rng.pick([3, 8, 15, 40]);
-      this.crashMidReady = this.rng.pick([0, 0, 0.002, 0.01]);
-      this.trace(() => `net drop=${this.dropRate} dup=${this.dupRate} maxDelay=${this.maxDelay} crashMidReady=${this.crashMidReady}`);
-    } else if (r < 74) {
-      for (const n of this.nodes.values()) n.tickPeriod = this.rng.range(UNITS_PER_TICK - 3, UNITS_PER_TICK + 3);
-      this.trace('clock skew changed');
-    } else if (r < 84) {
-      const l = this.currentLeader();
-      if (l?.raft !== undefined) {
-        const voters = l.raft.config().voters.filter((v) => v !== l.id);
-        if (voters.length > 0) {
-          const to = this.rng.pick(voters);
-          try {
-            l.raft.transferLeader(to);
-            this.trace(() => `transfer leadership ${l.id} -> ${to}`);
-          } catch (err) {
-            if (!(err instanceof LeaderTransferError)) throw err;
-          }
-          this.drain(l);
-        }
-      }
-    } else {
-      this.changeMembership();
-    }
-  }
-
-  private changeMembership(): void {
-    const l = this.currentLeader();
-    if (l?.raft === undefined) return;
-    const conf = l.raft.config();
-    const r = this.rng.nextInt(3);
-    let cc: { type: 'addVoter' | 'addLearner' | 'removeNode'; node: NodeId } | undefined;
-    let fresh: NodeId | undefined;
-    if (r === 0 && conf.learners.length > 0) {
-      cc = { type: 'addVoter', node: this.rng.pick(conf.learners) };
-    } else if (r === 1 && conf.voters.length > 3) {
-      cc = { type: 'removeNode', node: this.rng.pick(conf.voters) };
-    } else if (r === 2 && this.nodes.size < MAX_NODES) {
-      fresh = `n${this.nextNodeNum}`;
-      cc = { type: 'addLearner', node: fresh };
-    } else if (conf.learners.length > 0 && conf.voters.length + conf.learners.length > 3) {
-      cc = { type: 'removeNode', node: this.rng.pick(conf.learners) };
-    }
-    if (cc === undefined) return;
-    try {
-      l.raft.proposeConfChange(cc);
-    } catch (err) {
-      if (err instanceof ConfChangeRejectedError || err instanceof ProposalDroppedError) return;
-      throw err;
-    }
-    this.stats.confChanges++;
-    this.trace(() => `conf change ${cc.type} ${cc.node} via ${l.id}`);
-    if (fresh !== undefined) {
-      this.nextNodeNum++;
-      // A joiner starts empty: it learns the members from the log or a snapshot.
-      this.addNode(fresh, { hardState: { term: 0, vote: '', commit: 0 }, snapshot: undefined, entries: [] });
-    }
-    this.drain(l);
-  }
-
-  private heal(): void {
-    this.healed = true;
-    this.healTime = this.now;
-    this.blocked.clear();
-    this.dropRate = 0;
-    this.dupRate = 0;
-    this.maxDelay = 8;
-    this.crashMidReady = 0;
-    this.trace('HEAL: links, drops and crashes repaired');
-    for (const n of this.nodes.values()) {
-      if (n.raft === undefined) {
-        this.start(n);
-        this.drain(n);
-      }
-    }
-  }
-
-  // ---- clients ------------------------------------------------------------------------------
-
-  private client(id: string): Client {
-    const c = this.clients.find((x) => x.id === id);
-    if (c === undefined) throw new Error(`unknown client ${id}`);
-    return c;
-  }
-
-  private clientAct(clientId: string, seq: number, attempt: number): void {
-    const c = this.client(clientId);
-    let p = c.pending;
-    if (p === undefined) {
-      if (seq !== c.seq + 1) return; // a stale timer of a finished operation
-      if (this.now >= this.end - 10 * UNITS_PER_TICK) return;
-      p = this.newOp(c);
-    } else if (seq !== p.seq || attempt !== p.attempt) {
-      return; // a stale timer of an earlier attempt
-    } else {
-      p.attempt++;
-    }
-    this.attempt(c, p);
-  }
-
-  private newOp(c: Client): PendingOp {
-    const key = this.rng.pick(KEYS);
-    const r = this.rng.nextInt(10);
-    let input: KvInput;
-    if (r < 4) input = { kind: 'get', key };
-    else if (r < 8) input = { kind: 'put', key, value: `${c.id}-${c.seq + 1}` };
-    else input = { kind: 'cas', key, expected: this.rng.chance(0.3) ? null : `${this.rng.pick(this.clients).id}-${this.rng.range(1, c.seq + 2)}`, value: `${c.id}-${c.seq + 1}` };
-    c.seq++;
-    this.history.push({ client: c.id, input, call: this.now, ret: Infinity, output: undefined });
-    const p: PendingOp = { historyIndex: this.history.length - 1, input, seq: c.seq, attempt: 0, target: '', ctx: '' };
-    c.pending = p;
-    this.trace(() => `${c.id} invokes ${JSON.stringify(input)}`);
-    return p;
-  }
-
-  private attempt(c: Client, p: PendingOp): void {
-    const ids = this.memberIds();
-    const target = c.leaderHint !== '' && this.nodes.has(c.leaderHint) && this.rng.chance(0.8) ? c.leaderHint : this.rng.pick(ids);
-    p.target = target;
-    const node = this.nodes.get(target) as SimNode;
-    const retry = (delay: number): void => this.queue.push(this.now + delay, { kind: 'client', client: c.id, seq: p.seq, attempt: p.attempt });
-    if (node.raft === undefined) {
-      c.leaderHint = '';
-      retry(this.rng.range(5, 20));
-      return;
-    }
-    try {
-      if (p.input.kind === 'get') {
-        p.ctx = `${c.id}:${p.seq}:${p.attempt}`;
-        node.raft.readIndex(p.ctx);
-        node.readWaiters.set(p.ctx, c.id);
-      } else {
-        const cmd: KvCommand =
-          p.input.kind === 'put'
-            ? { kind: 'put', client: c.id, seq: p.seq, key: p.input.key, value: p.input.value }
-            : { kind: 'cas', client: c.id, seq: p.seq, key: p.input.key, expected: p.input.expected, value: p.input.value };
-        node.raft.propose(encodeCommand(cmd));
-        node.writeWaiters.set(`${c.id}:${p.seq}`, c.id);
-      }
-    } catch (err) {
-      if (!(err instanceof ProposalDroppedError)) throw err;
-      c.leaderHint = err.leaderHint;
-      retry(this.rng.range(2, 15));
-      return;
-    }
-    // Request timeout: retry (the same seq, so a write still applies at most once).
-    retry(this.rng.range(20, 40) * UNITS_PER_TICK / 2);
-    this.drain(node);
-  }
-
-  private completeWrite(cmd: KvCommand, result: KvResult, via: NodeId): void {
-    const c = this.client(cmd.client);
-    const p = c.pending;
-    if (p === undefined || p.seq !== cmd.seq || p.target !== via) return;
-    c.leaderHint = via;
-    this.complete(c, result);
-  }
-
-  private complete(c: Client, output: KvOutput): void {
-    const p = c.pending as PendingOp;
-    const h = this.history[p.historyIndex] as HistoryEntry;
-    h.ret = this.now;
-    h.output = output;
-    c.pending = undefined;
-    this.stats.opsCompleted++;
-    if (this.healed && this.firstCommitAfterHeal < 0 && h.call >= this.healTime) this.firstCommitAfterHeal = this.now;
-    this.trace(() => `${c.id} got ${JSON.stringify(output)} for ${JSON.stringify(h.input)}`);
-    this.queue.push(this.now + this.rng.range(1, 30), { kind: 'client', client: c.id, seq: c.seq + 1, attempt: 0 });
-  }
-
-  // ---- end-of-run checks --------------------------------------------------------------------
-
-  private checkLogMatching(): void {
-    const live = [...this.nodes.values()].filter((n) => n.raft !== undefined);
-    for (let x = 0; x < live.length; x++) {
-      for (let y = x + 1; y < live.length; y++) {
-        const a = (live[x] as SimNode).raft as RaftNode;
-        const b = (live[y] as SimNode).raft as RaftNode;
-        const lo = Math.max(a.log.firstIndex(), b.log.firstIndex());
-        let hi = Math.min(a.log.lastIndex(), b.log.lastIndex());
-        while (hi >= lo && a.log.term(hi) !== b.log.term(hi)) hi--;
-        for (let i = hi; i >= lo; i--) {
-          const ea = a.log.entry(i) as Entry;
-          const eb = b.log.entry(i) as Entry;
-          if (ea.term !== eb.term || !bytesEqual(ea.data, eb.data)) {
-            throw new Violation('log matching', `${a.id} and ${b.id} agree at ${hi} but differ at ${i}`);
-          }
-        }
-      }
-    }
-  }
-
-  private checkLinearizability(): void {
-    // Reads that never returned had no effect; writes that never returned may have.
-    const ops: KvOperation[] = [];
-    for (const h of this.history) {
-      if (h.output === undefined && h.input.kind === 'get') continue;
-      ops.push({ client: h.client, input: h.input, output: h.output, call: h.call, ret: h.ret });
-    }
-    this.stats.opsChecked = ops.length;
-    const report = checkKvHistory(ops);
-    if (report.result === 'illegal') throw new Violation('linearizability', `client history of key partition ${report.failedPartition} is not linearizable`);
-    if (report.result === 'unknown') throw new Violation('linearizability', 'checker gave up (search limit)');
-  }
-}
-
-function describe(m: Message): string {
-  switch (m.type) {
-    case 'append':
-      return `${m.from}->${m.to} append t${m.term} prev=${m.prevIndex}/${m.prevTerm} n=${m.entries.length} commit=${m.commit}`;
-    case 'appendResp':
-      return `${m.from}->${m.to} appendResp t${m.term} idx=${m.index}${m.reject ? ` REJECT hint=${m.hintIndex}/${m.hintTerm}` : ''}`;
-    case 'vote':
-      return `${m.from}->${m.to} ${m.preVote ? 'preVote' : 'vote'} t${m.term} last=${m.lastIndex}/${m.lastTerm}`;
-    case 'voteResp':
-      return `${m.from}->${m.to} ${m.preVote ? 'preVoteResp' : 'voteResp'} t${m.term} ${m.reject ? 'REJECT' : 'grant'}`;
-    case 'snapshot':
-      return `${m.from}->${m.to} snapshot t${m.term} @${m.meta.index} off=${m.offset}/${m.totalBytes}`;
-    case 'snapshotResp':
-      return `${m.from}->${m.to} snapshotResp t${m.term} @${m.snapIndex} next=${m.nextOffset}${m.reject ? ' REJECT' : ''}`;
-    default:
-      return `${m.from}->${m.to} ${m.type} t${m.term}`;
+function describePayload(payload: JsonObject): string {
+  const p = decodeConsensusPayload(payload);
+  if (p === null) return 'malformed payload';
+  switch (p.k) {
+    case 'raft':
+      return p.msgs.map(describeMessage).join('; ');
+    case 'propose':
+      return `propose ${p.props.length} (${p.props.map((x) => `${x.client}/${x.key}`).join(' ')})`;
+    case 'proposed':
+      return `proposed ${p.answers.map((a) => ('error' in a ? `${a.id}:${a.error}` : `${a.id}@${a.index}/t${a.term}`)).join(' ')}`;
   }
 }

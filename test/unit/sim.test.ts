@@ -6,13 +6,13 @@ import { Xoshiro128 } from '../../src/sim/prng.ts';
 import { runSimulation } from '../../src/sim/simulator.ts';
 
 describe('simulator', () => {
-  it('200 seeds pass election safety, log matching, leader completeness, SM safety, linearizability, liveness', () => {
+  it('200 seeds pass election safety, log matching, leader completeness, SM safety, linearizability, liveness', async () => {
     let ops = 0;
     let crashes = 0;
     let snapshots = 0;
     let confChanges = 0;
     for (let seed = 1; seed <= 200; seed++) {
-      const r = runSimulation({ seed });
+      const r = await runSimulation({ seed });
       assert.ok(r.ok, `seed ${seed}: ${r.violation?.property}: ${r.violation?.detail}\nreplay: npm run sim -- --seed ${seed} --trace`);
       ops += r.stats.opsChecked;
       crashes += r.stats.crashes;
@@ -26,9 +26,9 @@ describe('simulator', () => {
     assert.ok(confChanges > 50, `conf changes ${confChanges}`);
   });
 
-  it('replays a seed exactly', () => {
-    const a = runSimulation({ seed: 42, trace: true });
-    const b = runSimulation({ seed: 42, trace: true });
+  it('replays a seed exactly', async () => {
+    const a = await runSimulation({ seed: 42, trace: true });
+    const b = await runSimulation({ seed: 42, trace: true });
     assert.deepEqual(a.stats, b.stats);
     assert.deepEqual(a.trace, b.trace);
     assert.ok(a.trace.length > 100);

@@ -78,6 +78,7 @@ export class ClientCommands {
 
   submit(prop: Proposal, signal: AbortSignal | undefined): Promise<CommandOutcome> {
     if (this.#stopped) return Promise.reject(new UnavailableError('raft runtime stopped'));
+    if (removed(this.#d.node, this.#d.id)) return Promise.reject(new UnavailableError(REMOVED));
     if (this.#commands.size >= MAX_PENDING_COMMANDS) return Promise.reject(new UnavailableError(`${MAX_PENDING_COMMANDS} commands pending: overloaded, retry later`));
     return new Promise((resolve, reject) => {
       const id = this.#nextId++;
@@ -132,6 +133,11 @@ export class ClientCommands {
     const ids = [...new Set(this.#outbox)].filter((id) => this.#commands.has(id));
     this.#outbox = [];
     if (ids.length === 0) return;
+    if (removed(this.#d.node, self)) {
+      // Removed from the cluster: no leader will ever answer this member again.
+      for (const id of ids) this.#finish(id, new UnavailableError(REMOVED));
+      return;
+    }
     if (leader === self) {
       for (const a of this.proposeLocal(ids.map((id) => ({ id, ...(this.#commands.get(id) as PendingCommand).prop })))) {
         this.#onAnswer(a);
@@ -262,6 +268,14 @@ export class ClientCommands {
     this.#cancelGather?.();
     for (const id of [...this.#commands.keys()]) this.#finish(id, new UnavailableError(reason));
   }
+}
+
+const REMOVED = 'this member was removed from the cluster; ask another one';
+
+/** This member knows a configuration and is not in it (an empty one is a joiner's, not yet learned). */
+export function removed(node: RaftNode, self: NodeId): boolean {
+  const conf = node.config();
+  return conf.voters.length + conf.learners.length > 0 && !conf.voters.includes(self) && !conf.learners.includes(self);
 }
 
 /**

@@ -7,7 +7,7 @@ import { abortError, MAX_PENDING_READS, MAX_WAIT_MS, onAbort, UnavailableError }
 import type { Timers } from '../../ports.ts';
 import type { Json } from '../../../ico/types.ts';
 import type { ApplyResult } from '../../../statemachine/types.ts';
-import { waitEnded } from './commands.ts';
+import { removed, waitEnded } from './commands.ts';
 import { ATTEMPT_TIMEOUT_MS, MAX_READ_ROUNDS } from './limits.ts';
 
 interface PendingRead {
@@ -54,6 +54,7 @@ export class LinearizableReads {
 
   read(operator_id: string, inputs: Json, signal: AbortSignal | undefined): Promise<ApplyResult> {
     if (this.#stopped) return Promise.reject(new UnavailableError('raft runtime stopped'));
+    if (removed(this.#d.node, this.#d.id)) return Promise.reject(new UnavailableError('this member was removed from the cluster; ask another one'));
     if (this.#count >= MAX_PENDING_READS) return Promise.reject(new UnavailableError(`${MAX_PENDING_READS} reads pending: overloaded, retry later`));
     return new Promise((resolve, reject) => {
       const r: PendingRead = { operator_id, inputs, started: this.#d.timers.now(), resolve, reject, detach: () => undefined, index: -1, done: false };
@@ -86,13 +87,18 @@ export class LinearizableReads {
   }
 
   #ask(ctx: string, round: ReadRound): void {
+    if (this.#d.node.currentLeader() === '') {
+      // No leader known yet: the tick asks again.
+      round.askedAt = 0;
+      return;
+    }
     round.askedAt = this.#d.timers.now();
     try {
       this.#d.node.readIndex(ctx);
       this.#d.kick();
     } catch (e) {
       if (!(e instanceof ProposalDroppedError)) throw e;
-      // No leader known yet: the tick asks again.
+      // Refused (the read queue is full, or leadership is moving): the tick asks again.
       round.askedAt = 0;
     }
   }

@@ -8,7 +8,7 @@ import { bootstrapState, decodeConfChange, LeaderTransferError, ProposalDroppedE
 import { InvalidCommandError, UnavailableError, type CommandOutcome, type Consensus, type EngineMember, type EngineStatus, type ReadOptions, type ReplicaPort, type SubmitCommand, type SubmitOptions } from '../../engine.ts';
 import { systemTimers, type Cancel, type EngineTransport, type Timers } from '../../ports.ts';
 import type { Json, JsonObject } from '../../../ico/types.ts';
-import { createLogger } from '../../../log/logger.ts';
+import { createLogger, type Logger } from '../../../log/logger.ts';
 import { commandProblem } from '../../../statemachine/command.ts';
 import type { ApplyResult } from '../../../statemachine/types.ts';
 import { ClientCommands, type CommandStats } from './commands.ts';
@@ -54,6 +54,9 @@ export interface RaftRuntimeOptions<R extends ReplicaPort> {
    * Default: rethrow, so the process crashes loudly.
    */
   onFatal?: (e: Error) => void;
+  /** Sees every committed entry as this replica applies it, in order (the simulator's checks). */
+  onApplied?: (e: Entry) => void;
+  logger?: Logger;
 }
 
 export interface RaftRuntimeStatus {
@@ -84,7 +87,8 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
   readonly #onFatal: (e: Error) => void;
   readonly #commands: ClientCommands;
   readonly #reads: LinearizableReads;
-  readonly #log = createLogger('raft');
+  readonly #log: Logger;
+  readonly #onApplied: ((e: Entry) => void) | undefined;
   readonly #listeners = new Set<(e: RaftEvent) => void>();
   /** Prefix of this run's anonymous session keys (one per start, then a counter). */
   readonly #anonPrefix: string;
@@ -114,6 +118,8 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
       ((e) => {
         throw e;
       });
+    this.#log = opts.logger ?? createLogger('raft');
+    this.#onApplied = opts.onApplied;
     this.#applied = applied;
     this.#snapIndex = applied;
     const rnd = opts.random ?? Math.random;
@@ -237,6 +243,11 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
   transferLeadership(to: NodeId): void {
     this.#node.transferLeader(to);
     this.#schedule();
+  }
+
+  /** A Ready is being handled or is scheduled (tests and the simulator wait for quiet). */
+  get busy(): boolean {
+    return this.#running || this.#scheduled;
   }
 
   /** The core's view, for tests and the simulator's safety checks (read only). */
@@ -382,6 +393,7 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
       outcome = this.replica.apply(e.data);
     }
     this.#commands.onApplied(e.index, e.term, outcome);
+    this.#onApplied?.(e);
   }
 
   async #maybeSnapshot(): Promise<void> {
