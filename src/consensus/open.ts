@@ -45,7 +45,7 @@ export async function openRaftEngine(o: OpenRaftOptions): Promise<RaftRuntime<Re
       store: raftStore,
       // A learner (the relay) writes its log without fsync: it never votes and never counts
       // towards a commit, so it can always fetch a lost suffix from the leader again.
-      durableLog: !o.learners.includes(o.peerId),
+      syncWhileLearner: false,
       bootstrap: { voters: o.voters, learners: o.learners },
       replica,
       ...(o.tickMs !== undefined ? { tickMs: o.tickMs } : {}),

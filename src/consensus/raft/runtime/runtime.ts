@@ -31,10 +31,11 @@ export interface RaftRuntimeOptions<R extends ReplicaPort> {
   /** Where the Raft log lives (the runtime owns it from here and closes it). */
   store: Store;
   /**
-   * Default true. False (learners only) writes the log without fsync: a learner never votes and
-   * never counts towards a commit, so it can fetch a suffix lost to a power cut again.
+   * Default true. False writes the log without fsync while this member is a learner: a learner
+   * never votes and never counts towards a commit, so it can fetch a suffix lost to a power cut
+   * again. Once promoted to voter it syncs, starting with a barrier before any ack.
    */
-  durableLog?: boolean;
+  syncWhileLearner?: boolean;
   /**
    * The initial membership, written when the storage was fresh (every initial member must get
    * the same lists). Absent: a fresh member starts empty and learns it (a joiner).
@@ -89,6 +90,7 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
   readonly #reads: LinearizableReads;
   readonly #log: Logger;
   readonly #onApplied: ((e: Entry) => void) | undefined;
+  readonly #syncWhileLearner: boolean;
   readonly #listeners = new Set<(e: RaftEvent) => void>();
   /** Prefix of this run's anonymous session keys (one per start, then a counter). */
   readonly #anonPrefix: string;
@@ -120,6 +122,7 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
       });
     this.#log = opts.logger ?? createLogger('raft');
     this.#onApplied = opts.onApplied;
+    this.#syncWhileLearner = opts.syncWhileLearner ?? true;
     this.#applied = applied;
     this.#snapIndex = applied;
     const rnd = opts.random ?? Math.random;
@@ -132,7 +135,7 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
 
   /** Builds the runtime on opened storage (bootstrapping a fresh one); start() sets it going. */
   static async open<R extends ReplicaPort>(opts: RaftRuntimeOptions<R>): Promise<RaftRuntime<R>> {
-    const opened = await RaftStorage.open(opts.store, { durable: opts.durableLog ?? true });
+    const opened = await RaftStorage.open(opts.store);
     const storage = opened.storage;
     let state: PersistedState = opened.state;
     if (opened.fresh && opts.bootstrap !== undefined) {
@@ -265,7 +268,10 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
       return;
     }
     const conf = this.#node.config();
-    if (!conf.voters.includes(sender) && !conf.learners.includes(sender)) {
+    // A joiner knows no members until the leader's log or snapshot reaches it: it takes Raft
+    // traffic from any peer the transport authenticated and admitted to the cluster.
+    const joining = conf.voters.length + conf.learners.length === 0;
+    if (!joining && !conf.voters.includes(sender) && !conf.learners.includes(sender)) {
       this.#log.warn({ sender, kind: p.k }, 'CONSENSUS from a non-member dropped');
       return;
     }
@@ -346,7 +352,7 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
     // itself towards a quorum only after advance(). Everyone else persists first.
     const early = this.#node.currentRole() === 'leader';
     if (early) this.#send(rd.messages);
-    await this.#storage.persist(rd);
+    await this.#storage.persist(rd, { durable: this.#syncWhileLearner || this.#node.config().voters.includes(this.id) });
     if (this.#stopped) return;
     if (!early) this.#send(rd.messages);
     if (rd.softState !== undefined) {

@@ -60,8 +60,8 @@ export class RaftStorage {
   /** Lowest entry index that may still be on disk (stale ones below the snapshot included). */
   #diskFirst: number;
   #cleanup: Promise<void> = Promise.resolve();
-  /** False for a learner: its log and acks never count towards a quorum (see open()). */
-  #durable = true;
+  /** Whether the last persist was durable: the first durable one after others is a barrier. */
+  #wasDurable = true;
 
   private constructor(store: Store, hard: HardRecord, diskFirst: number) {
     this.#store = store;
@@ -70,15 +70,8 @@ export class RaftStorage {
   }
 
   /** Opens the storage; `fresh` is true when nothing was ever persisted (bootstrap then). */
-  /**
-   * `durable: false` (learners only) writes without fsync: a learner never votes and its log
-   * never counts towards a commit, so losing a suffix to a power cut only means fetching it
-   * again from the leader. Writes still reach the OS, so they survive kill -9.
-   */
-  static async open(store: Store, opts: { durable?: boolean } = {}): Promise<{ storage: RaftStorage; state: PersistedState; fresh: boolean }> {
-    const made = await RaftStorage.#open(store);
-    made.storage.#durable = opts.durable ?? true;
-    return made;
+  static async open(store: Store): Promise<{ storage: RaftStorage; state: PersistedState; fresh: boolean }> {
+    return RaftStorage.#open(store);
   }
 
   static async #open(store: Store): Promise<{ storage: RaftStorage; state: PersistedState; fresh: boolean }> {
@@ -123,9 +116,19 @@ export class RaftStorage {
     return { storage, state, fresh: false };
   }
 
-  /** Writes what `rd` asks to persist as one durable batch (nothing when it has nothing). */
-  async persist(rd: Pick<Ready, 'hardState' | 'entries' | 'snapshot'>): Promise<void> {
-    if (rd.hardState === undefined && rd.entries.length === 0 && rd.snapshot === undefined) return;
+  /**
+   * Writes what `rd` asks to persist as one batch (nothing when it has nothing). `durable: false`
+   * (a learner's log) skips the fsync: a learner never votes and its log never counts towards a
+   * commit, so losing a suffix to a power cut only means fetching it again; the writes still
+   * reach the OS, so they survive kill -9. The first durable persist after non-durable ones is
+   * always synced, whatever it holds: a learner just promoted to voter must not ack entries
+   * that are only in the OS cache.
+   */
+  async persist(rd: Pick<Ready, 'hardState' | 'entries' | 'snapshot'>, opts: { durable?: boolean } = {}): Promise<void> {
+    const durable = opts.durable ?? true;
+    const barrier = durable && !this.#wasDurable;
+    this.#wasDurable = durable;
+    if (rd.hardState === undefined && rd.entries.length === 0 && rd.snapshot === undefined && !barrier) return;
     const ops: BatchOp[] = [];
     const hard: HardRecord = { ...this.#hard, ...(rd.hardState ?? {}) };
     if (rd.snapshot !== undefined) {
@@ -140,7 +143,7 @@ export class RaftStorage {
     // Entries, a snapshot, a new term or a vote must reach the disk before we send (Raft's
     // safety rests on them). The commit index alone need not: after a crash it is learned
     // again from the leader, so that write skips the fsync (etcd's MustSync rule).
-    const sync = this.#durable && (rd.entries.length > 0 || rd.snapshot !== undefined || hard.term !== this.#hard.term || hard.vote !== this.#hard.vote);
+    const sync = durable && (barrier || rd.entries.length > 0 || rd.snapshot !== undefined || hard.term !== this.#hard.term || hard.vote !== this.#hard.vote);
     for (let i = 0; i < ops.length; i += MAX_BATCH_OPS) await this.#store.batch(ops.slice(i, i + MAX_BATCH_OPS), { sync });
     this.#hard = hard;
     if (rd.snapshot !== undefined) this.#compactTo(rd.snapshot.meta.index);
