@@ -82,8 +82,8 @@ export interface ReplicaPort {
   snapshot(): Uint8Array;
   /** Replaces the state with a snapshot from another replica. */
   restore(data: Uint8Array): Promise<void>;
-  /** Loads this replica's own snapshot at start. */
-  load(data: Uint8Array): void;
+  /** Loads the engine's own snapshot at start. */
+  load(data: Uint8Array): Promise<void>;
   /** Resolves when everything applied so far is durable (before a log is compacted past it). */
   flush(): Promise<void>;
   /** Waits for writes in progress and releases storage. */

@@ -62,6 +62,7 @@ export class Replica implements ReplicaPort {
   readonly #registry: OperatorRegistry | undefined;
   readonly #machineOptions: StateMachineOptions;
   readonly #storeOutputs: boolean;
+  readonly #syncReceipts: boolean;
   #sm: StateMachine;
   #offset: number;
   readonly #recent = new Map<number, Execution>();
@@ -78,6 +79,7 @@ export class Replica implements ReplicaPort {
     this.#offset = offset;
     this.#registry = opts.registry;
     this.#storeOutputs = opts.storeOutputs ?? false;
+    this.#syncReceipts = opts.syncReceipts ?? false;
     this.#count = log.size;
   }
 
@@ -116,7 +118,11 @@ export class Replica implements ReplicaPort {
   execute(cmd: Command, extra?: (ordinal: number) => readonly BatchOp[]): CommandOutcome {
     const result = this.#sm.apply(cmd);
     if (!result.ok) return { result, receipt: null };
-    if (result.replayed) return { result, receipt: this.receiptFor(result.ordinal) };
+    if (result.replayed) {
+      const first = this.receiptFor(result.ordinal);
+      first.catch(() => undefined);
+      return { result, receipt: first };
+    }
     const index = result.ordinal - this.#offset;
     let receipt: Promise<Receipt>;
     if (index < this.#count) {
@@ -173,9 +179,14 @@ export class Replica implements ReplicaPort {
     return () => this.#listeners.delete(l);
   }
 
-  /** Waits until every receipt appended so far is written (before a snapshot drops the log). */
+  /**
+   * Waits until every receipt appended so far is durable: before the engine's log is compacted
+   * past the entries that would rebuild them (or a snapshot replaces this state). Receipts
+   * written without fsync get one synced write after them, which makes them durable too.
+   */
   async flush(): Promise<void> {
     await this.#lastReceipt;
+    if (!this.#syncReceipts) await this.#store.put(OFFSET_KEY, utf8Encode(String(this.#offset)));
   }
 
   snapshot(): Uint8Array {
@@ -186,18 +197,26 @@ export class Replica implements ReplicaPort {
   async restore(data: Uint8Array): Promise<void> {
     await this.flush();
     const sm = StateMachine.restore(data, this.#registry, this.#machineOptions);
-    const haveUpTo = this.#offset + this.#count;
-    if (sm.ordinal > haveUpTo) {
-      this.#offset = sm.ordinal - this.#count;
-      await this.#store.put(OFFSET_KEY, utf8Encode(String(this.#offset)));
-    }
+    await this.#jumpTo(sm.ordinal);
     this.#sm = sm;
     this.#recent.clear();
   }
 
-  /** Restores the state machine from our own durable snapshot at startup (no offset change). */
-  load(data: Uint8Array): void {
+  /**
+   * Restores the state machine from the engine's own durable snapshot at startup. A snapshot
+   * ahead of this replica's receipts is one installed from the leader just before a crash that
+   * came before restore() wrote the offset: the offset is set as restore() would have.
+   */
+  async load(data: Uint8Array): Promise<void> {
     this.#sm = StateMachine.restore(data, this.#registry, this.#machineOptions);
+    await this.#jumpTo(this.#sm.ordinal);
+  }
+
+  /** Executions below `ordinal` that this replica never ran get no local receipt. */
+  async #jumpTo(ordinal: number): Promise<void> {
+    if (ordinal <= this.#offset + this.#count) return;
+    this.#offset = ordinal - this.#count;
+    await this.#store.put(OFFSET_KEY, utf8Encode(String(this.#offset)));
   }
 
   #remember(e: Execution): void {

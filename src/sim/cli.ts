@@ -1,24 +1,35 @@
-// `npm run sim -- --seeds N [--start S]` runs seeds S..S+N-1 (S defaults to 1);
-// `npm run sim -- --seed S [--trace]` replays one seed, optionally printing its event trace.
-// Exit 0 when every seed passes; on the first failure print seed, property, replay command; exit 1.
-import { runSimulation, type SimResult } from './simulator.ts';
+// `npm run sim -- --seeds N [--start S] [--workers W]` runs seeds S..S+N-1 (S defaults to 1),
+// spread over W worker threads (default: up to 2, one per core); `npm run sim -- --seed S
+// [--trace]` replays one seed, optionally printing its event trace. `--receipts` runs the real
+// replica (signed receipts on power-loss stores). Exit 0 when every seed passes; on a failure
+// print the seed, the property and the replay command, and exit 1.
+import { availableParallelism } from 'node:os';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { runSimulation, type SimOptions, type SimResult, type SimStats } from './simulator.ts';
 
 interface CliArgs {
   seeds: number;
   start: number;
   single: number | undefined;
   trace: boolean;
+  receipts: boolean;
   faultTicks: number | undefined;
+  workers: number;
 }
 
-const USAGE = `usage: npm run sim -- [--seeds N] [--start S] | --seed S [--trace] [--fault-ticks T]
+/** Worker threads at most (each runs whole seeds; a run is single-threaded and deterministic). */
+const MAX_WORKERS = 8;
+
+const USAGE = `usage: npm run sim -- [--seeds N] [--start S] [--workers W] | --seed S [--trace] [--receipts] [--fault-ticks T]
   --seeds N        run N seeds (default 100) starting at --start (default 1)
+  --workers W      worker threads for --seeds (default ${Math.min(2, availableParallelism())}, at most ${MAX_WORKERS})
   --seed S         run one seed; with --trace print its event trace
+  --receipts       run the real replica (operator state machine, signed receipts) on every node
   --fault-ticks T  ticks of fault injection per run before healing (default 160)
 `;
 
 function parseArgs(argv: readonly string[]): CliArgs {
-  const args: CliArgs = { seeds: 100, start: 1, single: undefined, trace: false, faultTicks: undefined };
+  const args: CliArgs = { seeds: 100, start: 1, single: undefined, trace: false, receipts: false, faultTicks: undefined, workers: Math.min(2, availableParallelism()) };
   const int = (i: number, name: string): number => {
     const v = Number(argv[i + 1]);
     if (!Number.isSafeInteger(v) || v < 0) throw new Error(`${name} needs a non-negative integer`);
@@ -36,8 +47,14 @@ function parseArgs(argv: readonly string[]): CliArgs {
       case '--seed':
         args.single = int(i++, a);
         break;
+      case '--workers':
+        args.workers = Math.min(MAX_WORKERS, Math.max(1, int(i++, a)));
+        break;
       case '--trace':
         args.trace = true;
+        break;
+      case '--receipts':
+        args.receipts = true;
         break;
       case '--fault-ticks':
         args.faultTicks = int(i++, a);
@@ -54,12 +71,80 @@ function parseArgs(argv: readonly string[]): CliArgs {
   return args;
 }
 
-function report(r: SimResult): void {
+function replayCommand(seed: number, receipts: boolean): string {
+  return `npm run sim -- --seed ${seed}${receipts ? ' --receipts' : ''} --trace`;
+}
+
+function report(r: SimResult, receipts: boolean): void {
   const v = r.violation;
-  process.stderr.write(
-    `\nFAIL seed ${r.seed}: ${v?.property ?? 'unknown'} violated\n${v?.detail ?? ''}\n` +
-      `replay: npm run sim -- --seed ${r.seed} --trace\n`,
+  process.stderr.write(`\nFAIL seed ${r.seed}: ${v?.property ?? 'unknown'} violated\n${v?.detail ?? ''}\nreplay: ${replayCommand(r.seed, receipts)}\n`);
+}
+
+interface Job {
+  seeds: number[];
+  opts: Omit<SimOptions, 'seed'>;
+}
+
+type WorkerMessage = { kind: 'result'; result: SimResult } | { kind: 'done' };
+
+/** A worker runs its seeds in order and posts each result (the trace stays behind). */
+async function workerMain(job: Job): Promise<void> {
+  for (const seed of job.seeds) {
+    const r = await runSimulation({ seed, ...job.opts });
+    parentPort?.postMessage({ kind: 'result', result: { ...r, trace: [] } } satisfies WorkerMessage);
+    if (!r.ok) break;
+  }
+  parentPort?.postMessage({ kind: 'done' } satisfies WorkerMessage);
+}
+
+function sum(a: SimStats, b: SimStats): void {
+  for (const k of Object.keys(a) as Array<keyof SimStats>) a[k] += b[k];
+}
+
+async function runMany(args: CliArgs, opts: Omit<SimOptions, 'seed'>): Promise<number> {
+  const t0 = performance.now();
+  const total: SimStats = { voters: 0, learners: 0, events: 0, messages: 0, elections: 0, crashes: 0, confChanges: 0, snapshotsSent: 0, opsCompleted: 0, opsChecked: 0, maxCommit: 0, receipts: 0 };
+  const all = Array.from({ length: args.seeds }, (_, i) => args.start + i);
+  const workers = Math.min(args.workers, Math.max(1, all.length));
+  let failure: SimResult | undefined;
+  let passed = 0;
+  await new Promise<void>((resolve, reject) => {
+    let running = workers;
+    const threads: Worker[] = [];
+    for (let w = 0; w < workers; w++) {
+      const job: Job = { seeds: all.filter((_, i) => i % workers === w), opts };
+      const t = new Worker(new URL(import.meta.url), { workerData: job });
+      threads.push(t);
+      t.on('message', (m: WorkerMessage) => {
+        if (m.kind === 'done') {
+          void t.terminate();
+          if (--running === 0) resolve();
+          return;
+        }
+        if (m.result.ok) {
+          passed++;
+          sum(total, m.result.stats);
+        } else if (failure === undefined || m.result.seed < failure.seed) {
+          failure = m.result;
+          for (const other of threads) if (other !== t) void other.terminate().then(() => undefined);
+          resolve();
+        }
+      });
+      t.on('error', reject);
+    }
+  });
+  if (failure !== undefined) {
+    report(failure, args.receipts);
+    return 1;
+  }
+  const secs = (performance.now() - t0) / 1000;
+  process.stdout.write(
+    `sim: ${passed} seeds (${args.start}..${args.start + args.seeds - 1}) passed in ${secs.toFixed(1)} s on ${workers} worker${workers === 1 ? '' : 's'} ` +
+      `(${(passed / secs).toFixed(1)} seeds/s); ${total.opsChecked} client ops checked for linearizability, ` +
+      `${total.messages} payloads, ${total.elections} elections, ${total.crashes} power cuts, ${total.confChanges} conf changes, ${total.snapshotsSent} snapshot chunks` +
+      `${args.receipts ? `, ${total.receipts} receipts verified` : ''}\n`,
   );
+  return 0;
 }
 
 async function main(): Promise<number> {
@@ -70,44 +155,19 @@ async function main(): Promise<number> {
     process.stderr.write(`${(err as Error).message}\n${USAGE}`);
     return 2;
   }
-  const opts = args.faultTicks === undefined ? {} : { faultTicks: args.faultTicks };
+  const opts = { ...(args.faultTicks === undefined ? {} : { faultTicks: args.faultTicks }), ...(args.receipts ? { receipts: true } : {}) };
   if (args.single !== undefined) {
     const r = await runSimulation({ seed: args.single, trace: args.trace, ...opts });
     if (args.trace) process.stdout.write(r.trace.join('\n') + '\n');
     process.stdout.write(`seed ${r.seed}: ${r.ok ? 'ok' : 'FAIL'} ${JSON.stringify(r.stats)}\n`);
     if (!r.ok) {
-      report(r);
+      report(r, args.receipts);
       return 1;
     }
     return 0;
   }
-  const t0 = performance.now();
-  let ops = 0;
-  let msgs = 0;
-  let elections = 0;
-  let crashes = 0;
-  let confChanges = 0;
-  let snapshots = 0;
-  for (let s = args.start; s < args.start + args.seeds; s++) {
-    const r = await runSimulation({ seed: s, ...opts });
-    ops += r.stats.opsChecked;
-    msgs += r.stats.messages;
-    elections += r.stats.elections;
-    crashes += r.stats.crashes;
-    confChanges += r.stats.confChanges;
-    snapshots += r.stats.snapshotsSent;
-    if (!r.ok) {
-      report(r);
-      return 1;
-    }
-  }
-  const secs = (performance.now() - t0) / 1000;
-  process.stdout.write(
-    `sim: ${args.seeds} seeds (${args.start}..${args.start + args.seeds - 1}) passed in ${secs.toFixed(1)} s ` +
-      `(${(args.seeds / secs).toFixed(1)} seeds/s); ${ops} client ops checked for linearizability, ` +
-      `${msgs} messages, ${elections} elections, ${crashes} crashes, ${confChanges} conf changes, ${snapshots} snapshot chunks\n`,
-  );
-  return 0;
+  return runMany(args, opts);
 }
 
-process.exitCode = await main();
+if (isMainThread) process.exitCode = await main();
+else await workerMain(workerData as Job);

@@ -9,6 +9,7 @@ import type { Json } from '../ico/types.ts';
 import type { ApplyResult } from '../statemachine/types.ts';
 
 interface Session {
+  seq: number;
   ordinal: number;
   outputs: Json;
 }
@@ -20,8 +21,16 @@ interface Encoded {
   session?: { client: string; key: string };
 }
 
+/** The simulator's clients number their operations: idempotency key `idem:<seq>`. */
+const SEQ_KEY = /^idem:(\d+)$/;
+
 export class KvReplica implements ReplicaPort {
   #kv = new Map<string, string>();
+  /**
+   * One session per client (its latest operation), as in the Raft dissertation's client table:
+   * a client has one operation in flight and numbers them in order, so a retry of the latest
+   * answers from here and an older duplicate is known stale. Snapshots stay tiny.
+   */
   #sessions = new Map<string, Session>();
   #ordinal = 0;
 
@@ -31,9 +40,15 @@ export class KvReplica implements ReplicaPort {
 
   apply(data: Uint8Array): CommandOutcome {
     const cmd = JSON.parse(utf8Decode(data)) as Encoded;
-    const sid = cmd.session === undefined ? undefined : `${cmd.session.client}\u0000${cmd.session.key}`;
-    const seen = sid === undefined ? undefined : this.#sessions.get(sid);
-    if (seen !== undefined) return { result: { ok: true, outputs: seen.outputs, ordinal: seen.ordinal, timestamp: cmd.timestamp, replayed: true }, receipt: null };
+    const m = cmd.session === undefined ? null : SEQ_KEY.exec(cmd.session.key);
+    const client = cmd.session?.client;
+    const seq = m === null ? -1 : Number(m[1]);
+    const last = client === undefined ? undefined : this.#sessions.get(client);
+    if (last !== undefined && seq >= 0 && seq <= last.seq) {
+      // A retry of the latest operation answers with its first result; an older one is stale.
+      const outputs = seq === last.seq ? last.outputs : null;
+      return { result: { ok: true, outputs, ordinal: last.ordinal, timestamp: cmd.timestamp, replayed: true }, receipt: null };
+    }
     const { key } = cmd.inputs;
     let outputs: Json;
     switch (cmd.operator_id) {
@@ -54,7 +69,7 @@ export class KvReplica implements ReplicaPort {
         return { result: { ok: false, code: 'UNKNOWN_OPERATOR', message: `the simulator's replica has no ${cmd.operator_id}` }, receipt: null };
     }
     const ordinal = this.#ordinal++;
-    if (sid !== undefined) this.#sessions.set(sid, { ordinal, outputs });
+    if (client !== undefined && seq >= 0) this.#sessions.set(client, { seq, ordinal, outputs });
     return { result: { ok: true, outputs, ordinal, timestamp: cmd.timestamp, replayed: false }, receipt: null };
   }
 
@@ -71,10 +86,10 @@ export class KvReplica implements ReplicaPort {
   }
 
   async restore(data: Uint8Array): Promise<void> {
-    this.load(data);
+    await this.load(data);
   }
 
-  load(data: Uint8Array): void {
+  async load(data: Uint8Array): Promise<void> {
     const s = JSON.parse(utf8Decode(data)) as { ordinal: number; kv: Array<[string, string]>; sessions: Array<[string, Session]> };
     this.#ordinal = s.ordinal;
     this.#kv = new Map(s.kv);

@@ -5,8 +5,7 @@
 // as in the LevelDB adapter. powerLoss() cuts this handle (its calls never settle, like a
 // machine that lost power) and opens a new one on what the disk kept. SIGKILL cannot show a
 // missing fsync; this can. Used under the engines in the simulator and in unit tests.
-import { MemoryStore } from './memory.ts';
-import { StoreError, type BatchOp, type BatchOptions, type RangeOptions, type Store } from './types.ts';
+import { checkBatch, checkKey, checkRange, compareBytes, inRange, StoreError, type BatchOp, type BatchOptions, type RangeOptions, type Store } from './types.ts';
 
 /** Unsynced operations held at most (a writer that never syncs is a bug worth hearing about). */
 export const MAX_UNSYNCED_OPS = 1_000_000;
@@ -20,9 +19,9 @@ export interface PowerLossOptions {
   onCut?: () => void;
 }
 
-type Disk = Map<string, readonly [Uint8Array, Uint8Array]>;
+type Entries = Map<string, readonly [Uint8Array, Uint8Array]>;
 
-function diskKey(key: Uint8Array): string {
+function mapKey(key: Uint8Array): string {
   let s = '';
   for (let i = 0; i < key.length; i++) s += String.fromCharCode(key[i] as number);
   return s;
@@ -32,13 +31,23 @@ function never<T>(): Promise<T> {
   return new Promise<T>(() => undefined);
 }
 
+function apply(into: Entries, ops: readonly BatchOp[]): void {
+  for (const op of ops) {
+    if (op.type === 'put') into.set(mapKey(op.key), [op.key, op.value]);
+    else into.delete(mapKey(op.key));
+  }
+}
+
 export class PowerLossStore implements Store {
   /** What survives a power cut. */
-  #disk: Disk = new Map();
-  /** What reads see: the disk plus the cache. */
-  #view = new MemoryStore();
+  #disk: Entries = new Map();
+  /** What reads see: the disk plus the cache. Entries are private copies, never mutated. */
+  #view: Entries = new Map();
+  /** The view's keys in byte order, rebuilt lazily for range scans. */
+  #sorted: Uint8Array[] | null = [];
   #cache: BatchOp[] = [];
   #cut = false;
+  #closed = false;
   readonly #opts: PowerLossOptions;
   /** Synced writes so far (each one an fsync). */
   syncs = 0;
@@ -46,13 +55,6 @@ export class PowerLossStore implements Store {
   /** An empty store. */
   constructor(opts: PowerLossOptions = {}) {
     this.#opts = opts;
-  }
-
-  static async #on(disk: Disk, opts: PowerLossOptions): Promise<PowerLossStore> {
-    const s = new PowerLossStore(opts);
-    s.#disk = disk;
-    for (const [key, value] of disk.values()) await s.#view.put(key, value);
-    return s;
   }
 
   /** True once the power was cut under this handle. */
@@ -65,30 +67,41 @@ export class PowerLossStore implements Store {
     return this.#cache.length;
   }
 
+  #successor(disk: Entries, cache: readonly BatchOp[], opts: PowerLossOptions): PowerLossStore {
+    const next = new PowerLossStore(opts);
+    next.#disk = disk;
+    next.#view = new Map(disk);
+    apply(next.#view, cache);
+    next.#cache = [...cache];
+    next.#sorted = null;
+    return next;
+  }
+
   /**
    * Cuts the power under this handle now (its pending and later calls never settle) and opens
    * a handle on what was synced.
    */
-  powerLoss(opts: PowerLossOptions = this.#opts): Promise<PowerLossStore> {
+  async powerLoss(opts: PowerLossOptions = this.#opts): Promise<PowerLossStore> {
     this.#cut = true;
     this.#cache = [];
-    return PowerLossStore.#on(new Map(this.#disk), opts);
+    return this.#successor(new Map(this.#disk), [], opts);
   }
 
   /** A process restart without a power cut (kill -9): the new handle keeps the OS cache. */
   async reopen(): Promise<PowerLossStore> {
-    const next = await PowerLossStore.#on(new Map(this.#disk), this.#opts);
-    for (const op of this.#cache) {
-      next.#cache.push(op);
-      if (op.type === 'put') await next.#view.put(op.key, op.value);
-      else await next.#view.delete(op.key);
-    }
-    return next;
+    return this.#successor(new Map(this.#disk), this.#cache, this.#opts);
+  }
+
+  #live(): void {
+    if (this.#closed) throw new StoreError('STORE_CLOSED', 'store is closed');
   }
 
   async get(key: Uint8Array): Promise<Uint8Array | undefined> {
     if (this.#cut) return never();
-    return this.#view.get(key);
+    this.#live();
+    checkKey(key);
+    const hit = this.#view.get(mapKey(key));
+    return hit === undefined ? undefined : Uint8Array.from(hit[1]);
   }
 
   async put(key: Uint8Array, value: Uint8Array): Promise<void> {
@@ -99,16 +112,32 @@ export class PowerLossStore implements Store {
     await this.batch([{ type: 'del', key }]);
   }
 
-  async *range(options?: RangeOptions): AsyncIterable<[Uint8Array, Uint8Array]> {
+  async *range(options: RangeOptions = {}): AsyncIterable<[Uint8Array, Uint8Array]> {
     if (this.#cut) await never<void>();
-    yield* this.#view.range(options);
+    this.#live();
+    checkRange(options);
+    this.#sorted ??= [...this.#view.values()].map(([k]) => k).sort(compareBytes);
+    // A snapshot, as LevelDB iterators give: writes during the scan do not show in it.
+    let hits: Array<readonly [Uint8Array, Uint8Array]> = [];
+    for (const k of this.#sorted) {
+      if (!inRange(k, options)) continue;
+      const hit = this.#view.get(mapKey(k));
+      if (hit !== undefined) hits.push(hit);
+    }
+    if (options.reverse === true) hits.reverse();
+    if (options.limit !== undefined) hits = hits.slice(0, options.limit);
+    for (const [k, v] of hits) yield [Uint8Array.from(k), Uint8Array.from(v)];
   }
 
   async batch(ops: BatchOp[], options?: BatchOptions): Promise<void> {
     if (this.#cut) return never();
-    // The view checks the batch first: a refused batch changes nothing anywhere.
-    await this.#view.batch(ops);
-    for (const op of ops) this.#cache.push(op.type === 'put' ? { type: 'put', key: Uint8Array.from(op.key), value: Uint8Array.from(op.value) } : { type: 'del', key: Uint8Array.from(op.key) });
+    this.#live();
+    // Checked first: a refused batch changes nothing anywhere.
+    checkBatch(ops);
+    const copies = ops.map((op): BatchOp => (op.type === 'put' ? { type: 'put', key: Uint8Array.from(op.key), value: Uint8Array.from(op.value) } : { type: 'del', key: Uint8Array.from(op.key) }));
+    for (const op of copies) if (op.type === 'put' && !this.#view.has(mapKey(op.key))) this.#sorted = null;
+    apply(this.#view, copies);
+    this.#cache.push(...copies);
     if (options?.sync === false) {
       if (this.#cache.length > MAX_UNSYNCED_OPS) throw new StoreError('STORE_LIMIT', `more than ${MAX_UNSYNCED_OPS} operations written without a sync`);
       return;
@@ -120,16 +149,12 @@ export class PowerLossStore implements Store {
       return never();
     }
     // Synchronously, so the flush is atomic whatever else runs meanwhile.
-    for (const op of this.#cache) {
-      if (op.type === 'put') this.#disk.set(diskKey(op.key), [op.key, op.value]);
-      else this.#disk.delete(diskKey(op.key));
-    }
+    apply(this.#disk, this.#cache);
     this.#cache = [];
     this.syncs++;
   }
 
   async close(): Promise<void> {
-    if (this.#cut) return;
-    await this.#view.close();
+    this.#closed = true;
   }
 }

@@ -133,7 +133,7 @@ export class SingleEngine implements Consensus<Replica> {
         off += chunk.length;
       }
       if (off !== header.bytes || sha256Digest(bytes) !== header.digest) throw new SingleEngineError('STORAGE_CORRUPT', `snapshot ${header.ordinal} does not match its header`);
-      replica.load(bytes);
+      await replica.load(bytes);
       if (replica.ordinal !== header.ordinal) throw new SingleEngineError('STORAGE_CORRUPT', `snapshot says ordinal ${replica.ordinal}, header ${header.ordinal}`);
       snapshotOrdinal = header.ordinal;
     }

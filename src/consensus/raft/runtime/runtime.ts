@@ -144,7 +144,7 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
     }
     let applied = 0;
     if (state.snapshot !== undefined) {
-      opts.replica.load(state.snapshot.data);
+      await opts.replica.load(state.snapshot.data);
       applied = state.snapshot.meta.index;
     }
     const rnd = opts.random ?? Math.random;

@@ -44,7 +44,8 @@ function messageToJson(m: Message): JsonObject {
     case 'snapshot':
       return { ...m, meta: metaToJson(m.meta), chunk: base64urlEncode(m.chunk) };
     default:
-      return { ...m } as unknown as JsonObject;
+      // The other messages are flat objects of strings, numbers and booleans: JSON as they are.
+      return m as unknown as JsonObject;
   }
 }
 
