@@ -102,6 +102,7 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
   #started = false;
   #stopped = false;
   #idle: Array<() => void> = [];
+  #closing: Promise<void> | undefined;
   #applied: number;
   #snapIndex: number;
 
@@ -424,11 +425,15 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
     this.#reads.stop(reason);
   }
 
-  async close(): Promise<void> {
-    if (!this.#stopped) this.#halt('node stopping');
-    if (this.#running) await new Promise<void>((resolve) => this.#idle.push(resolve));
-    await this.#storage.close();
-    await this.#store.close();
-    await this.replica.close();
+  /** Stops (pending calls reject UNAVAILABLE), waits for the Ready in hand, closes the log and the replica. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      if (!this.#stopped) this.#halt('node stopping');
+      if (this.#running) await new Promise<void>((resolve) => this.#idle.push(resolve));
+      await this.#storage.close();
+      await this.#store.close();
+      await this.replica.close();
+    })();
+    return this.#closing;
   }
 }
