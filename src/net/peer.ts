@@ -24,7 +24,7 @@ import { DEFAULT_CODEC_LIMITS, type Envelope, type IcoType, type Json, type Peer
 import type { AdmissionPolicy } from '../ico/admission.ts';
 import { createLogger } from '../log/logger.ts';
 import {
-  CLOSE_SETTLE_MS, DIAL_GRACE_MS, DIAL_TIMEOUT_MS, DISCOVERY_INTERVAL_MS, DISCOVERY_PROTOCOL, GOODBYE_FLUSH_MS, ICO_PROTOCOL, icoTopic, MAX_BACKOFF_MS,
+  CLOSE_SETTLE_MS, DIAL_GRACE_MS, DIAL_TIMEOUT_MS, DISCOVERY_INTERVAL_MS, DISCOVERY_PROTOCOL, DISCOVERY_TIMEOUT_MS, GOODBYE_FLUSH_MS, ICO_PROTOCOL, icoTopic, MAX_BACKOFF_MS,
   MAX_BAD_FRAMES_PER_PEER, MAX_DISCOVERY_BYTES, MAX_DISCOVERY_PEERS, MIN_BACKOFF_MS, parseDiscoveryReply, readJsonFrame,
   writeJsonFrame, type DiscoveredPeer,
 } from './protocol.ts';
@@ -644,8 +644,8 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
       const conn = openConnections(relayId).find((c) => c.limits === undefined);
       if (conn === undefined) continue;
       try {
-        const stream = await conn.newStream(DISCOVERY_PROTOCOL, { signal: AbortSignal.timeout(5_000) });
-        const reply = parseDiscoveryReply(await readJsonFrame(stream, MAX_DISCOVERY_BYTES, AbortSignal.timeout(5_000)));
+        const stream = await conn.newStream(DISCOVERY_PROTOCOL, { signal: AbortSignal.timeout(DISCOVERY_TIMEOUT_MS) });
+        const reply = parseDiscoveryReply(await readJsonFrame(stream, MAX_DISCOVERY_BYTES, AbortSignal.timeout(DISCOVERY_TIMEOUT_MS)));
         await stream.close().catch(() => undefined);
         const now = Date.now();
         log.debug({ relay: relayId, peers: reply.length }, 'discovered');

@@ -27,6 +27,8 @@ export const MIN_BACKOFF_MS = 250;
 export const MAX_BACKOFF_MS = 15_000;
 /** How often discovery asks each relay for peers. */
 export const DISCOVERY_INTERVAL_MS = 2_000;
+/** A discovery request (stream open and reply) gives up after this. */
+export const DISCOVERY_TIMEOUT_MS = 5_000;
 /** One dial attempt (one address) may take this long. */
 export const DIAL_TIMEOUT_MS = 8_000;
 /** A peer with the larger PeerId waits this long for the smaller one to dial before dialing itself. */
