@@ -95,24 +95,32 @@ export class SimClock {
 
 /**
  * One incarnation of one node's timers: its clock runs `rate` times as slow as simulated time
- * (1.1 = a slow clock), and after fence() nothing it scheduled runs any more.
+ * (1.1 = a slow clock), both what now() reads and how long after() waits; after fence()
+ * nothing it scheduled runs any more.
  */
 export class NodeTimers implements Timers {
   readonly #clock: SimClock;
   #rate: number;
+  /** The node's clock reading at simulated time #anchorSim. */
+  #anchorLocal: number;
+  #anchorSim: number;
   #alive = true;
 
   constructor(clock: SimClock, rate: number) {
     this.#clock = clock;
     this.#rate = rate;
+    this.#anchorLocal = SIM_EPOCH_MS + clock.now;
+    this.#anchorSim = clock.now;
   }
 
   set rate(r: number) {
+    this.#anchorLocal = this.now();
+    this.#anchorSim = this.#clock.now;
     this.#rate = r;
   }
 
   now(): number {
-    return SIM_EPOCH_MS + this.#clock.now;
+    return this.#anchorLocal + Math.floor((this.#clock.now - this.#anchorSim) / this.#rate);
   }
 
   after(ms: number, fn: () => void): Cancel {

@@ -167,12 +167,17 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
     if (this.#started || this.#stopped) return;
     this.#started = true;
     this.#unsubscribe = this.#transport.onMessage((from, payload) => this.#onPayload(from, payload));
+    // Ticks keep a fixed cadence, as setInterval does: a late tick does not push the next ones
+    // later (elections would slow down on a busy machine), and a stall does not cause a burst.
+    let due = this.#timers.now() + this.#tickMs;
     const tick = (): void => {
       if (this.#stopped) return;
       this.#node.tick();
       this.#reads.onTick();
       this.#schedule();
-      this.#cancelTick = this.#timers.after(this.#tickMs, tick);
+      const now = this.#timers.now();
+      due = now - due > this.#tickMs ? now + this.#tickMs : due + this.#tickMs;
+      this.#cancelTick = this.#timers.after(Math.max(0, due - now), tick);
     };
     this.#cancelTick = this.#timers.after(this.#tickMs, tick);
     this.#schedule();
