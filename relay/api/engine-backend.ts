@@ -103,7 +103,11 @@ export class EngineBackend implements ApiBackend {
     const registry = this.#engine.replica.registry;
     const problem = registry.validate(req.operator_id, req.inputs);
     if (problem !== null) throw new ApiError(problem.code, problem.message, problem.code === 'INVALID_INPUT' ? { path: problem.path } : {});
-    const signal = AbortSignal.timeout(timeout);
+    // A cleared timer rather than AbortSignal.timeout: that one costs 3x as much and its timer
+    // lives on for the whole timeout after the answer (thousands pending at full load).
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new DOMException(`timeout_ms ${timeout} passed`, 'TimeoutError')), timeout);
+    const signal = deadline.signal;
     try {
       if (options.read === 'linearizable') {
         if (registry.get(req.operator_id)?.readonly !== true) throw new ApiError('INVALID_REQUEST', `options.read 'linearizable' needs a readonly operator; '${req.operator_id}' writes`, { path: '/options/read' });
@@ -122,6 +126,8 @@ export class EngineBackend implements ApiBackend {
       // same idempotency key returns it, executed once, so nothing is ever half-applied.
       if (e instanceof ConsensusError) throw new ApiError(ENGINE_ERRORS[e.code], e.message);
       throw new ApiError('UNAVAILABLE', `this replica cannot answer: ${(e as Error).message}`);
+    } finally {
+      clearTimeout(timer);
     }
   }
 

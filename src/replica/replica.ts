@@ -54,6 +54,8 @@ export interface ReplicaOptions {
   syncReceipts?: boolean;
   /** Also keep each execution's outputs on disk, in its receipt's batch (streams replay them). */
   storeOutputs?: boolean;
+  /** Recent executions kept in memory (default RECENT_EXECUTIONS). */
+  recentExecutions?: number;
 }
 
 export class Replica implements ReplicaPort {
@@ -63,6 +65,7 @@ export class Replica implements ReplicaPort {
   readonly #machineOptions: StateMachineOptions;
   readonly #storeOutputs: boolean;
   readonly #syncReceipts: boolean;
+  readonly #recentMax: number;
   #sm: StateMachine;
   #offset: number;
   readonly #recent = new Map<number, Execution>();
@@ -80,6 +83,7 @@ export class Replica implements ReplicaPort {
     this.#registry = opts.registry;
     this.#storeOutputs = opts.storeOutputs ?? false;
     this.#syncReceipts = opts.syncReceipts ?? false;
+    this.#recentMax = opts.recentExecutions ?? RECENT_EXECUTIONS;
     this.#count = log.size;
   }
 
@@ -221,7 +225,7 @@ export class Replica implements ReplicaPort {
 
   #remember(e: Execution): void {
     this.#recent.set(e.ordinal, e);
-    if (this.#recent.size > RECENT_EXECUTIONS) {
+    if (this.#recent.size > this.#recentMax) {
       const oldest = this.#recent.keys().next().value as number;
       this.#recent.delete(oldest);
     }

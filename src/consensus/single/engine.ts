@@ -11,7 +11,7 @@
 import { sha256Digest, utf8Decode, utf8Encode, type Ed25519Signer } from '../../crypto/index.ts';
 import type { Json } from '../../ico/types.ts';
 import { Replica, replicaKeys } from '../../replica/replica.ts';
-import { commandProblem, decodeCommand, encodeCommand } from '../../statemachine/command.ts';
+import { decodeCommand, encodeCommand } from '../../statemachine/command.ts';
 import { StateMachineError } from '../../statemachine/errors.ts';
 import type { OperatorRegistry } from '../../statemachine/registry.ts';
 import type { ApplyResult, Command } from '../../statemachine/types.ts';
@@ -25,6 +25,11 @@ export const SNAPSHOT_EVERY = 1000;
 export const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
 /** Chunks written per batch (bounds one batch at 8 MiB, under the store's 32 MiB). */
 export const SNAPSHOT_CHUNKS_PER_BATCH = 8;
+/**
+ * Executions the replica keeps in memory: outputs are on disk here, so the window only needs
+ * to cover receipts still being written (fewer long-lived objects, less garbage collection).
+ */
+export const SINGLE_RECENT_EXECUTIONS = 1024;
 
 export class SingleEngineError extends Error {
   override name = 'SingleEngineError';
@@ -118,6 +123,7 @@ export class SingleEngine implements Consensus<Replica> {
       ...(opts.maxSessions !== undefined ? { maxSessions: opts.maxSessions } : {}),
       syncReceipts: true,
       storeOutputs: true,
+      recentExecutions: SINGLE_RECENT_EXECUTIONS,
     });
     const log = replica.log;
     let snapshotOrdinal = 0;
@@ -177,11 +183,16 @@ export class SingleEngine implements Consensus<Replica> {
       cmd.idempotency === undefined
         ? { operator_id: cmd.operator_id, inputs: cmd.inputs, timestamp: this.#lastTimestamp }
         : { operator_id: cmd.operator_id, inputs: cmd.inputs, timestamp: this.#lastTimestamp, session: { client: cmd.idempotency.client, key: cmd.idempotency.key } };
-    const problem = commandProblem(command);
-    if (problem !== null) return Promise.reject(new InvalidCommandError(problem));
+    // Encoded (and so checked) once, before anything runs: the bytes go to disk with the receipt.
+    let encoded: Uint8Array;
+    try {
+      encoded = encodeCommand(command);
+    } catch (e) {
+      return Promise.reject(e instanceof StateMachineError ? new InvalidCommandError(e.message) : e);
+    }
     let executed: CommandOutcome;
     try {
-      executed = this.#execute(command);
+      executed = this.#execute(command, encoded);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -191,13 +202,13 @@ export class SingleEngine implements Consensus<Replica> {
   }
 
   /** Applies now (synchronously, so call order is ordinal order), then persists in order. */
-  #execute(command: Command): CommandOutcome {
+  #execute(command: Command, encoded: Uint8Array): CommandOutcome {
     let snapshot: Uint8Array | null = null;
     const outcome = this.replica.execute(command, (ordinal) => {
       if (ordinal !== this.#next) throw this.#fail(new SingleEngineError('INVARIANT', `execution got ordinal ${ordinal}, expected ${this.#next}`));
       this.#next++;
       if ((ordinal + 1) % this.#snapshotEvery === 0) snapshot = this.replica.snapshot();
-      return [{ type: 'put', key: singleKeys.command(ordinal), value: encodeCommand(command) }];
+      return [{ type: 'put', key: singleKeys.command(ordinal), value: encoded }];
     });
     const r = outcome.result;
     if (!r.ok || r.replayed || outcome.receipt === null) return outcome;
