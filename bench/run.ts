@@ -11,6 +11,7 @@ const suites: Record<string, () => Promise<BenchModule>> = {
   raft: () => import('./raft.bench.ts'),
   'raft-durable': () => import('./raft-durable.bench.ts'),
   'raft-cluster': () => import('./raft-cluster.bench.ts'),
+  engine: () => import('./engine.bench.ts'),
   net: () => import('./net.bench.ts'),
   api: () => import('./api.bench.ts'),
 };
