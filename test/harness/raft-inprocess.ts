@@ -2,6 +2,7 @@
 // machine, signed receipts) on memory stores, joined by a loopback transport that delivers on a
 // later turn of the event loop. For tests that want the production timers without processes.
 import type { EngineTransport } from '../../src/consensus/ports.ts';
+import { DEFAULT_TICK_MS } from '../../src/consensus/raft/runtime/limits.ts';
 import { RaftRuntime } from '../../src/consensus/raft/runtime/runtime.ts';
 import { crypto, peerIdFromPublicKeyBytes } from '../../src/crypto/index.ts';
 import type { JsonObject } from '../../src/ico/types.ts';
@@ -40,7 +41,7 @@ export async function startInProcessCluster(opts: { voters: number; learners?: n
   const members: RaftRuntime<Replica>[] = [];
   for (const [i, id] of ids.entries()) {
     const replica = await Replica.open({ store: new MemoryStore(), signer: signers[i]!, peerId: id });
-    const rt = await RaftRuntime.open({ id, transport: transport(id), store: new MemoryStore(), replica, bootstrap: { voters, learners }, tickMs: opts.tickMs ?? 20, logger: silentLogger() });
+    const rt = await RaftRuntime.open({ id, transport: transport(id), store: new MemoryStore(), replica, bootstrap: { voters, learners }, tickMs: opts.tickMs ?? DEFAULT_TICK_MS, logger: silentLogger() });
     members.push(rt);
   }
   for (const m of members) await m.start();
