@@ -28,6 +28,8 @@ interface Client {
   seq: number;
   pending: PendingOp | undefined;
   leaderHint: string;
+  /** The member the last failed attempt went to. */
+  lastFailed: string;
 }
 
 interface HistoryEntry {
@@ -63,7 +65,7 @@ export class Workload {
   constructor(deps: WorkloadDeps, clients: number) {
     this.#d = deps;
     for (let i = 0; i < clients; i++) {
-      const c: Client = { id: `c${i + 1}`, seq: 0, pending: undefined, leaderHint: '' };
+      const c: Client = { id: `c${i + 1}`, seq: 0, pending: undefined, leaderHint: '', lastFailed: '' };
       this.#clients.push(c);
       deps.clock.at(deps.rng.range(5, 250), () => this.#next(c));
     }
@@ -100,13 +102,16 @@ export class Workload {
   #attempt(c: Client, p: PendingOp): void {
     const { rng, clock } = this.#d;
     const ids = this.#d.members();
-    const target = c.leaderHint !== '' && ids.includes(c.leaderHint) && rng.chance(0.8) ? c.leaderHint : rng.pick(ids);
+    // A real client follows its leader hint, and after a failure asks another member.
+    const others = ids.filter((id) => id !== c.lastFailed);
+    const target = c.leaderHint !== '' && ids.includes(c.leaderHint) && rng.chance(0.8) ? c.leaderHint : rng.pick(others.length > 0 ? others : ids);
     const attempt = ++p.attempt;
     const current = (): boolean => c.pending === p && p.attempt === attempt;
     const failed = (why: string): void => {
       if (!current()) return;
       p.attempt++;
       c.leaderHint = '';
+      c.lastFailed = target;
       this.#d.trace(() => `${c.id} attempt ${attempt} at ${target} failed: ${why}`);
       clock.at(clock.now + rng.range(...RETRY_PAUSE_MS), () => {
         if (c.pending === p) this.#attempt(c, p);

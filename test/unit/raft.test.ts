@@ -406,6 +406,26 @@ describe('raft: learners and membership', () => {
     assert.equal(c.inflight.filter((m) => m.from === 'n4' && m.type === 'vote').length, 0);
   });
 
+  it('a learner that lost the suffix of its unsynced log (a power cut) is probed from where its log ends, without a send loop', () => {
+    const c = threeNodes({ learners: ['n4'] });
+    const l = c.elect('n1');
+    for (let i = 0; i < 12; i++) l.propose(data(`e${i}`));
+    c.deliverAll();
+    assert.equal(c.node('n4').status().lastIndex, l.status().lastIndex);
+    // Power cut on the learner: its disk kept only the first entries (nothing was synced after).
+    const disk = c.disks.get('n4');
+    assert.ok(disk !== undefined);
+    disk.entries = disk.entries.slice(0, 5);
+    disk.hardState = { ...disk.hardState, commit: 5 };
+    c.startNode('n4');
+    for (let i = 0; i < 4; i++) l.propose(data(`after${i}`));
+    // Before the fix the leader probed at the learner's old match forever: no quiescence.
+    const delivered = c.deliverAll() + (c.tickAll(3), 0);
+    assert.ok(delivered < 200, `${delivered} messages`);
+    assert.equal(c.node('n4').status().lastIndex, l.status().lastIndex);
+    assert.equal(c.node('n4').status().commit, l.status().commit);
+  });
+
   it('adds a learner, promotes it to voter, and allows one pending change at a time', () => {
     const c = threeNodes();
     const l = c.elect('n1');

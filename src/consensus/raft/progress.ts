@@ -127,6 +127,15 @@ export class Progress {
    * `hint + 1`. Returns false for a stale rejection (already superseded).
    */
   maybeDecrTo(rejected: number, hint: number): boolean {
+    if (this.isLearner && rejected <= this.match && hint < this.match) {
+      // A learner may write its log without fsync and lose a suffix to a power cut: it then
+      // rejects at or below its match. Nothing counts on a learner's match, so take its word
+      // and probe from where its log ends (a stale rejection only costs a resend).
+      this.resetState('probe');
+      this.match = 0;
+      this.next = hint + 1;
+      return true;
+    }
     if (this.state === 'replicate') {
       // In replicate state a rejection of anything at or below match is stale.
       if (rejected <= this.match) return false;
@@ -135,7 +144,11 @@ export class Progress {
     }
     // In probe state only the last probe (prevIndex = next - 1) is meaningful.
     if (this.next - 1 !== rejected) return false;
-    this.next = Math.max(Math.min(rejected, hint + 1), this.match + 1);
+    const next = Math.max(Math.min(rejected, hint + 1), this.match + 1);
+    // A rejection at match itself moves nothing (only a lost log does that): probe again on
+    // the next heartbeat response rather than at once, in a loop.
+    if (next === this.next) return false;
+    this.next = next;
     this.probeSent = false;
     return true;
   }

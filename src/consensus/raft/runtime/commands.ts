@@ -18,6 +18,8 @@ export type Proposal = Omit<ForwardedProposal, 'id'>;
 interface PendingCommand {
   readonly prop: Proposal;
   readonly started: number;
+  /** Since when it has found no leader, uninterrupted (0: a leader was known last time). */
+  leaderlessSince: number;
   readonly resolve: (o: CommandOutcome) => void;
   readonly reject: (e: Error) => void;
   detach: () => void;
@@ -43,6 +45,8 @@ export interface ClientCommandsDeps {
   readonly node: RaftNode;
   readonly timers: Timers;
   readonly tickMs: number;
+  /** How long a command waits for a leader to be known before it fails UNAVAILABLE. */
+  readonly leaderlessWaitMs: number;
   /** Sends a CONSENSUS payload to a member; `onFail` when it cannot be handed to the wire. */
   send(to: NodeId, payload: JsonObject, onFail?: () => void): void;
   /** Asks the Ready loop to run (new entries to persist and send). */
@@ -82,7 +86,7 @@ export class ClientCommands {
     if (this.#commands.size >= MAX_PENDING_COMMANDS) return Promise.reject(new UnavailableError(`${MAX_PENDING_COMMANDS} commands pending: overloaded, retry later`));
     return new Promise((resolve, reject) => {
       const id = this.#nextId++;
-      const cmd: PendingCommand = { prop, started: this.#d.timers.now(), resolve, reject, detach: () => undefined, done: false };
+      const cmd: PendingCommand = { prop, started: this.#d.timers.now(), leaderlessSince: 0, resolve, reject, detach: () => undefined, done: false };
       this.#commands.set(id, cmd);
       cmd.detach = onAbort(signal, () => this.#finish(id, waitEnded(abortError(signal as AbortSignal, 'command'))));
       if (!cmd.done) this.#enqueue(id);
@@ -145,11 +149,21 @@ export class ClientCommands {
       }
       return;
     }
+    const now = this.#d.timers.now();
     if (leader === '') {
-      // No leader yet: try again shortly (an election takes about one election timeout).
-      this.#later(REPROPOSE_TICKS, ids);
+      // No leader yet: try again shortly (an election takes about one election timeout), for
+      // as long as a leader could still appear.
+      const waiting: number[] = [];
+      for (const id of ids) {
+        const c = this.#commands.get(id) as PendingCommand;
+        if (c.leaderlessSince === 0) c.leaderlessSince = now;
+        if (now - c.leaderlessSince > this.#d.leaderlessWaitMs) this.#finish(id, new UnavailableError(`no leader known for ${this.#d.leaderlessWaitMs} ms; ask another member`));
+        else waiting.push(id);
+      }
+      if (waiting.length > 0) this.#later(REPROPOSE_TICKS, waiting);
       return;
     }
+    for (const id of ids) (this.#commands.get(id) as PendingCommand).leaderlessSince = 0;
     for (let i = 0; i < ids.length; i += MAX_PROPOSALS_PER_ENVELOPE) {
       const props = ids.slice(i, i + MAX_PROPOSALS_PER_ENVELOPE).map((id) => ({ id, ...(this.#commands.get(id) as PendingCommand).prop }));
       this.#stats.forwarded += props.length;

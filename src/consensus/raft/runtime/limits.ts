@@ -13,6 +13,12 @@ export const MAX_FORWARDS_IN_FLIGHT = 2;
 export const FORWARD_GATHER_MAX_MS = 5;
 /** A refused or unsendable proposal is asked again after this many ticks (a leader is being elected). */
 export const REPROPOSE_TICKS = 2;
+/**
+ * A command or read waits for a leader through at most this many of the longest election
+ * timeouts (2 × electionTicks × tickMs each); then it fails UNAVAILABLE ("no leader"), so a
+ * member cut off from the cluster answers rather than holding every caller to its deadline.
+ */
+export const LEADERLESS_ELECTIONS = 3;
 /** ReadIndex rounds in flight at once; reads arriving meanwhile share the next round. */
 export const MAX_READ_ROUNDS = 2;
 /** Applied entries remembered so a late answer still finds its result (outputs can be large). */

@@ -26,12 +26,16 @@ interface ReadRound {
   readonly reads: PendingRead[];
   /** When the round was last asked (0: not asked yet, no leader known). */
   askedAt: number;
+  /** Since when no leader was known to ask, uninterrupted (0: one was). */
+  leaderlessSince: number;
 }
 
 export interface LinearizableReadsDeps {
   readonly id: NodeId;
   readonly node: RaftNode;
   readonly timers: Timers;
+  /** How long a read waits for a leader to be known before it fails UNAVAILABLE. */
+  readonly leaderlessWaitMs: number;
   /** Asks the Ready loop to run (a ReadIndex request to send). */
   kick(): void;
   applied(): number;
@@ -81,18 +85,22 @@ export class LinearizableReads {
     this.#unsent = [];
     if (reads.length === 0) return;
     const ctx = `${this.#d.id.slice(-8)}:${++this.#seq}`;
-    const round: ReadRound = { reads, askedAt: 0 };
+    const round: ReadRound = { reads, askedAt: 0, leaderlessSince: 0 };
     this.#rounds.set(ctx, round);
     this.#ask(ctx, round);
   }
 
   #ask(ctx: string, round: ReadRound): void {
+    const now = this.#d.timers.now();
     if (this.#d.node.currentLeader() === '') {
-      // No leader known yet: the tick asks again.
+      // No leader known yet: the tick asks again, for as long as one could still appear.
       round.askedAt = 0;
+      if (round.leaderlessSince === 0) round.leaderlessSince = now;
+      if (now - round.leaderlessSince > this.#d.leaderlessWaitMs) for (const r of round.reads) this.#finish(r, new UnavailableError(`no leader known for ${this.#d.leaderlessWaitMs} ms; ask another member`));
       return;
     }
-    round.askedAt = this.#d.timers.now();
+    round.leaderlessSince = 0;
+    round.askedAt = now;
     try {
       this.#d.node.readIndex(ctx);
       this.#d.kick();

@@ -4,7 +4,7 @@
 // it), send (one CONSENSUS payload per destination), install a snapshot, apply committed
 // entries to the replica, serve reads, advance. Invariant: a follower never sends before its
 // write is durable; a leader may (it counts itself only after advance, thesis §10.2.1).
-import { bootstrapState, decodeConfChange, LeaderTransferError, ProposalDroppedError, RaftNode, type ConfChange, type Entry, type Message, type NodeId, type PersistedState, type RaftLimits, type Ready } from '../index.ts';
+import { bootstrapState, decodeConfChange, DEFAULT_ELECTION_TICKS, LeaderTransferError, ProposalDroppedError, RaftNode, type ConfChange, type Entry, type Message, type NodeId, type PersistedState, type RaftLimits, type Ready } from '../index.ts';
 import { InvalidCommandError, UnavailableError, type CommandOutcome, type Consensus, type EngineMember, type EngineStatus, type ReadOptions, type ReplicaPort, type SubmitCommand, type SubmitOptions } from '../../engine.ts';
 import { systemTimers, type Cancel, type EngineTransport, type Timers } from '../../ports.ts';
 import type { Json, JsonObject } from '../../../ico/types.ts';
@@ -12,7 +12,7 @@ import { createLogger, type Logger } from '../../../log/logger.ts';
 import { commandProblem } from '../../../statemachine/command.ts';
 import type { ApplyResult } from '../../../statemachine/types.ts';
 import { ClientCommands, type CommandStats } from './commands.ts';
-import { DEFAULT_SNAPSHOT_EVERY, DEFAULT_TICK_MS, MAX_READIES_PER_RUN, RUNTIME_RAFT_LIMITS } from './limits.ts';
+import { DEFAULT_SNAPSHOT_EVERY, DEFAULT_TICK_MS, LEADERLESS_ELECTIONS, MAX_READIES_PER_RUN, RUNTIME_RAFT_LIMITS } from './limits.ts';
 import { LinearizableReads } from './reads.ts';
 import { RaftStorage } from './storage.ts';
 import type { Store } from '../../../store/types.ts';
@@ -130,8 +130,9 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
     this.#anonPrefix = `req:${Math.floor(rnd() * 2 ** 52).toString(36)}.`;
     const kick = (): void => this.#schedule();
     const appliedIndex = (): number => this.#applied;
-    this.#commands = new ClientCommands({ id: this.id, node, timers: this.#timers, tickMs: this.#tickMs, send: (to, p, onFail) => this.#sendPayload(to, p, onFail), kick, applied: appliedIndex });
-    this.#reads = new LinearizableReads({ id: this.id, node, timers: this.#timers, kick, applied: appliedIndex, query: (op, inputs) => this.replica.query(op, inputs) });
+    const leaderlessWaitMs = LEADERLESS_ELECTIONS * 2 * (opts.electionTicks ?? DEFAULT_ELECTION_TICKS) * this.#tickMs;
+    this.#commands = new ClientCommands({ id: this.id, node, timers: this.#timers, tickMs: this.#tickMs, leaderlessWaitMs, send: (to, p, onFail) => this.#sendPayload(to, p, onFail), kick, applied: appliedIndex });
+    this.#reads = new LinearizableReads({ id: this.id, node, timers: this.#timers, leaderlessWaitMs, kick, applied: appliedIndex, query: (op, inputs) => this.replica.query(op, inputs) });
   }
 
   /** Builds the runtime on opened storage (bootstrapping a fresh one); start() sets it going. */
