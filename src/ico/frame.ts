@@ -3,7 +3,7 @@
 // carries n messages of one sender with one ed25519 signature over the exact bytes sent, so
 // the hot path neither canonicalizes nor signs per message. decodeFrame never throws; a binary
 // frame is judged as a whole (one bad byte or a replayed seq drops every message in it).
-import { base64urlDecode, base64urlEncode, crypto, MAX_JCS_DEPTH, parseJson, peerIdFromPublicKeyBytes, publicKeyFromPeerId } from '../crypto/index.ts';
+import { base64urlDecode, base64urlEncode, bytesEqual, crypto, MAX_JCS_DEPTH, parseJson, peerIdFromPublicKeyBytes, publicKeyFromPeerId, varintLength, writeVarint } from '../crypto/index.ts';
 import { decodeEnvelope, type DecodeContext, type EnvelopeSealer } from './envelope.ts';
 import {
   BadSignatureError, FrameTooLargeError, IcoError, MalformedEnvelopeError, ReplayedError, SenderMismatchError, TimestampSkewError,
@@ -153,23 +153,6 @@ export function encodeJsonPayload(payload: JsonObject): Uint8Array {
 
 // ---- sealing -------------------------------------------------------------------------------
 
-function varintLength(n: number): number {
-  let len = 1;
-  for (let v = n; v >= 0x80; v = Math.floor(v / 0x80)) len++;
-  return len;
-}
-
-function writeVarint(out: Uint8Array, at: number, n: number): number {
-  let v = n;
-  let i = at;
-  while (v >= 0x80) {
-    out[i++] = (v % 0x80) | 0x80;
-    v = Math.floor(v / 0x80);
-  }
-  out[i++] = v;
-  return i;
-}
-
 function writeU64(view: DataView, at: number, n: number): void {
   view.setUint32(at, Math.floor(n / TWO_32));
   view.setUint32(at + 4, n % TWO_32);
@@ -273,12 +256,6 @@ function peerIdOfKey(key: Uint8Array): string {
   return peerId;
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 /** Reads a u64 that must be a safe integer; -1 when it is not. */
 function readSafeU64(view: DataView, at: number): number {
   const high = view.getUint32(at);
@@ -326,7 +303,7 @@ function decodeBinary(bytes: Uint8Array, ctx: DecodeContext): FrameDecodeResult 
   const minor = bytes[3] as number;
   if (bytes[4] !== SENDER_BYTES) return malformed(`sender of ${bytes[4]} bytes is not an ed25519 PeerId`);
   const sender = bytes.subarray(HEAD_BYTES, HEAD_BYTES + SENDER_BYTES);
-  if (!sameBytes(sender.subarray(0, ED25519_PEER_ID_PREFIX.length), ED25519_PEER_ID_PREFIX)) return malformed('sender is not an ed25519 PeerId');
+  if (!bytesEqual(sender.subarray(0, ED25519_PEER_ID_PREFIX.length), ED25519_PEER_ID_PREFIX)) return malformed('sender is not an ed25519 PeerId');
   const publicKey = sender.subarray(ED25519_PEER_ID_PREFIX.length);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let at = HEAD_BYTES + SENDER_BYTES;
@@ -371,7 +348,7 @@ function decodeBinary(bytes: Uint8Array, ctx: DecodeContext): FrameDecodeResult 
     } catch {
       return { ok: false, error: new SenderMismatchError(`expected sender ${ctx.expectedSender.slice(0, 80)} is not an ed25519 PeerId`) };
     }
-    if (!sameBytes(publicKey, expectedKey)) return { ok: false, error: new SenderMismatchError(`frame sender is not the authenticated peer ${ctx.expectedSender}`) };
+    if (!bytesEqual(publicKey, expectedKey)) return { ok: false, error: new SenderMismatchError(`frame sender is not the authenticated peer ${ctx.expectedSender}`) };
     senderId = ctx.expectedSender;
   } else {
     senderId = peerIdOfKey(publicKey);

@@ -3,6 +3,7 @@
 // that many bytes. The length is judged before any body byte is buffered: a frame announced
 // over the limit, or a prefix longer than any allowed length, ends the reader.
 import { Uint8ArrayList } from 'uint8arraylist';
+import { varint } from '../crypto/index.ts';
 
 /** Longest length prefix read: 8 varint bytes (56 bits) is past every frame limit. */
 export const MAX_LENGTH_PREFIX_BYTES = 8;
@@ -71,14 +72,5 @@ export class FrameReader {
   }
 }
 
-/** A frame with its unsigned varint length prefix, as the parts one stream write takes. */
-export function lengthPrefix(length: number): Uint8Array {
-  const out: number[] = [];
-  let v = length;
-  while (v >= 0x80) {
-    out.push((v % 0x80) | 0x80);
-    v = Math.floor(v / 0x80);
-  }
-  out.push(v);
-  return Uint8Array.from(out);
-}
+/** The length prefix written before a frame of `length` bytes. */
+export const lengthPrefix: (length: number) => Uint8Array = varint;
