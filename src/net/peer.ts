@@ -26,10 +26,11 @@ import type { AdmissionPolicy } from '../ico/admission.ts';
 import { createLogger } from '../log/logger.ts';
 import { deferYamuxWindowUpdates } from './yamux-window.ts';
 import { emptyWireStats, IcoChannel, NotConnectedError, STREAM_OPEN_TIMEOUT_MS, type ChannelHost, type WireStats } from './ico-channel.ts';
+import { Dialer } from './dialer.ts';
+import { askRelay, serveDiscovery } from './discovery.ts';
 import {
-  CLOSE_SETTLE_MS, CONNECTION_TIE_MS, DIAL_GRACE_MS, DIAL_TIMEOUT_MS, DISCOVERY_INTERVAL_MS, DISCOVERY_PROTOCOL, GOODBYE_FLUSH_MS, ICO_PROTOCOLS, icoTopic,
-  MAX_BACKOFF_MS, MAX_BAD_FRAMES_PER_PEER, MAX_DISCOVERY_BYTES, MAX_DISCOVERY_PEERS, MIN_BACKOFF_MS, parseDiscoveryReply, readJsonFrame,
-  writeJsonFrame, type DiscoveredPeer,
+  CLOSE_SETTLE_MS, CONNECTION_TIE_MS, DIAL_TIMEOUT_MS, DISCOVERY_INTERVAL_MS, GOODBYE_FLUSH_MS, ICO_PROTOCOLS, icoTopic, MAX_BAD_FRAMES_PER_PEER,
+  MAX_DISCOVERY_PEERS, MIN_BACKOFF_MS, type DiscoveredPeer,
 } from './protocol.ts';
 import type { HyperSyncPeer, PeerEvent, PeerEventType, PeerInfo, PeerOptions, PeerState, PeerTransport, SendPayload, WireMode } from './types.ts';
 
@@ -97,16 +98,6 @@ export const MAX_SCORED_PEERS = 1024;
 /** Wire mode when PeerOptions.wire is not given: browsers stay on the JSON reference form. */
 export const DEFAULT_WIRE: WireMode = PLATFORM === 'browser' ? 'json' : 'binary';
 
-interface DialTarget {
-  addrs: string[];
-  roles: string[];
-  firstSeen: number;
-  failures: number;
-  nextAttempt: number;
-  isRelay: boolean;
-  dialing: boolean;
-}
-
 function transportOf(conn: Connection): PeerTransport {
   const names = conn.remoteAddr.getComponents().map((c) => c.name);
   if (names.includes('webrtc') || names.includes('webrtc-direct')) return 'webrtc';
@@ -123,11 +114,6 @@ const TRANSPORT_RANK: Record<PeerTransport, number> = { tcp: 5, webrtc: 4, webso
 /** A payload as it travels in JSON: raw bytes become `{"$bytes": "<base64url>"}`. */
 function jsonPayload(payload: SendPayload): JsonObject {
   return payload instanceof Uint8Array ? bytesPayload(payload) : payload;
-}
-
-function backoff(failures: number): number {
-  const base = Math.min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** Math.min(failures, 16));
-  return base / 2 + Math.random() * (base / 2);
 }
 
 export async function startPeer(options: InternalPeerOptions): Promise<HyperSyncPeer> {
@@ -223,14 +209,20 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
   }
   /** Invalid frames per sending peer (insertion order = least recently scored first). */
   const badFrames = new Map<string, number>();
-  const targets = new Map<string, DialTarget>();
   const handlers = new Map<string, Set<(event: PeerEvent) => void>>();
   const topic = icoTopic(options.cluster);
   let stopping = false;
 
+  const dialer = new Dialer({
+    self,
+    platform: PLATFORM,
+    log,
+    dial: (addr) => libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) }),
+    openConnections: (peerId) => openConnections(peerId),
+  });
   for (const addr of relayAddrs) {
     const id = addr.getComponents().findLast((c) => c.name === 'p2p')?.value;
-    if (id !== undefined) targets.set(id, { addrs: [addr.toString()], roles: ['relay'], firstSeen: 0, failures: 0, nextAttempt: 0, isRelay: true, dialing: false });
+    if (id !== undefined) dialer.addRelay(id, addr.toString());
   }
 
   function emit(event: PeerEvent): void {
@@ -314,7 +306,7 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
         case 'established':
           log.info({ remote: link.peerId, roles: ev.remote.roles, version: ev.version }, 'peer established');
           // A fresh relay session: ask it for peers now rather than at the next interval.
-          if (relayIds.has(link.peerId)) void discover().then(maintain);
+          if (relayIds.has(link.peerId)) void discover().then(() => dialer.maintain());
           emit({ type: 'peer:established', peer: infoOf(link) });
           settleAdmission(link.peerId);
           break;
@@ -472,36 +464,7 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
   }
 
   if (options.relayServer === true) {
-    await libp2p.handle(DISCOVERY_PROTOCOL, async (stream, connection) => {
-      try {
-        const asker = connection.remotePeer.toString();
-        // Who else is in the cluster is for members only.
-        const admitted = await admittedWithin!(asker, ADMISSION_WAIT_MS);
-        const peers = !admitted ? [] : await Promise.all(
-          admittedPeers()
-            .filter((p) => p.peerId !== asker)
-            .map(async (p) => {
-              const addrs = new Set<string>();
-              try {
-                const stored = await libp2p.peerStore.get(peerIdFromString(p.peerId));
-                for (const a of stored.addresses) addrs.add(a.multiaddr.toString());
-              } catch {
-                // Not in the peer store (yet): only the circuit address below.
-              }
-              // Every peer with a reservation here is reachable through us.
-              const circuit = `${libp2p.getMultiaddrs()[0]?.toString() ?? ''}/p2p-circuit/p2p/${p.peerId}`;
-              addrs.add(circuit);
-              addrs.add(circuit.replace('/p2p-circuit/p2p/', '/p2p-circuit/webrtc/p2p/'));
-              return { ...p, addrs: [...addrs].slice(0, 32) };
-            }),
-        );
-        await writeJsonFrame(stream, { peers }, MAX_DISCOVERY_BYTES);
-        await stream.close();
-      } catch (e) {
-        log.debug({ err: e }, 'discovery request failed');
-        stream.abort(e instanceof Error ? e : new Error(String(e)));
-      }
-    }, { runOnLimitedConnection: false, maxInboundStreams: 4 });
+    await serveDiscovery({ libp2p: libp2p as unknown as Libp2p, log, admittedWithin: (peerId, ms) => admittedWithin!(peerId, ms), admittedPeers, admissionWaitMs: ADMISSION_WAIT_MS });
   }
 
   function onConnectionChange(peerId: string): void {
@@ -566,101 +529,15 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
     if (result.envelope.type === 'STATE_SYNC' || result.envelope.type === 'CONSENSUS') emit({ type: 'ico:in', envelope: result.envelope });
   });
 
-  async function dialTarget(peerId: string, target: DialTarget): Promise<void> {
-    // Every address must name the peer, or a relay circuit address would just dial the relay.
-    const suffix = `/p2p/${peerId}`;
-    const ranked = target.addrs.map((a) => (a.endsWith(suffix) ? a : `${a}${suffix}`)).sort((a, b) => rankAddr(b) - rankAddr(a));
-    let lastError: unknown;
-    for (const addr of ranked) {
-      if (rankAddr(addr) < 0) continue;
-      try {
-        const conn = await libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) });
-        log.debug({ remote: peerId, addr, via: conn.remoteAddr.toString(), status: conn.status }, 'dialed');
-        return;
-      } catch (e) {
-        lastError = e;
-        log.debug({ remote: peerId, addr, err: (e as Error).message }, 'dial attempt failed');
-      }
-    }
-    throw lastError ?? new NotConnectedError(`no dialable address for ${peerId}`);
-  }
-
-  function rankAddr(addr: string): number {
-    const isCircuit = addr.includes('/p2p-circuit');
-    const isWebrtc = addr.includes('/webrtc');
-    if (PLATFORM === 'browser') {
-      if (isWebrtc) return 3;
-      if (isCircuit) return 1;
-      if (addr.includes('/ws')) return 2;
-      return -1;
-    }
-    if (!isCircuit && addr.includes('/tcp/') && !addr.includes('/ws')) return 4;
-    if (!isCircuit && addr.includes('/ws')) return 3;
-    if (isWebrtc) return 2;
-    return isCircuit ? 1 : -1;
-  }
-
-  /** A direct connection: not a relayed circuit with limits (those only carry first contact). */
-  function hasDirect(peerId: string): boolean {
-    return openConnections(peerId).some((c) => c.limits === undefined);
-  }
-
-  /**
-   * Starts dials that are due; each target has at most one dial in flight, none blocks
-   * another. A peer reached only through a limited relayed connection keeps being dialed
-   * (with backoff) until a direct one (WebRTC/TCP) exists.
-   */
-  function maintain(): void {
-    if (stopping) return;
-    const now = Date.now();
-    for (const [peerId, target] of targets) {
-      if (target.dialing || peerId === self || hasDirect(peerId) || now < target.nextAttempt) continue;
-      if (!target.isRelay) {
-        // Browsers are reached by their own dials (WebRTC signalled through the relay). Of
-        // two peers of the same kind only the smaller PeerId dials, so simultaneous WebRTC
-        // dials cannot collide; the larger one steps in only if nothing at all connects.
-        if (PLATFORM === 'node' && target.roles.includes('browser')) continue;
-        const sameKind = (PLATFORM === 'browser') === target.roles.includes('browser');
-        if (sameKind && self > peerId && (now - target.firstSeen < DIAL_GRACE_MS || openConnections(peerId).length > 0)) continue;
-      }
-      target.dialing = true;
-      log.debug({ remote: peerId, addrs: target.addrs.length }, 'dialing');
-      dialTarget(peerId, target)
-        .then(() => {
-          if (!hasDirect(peerId)) throw new NotConnectedError('only a relayed connection came up');
-          target.failures = 0;
-        })
-        .catch((e: unknown) => {
-          target.failures++;
-          target.nextAttempt = Date.now() + backoff(target.failures);
-          log.debug({ remote: peerId, failures: target.failures, err: (e as Error).message }, 'dial failed; backing off');
-        })
-        .finally(() => {
-          target.dialing = false;
-        });
-    }
-  }
-
   async function discover(): Promise<void> {
     if (stopping) return;
     for (const relayId of relayIds) {
       const conn = openConnections(relayId).find((c) => c.limits === undefined);
       if (conn === undefined) continue;
       try {
-        const stream = await conn.newStream(DISCOVERY_PROTOCOL, { signal: AbortSignal.timeout(5_000) });
-        const reply = parseDiscoveryReply(await readJsonFrame(stream, MAX_DISCOVERY_BYTES, AbortSignal.timeout(5_000)));
-        await stream.close().catch(() => undefined);
-        const now = Date.now();
+        const reply = await askRelay(conn);
         log.debug({ relay: relayId, peers: reply.length }, 'discovered');
-        for (const p of reply) {
-          if (p.peerId === self || relayIds.has(p.peerId)) continue;
-          const known = targets.get(p.peerId);
-          if (known === undefined) {
-            targets.set(p.peerId, { addrs: p.addrs, roles: p.roles, firstSeen: now, failures: 0, nextAttempt: 0, isRelay: false, dialing: false });
-          } else {
-            known.addrs = p.addrs;
-          }
-        }
+        dialer.learn(reply.filter((p) => p.peerId !== self && !relayIds.has(p.peerId)), Date.now());
       } catch (e) {
         log.debug({ err: (e as Error).message }, 'discovery failed');
       }
@@ -683,9 +560,9 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
       }
     }
   }, Math.max(25, Math.floor(heartbeatMs / 4)));
-  const maintainTimer = setInterval(maintain, MIN_BACKOFF_MS);
+  const maintainTimer = setInterval(() => dialer.maintain(), MIN_BACKOFF_MS);
   const discoveryTimer = setInterval(() => void discover(), DISCOVERY_INTERVAL_MS);
-  maintain();
+  dialer.maintain();
   void discover();
   log.info({ peerId: self, addrs: libp2p.getMultiaddrs().map(String), roles: options.roles }, 'peer started');
 
@@ -728,6 +605,7 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
       stopping = true;
       clearInterval(tickTimer);
       clearInterval(maintainTimer);
+      dialer.stop();
       clearInterval(discoveryTimer);
       const goodbyes = [...links.values()].map((link) => {
         const step = link.session.close('shutdown', 'peer is shutting down');
