@@ -162,6 +162,7 @@ export class IcoChannel {
     if (this.#queuedBytes + item.size > MAX_PENDING_BYTES && this.#queue.length > 0) {
       return Promise.reject(new SendQueueFullError(`${this.#queuedBytes} bytes already waiting to be written to ${this.peerId}`));
     }
+    if (item.json !== undefined) this.#host.stats.signatures++;
     return new Promise<void>((resolve, reject) => {
       this.#queue.push({ ...item, resolve, reject });
       this.#queuedBytes += item.size;
@@ -172,7 +173,6 @@ export class IcoChannel {
   #jsonItem(type: IcoType, payload: JsonObject | Uint8Array): Omit<Pending, 'resolve' | 'reject'> {
     const { envelope, bytes } = this.#host.sealer.seal(type, payload instanceof Uint8Array ? bytesPayload(payload) : payload, Date.now());
     if (bytes.length > this.#host.maxFrameBytes) throw new MessageTooLargeError(`a ${bytes.length}-byte envelope exceeds the ${this.#host.maxFrameBytes}-byte frame limit`);
-    this.#host.stats.signatures++;
     return { json: { bytes, envelope }, size: bytes.length };
   }
 
@@ -317,7 +317,14 @@ export class IcoChannel {
     this.#streams.add(a);
     const reader = new FrameReader(this.#host.maxFrameBytes, (frame) => this.#host.onFrame(frame, connection));
     const onMessage = (evt: { data: Uint8Array | Uint8ArrayList }): void => {
-      const outcome = reader.push(evt.data);
+      let outcome: ReturnType<FrameReader['push']>;
+      try {
+        outcome = reader.push(evt.data);
+      } catch (e) {
+        // Only a bug gets here; it must not unwind into the muxer, which would drop the connection.
+        this.#host.debug({ remote: this.peerId, err: (e as Error).message, stack: (e as Error).stack }, 'ICO frame handler threw');
+        return;
+      }
       if (!outcome.ok) {
         this.#host.onOversize(outcome.announced, connection);
         stream.abort(new Error('ICO frame over the size limit'));
