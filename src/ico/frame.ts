@@ -234,9 +234,11 @@ export function sealBinaryFrame(sealer: EnvelopeSealer, messages: readonly Binar
   return { frame, firstSeq, timestampMs, signature };
 }
 
-/** The JSON form of message i of a sealed binary frame (what `ico:out` shows). */
-export function renderBinaryMessage(sealer: EnvelopeSealer, sealed: SealedFrame, i: number, type: IcoType, payload: JsonObject): Envelope {
-  return { v: sealer.version, type, sender: sealer.sender, seq: sealed.firstSeq + i, timestamp: new Date(sealed.timestampMs).toISOString(), payload, signature: base64urlEncode(sealed.signature) };
+/** Renders the JSON form of message i of a sealed binary frame (what `ico:out` shows). */
+export function renderBinaryMessages(sealer: EnvelopeSealer, sealed: SealedFrame): (i: number, type: IcoType, payload: JsonObject) => Envelope {
+  const timestamp = new Date(sealed.timestampMs).toISOString();
+  const signature = base64urlEncode(sealed.signature);
+  return (i, type, payload) => ({ v: sealer.version, type, sender: sealer.sender, seq: sealed.firstSeq + i, timestamp, payload, signature });
 }
 
 // ---- decoding ------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import type { Connection, Stream } from '@libp2p/interface';
 import { Uint8ArrayList } from 'uint8arraylist';
 import type { EnvelopeSealer } from '../ico/envelope.ts';
 import {
-  BINARY_FRAME_OVERHEAD, binaryMessageBytes, bytesPayload, encodeJsonPayload, MAX_MESSAGES_PER_FRAME, PAYLOAD_BYTES, PAYLOAD_JSON, renderBinaryMessage,
+  BINARY_FRAME_OVERHEAD, binaryMessageBytes, bytesPayload, encodeJsonPayload, MAX_MESSAGES_PER_FRAME, PAYLOAD_BYTES, PAYLOAD_JSON, renderBinaryMessages,
   sealBinaryFrame, type BinaryMessage, type WireEncoding,
 } from '../ico/frame.ts';
 import type { Envelope, IcoType, JsonObject } from '../ico/types.ts';
@@ -97,6 +97,12 @@ interface Pending {
   size: number;
   resolve(): void;
   reject(e: unknown): void;
+}
+
+/** One write's bytes, and the messages in it (JSON form) for `ico:out`. */
+interface Encoded {
+  parts: Uint8ArrayList;
+  sent: Array<[Envelope, WireEncoding]>;
 }
 
 interface Attached {
@@ -207,7 +213,16 @@ export class IcoChannel {
         }
         const batch = this.#queue.splice(0, this.#queue.length);
         this.#queuedBytes = 0;
-        const { parts, sent } = this.#encode(batch);
+        let encoded: Encoded;
+        try {
+          encoded = this.#encode(batch);
+        } catch (e) {
+          // Sizes were checked at send(): only a broken invariant lands here. Fail this batch, go on.
+          this.#host.debug({ remote: this.peerId, err: (e as Error).message }, 'ICO frame encoding failed');
+          for (const p of batch) p.reject(e);
+          continue;
+        }
+        const { parts, sent } = encoded;
         const ok = this.#write(stream, parts) ?? (await this.#retryWrite(parts));
         if (ok === undefined) {
           for (const p of batch) p.reject(new NotConnectedError(`the ICO stream to ${this.peerId} closed`));
@@ -230,7 +245,7 @@ export class IcoChannel {
   }
 
   /** Frames for one write: JSON frames as sealed, runs of binary messages as binary frames. */
-  #encode(batch: Pending[]): { parts: Uint8ArrayList; sent: Array<[Envelope, WireEncoding]> } {
+  #encode(batch: Pending[]): Encoded {
     const parts = new Uint8ArrayList();
     const sent: Array<[Envelope, WireEncoding]> = [];
     const stats = this.#host.stats;
@@ -248,9 +263,10 @@ export class IcoChannel {
       stats.binaryFramesOut++;
       stats.signatures++;
       stats.envelopesOut += run.length;
+      const render = renderBinaryMessages(this.#host.sealer, sealed);
       for (let i = 0; i < run.length; i++) {
         const m = run[i]!;
-        sent.push([renderBinaryMessage(this.#host.sealer, sealed, i, m.type, m.payload instanceof Uint8Array ? bytesPayload(m.payload) : m.payload), 'binary']);
+        sent.push([render(i, m.type, m.payload instanceof Uint8Array ? bytesPayload(m.payload) : m.payload), 'binary']);
       }
       run = [];
       runBytes = BINARY_FRAME_OVERHEAD;
