@@ -55,32 +55,58 @@ function raftLikePayload(i: number): JsonObject {
   return { k: 'raft', msgs: [{ type: 'append', term: 7, from: 'A'.repeat(52), to: 'B'.repeat(52), prevIndex: 1000 + i, prevTerm: 7, commit: 999 + i, entries: [[7, 1001 + i, 0, 'x'.repeat(200)]] }] };
 }
 
+/**
+ * ops/s of each function from its best of `trials` short runs, the functions taking turns, so
+ * a shared machine's load hits each alike and preemption does not pass for cost.
+ */
+function interleavedBest(fns: Record<string, () => void>, trials = 30, iterations = 20): Record<string, number> {
+  const best: Record<string, number> = {};
+  for (const fn of Object.values(fns)) for (let i = 0; i < iterations; i++) fn();
+  for (let t = 0; t < trials; t++) {
+    for (const [name, fn] of Object.entries(fns)) {
+      const start = performance.now();
+      for (let i = 0; i < iterations; i++) fn();
+      const perOp = (performance.now() - start) / iterations;
+      best[name] = Math.min(best[name] ?? Infinity, perOp);
+    }
+  }
+  return Object.fromEntries(Object.entries(best).map(([name, ms]) => [name, 1000 / ms]));
+}
+
+const HOT_PATH_BATCHES = [1, 16, 64] as const;
+
 /** Seal then decode (with the replay window) per message: JSON envelopes vs binary frames of n. */
 function hotPath(sender: string, seed: Uint8Array, now: number): BenchRow[] {
   const payloads = Array.from({ length: 64 }, (_, i) => raftLikePayload(i));
   const signer = crypto.createSigner(seed);
   const jsonSealer = new EnvelopeSealer({ signer, sender });
-  let replay = new ReplayGuard();
+  const jsonReplay = new ReplayGuard();
   let k = 0;
-  const json = opsPerSecond(() => {
-    const { bytes } = jsonSealer.seal('CONSENSUS', payloads[k++ % 64]!, now);
-    const r = decodeFrame(bytes, { now, expectedSender: sender, replay });
-    if (!r.ok) throw r.error;
-  }, 1000, 20);
-  const rows: BenchRow[] = [
-    { suite: 'ico', name: 'CONSENSUS message as a JSON envelope: seal + decode', value: json, unit: 'msgs/s', note: `Raft-append-like payload, ${jsonSealer.seal('CONSENSUS', payloads[0]!, now).bytes.length} B frame` },
-  ];
-  for (const n of [1, 16, 64]) {
+  const fns: Record<string, () => void> = {
+    json: () => {
+      const { bytes } = jsonSealer.seal('CONSENSUS', payloads[k++ % 64]!, now);
+      const r = decodeFrame(bytes, { now, expectedSender: sender, replay: jsonReplay });
+      if (!r.ok) throw r.error;
+    },
+  };
+  const frameBytes: Record<number, number> = {};
+  for (const n of HOT_PATH_BATCHES) {
     const binarySealer = new EnvelopeSealer({ signer, sender });
-    replay = new ReplayGuard();
-    let frameBytes = 0;
-    const frames = opsPerSecond(() => {
+    const replay = new ReplayGuard();
+    fns[`binary${n}`] = () => {
       const sealed = sealBinaryFrame(binarySealer, payloads.slice(0, n).map((p) => ({ type: 'CONSENSUS' as const, encoding: PAYLOAD_JSON, body: encodeJsonPayload(p) })), now);
-      frameBytes = sealed.frame.length;
+      frameBytes[n] = sealed.frame.length;
       const r = decodeFrame(sealed.frame, { now, expectedSender: sender, replay });
       if (!r.ok) throw r.error;
-    }, 1000, 5);
-    const perMessage = frames * n;
+    };
+  }
+  const ops = interleavedBest(fns);
+  const json = ops['json']!;
+  const rows: BenchRow[] = [
+    { suite: 'ico', name: 'CONSENSUS message as a JSON envelope: seal + decode', value: json, unit: 'msgs/s', note: `Raft-append-like payload, ${jsonSealer.seal('CONSENSUS', payloads[0]!, now).bytes.length} B frame; best of 30 interleaved runs` },
+  ];
+  for (const n of HOT_PATH_BATCHES) {
+    const perMessage = ops[`binary${n}`]! * n;
     rows.push({
       suite: 'ico',
       name: `CONSENSUS messages in binary frames of ${n}: seal + decode`,
@@ -88,7 +114,7 @@ function hotPath(sender: string, seed: Uint8Array, now: number): BenchRow[] {
       unit: 'msgs/s',
       baseline: { name: 'JSON envelope each', value: json },
       ratio: perMessage / json,
-      note: `${frameBytes} B per frame of ${n}`,
+      note: `${frameBytes[n]} B per frame of ${n}`,
     });
   }
   return rows;
