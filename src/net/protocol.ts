@@ -3,7 +3,18 @@
 import { lpStream } from '@libp2p/utils';
 import type { Stream } from '@libp2p/interface';
 
-export const ICO_PROTOCOL = '/hypersync/ico/1.0.0';
+/** ICO 1.1: one duplex stream per connection (the dialer opens it, both sides read and write it). */
+export const ICO_PROTOCOL = '/hypersync/ico/1.1.0';
+/** ICO 1.0, still spoken to old peers: each side writes on the stream it opened and reads the ones it accepted. */
+export const ICO_PROTOCOL_LEGACY = '/hypersync/ico/1.0.0';
+/** Protocols the ICO handler accepts and an opener offers, preferred first. */
+export const ICO_PROTOCOLS = [ICO_PROTOCOL, ICO_PROTOCOL_LEGACY];
+/**
+ * Connections of the same transport opened within this time of each other count as
+ * simultaneous; otherwise the newer one is preferred (a restarted peer's old connection may
+ * linger, still 'open', until its transport notices).
+ */
+export const CONNECTION_TIE_MS = 1_000;
 export const DISCOVERY_PROTOCOL = '/hypersync/discovery/1.0.0';
 
 export function icoTopic(cluster: string): string {
@@ -27,8 +38,6 @@ export const MIN_BACKOFF_MS = 250;
 export const MAX_BACKOFF_MS = 15_000;
 /** How often discovery asks each relay for peers. */
 export const DISCOVERY_INTERVAL_MS = 2_000;
-/** A discovery request (stream open and reply) gives up after this. */
-export const DISCOVERY_TIMEOUT_MS = 5_000;
 /** One dial attempt (one address) may take this long. */
 export const DIAL_TIMEOUT_MS = 8_000;
 /** A peer with the larger PeerId waits this long for the smaller one to dial before dialing itself. */
