@@ -5,7 +5,7 @@
 // Noise-authenticated PeerId as the expected sender (or, on gossip, comes from a peer that
 // completed HELLO and admission with us).
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2';
-import { gossipsub, type GossipSub } from '@libp2p/gossipsub';
+import { gossipsub, type GossipSub, type Message } from '@libp2p/gossipsub';
 import { identify, identifyPush } from '@libp2p/identify';
 import { noise } from '@libp2p/noise';
 import { ping } from '@libp2p/ping';
@@ -17,7 +17,7 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p, type Libp2p } from 'libp2p';
 import { defaultListen, loadOrCreateKey, platformTransports, PLATFORM } from '#net-platform';
 import { crypto, seedFromLibp2pPrivateKey } from '../crypto/index.ts';
-import { decodeEnvelope, EnvelopeSealer } from '../ico/envelope.ts';
+import { EnvelopeSealer, openEnvelope } from '../ico/envelope.ts';
 import { IcoSession, type Outbound, type SessionEvent } from '../ico/lifecycle.ts';
 import { ReplayGuard } from '../ico/replay.ts';
 import { DEFAULT_CODEC_LIMITS, type Envelope, type IcoType, type Json, type PeerRole } from '../ico/types.ts';
@@ -431,7 +431,8 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
         }
         return;
       }
-      const result = decodeEnvelope(frame, { now: Date.now(), expectedSender: remote, replay });
+      // The async check is native WebCrypto in a tab (8-18x noble); on Node it is node:crypto either way.
+      const result = await openEnvelope(frame, { now: Date.now(), expectedSender: remote, replay });
       if (!result.ok) {
         log.debug({ remote, code: result.error.code, reason: result.error.message }, 'dropped envelope');
         drop(remote, result.error.code, result.error.message);
@@ -545,11 +546,11 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
 
   // Gossip: the same envelopes, fanned out on the cluster topic; only admitted senders count.
   libp2p.services.pubsub.subscribe(topic);
-  libp2p.services.pubsub.addEventListener('message', (evt) => {
-    const msg = evt.detail;
+  libp2p.services.pubsub.addEventListener('message', (evt) => void onGossip(evt.detail));
+  async function onGossip(msg: Message): Promise<void> {
     if (msg.topic !== topic) return;
     const from = msg.type === 'signed' ? msg.from.toString() : 'unknown';
-    const result = decodeEnvelope(msg.data, { now: Date.now(), replay: gossipReplay });
+    const result = await openEnvelope(msg.data, { now: Date.now(), replay: gossipReplay });
     if (!result.ok) {
       drop(from, result.error.code, result.error.message);
       return;
@@ -561,7 +562,7 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
       return;
     }
     if (result.envelope.type === 'STATE_SYNC' || result.envelope.type === 'CONSENSUS') emit({ type: 'ico:in', envelope: result.envelope });
-  });
+  }
 
   async function dialTarget(peerId: string, target: DialTarget): Promise<void> {
     // Every address must name the peer, or a relay circuit address would just dial the relay.
