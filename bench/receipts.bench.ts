@@ -134,7 +134,7 @@ export async function run(): Promise<BenchRow[]> {
   rows.push({ suite: 'receipts', name: `inclusion proof verification, n = 1,000,000 (p50; p99 ${percentile(verTimes, 99).toFixed(3)} ms)`, value: verP50, unit: 'ms', target: '< 1 ms', met: verP50 < 1 });
   await store.close();
 
-  // IndexedDB in Chromium (noble crypto, real IndexedDB).
+  // IndexedDB in Chromium (the browser adapter: WebCrypto Ed25519; real IndexedDB).
   try {
     const { launchChromium } = await import('../e2e/browsers.ts');
     const { startIdbPage } = await import('../e2e/idb-harness.ts');
@@ -145,8 +145,8 @@ export async function run(): Promise<BenchRow[]> {
       await page.goto(url);
       await page.waitForFunction(() => window.storeResults !== undefined, undefined, { timeout: 60_000 });
       const rate = await page.evaluate(() => window.measureIdbAppends(300));
-      rows.push({ suite: 'receipts', name: 'IndexedDB append (Chromium, noble), 1 in flight', value: rate.sequentialPerSec, unit: 'receipts/s' });
-      rows.push({ suite: 'receipts', name: 'IndexedDB append (Chromium, noble), 300 in flight', value: rate.concurrentPerSec, unit: 'receipts/s', note: rate.verified ? 'chain verified in the page' : 'CHAIN DID NOT VERIFY' });
+      rows.push({ suite: 'receipts', name: `IndexedDB append (Chromium, ${rate.adapter}), 1 in flight`, value: rate.sequentialPerSec, unit: 'receipts/s' });
+      rows.push({ suite: 'receipts', name: `IndexedDB append (Chromium, ${rate.adapter}), 300 in flight`, value: rate.concurrentPerSec, unit: 'receipts/s', note: rate.verified ? 'chain verified in the page' : 'CHAIN DID NOT VERIFY' });
     } finally {
       await browser.close();
       await server.close();
