@@ -2,13 +2,14 @@
 // browser has it, @noble where it does not. The choice is made once, when this module loads,
 // by a known-answer test (RFC 8032 test 1: import, sign, verify; any error or wrong byte means
 // no): never per call. WebCrypto is async only, so the async forms (signAsync, verifyAsync)
-// are native and the sync forms stay on noble; sha256 stays on noble too (a promise per
-// 300-byte digest costs more than hashing it). Keys are imported once and kept as CryptoKeys:
-// a signer imports its key on first use, verification caches public keys (bounded).
-import { sha256 } from '@noble/hashes/sha2.js';
+// are native and the sync forms stay on noble; sha256 stays synchronous, in JavaScript (a
+// promise per 300-byte digest costs more than hashing it). Keys are imported once and kept
+// as CryptoKeys: a signer imports its key on first use, verification caches public keys
+// (bounded) and, once a key is imported, calls WebCrypto without waiting on the cache.
 import { acceptableEd25519 } from './ed25519-rules.ts';
 import { bytesId, KeyCache } from './key-cache.ts';
 import { nobleCrypto, nobleSigner, nobleVerify, randomBytes } from './noble.ts';
+import { sha256 } from './sha256.ts';
 import type { CryptoAdapter, Ed25519Signer } from './types.ts';
 
 const ALG = { name: 'Ed25519' } as const;
@@ -59,26 +60,38 @@ export async function detectWebCryptoEd25519(subtle: SubtleCrypto | undefined): 
 
 /** The adapter over a SubtleCrypto that passed detectWebCryptoEd25519(). */
 export function webCryptoAdapter(subtle: SubtleCrypto): CryptoAdapter {
-  // A key that fails to import is cached as null: it will not import next time either.
-  const publicKeys = new KeyCache<Promise<CryptoKey | null>>();
-  const publicKey = (raw: Uint8Array): Promise<CryptoKey | null> =>
-    publicKeys.getOrCreate(bytesId(raw), () => subtle.importKey('raw', Uint8Array.from(raw), ALG, false, ['verify']).catch(() => null));
+  // Each entry is the import in progress, then the CryptoKey; a key that fails to import is
+  // cached as null: it will not import next time either.
+  const publicKeys = new KeyCache<{ key: Promise<CryptoKey | null> | CryptoKey | null }>();
+  const publicKey = (raw: Uint8Array): { key: Promise<CryptoKey | null> | CryptoKey | null } =>
+    publicKeys.getOrCreate(bytesId(raw), () => {
+      const entry: { key: Promise<CryptoKey | null> | CryptoKey | null } = { key: null };
+      entry.key = subtle.importKey('raw', Uint8Array.from(raw), ALG, false, ['verify']).then(
+        (k) => (entry.key = k),
+        () => (entry.key = null),
+      );
+      return entry;
+    });
 
   return {
     name: 'webcrypto',
-    sha256: (data) => sha256(data),
+    sha256,
     createSigner(seed: Uint8Array): Ed25519Signer {
       // noble derives the public key (WebCrypto cannot without an async export) and signs
       // for the sync form; the CryptoKey is imported once, on the first signAsync.
       const base = nobleSigner(seed);
       const der = pkcs8(seed);
-      let key: Promise<CryptoKey> | undefined;
+      let imported: Promise<CryptoKey> | undefined;
+      let key: CryptoKey | undefined;
       return {
         publicKey: base.publicKey,
         sign: base.sign,
         async signAsync(message: Uint8Array): Promise<Uint8Array> {
-          key ??= subtle.importKey('pkcs8', der, ALG, false, ['sign']);
-          return new Uint8Array(await subtle.sign(ALG, await key, own(message)));
+          if (key === undefined) {
+            imported ??= subtle.importKey('pkcs8', der, ALG, false, ['sign']);
+            key = await imported;
+          }
+          return new Uint8Array(await subtle.sign(ALG, key, own(message)));
         },
       };
     },
@@ -86,7 +99,8 @@ export function webCryptoAdapter(subtle: SubtleCrypto): CryptoAdapter {
     async verifyAsync(raw: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean> {
       // Both browsers accept small-order keys, which Node rejects: the shared rules first.
       if (!acceptableEd25519(raw, signature)) return false;
-      const key = await publicKey(raw);
+      const entry = publicKey(raw).key;
+      const key = entry instanceof Promise ? await entry : entry;
       if (key === null) return false;
       try {
         return await subtle.verify(ALG, key, own(signature), own(message));
@@ -100,7 +114,10 @@ export function webCryptoAdapter(subtle: SubtleCrypto): CryptoAdapter {
 
 const native = await detectWebCryptoEd25519(globalThis.crypto?.subtle);
 
+/** Without WebCrypto Ed25519: @noble's ed25519, and the same sha256 as the WebCrypto form. */
+const fallback: CryptoAdapter = { ...nobleCrypto, sha256 };
+
 /** Chosen once at start: `webcrypto` when the browser passed the known-answer test, else `noble`. */
-export const browserCrypto: CryptoAdapter = native === null ? nobleCrypto : webCryptoAdapter(native);
+export const browserCrypto: CryptoAdapter = native === null ? fallback : webCryptoAdapter(native);
 
 export default browserCrypto;

@@ -134,3 +134,14 @@ test('a small-order key cannot "sign": the all-zero signature under the all-zero
     assert.equal(await adapter.verifyAsync(new Uint8Array(32), m, new Uint8Array(64)), false, adapter.name);
   }
 });
+
+test('the browser adapter\'s SHA-256 equals node:crypto on every length from 0 to 1,100 bytes (all padding cases) and on 1 MiB', async () => {
+  const { sha256 } = await import('../../src/crypto/sha256.ts');
+  for (let n = 0; n <= 1100; n++) {
+    const data = nodeCrypto.randomBytes(n);
+    assert.equal(hexEncode(sha256(data)), hexEncode(nodeCrypto.sha256(data)), `${n} bytes`);
+  }
+  const big = nodeCrypto.randomBytes(1 << 20);
+  assert.equal(hexEncode(sha256(big)), hexEncode(nodeCrypto.sha256(big)));
+  assert.equal(hexEncode(sha256(big.subarray(3, 1000))), hexEncode(nodeCrypto.sha256(big.subarray(3, 1000))), 'a view into a larger buffer');
+});
