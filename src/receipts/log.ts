@@ -12,7 +12,7 @@ import type { Json } from '../ico/types.ts';
 import type { BatchOp, Store } from '../store/types.ts';
 import { prefixedKey, readU64, u64, writeU64 } from '../store/keys.ts';
 import { consistencyPath, inclusionPath, leafHash, MerkleFrontier, type NodeReader } from './merkle.ts';
-import { buildReceiptAsync, GENESIS_HASH, receiptHashBytes, type BuiltReceipt, type Receipt } from './receipt.ts';
+import { GENESIS_HASH, receiptHashBytes, receiptOperation, signedReceipt, unsignedReceipt, type BuiltReceipt, type Receipt, type UnsignedReceipt } from './receipt.ts';
 import { signTreeHead, type InclusionProof, type SignedTreeHead } from './tree-head.ts';
 
 export { verifyTreeHead, type InclusionProof, type SignedTreeHead } from './tree-head.ts';
@@ -181,14 +181,36 @@ export class ReceiptLog {
         const members: Array<[Pending, Receipt]> = [];
         let head = this.#head;
         const frontier = new MerkleFrontier(this.#frontier.size, [...this.#frontier.nodes]);
-        for (const p of group) {
+        const operationOf = (p: Pending): Receipt['operation'] | { error: unknown } => {
+          try {
+            return receiptOperation(p.operator_id, p.inputs, p.outputs);
+          } catch (error) {
+            return { error };
+          }
+        };
+        let next = operationOf(group[0]!);
+        for (let g = 0; g < group.length; g++) {
+          const p = group[g]!;
+          const operation = next;
+          let unsigned: UnsignedReceipt | undefined;
+          let signature: Promise<Uint8Array> | undefined;
+          try {
+            // Bad input (an invalid operator id, inputs that are not JSON) fails that append only.
+            if ('error' in operation) throw operation.error;
+            // Timestamps never go backwards along the chain, whatever the wall clock does.
+            unsigned = unsignedReceipt(operation, { index: head.size, prevHash: head.last_hash, signerId: this.peerId, now: Math.max(p.now, head.last_timestamp) });
+            signature = this.#signer.signAsync(unsigned.message);
+          } catch (e) {
+            p.reject(e);
+          }
+          // The next receipt's operation (JCS and hashes of its inputs and outputs) does not
+          // depend on the chain: it is computed while this signature is being made.
+          if (g + 1 < group.length) next = operationOf(group[g + 1]!);
+          if (unsigned === undefined || signature === undefined) continue;
           let built: BuiltReceipt;
           try {
-            // Timestamps never go backwards along the chain, whatever the wall clock does.
-            const now = Math.max(p.now, head.last_timestamp);
-            built = await buildReceiptAsync({ operator_id: p.operator_id, inputs: p.inputs, outputs: p.outputs, index: head.size, prevHash: head.last_hash, signer: this.#signer, signerId: this.peerId, now });
+            built = signedReceipt(unsigned, await signature);
           } catch (e) {
-            // Bad input (an invalid operator id, inputs that are not JSON) fails that append only.
             p.reject(e);
             continue;
           }

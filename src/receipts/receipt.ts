@@ -109,8 +109,26 @@ export interface BuiltReceipt {
   hash: Uint8Array;
 }
 
+/**
+ * What a receipt says about its operation (operator id checked, inputs and outputs hashed over
+ * their JCS bytes). It does not depend on the chain, so a log computes the next receipt's while
+ * the previous one is being signed. Throws RangeError or JcsError on bad input.
+ */
+export function receiptOperation(operator_id: string, inputs: Json, outputs: Json): Receipt['operation'] {
+  if (!OPERATOR_ID_PATTERN.test(operator_id)) throw new RangeError(`invalid operator id '${operator_id.slice(0, 40)}'`);
+  return { type: 'operator_execution', operator_id, inputs_hash: digestJson(inputs), outputs_hash: digestJson(outputs) };
+}
+
+/** Where a receipt goes in its signer's chain. */
+export interface Placement {
+  index: number;
+  prevHash: string;
+  signerId: string;
+  now: number;
+}
+
 /** A receipt before its signature: the canonical text's shared head and tail are written once for its three forms. */
-interface Unsigned {
+export interface UnsignedReceipt {
   body: ReceiptBody;
   receipt_id: string;
   /** JCS text of the receipt without `signature`, up to where `signature` goes. */
@@ -120,15 +138,8 @@ interface Unsigned {
   message: Uint8Array;
 }
 
-function unsigned(i: BuildInput): Unsigned {
-  if (!OPERATOR_ID_PATTERN.test(i.operator_id)) throw new RangeError(`invalid operator id '${i.operator_id.slice(0, 40)}'`);
-  const body: ReceiptBody = {
-    timestamp: new Date(i.now).toISOString(),
-    operation: { type: 'operator_execution', operator_id: i.operator_id, inputs_hash: digestJson(i.inputs), outputs_hash: digestJson(i.outputs) },
-    prev_receipt_hash: i.prevHash,
-    signer: i.signerId,
-    index: i.index,
-  };
+export function unsignedReceipt(operation: Receipt['operation'], at: Placement): UnsignedReceipt {
+  const body: ReceiptBody = { timestamp: new Date(at.now).toISOString(), operation, prev_receipt_hash: at.prevHash, signer: at.signerId, index: at.index };
   const head = canonicalHead(body);
   const tail = canonicalTail(body);
   const receipt_id = `receipt_${hexEncode(crypto.sha256(encoder.encode(head + tail)))}`;
@@ -136,22 +147,26 @@ function unsigned(i: BuildInput): Unsigned {
   return { body, receipt_id, withId, tail, message: encoder.encode(withId + tail) };
 }
 
-function signed(u: Unsigned, signatureBytes: Uint8Array): BuiltReceipt {
+export function signedReceipt(u: UnsignedReceipt, signatureBytes: Uint8Array): BuiltReceipt {
   const signature = base64urlEncode(signatureBytes);
   const bytes = encoder.encode(`${u.withId},"signature":"${signature}"${u.tail}`);
   return { receipt: { receipt_id: u.receipt_id, ...u.body, signature }, bytes, hash: crypto.sha256(bytes) };
 }
 
+function unsigned(i: BuildInput): UnsignedReceipt {
+  return unsignedReceipt(receiptOperation(i.operator_id, i.inputs, i.outputs), i);
+}
+
 /** Builds and signs a receipt with the signer's synchronous form. */
 export function buildReceiptWithBytes(i: BuildInput): BuiltReceipt {
   const u = unsigned(i);
-  return signed(u, i.signer.sign(u.message));
+  return signedReceipt(u, i.signer.sign(u.message));
 }
 
 /** The same receipt, signed with the signer's asynchronous form (native WebCrypto in a browser). */
 export async function buildReceiptAsync(i: BuildInput): Promise<BuiltReceipt> {
   const u = unsigned(i);
-  return signed(u, await i.signer.signAsync(u.message));
+  return signedReceipt(u, await i.signer.signAsync(u.message));
 }
 
 export function buildReceipt(i: BuildInput): Receipt {
@@ -191,15 +206,12 @@ export interface SignatureCheck {
 export const BAD_SIGNATURE = 'signature does not verify for the signer';
 
 /**
- * Step 1 on a shape-checked receipt, all but the signature check itself: its id matches its
- * content, its signer is an ed25519 PeerId, its signature decodes. Also returns the receipt's
- * hash: the canonical text is written once for all three (id and signature are plain hex /
- * base64url after the shape check, so they need no escaping).
+ * Step 1 on a shape-checked receipt, all but the signature check itself: its signer is an
+ * ed25519 PeerId, its signature decodes, its id matches its content. Also returns the
+ * receipt's hash: the canonical text is written and encoded once for all three (id and
+ * signature are plain hex / base64url after the shape check, so they need no escaping).
  */
 export function prepareReceipt(receipt: Receipt): { problem: string } | { check: SignatureCheck; hash: Uint8Array } {
-  const head = canonicalHead(receipt);
-  const tail = canonicalTail(receipt);
-  if (`receipt_${hexEncode(crypto.sha256(encoder.encode(head + tail)))}` !== receipt.receipt_id) return { problem: 'receipt_id does not match the receipt content' };
   let publicKey: Uint8Array;
   try {
     publicKey = publicKeyFromPeerId(receipt.signer);
@@ -212,11 +224,30 @@ export function prepareReceipt(receipt: Receipt): { problem: string } | { check:
   } catch {
     return { problem: 'signature is not base64url' };
   }
-  const withId = `${head},"receipt_id":"${receipt.receipt_id}"`;
-  return {
-    check: { publicKey, message: encoder.encode(withId + tail), signature },
-    hash: crypto.sha256(encoder.encode(`${withId},"signature":"${receipt.signature}"${tail}`)),
-  };
+  const head = canonicalHead(receipt);
+  const tail = canonicalTail(receipt);
+  const idField = `,"receipt_id":"${receipt.receipt_id}"`;
+  const full = `${head}${idField},"signature":"${receipt.signature}"${tail}`;
+  const bytes = encoder.encode(full);
+  let idText: Uint8Array;
+  let message: Uint8Array;
+  if (bytes.length === full.length) {
+    // Every field of a shape-checked receipt with a PeerId signer is ASCII (one byte per
+    // character), so the full text, encoded once, gives the other two by cutting out its middle.
+    const signed = head.length + idField.length;
+    const rest = bytes.subarray(bytes.length - tail.length);
+    idText = new Uint8Array(head.length + tail.length);
+    idText.set(bytes.subarray(0, head.length));
+    idText.set(rest, head.length);
+    message = new Uint8Array(signed + tail.length);
+    message.set(bytes.subarray(0, signed));
+    message.set(rest, signed);
+  } else {
+    idText = encoder.encode(head + tail);
+    message = encoder.encode(head + idField + tail);
+  }
+  if (`receipt_${hexEncode(crypto.sha256(idText))}` !== receipt.receipt_id) return { problem: 'receipt_id does not match the receipt content' };
+  return { check: { publicKey, message, signature }, hash: crypto.sha256(bytes) };
 }
 
 /** Step 1 (synchronous): the shape-checked receipt's id matches its content, and the signer signed it. */
