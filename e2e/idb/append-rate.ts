@@ -21,7 +21,8 @@ export interface AppendRate {
   consistencyChecked: boolean;
 }
 
-export async function measureIdbAppends(n = 300, signing: 'adapter' | 'noble' = 'adapter'): Promise<AppendRate> {
+/** `n` appends one at a time, then `concurrent` (default `n`) at once. */
+export async function measureIdbAppends(n = 300, signing: 'adapter' | 'noble' = 'adapter', concurrent = n): Promise<AppendRate> {
   const seed = crypto.randomBytes(32);
   const signer = signing === 'noble' ? nobleSigner(seed) : crypto.createSigner(seed);
   const peerId = peerIdFromPublicKeyBytes(signer.publicKey);
@@ -31,8 +32,8 @@ export async function measureIdbAppends(n = 300, signing: 'adapter' | 'noble' = 
   const sequentialPerSec = (n * 1000) / (performance.now() - t0);
   const firstHead = log.signedTreeHead();
   t0 = performance.now();
-  await Promise.all(Array.from({ length: n }, (_, i) => log.append({ operator_id: 'kv.put', inputs: { i }, outputs: { ok: true } })));
-  const concurrentPerSec = (n * 1000) / (performance.now() - t0);
+  await Promise.all(Array.from({ length: concurrent }, (_, i) => log.append({ operator_id: 'kv.put', inputs: { i }, outputs: { ok: true } })));
+  const concurrentPerSec = (concurrent * 1000) / (performance.now() - t0);
   const verified = (await verifyChain(log.iterate(), { now: Date.now() + 1000, signer: peerId })).ok;
   const receipt = await log.get(Math.floor(log.size / 2));
   let proofChecked = false;
