@@ -75,6 +75,24 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
+/** A signed group, ready to be written as one atomic batch. */
+interface Batch {
+  ops: BatchOp[];
+  members: Array<[Pending, Receipt]>;
+  /** The log's head and frontier once the batch is durable. */
+  head: Head;
+  frontier: MerkleFrontier;
+}
+
+/** A pending append's operation, or why it has none (it fails alone). */
+function operationOf(p: Pending): Receipt['operation'] | { error: unknown } {
+  try {
+    return receiptOperation(p.operator_id, p.inputs, p.outputs);
+  } catch (error) {
+    return { error };
+  }
+}
+
 export interface ReceiptLogOptions {
   signer: Ed25519Signer;
   /** PeerId of the signer (its key signs receipts and tree heads). */
@@ -177,62 +195,16 @@ export class ReceiptLog {
         const take = this.#inFlight === 0 && this.#queue.length >= 2 * MIN_SPLIT_GROUP ? Math.ceil(this.#queue.length / 2) : this.#queue.length;
         const group = this.#queue.splice(0, Math.min(take, this.#maxGroup));
         const epoch = this.#epoch;
-        const ops: BatchOp[] = [];
-        const members: Array<[Pending, Receipt]> = [];
-        let head = this.#head;
-        const frontier = new MerkleFrontier(this.#frontier.size, [...this.#frontier.nodes]);
-        const operationOf = (p: Pending): Receipt['operation'] | { error: unknown } => {
-          try {
-            return receiptOperation(p.operator_id, p.inputs, p.outputs);
-          } catch (error) {
-            return { error };
-          }
-        };
-        let next = operationOf(group[0]!);
-        for (let g = 0; g < group.length; g++) {
-          const p = group[g]!;
-          const operation = next;
-          let unsigned: UnsignedReceipt | undefined;
-          let signature: Promise<Uint8Array> | undefined;
-          try {
-            // Bad input (an invalid operator id, inputs that are not JSON) fails that append only.
-            if ('error' in operation) throw operation.error;
-            // Timestamps never go backwards along the chain, whatever the wall clock does.
-            unsigned = unsignedReceipt(operation, { index: head.size, prevHash: head.last_hash, signerId: this.peerId, now: Math.max(p.now, head.last_timestamp) });
-            signature = this.#signer.signAsync(unsigned.message);
-          } catch (e) {
-            p.reject(e);
-          }
-          // The next receipt's operation (JCS and hashes of its inputs and outputs) does not
-          // depend on the chain: it is computed while this signature is being made.
-          if (g + 1 < group.length) next = operationOf(group[g + 1]!);
-          if (unsigned === undefined || signature === undefined) continue;
-          let built: BuiltReceipt;
-          try {
-            built = signedReceipt(unsigned, await signature);
-          } catch (e) {
-            p.reject(e);
-            continue;
-          }
-          const { receipt, bytes, hash } = built;
-          // The stored value is the receipt's canonical JSON (any JSON reader parses it).
-          ops.push({ type: 'put', key: keys.receipt(head.size), value: bytes });
-          ops.push({ type: 'put', key: keys.id(receipt.receipt_id), value: u64(head.size) });
-          for (const [level, index, node] of frontier.append(leafHash(hash))) ops.push({ type: 'put', key: keys.node(level, index), value: node });
-          head = { size: head.size + 1, last_hash: `sha256:${hexEncode(hash)}`, last_timestamp: Date.parse(receipt.timestamp) };
-          if (p.extra !== undefined) ops.push(...p.extra);
-          members.push([p, receipt]);
-        }
+        const batch = await this.#sign(group);
         if (epoch !== this.#epoch) {
           // A batch this group builds on failed while it was being signed: its indexes and
           // links point at receipts that are not there.
           const e = new ReceiptLogError('RECEIPT_INVALID', 'the receipt log failed to persist an earlier batch');
-          for (const [p] of members) p.reject(e);
+          for (const [p] of batch.members) p.reject(e);
           continue;
         }
-        if (members.length === 0) continue;
-        ops.push({ type: 'put', key: keys.head(), value: utf8Encode(JSON.stringify(head)) });
-        this.#write(ops, members, head, frontier);
+        if (batch.members.length === 0) continue;
+        this.#write(batch);
         // Build the next group in a later microtask: the write just chained is queued first,
         // so its batch is handed to the store (and its fsync runs off the main thread) before
         // the signing of the next group starts, instead of after it.
@@ -245,8 +217,56 @@ export class ReceiptLog {
     else this.#notifyIfIdle();
   }
 
+  /**
+   * Signs a group in chain order on the state built so far, and lays out its batch: receipt,
+   * id, new Merkle nodes, the caller's own writes, then the head. Bad input (an invalid
+   * operator id, inputs that are not JSON) fails its own append only.
+   */
+  async #sign(group: Pending[]): Promise<Batch> {
+    const ops: BatchOp[] = [];
+    const members: Array<[Pending, Receipt]> = [];
+    let head = this.#head;
+    const frontier = new MerkleFrontier(this.#frontier.size, [...this.#frontier.nodes]);
+    let next = operationOf(group[0]!);
+    for (let g = 0; g < group.length; g++) {
+      const p = group[g]!;
+      const operation = next;
+      let unsigned: UnsignedReceipt | undefined;
+      let signature: Promise<Uint8Array> | undefined;
+      try {
+        if ('error' in operation) throw operation.error;
+        // Timestamps never go backwards along the chain, whatever the wall clock does.
+        unsigned = unsignedReceipt(operation, { index: head.size, prevHash: head.last_hash, signerId: this.peerId, now: Math.max(p.now, head.last_timestamp) });
+        signature = this.#signer.signAsync(unsigned.message);
+      } catch (e) {
+        p.reject(e);
+      }
+      // The next receipt's operation (JCS and hashes of its inputs and outputs) does not
+      // depend on the chain: it is computed while this signature is being made.
+      if (g + 1 < group.length) next = operationOf(group[g + 1]!);
+      if (unsigned === undefined || signature === undefined) continue;
+      let built: BuiltReceipt;
+      try {
+        built = signedReceipt(unsigned, await signature);
+      } catch (e) {
+        p.reject(e);
+        continue;
+      }
+      const { receipt, bytes, hash } = built;
+      // The stored value is the receipt's canonical JSON (any JSON reader parses it).
+      ops.push({ type: 'put', key: keys.receipt(head.size), value: bytes });
+      ops.push({ type: 'put', key: keys.id(receipt.receipt_id), value: u64(head.size) });
+      for (const [level, index, node] of frontier.append(leafHash(hash))) ops.push({ type: 'put', key: keys.node(level, index), value: node });
+      head = { size: head.size + 1, last_hash: `sha256:${hexEncode(hash)}`, last_timestamp: Date.parse(receipt.timestamp) };
+      if (p.extra !== undefined) ops.push(...p.extra);
+      members.push([p, receipt]);
+    }
+    ops.push({ type: 'put', key: keys.head(), value: utf8Encode(JSON.stringify(head)) });
+    return { ops, members, head, frontier };
+  }
+
   /** Adopts a built group's state now and writes its batch after every earlier one. */
-  #write(ops: BatchOp[], members: Array<[Pending, Receipt]>, head: Head, frontier: MerkleFrontier): void {
+  #write({ ops, members, head, frontier }: Batch): void {
     const epoch = this.#epoch;
     this.#head = head;
     this.#frontier = frontier;
