@@ -153,20 +153,10 @@ export function signedReceipt(u: UnsignedReceipt, signatureBytes: Uint8Array): B
   return { receipt: { receipt_id: u.receipt_id, ...u.body, signature }, bytes, hash: crypto.sha256(bytes) };
 }
 
-function unsigned(i: BuildInput): UnsignedReceipt {
-  return unsignedReceipt(receiptOperation(i.operator_id, i.inputs, i.outputs), i);
-}
-
-/** Builds and signs a receipt with the signer's synchronous form. */
+/** Builds and signs a receipt with the signer's synchronous form (ReceiptLog signs with the asynchronous one). */
 export function buildReceiptWithBytes(i: BuildInput): BuiltReceipt {
-  const u = unsigned(i);
+  const u = unsignedReceipt(receiptOperation(i.operator_id, i.inputs, i.outputs), i);
   return signedReceipt(u, i.signer.sign(u.message));
-}
-
-/** The same receipt, signed with the signer's asynchronous form (native WebCrypto in a browser). */
-export async function buildReceiptAsync(i: BuildInput): Promise<BuiltReceipt> {
-  const u = unsigned(i);
-  return signedReceipt(u, await i.signer.signAsync(u.message));
 }
 
 export function buildReceipt(i: BuildInput): Receipt {

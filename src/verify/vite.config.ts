@@ -10,7 +10,7 @@ import { gzipSync } from 'node:zlib';
 import { build, defineConfig } from 'vite';
 
 const CONFIG_FILE = fileURLToPath(import.meta.url);
-export const VERIFY_ENTRY = fileURLToPath(new URL('./index.ts', import.meta.url));
+const VERIFY_ENTRY = fileURLToPath(new URL('./index.ts', import.meta.url));
 export const VERIFY_FILE = 'hypersync-verify.js';
 /** The budget for the verifier on its own. */
 export const MAX_VERIFY_GZIP_BYTES = 30 * 1024;
