@@ -3,6 +3,7 @@
 // prints it), starts the same peer core the Node processes run, renders peers, transports,
 // heartbeats and a bounded ICO log, and exposes `window.hypersync` for automation.
 import { startPeer } from '../src/net/index.ts';
+import * as verifier from '../src/verify/index.ts';
 import type { ConnectionInfo, HyperSyncPeer, PeerEvent, PeerEventType, PeerInfo } from '../src/net/types.ts';
 import type { Envelope, Json } from '../src/ico/types.ts';
 import { parseJoinParams, type JoinParams } from './join-params.ts';
@@ -35,6 +36,10 @@ export interface HyperSyncApi {
   on(type: PeerEventType | '*', handler: AnyHandler): () => void;
   /** STATE_SYNC/CONSENSUS/HELLO/GOODBYE envelopes received so far (last 200), for late observers. */
   received(): Envelope[];
+  /** The standalone verifier (`hypersync/verify`), as this tab uses it: receipts, chains, proofs, certificates. */
+  readonly verify: typeof verifier;
+  /** How this tab signs and verifies: `webcrypto` (native Ed25519, detected at load) or `noble`. */
+  readonly crypto: typeof verifier.cryptoBackend;
   stop(): Promise<void>;
 }
 
@@ -79,6 +84,8 @@ window.hypersync = {
   broadcast: (type, payload) => requirePeer().broadcast(type, payload),
   on: subscribe,
   received: () => [...received],
+  verify: verifier,
+  crypto: verifier.cryptoBackend,
   stop: async () => {
     await peer?.stop();
   },
