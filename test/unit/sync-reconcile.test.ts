@@ -4,8 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Xoshiro128 } from '../../src/sim/prng.ts';
-import { ItemSet, type TrieNode } from '../../src/sync/itemset.ts';
-import { RangeReconciler } from '../../src/sync/reconcile.ts';
+import { ItemSet } from '../../src/sync/itemset.ts';
+import { RangeReconciler, type RangeStep, type TrieNode } from '../../src/sync/reconcile.ts';
 
 function randomId(rng: Xoshiro128): Uint8Array {
   const id = new Uint8Array(32);
@@ -29,7 +29,7 @@ function reconcile(a: ItemSet, b: ItemSet, lanes?: number): Outcome {
   let turn: 'a' | 'b' = 'b';
   for (let i = 0; msg !== null; i++) {
     assert.ok(i < 200, 'exchange must end');
-    const step = turn === 'b' ? rb.receive(msg) : ra.receive(msg);
+    const step: RangeStep = turn === 'b' ? rb.receive(msg) : ra.receive(msg);
     if (turn === 'b') collect(b, step.pushNodes, step.pushIds, toA);
     else collect(a, step.pushNodes, step.pushIds, toB);
     msg = step.message;
@@ -121,7 +121,6 @@ test('100k ids with 1% differing: O(log n) rounds, bytes proportional to the dif
   sameIds(a, b);
   assert.equal(o.pushedBA, 1000);
   assert.ok(o.rounds <= 2 * 17, `rounds ${o.rounds}`);
-  console.error(`100k/1%: ${o.rounds} messages, ${o.bytes} bytes`);
   // About 30 bytes per differing id; a full id list would be 3.2 MB.
   assert.ok(o.bytes < 1000 * 60, `bytes ${o.bytes}`);
 });
