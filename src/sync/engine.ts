@@ -16,6 +16,7 @@ import { ByteWriter } from './varint.ts';
 import { DEFAULT_WIRE_LANES, RangeReconciler, type RangeStep } from './reconcile.ts';
 import { LANES } from './itemset.ts';
 import { parseRecord, verifyRecord } from './record.ts';
+import { parseLogPart, parseTreeHead, type ReceiptMirror } from './receipt-mirror.ts';
 import {
   decodeSyncMessage, encodeRoot, encodeSyncMessage, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_RANGE_MESSAGE_BYTES, MAX_RANGE_PART_CHARS,
   rootsEqual, type RootSummary, type SyncMessage, type SyncMode,
@@ -72,6 +73,8 @@ export type SyncEvent =
 
 export interface SyncEngineOptions {
   docs: DocStore;
+  /** Receipt logs to serve and mirror (optional dataset). */
+  receipts?: ReceiptMirror;
   transport: SyncTransport;
   /** ms clock (injected for the simulator). */
   now?: () => number;
@@ -110,6 +113,7 @@ function payloadBytes(p: JsonObject): number {
 
 export class SyncEngine {
   readonly docs: DocStore;
+  readonly receipts: ReceiptMirror | undefined;
   readonly #transport: SyncTransport;
   readonly #now: () => number;
   readonly #newSid: () => string;
@@ -122,6 +126,7 @@ export class SyncEngine {
 
   constructor(o: SyncEngineOptions) {
     this.docs = o.docs;
+    this.receipts = o.receipts;
     this.#transport = o.transport;
     this.#now = o.now ?? Date.now;
     this.#newSid = o.newSid ?? (() => `${Date.now().toString(36)}${(++this.#sidCounter).toString(36)}${Math.floor(Math.random() * 1e9).toString(36)}`.slice(0, 32));
@@ -169,7 +174,47 @@ export class SyncEngine {
     return done;
   }
 
+  /** Receipt logs: tell the peer our heads; it sends what we lack and its own heads back. */
+  #offerHeads(peer: string, reply: boolean): void {
+    if (this.receipts === undefined) return;
+    const heads = this.receipts.heads(this.#now()) as unknown as Json[];
+    this.#transport.send(peer, encodeSyncMessage({ k: 'rheads', heads, reply })).catch(() => undefined);
+  }
+
+  async #onHeads(from: string, heads: Json[], reply: boolean): Promise<void> {
+    const mirror = this.receipts;
+    if (mirror === undefined) return;
+    const theirs = new Map<string, number>();
+    for (const h of heads) {
+      try {
+        const sth = parseTreeHead(h);
+        theirs.set(sth.signer, sth.size);
+      } catch (e) {
+        this.#emit({ type: 'rejected', peer: from, code: (e as SyncError).code, reason: (e as Error).message });
+      }
+    }
+    if (reply) this.#offerHeads(from, false);
+    for (const mine of mirror.heads(this.#now())) {
+      const have = theirs.get(mine.signer) ?? 0;
+      if (mine.size <= have) continue;
+      for await (const part of mirror.serve(mine.signer, have)) {
+        await this.#transport.send(from, encodeSyncMessage({ k: 'rlog', part: part as unknown as Json }));
+      }
+    }
+  }
+
+  async #onLogPart(from: string, raw: Json): Promise<void> {
+    if (this.receipts === undefined) return;
+    try {
+      await this.receipts.accept(parseLogPart(raw), this.#now());
+    } catch (e) {
+      if (!(e instanceof SyncError)) throw e;
+      this.#emit({ type: 'rejected', peer: from, code: e.code, reason: e.message });
+    }
+  }
+
   #pass(peer: string, mode: SyncMode, lanes: number, pass: number): Promise<SyncReport> {
+    if (pass === 1) this.#offerHeads(peer, true);
     if (this.#sessions.size >= MAX_SESSIONS) return Promise.reject(new SyncError('SYNC_LIMIT', `${MAX_SESSIONS} sync sessions already open`));
     const sid = this.#newSid();
     const s = this.#session(sid, peer, 'initiator', pass);
@@ -219,6 +264,8 @@ export class SyncEngine {
       return Promise.resolve();
     }
     if (m.k === 'live') return this.#receiveLive(from, m.recs);
+    if (m.k === 'rheads') return this.#onHeads(from, m.heads, m.reply).catch(() => undefined);
+    if (m.k === 'rlog') return this.#onLogPart(from, m.part);
     let s = this.#sessions.get(`${from}/${m.sid}`);
     if (s === undefined) {
       if (m.k === 'open') {

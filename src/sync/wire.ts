@@ -17,6 +17,8 @@ export const MAX_RANGE_PART_CHARS = 512 * 1024;
 /** A reassembled range message may not exceed this. */
 export const MAX_RANGE_MESSAGE_BYTES = 4 * 1024 * 1024;
 export const MAX_SID_CHARS = 32;
+/** Signed tree heads one `rheads` message may list. */
+export const MAX_HEADS = 1024;
 
 export type SyncMode = 'auto' | 'vector' | 'range';
 
@@ -36,7 +38,9 @@ export type SyncMessage =
   | { k: 'check'; sid: string; root: RootSummary; vec: VersionVector }
   | { k: 'checked'; sid: string; root: RootSummary; vec: VersionVector }
   | { k: 'err'; sid: string; code: string; message: string }
-  | { k: 'live'; recs: Json[] };
+  | { k: 'live'; recs: Json[] }
+  | { k: 'rheads'; heads: Json[]; reply: boolean }
+  | { k: 'rlog'; part: Json };
 
 export function encodeRoot(fp: Fingerprint): RootSummary {
   const b = new Uint8Array(LANES * 4);
@@ -141,6 +145,16 @@ export function decodeSyncMessage(p: JsonObject): SyncMessage {
     }
     case 'live':
       return { k: 'live', recs: recsOf(p['recs']) };
+    case 'rheads': {
+      const heads = p['heads'];
+      if (!Array.isArray(heads) || heads.length > MAX_HEADS) fail(`heads must be a list of at most ${MAX_HEADS} signed tree heads`);
+      return { k: 'rheads', heads, reply: p['reply'] === true };
+    }
+    case 'rlog': {
+      const part = p['part'];
+      if (typeof part !== 'object' || part === null || Array.isArray(part)) fail('part must be an object');
+      return { k: 'rlog', part };
+    }
     default:
       fail(`unknown sync message kind ${JSON.stringify(p['k'])?.slice(0, 40) ?? ''}`);
   }
