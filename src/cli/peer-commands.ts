@@ -17,12 +17,16 @@ import { startRelay } from '../../relay/relay.ts';
 import { readTlsFiles } from '../../relay/api/tls.ts';
 import { DEFAULT_BODY_LIMIT } from '../../relay/api/server.ts';
 import { int, parse, required, str, UsageError } from './args.ts';
+import { startNodeSync } from '../sync/node-service.ts';
+import type { SyncService } from '../sync/service.ts';
 
 export const NODE_HELP = `usage: hypersync node --relay MULTIADDR --data-dir DIR [--cluster-config FILE] [options]
 
 Runs a HyperSync peer: connects to the relay, discovers the cluster's peers, speaks ICO.
 When cluster.json has a "raft" section listing this peer, it also runs its Raft member:
 the log in <data-dir>/raft, the state machine, and its signed receipts in <data-dir>/store.
+Every node syncs the document store and mirrored receipt logs (<data-dir>/sync) with its
+peers: at connection, live by gossip, and by anti-entropy.
 
 options:
   --relay MULTIADDR        relay address with /p2p/<id> (repeatable)
@@ -36,7 +40,9 @@ options:
   --tick-ms N              Raft tick (default 50; election timeout 8-16 ticks, heartbeat 2)
   --snapshot-every N       snapshot the state machine and compact the Raft log every N
                            applied entries (default 10000)
-  --json-events            print one JSON line per peer event on stdout
+  --anti-entropy-ms N      sync with one random peer every N ms (default 30000)
+  --json-events            print one JSON line per peer event on stdout (and sync:done,
+                           sync:rejected, sync:conflict, docs:change lines)
   --log-level LEVEL        trace|debug|info|warn|error (default info; logs go to stderr)
 `;
 
@@ -136,8 +142,27 @@ function streamEvents(peer: HyperSyncPeer, out: Out, hideConsensus = false): voi
     if (event.type === 'ico:in' || event.type === 'ico:out') {
       const t = event.envelope.type;
       if (t === 'HEARTBEAT' || (hideConsensus && t === 'CONSENSUS')) return;
+      // Sync protocol traffic (record batches up to 1 MiB) shows as the sync:* lines instead.
+      if (t === 'STATE_SYNC' && typeof event.envelope.payload['k'] === 'string') return;
     }
     out(`${JSON.stringify({ ...event, at: new Date().toISOString() })}\n`);
+  });
+}
+
+/** Sync sessions, rejected records, conflicts and document changes as JSON lines. */
+function streamSyncEvents(sync: SyncService, out: Out): void {
+  const line = (o: Record<string, unknown>): void => out(`${JSON.stringify({ ...o, at: new Date().toISOString() })}\n`);
+  sync.on((e) => {
+    if (e.type === 'done') {
+      const r = e.report;
+      line({ type: 'sync:done', peer: r.peer, mode: r.mode, equal: r.equal, sent: r.sent, received: r.received, rounds: r.rounds, passes: r.passes, ms: r.ms, summary: sync.summary() });
+    } else if (e.type === 'rejected') {
+      line({ type: 'sync:rejected', peer: e.peer, code: e.code, reason: e.reason });
+    } else if (e.type === 'conflict') {
+      line({ type: 'sync:conflict', keys: e.keys });
+    } else if (e.type === 'change') {
+      line({ type: 'docs:change', source: e.change.source, keys: e.change.keys.slice(0, 64), count: e.change.records.length, summary: sync.summary() });
+    }
   });
 }
 
@@ -166,6 +191,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
     'snapshot-every': { type: 'string' },
     'json-events': { type: 'boolean' },
     'log-level': { type: 'string' },
+    'anti-entropy-ms': { type: 'string' },
   });
   if (p.values['help'] === true) {
     out(NODE_HELP);
@@ -182,7 +208,10 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
   const config = await readClusterConfig(str(p, 'cluster-config') ?? clusterConfigIn(dataDir));
   const token = str(p, 'join-token');
   const host = str(p, 'listen-host') ?? '127.0.0.1';
+  const antiEntropyMs = int(p, 'anti-entropy-ms', 30_000, 100, 3_600_000);
+  let sync: SyncService | undefined;
   const peer = await startPeer({
+    helloState: () => sync?.summary() ?? null,
     cluster: config.cluster,
     roles: [role],
     relays,
@@ -202,14 +231,25 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
       throw e;
     }
   }
+  let nodeSync: Awaited<ReturnType<typeof startNodeSync>>;
+  try {
+    nodeSync = await startNodeSync({ peer, privateKey: await loadOrCreateKey(dataDir), dataDir, policies: config.sync?.policies, receiptLogs: raft !== undefined ? [raft.replica.log] : [], antiEntropyMs });
+  } catch (e) {
+    await raft?.stop();
+    await peer.stop();
+    throw e;
+  }
+  sync = nodeSync;
   if (p.values['json-events'] === true) {
     out(`${JSON.stringify({ type: 'ready', peerId: peer.peerId, pid: process.pid, multiaddrs: peer.multiaddrs(), raft: raft !== undefined })}\n`);
     streamEvents(peer, out, raft !== undefined);
+    streamSyncEvents(nodeSync, out);
     if (raft !== undefined) streamRaftEvents(raft, out);
   } else {
     process.stderr.write(`hypersync node ${peer.peerId} running${raft !== undefined ? ' (raft member)' : ''} (Ctrl-C to stop)\n`);
   }
   return runUntilSignal(async () => {
+    await nodeSync.close();
     await raft?.stop();
     await peer.stop();
   });
@@ -276,6 +316,7 @@ export async function relayCommand(argv: string[], out: Out): Promise<number> {
   if (p.values['json-events'] === true) {
     out(`${JSON.stringify(ready)}\n`);
     streamEvents(relay.peer, out, relay.raft !== undefined);
+    streamSyncEvents(relay.sync, out);
   } else {
     out(`relay ${relay.peerId}\n  libp2p: ${relay.multiaddrs.join(' ')}\n  api:    ${relay.http.url}/api/v1 (docs ${relay.http.url}/docs, health ${relay.http.url}/healthz)\n`);
   }

@@ -118,6 +118,10 @@ interface DialTarget {
   dialing: boolean;
 }
 
+function isJsonObject(v: Json | undefined): v is { [key: string]: Json } {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
 function transportOf(conn: Connection): PeerTransport {
   const names = conn.remoteAddr.getComponents().map((c) => c.name);
   if (names.includes('webrtc') || names.includes('webrtc-direct')) return 'webrtc';
@@ -278,6 +282,7 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
       remoteAddr: conn?.remoteAddr.toString() ?? '',
       lastSeen: link.session.lastReceived,
       ...(version !== null ? { version } : {}),
+      ...(isJsonObject(hello?.['state']) ? { sync: hello['state'] } : {}),
     };
   }
 
@@ -383,7 +388,7 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
     let link = links.get(peerId);
     if (link === undefined) {
       const session = new IcoSession({
-        local: { peerId: self, cluster: options.cluster, roles: options.roles, capabilities: ['ico/1.0', 'gossipsub'] },
+        local: { peerId: self, cluster: options.cluster, roles: options.roles, capabilities: ['ico/1.0', 'gossipsub'], ...(options.helloState ? { state: options.helloState } : {}) },
         remotePeer: peerId,
         admission,
         heartbeatMs,
@@ -710,6 +715,9 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
       const { envelope, bytes } = sealer.seal(type, payload, Date.now());
       await libp2p.services.pubsub.publish(topic, bytes);
       emit({ type: 'ico:out', envelope, to: '*' });
+    },
+    report(peerId, code, reason) {
+      drop(peerId, code, reason);
     },
     on(type: PeerEventType | '*', handler: (event: never) => void): () => void {
       let set = handlers.get(type);

@@ -19,6 +19,8 @@ export interface PeerInfo {
   lastSeen: number;
   /** Negotiated ICO version once established. */
   version?: string;
+  /** The sync state summary the peer's HELLO carried, if any. */
+  sync?: { [key: string]: Json };
 }
 
 export interface ConnectionInfo {
@@ -59,6 +61,8 @@ export interface HyperSyncPeer {
   /** Subscribes to an event type ('*' for all); returns the unsubscribe function. */
   on<T extends PeerEventType>(type: T, handler: (event: PeerEventOf<T>) => void): () => void;
   on(type: '*', handler: (event: PeerEvent) => void): () => void;
+  /** Scores a peer down for invalid application content (a forged sync record); counted like an invalid frame. */
+  report(peerId: string, code: string, reason: string): void;
   /** Graceful stop: GOODBYE to every established peer, then close. */
   stop(): Promise<void>;
 }
@@ -80,4 +84,6 @@ export interface PeerOptions {
   dataDir?: string;
   /** Node only: listen addresses (defaults: TCP, WS and WebRTC on 127.0.0.1 random ports). */
   listen?: string[];
+  /** The sync layer's state summary for our HELLO (read when each session starts). */
+  helloState?: () => { [key: string]: Json } | null;
 }

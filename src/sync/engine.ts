@@ -68,6 +68,7 @@ export interface SyncReport extends SyncProgress {
 
 export type SyncEvent =
   | { type: 'progress'; progress: SyncProgress }
+  /** A session ended (either role); the initiator's sync() may run further passes. */
   | { type: 'done'; report: SyncReport }
   | { type: 'rejected'; peer: string; code: SyncErrorCode | string; reason: string };
 
@@ -169,9 +170,7 @@ export class SyncEngine {
       mode = 'range';
       lanes = LANES;
     }
-    const done = { ...(total as SyncReport), passes: (total as SyncReport).pass, startedAt, ms: this.#now() - startedAt };
-    this.#emit({ type: 'done', report: done });
-    return done;
+    return { ...(total as SyncReport), passes: (total as SyncReport).pass, startedAt, ms: this.#now() - startedAt };
   }
 
   /** Receipt logs: tell the peer our heads; it sends what we lack and its own heads back. */
@@ -256,6 +255,8 @@ export class SyncEngine {
 
   /** Feeds one STATE_SYNC payload from `from` (the authenticated sender). Never throws. */
   receive(from: string, payload: JsonObject): Promise<void> {
+    // STATE_SYNC payloads without a kind are not addressed to this protocol (apps may send their own).
+    if (payload['k'] === undefined) return Promise.resolve();
     let m: SyncMessage;
     try {
       m = decodeSyncMessage(payload);
@@ -447,8 +448,9 @@ export class SyncEngine {
     s.progress.phase = 'done';
     this.#sessions.delete(`${s.progress.peer}/${s.progress.sid}`);
     this.#progress(s);
-    const now = this.#now();
-    s.settle?.resolve({ ...s.progress, queued: 0, equal, ms: now - s.progress.startedAt, passes: s.progress.pass });
+    const report: SyncReport = { ...s.progress, queued: 0, equal, ms: this.#now() - s.progress.startedAt, passes: s.progress.pass };
+    this.#emit({ type: 'done', report });
+    s.settle?.resolve(report);
   }
 
   #fail(s: Session, e: Error, tellPeer: boolean): void {

@@ -23,6 +23,24 @@ export interface PolicyRule {
 /** Deterministic merge of concurrent versions (given in last-writer order, oldest first). */
 export type Resolver = (versions: readonly DocRecord[]) => Json;
 
+/**
+ * The built-in table every peer starts from (cluster.json `sync.policies` adds to it and
+ * may override a prefix): anything else is last-writer-wins.
+ */
+export const DEFAULT_POLICY_RULES: readonly PolicyRule[] = [
+  { prefix: 'manual/', policy: 'manual' },
+  { prefix: 'max/', policy: 'max' },
+  { prefix: 'min/', policy: 'min' },
+  { prefix: 'set/', policy: 'union' },
+];
+
+/** The default table with `extra` rules (prefix → policy name) on top. */
+export function policiesWith(extra: Record<string, string> = {}, resolvers: Map<string, Resolver> = new Map()): ConflictPolicies {
+  const rules = new Map(DEFAULT_POLICY_RULES.map((r) => [r.prefix, r]));
+  for (const [prefix, policy] of Object.entries(extra)) rules.set(prefix, { prefix, policy: policy as PolicyName });
+  return new ConflictPolicies([...rules.values()], resolvers);
+}
+
 /** Policy rules one table may hold. */
 export const MAX_POLICY_RULES = 256;
 
