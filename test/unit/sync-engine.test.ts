@@ -38,9 +38,9 @@ class Bus {
   maxRecsInFlight = 0;
   recsInFlight = new Map<string, number>();
 
-  async add(n: number, store: Store = new MemoryStore()): Promise<Node> {
+  async add(n: number, store: Store = new MemoryStore(), now?: () => number): Promise<Node> {
     const id = identityFromSeed(seed(n));
-    const docs = await DocStore.open({ store, self: id.peerId, signer: id.signer, policies: simPolicies() });
+    const docs = await DocStore.open({ store, self: id.peerId, signer: id.signer, policies: simPolicies(), ...(now ? { now } : {}) });
     const events: SyncEvent[] = [];
     const engine = new SyncEngine({
       docs,
@@ -111,8 +111,9 @@ test('LevelDB document store: writes survive a reopen with ids, vector and clock
 
 test('two peers converge: LWW by HLC, max, min, union, a registered resolver, and a manual conflict resolved by a signed record', async () => {
   const bus = new Bus();
-  const a = await bus.add(1);
-  const b = await bus.add(2);
+  // b's clock runs a second ahead of a's: its write is the later one by HLC.
+  const a = await bus.add(1, new MemoryStore(), () => 1_000_000);
+  const b = await bus.add(2, new MemoryStore(), () => 1_001_000);
   await a.docs.put('plain', 'from a');
   await b.docs.put('plain', 'from b (later)');
   await a.docs.put('x/top', 5);
@@ -144,6 +145,18 @@ test('two peers converge: LWW by HLC, max, min, union, a registered resolver, an
   assert.deepEqual(b.docs.conflictKeys(), []);
   assert.equal((await b.docs.get('m/price'))?.value, 11);
   assert.equal(await values(a.docs), await values(b.docs));
+});
+
+test('LWW ties (same HLC) go to the larger PeerId on both sides', async () => {
+  const bus = new Bus();
+  const a = await bus.add(1, new MemoryStore(), () => 5_000);
+  const b = await bus.add(2, new MemoryStore(), () => 5_000);
+  await a.docs.put('tie', 'a');
+  await b.docs.put('tie', 'b');
+  await a.engine.sync(b.id);
+  const winner = a.id > b.id ? 'a' : 'b';
+  assert.equal((await a.docs.get('tie'))?.value, winner);
+  assert.equal((await b.docs.get('tie'))?.value, winner);
 });
 
 test('a tampered record is rejected with a typed code and the session still converges on the rest', async () => {
