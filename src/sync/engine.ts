@@ -278,6 +278,11 @@ export class SyncEngine {
       } else if (m.k === 'recs') {
         // Records of a session we already closed are still signed records: keep them.
         return this.#receiveRecords(undefined, from, m.recs).then(() => undefined);
+      } else if (m.k === 'check') {
+        // We may have closed the session on the initiator's FIN (our roots were equal then):
+        // the answer needs no session.
+        void this.#transport.send(from, encodeSyncMessage({ k: 'checked', sid: m.sid, root: this.#root(), vec: this.docs.vector() })).catch(() => undefined);
+        return Promise.resolve();
       } else {
         return Promise.resolve();
       }
@@ -330,9 +335,9 @@ export class SyncEngine {
           // The responder found our roots equal and answered with its FIN at once.
           s.progress.mode = 'equal';
           s.exchangeOver = true;
-          return this.#pump(s);
         }
-        return this.#verify(s);
+        // Our held-back records go now (the pump ends with our FIN and the verification).
+        return this.#pump(s);
       case 'check': {
         const root = this.#root();
         this.#send(s, { k: 'checked', sid: s.progress.sid, root, vec: this.docs.vector() });
@@ -394,9 +399,14 @@ export class SyncEngine {
     if (s.queue.length > 0 && s.progress.phase === 'exchange') s.progress.phase = 'transfer';
   }
 
-  /** Sends queued records while fewer than MAX_INFLIGHT_BATCHES await acks; then FIN. */
+  /**
+   * Sends queued records while fewer than MAX_INFLIGHT_BATCHES await acks; then FIN. The
+   * initiator pulls before it pushes: it holds its records until the responder's FIN, so
+   * versions the responder's newer ones superseded meanwhile are not sent at all.
+   */
   async #pump(s: Session): Promise<void> {
     if (s.pumping) return;
+    if (s.progress.role === 'initiator' && s.peerFin === undefined && s.queue.length > 0) return;
     s.pumping = true;
     try {
       while (s.inflight < MAX_INFLIGHT_BATCHES && s.queue.length > 0) {
@@ -428,8 +438,8 @@ export class SyncEngine {
       s.progress.phase = 'verify';
       this.#send(s, { k: 'fin', sid: s.progress.sid, root: this.#root(), vec: this.docs.vector() });
       this.#progress(s);
-      return this.#verify(s);
     }
+    return this.#verify(s);
   }
 
   async #verify(s: Session): Promise<void> {
