@@ -3,16 +3,14 @@
 // one run: our sync with version vectors (auto mode) and with range reconciliation (forced,
 // the arbitrary-set case): time, round trips, ICO bytes on the wire (STATE_SYNC envelopes
 // both ways), CPU per differing record; and the baselines: the differing records' own size, a
-// naive full id-list exchange, Negentropy (nostr-tools' port of the reference implementation,
-// run in-process on the same id sets) and Yjs state vectors (a Y.Map with the same entries).
+// naive full id-list exchange, Negentropy (@nostr-dev-kit/sync's port of the reference
+// implementation, run in-process on the same id sets) and Yjs state vectors (a Y.Map with the same entries).
 // Sizes: BENCH_SYNC_SIZES=100000,1000000 (default both).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
-import { pathToFileURL } from 'node:url';
 import { generateKeyPair, privateKeyToProtobuf } from '@libp2p/crypto/keys';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { Libp2p } from 'libp2p';
@@ -32,25 +30,9 @@ const WRITERS = 8;
 const ROOT = join(import.meta.dirname, '..');
 const CLUSTER = 'syncbench';
 
-interface NegentropyStorage {
-  insert(timestamp: number, id: string): void;
-  seal(): void;
-}
-interface NegentropyModule {
-  NegentropyStorageVector: new () => NegentropyStorage;
-  Negentropy: new (storage: NegentropyStorage, frameSizeLimit?: number) => {
-    initiate(): string;
-    reconcile(msg: string, onhave?: (id: string) => void, onneed?: (id: string) => void): string | null;
-  };
-}
-
-/** nostr-tools' nip77 module (not in its exports map: loaded by file). */
-async function loadNegentropy(): Promise<NegentropyModule> {
-  const require = createRequire(import.meta.url);
-  // The package's main entry is lib/cjs/index.js; the ESM build of nip77 sits beside it.
-  const main = require.resolve('nostr-tools');
-  return (await import(pathToFileURL(join(dirname(main), '..', 'esm', 'nip77.js')).href)) as NegentropyModule;
-}
+// Negentropy: @nostr-dev-kit/sync, a full two-role port of the reference implementation
+// (nostr-tools' nip77 speaks only the client side).
+import { Negentropy, NegentropyStorage } from '@nostr-dev-kit/sync';
 
 interface Fixture {
   base: DocRecord[];
@@ -189,33 +171,35 @@ async function runSync(dirA: string, keyA: Awaited<ReturnType<typeof generateKey
   }
 }
 
-function negentropyRun(neg: NegentropyModule, a: { ids: Uint8Array[]; times: Map<string, number> }, b: { ids: Uint8Array[]; times: Map<string, number> }): { bytes: number; roundTrips: number; have: number; need: number; ms: number } {
+async function negentropyRun(a: { ids: Uint8Array[]; times: Map<string, number> }, b: { ids: Uint8Array[]; times: Map<string, number> }): Promise<{ bytes: number; roundTrips: number; have: number; need: number; ms: number }> {
   const storage = (side: { ids: Uint8Array[]; times: Map<string, number> }): NegentropyStorage => {
-    const s = new neg.NegentropyStorageVector();
-    for (const id of side.ids) {
-      const hex = hexEncode(id);
-      s.insert(side.times.get(hex) ?? 0, hex);
-    }
+    const s = new NegentropyStorage();
+    // Negentropy timestamps are seconds (Nostr's unit); this port mishandles ms-sized ones.
+    for (const id of side.ids) s.insert(Math.floor((side.times.get(hexEncode(id)) ?? 0) / 1000), id);
     s.seal();
     return s;
   };
   const sa = storage(a);
   const sb = storage(b);
   const t0 = performance.now();
-  const client = new neg.Negentropy(sa);
-  const server = new neg.Negentropy(sb);
-  let msg: string | null = client.initiate();
-  let bytes = msg.length / 2;
+  // No frame size limit: the fewest round trips Negentropy can do.
+  const client = new Negentropy(sa, 0);
+  const server = new Negentropy(sb, 0);
+  let msg: Uint8Array | undefined = await client.initiate();
+  let bytes = msg.length;
   let roundTrips = 0;
   let have = 0;
   let need = 0;
-  while (msg !== null) {
-    const reply: string | null = server.reconcile(msg);
+  for (let i = 0; i < 1000 && msg !== undefined; i++) {
+    const reply = await server.reconcile(msg);
     roundTrips++;
-    if (reply === null) break;
-    bytes += reply.length / 2;
-    msg = client.reconcile(reply, () => have++, () => need++);
-    if (msg !== null) bytes += msg.length / 2;
+    if (reply.nextMessage === undefined) break;
+    bytes += reply.nextMessage.length;
+    const next = await client.reconcile(reply.nextMessage);
+    have += next.have.length;
+    need += next.need.length;
+    msg = next.nextMessage;
+    if (msg !== undefined) bytes += msg.length;
   }
   return { bytes, roundTrips, have, need, ms: performance.now() - t0 };
 }
@@ -281,7 +265,7 @@ async function prepared(n: number, d: number, label: string): Promise<{ f: Fixtu
   return { f, dir, idsA, idsB };
 }
 
-async function scenario(n: number, fraction: number, neg: NegentropyModule): Promise<BenchRow[]> {
+async function scenario(n: number, fraction: number): Promise<BenchRow[]> {
   const d = Math.round(n * fraction);
   const label = `${n >= 1_000_000 ? `${n / 1_000_000}M` : `${n / 1000}k`}/${fraction * 100}%`;
   const work = mkdtempSync(join(tmpdir(), 'hypersync-syncbench-'));
@@ -315,7 +299,7 @@ async function scenario(n: number, fraction: number, neg: NegentropyModule): Pro
     const times = new Map<string, number>();
     const all = [...f.base, ...f.diff];
     for (const r of all) times.set(hexEncode(recordId(recordBytes(r))), r.t[0]);
-    const ng = negentropyRun(neg, { ids: idsA, times }, { ids: idsB, times });
+    const ng = await negentropyRun({ ids: idsA, times }, { ids: idsB, times });
     const naive = idsA.length * 32 + diffBytes;
     const yjs = n <= 200_000 || process.env['BENCH_SYNC_YJS_1M'] === '1' ? yjsRun(f) : undefined;
     const [vec, rng] = runs as [SyncRun, SyncRun];
@@ -329,7 +313,7 @@ async function scenario(n: number, fraction: number, neg: NegentropyModule): Pro
       { suite, name: `${label} ranges: round trips`, value: rng.roundTrips, unit: 'round trips', baseline: { name: 'Negentropy round trips', value: ng.roundTrips }, ratio: rng.roundTrips / ng.roundTrips },
       { suite, name: `${label} ranges: time end to end`, value: rng.ms, unit: 'ms', ...(n === 100_000 ? { target: '< 1000 ms', met: rng.ms < 1000 } : {}) },
       { suite, name: `${label} ranges: CPU per differing record`, value: (rng.cpuMs * 1000) / d, unit: 'µs/record', note: 'both processes, user+system' },
-      { suite, name: `${label} Negentropy (nostr-tools nip77): id bytes`, value: ng.bytes, unit: 'bytes', note: `${ng.roundTrips} round trips, have ${ng.have} need ${ng.need}, ${ng.ms.toFixed(0)} ms in-process, frame limit 60000` },
+      { suite, name: `${label} Negentropy (@nostr-dev-kit/sync): id bytes`, value: ng.bytes, unit: 'bytes', note: `${ng.roundTrips} round trips, have ${ng.have} need ${ng.need}, ${ng.ms.toFixed(0)} ms in-process, no frame limit` },
       { suite, name: `${label} naive full id-list exchange`, value: naive, unit: 'bytes', baseline: { name: 'our ranges', value: rng.wireBytes }, ratio: naive / rng.wireBytes, note: `${idsA.length} ids x 32 B + the differing records` },
     );
     if (yjs !== undefined) {
@@ -345,9 +329,8 @@ async function scenario(n: number, fraction: number, neg: NegentropyModule): Pro
 
 export async function run(): Promise<BenchRow[]> {
   process.env['HYPERSYNC_LOG'] ??= 'warn';
-  const neg = await loadNegentropy();
   const sizes = (process.env['BENCH_SYNC_SIZES'] ?? '100000,1000000').split(',').map(Number);
   const rows: BenchRow[] = [];
-  for (const n of sizes) rows.push(...(await scenario(n, n >= 1_000_000 ? 0.001 : 0.01, neg)));
+  for (const n of sizes) rows.push(...(await scenario(n, n >= 1_000_000 ? 0.001 : 0.01)));
   return rows;
 }

@@ -137,8 +137,8 @@ function runUntilSignal(stop: () => Promise<void>): Promise<number> {
  * CONSENSUS envelopes are Raft traffic (hundreds per second under load, entries inside) and
  * cost real CPU to print: they show as the raft:* lines instead.
  */
-function streamEvents(peer: HyperSyncPeer, out: Out, hideConsensus = false): void {
-  peer.on('*', (event: PeerEvent) => {
+function streamEvents(peer: HyperSyncPeer, out: Out, hideConsensus = false, early: PeerEvent[] = []): void {
+  const print = (event: PeerEvent): void => {
     if (event.type === 'ico:in' || event.type === 'ico:out') {
       const t = event.envelope.type;
       if (t === 'HEARTBEAT' || (hideConsensus && t === 'CONSENSUS')) return;
@@ -146,7 +146,21 @@ function streamEvents(peer: HyperSyncPeer, out: Out, hideConsensus = false): voi
       if (t === 'STATE_SYNC' && typeof event.envelope.payload['k'] === 'string') return;
     }
     out(`${JSON.stringify({ ...event, at: new Date().toISOString() })}\n`);
+  };
+  for (const event of early) print(event);
+  peer.on('*', print);
+}
+
+/** Events a peer may emit while the rest of the process starts, kept for --json-events. */
+export const MAX_EARLY_EVENTS = 1024;
+
+/** Records the peer's events from now until streamEvents takes over (bounded). */
+function bufferEvents(peer: HyperSyncPeer): { events: PeerEvent[]; stop(): void } {
+  const events: PeerEvent[] = [];
+  const off = peer.on('*', (e: PeerEvent) => {
+    if (events.length < MAX_EARLY_EVENTS) events.push(e);
   });
+  return { events, stop: off };
 }
 
 /** Sync sessions, rejected records, conflicts and document changes as JSON lines. */
@@ -222,6 +236,8 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
     heartbeatMs,
     listen: [`/ip4/${host}/tcp/0`, `/ip4/${host}/tcp/0/ws`, '/p2p-circuit', '/webrtc'],
   });
+  // Starting Raft and sync takes a while (LevelDB opens); sessions come up meanwhile.
+  const early = bufferEvents(peer);
   let raft: RaftMember | undefined;
   if (config.raft !== undefined && [...config.raft.voters, ...config.raft.learners].includes(peer.peerId)) {
     try {
@@ -242,10 +258,12 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
   sync = nodeSync;
   if (p.values['json-events'] === true) {
     out(`${JSON.stringify({ type: 'ready', peerId: peer.peerId, pid: process.pid, multiaddrs: peer.multiaddrs(), raft: raft !== undefined })}\n`);
-    streamEvents(peer, out, raft !== undefined);
+    early.stop();
+    streamEvents(peer, out, raft !== undefined, early.events);
     streamSyncEvents(nodeSync, out);
     if (raft !== undefined) streamRaftEvents(raft, out);
   } else {
+    early.stop();
     process.stderr.write(`hypersync node ${peer.peerId} running${raft !== undefined ? ' (raft member)' : ''} (Ctrl-C to stop)\n`);
   }
   return runUntilSignal(async () => {

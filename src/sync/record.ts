@@ -3,7 +3,7 @@
 // signed by the writer. Its id is SHA-256 over its canonical bytes (signature included), so
 // an id names exactly one signed version. Decoding is the edge: parseRecord turns untrusted
 // JSON into a checked DocRecord or a typed error; verifyRecord checks the signature.
-import { base64urlDecode, base64urlEncode, canonicalBytes, canonicalize, crypto, KeyError, publicKeyFromPeerId, utf8Encode, type Ed25519Signer } from '../crypto/index.ts';
+import { base64urlDecode, base64urlEncode, canonicalBytes, crypto, KeyError, publicKeyFromPeerId, utf8Encode, type Ed25519Signer } from '../crypto/index.ts';
 import type { Json } from '../ico/types.ts';
 import { BadRecordError, BadRecordSignatureError } from './errors.ts';
 import { isHlc, type Hlc } from './hlc.ts';
@@ -105,8 +105,8 @@ export function parseRecord(value: unknown): DocRecord {
   return r as unknown as DocRecord;
 }
 
-/** Throws BadRecordSignatureError unless `origin`'s key signed the record. Returns its canonical bytes. */
-export function verifyRecord(r: DocRecord): Uint8Array {
+/** Throws BadRecordSignatureError unless `origin`'s key signed the record. */
+export function verifyRecord(r: DocRecord): void {
   let publicKey: Uint8Array;
   try {
     publicKey = publicKeyFromPeerId(r.origin);
@@ -122,7 +122,6 @@ export function verifyRecord(r: DocRecord): Uint8Array {
   }
   if (body.length > MAX_RECORD_BYTES) throw new BadRecordError(`record of ${body.length} bytes exceeds ${MAX_RECORD_BYTES}`);
   if (!crypto.verify(publicKey, body, base64urlDecode(r.sig))) throw new BadRecordSignatureError(`signature of ${r.key}@${r.origin.slice(-8)}:${r.seq} does not verify`);
-  return utf8Encode(canonicalize(r));
 }
 
 /** What the API shows of a version. */
