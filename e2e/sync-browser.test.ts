@@ -5,7 +5,6 @@
 // sync over their direct WebRTC connection with the relay gone.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +16,7 @@ import { DocStore } from '../src/sync/docstore.ts';
 import { policiesWith } from '../src/sync/policy.ts';
 import { startRelay, type RelayHandle } from '../relay/relay.ts';
 import { launchChromium } from './browsers.ts';
-import { CLUSTER, directWebrtcTo, HOOK_TIMEOUT_MS, joinUrl, startWeb, TEST_TIMEOUT_MS, until, type PageView, type Web } from './harness.ts';
+import { CLUSTER, directWebrtcTo, freePort, HOOK_TIMEOUT_MS, joinUrl, startWeb, TEST_TIMEOUT_MS, until, type PageView, type Web } from './harness.ts';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'hypersync-e2e-sync-'));
 const clusterSigner = crypto.createSigner(crypto.randomBytes(32));
@@ -29,18 +28,6 @@ let browser: Browser;
 let pageUrl: string;
 let tab: Page;
 let tabId: string;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 async function startTheRelay(): Promise<RelayHandle> {
   relay = await startRelay({ config, dataDir, port, httpPort: 0, heartbeatMs: 500 });

@@ -51,15 +51,7 @@ function unsigned(r: Omit<DocRecord, 'sig'> & { sig?: string }): Omit<DocRecord,
   return out;
 }
 
-export interface RecordDraft {
-  key: string;
-  op: RecordOp;
-  value: Json;
-  t: Hlc;
-  origin: string;
-  seq: number;
-  ctx?: CausalContext;
-}
+export type RecordDraft = Omit<DocRecord, 'sig'>;
 
 export function signRecord(draft: RecordDraft, signer: Ed25519Signer): DocRecord {
   const body = unsigned(draft);
