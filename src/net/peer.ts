@@ -21,7 +21,7 @@ import { decodeEnvelope, EnvelopeSealer } from '../ico/envelope.ts';
 import { BINARY_CAPABILITY, bytesPayload, decodeFrame, type IcoMessage, type WireEncoding } from '../ico/frame.ts';
 import { IcoSession, type Outbound, type SessionEvent } from '../ico/lifecycle.ts';
 import { ReplayGuard } from '../ico/replay.ts';
-import { DEFAULT_CODEC_LIMITS, ICO_VERSION, type JsonObject, type PeerRole } from '../ico/types.ts';
+import { DEFAULT_CODEC_LIMITS, ICO_VERSION, type Json, type JsonObject, type PeerRole } from '../ico/types.ts';
 import type { AdmissionPolicy } from '../ico/admission.ts';
 import { createLogger } from '../log/logger.ts';
 import { deferYamuxWindowUpdates } from './yamux-window.ts';

@@ -3,7 +3,7 @@
 // shape; the libp2p details stay behind it.
 import type { WireEncoding } from '../ico/frame.ts';
 import type { WireStats } from './ico-channel.ts';
-import type { Envelope, IcoType, JoinToken, JsonObject, PeerRole } from '../ico/types.ts';
+import type { Envelope, IcoType, Json, JoinToken, JsonObject, PeerRole } from '../ico/types.ts';
 
 /**
  * What send() and broadcast() carry: a JSON object, or raw bytes (a binary frame carries them
