@@ -27,6 +27,8 @@ import type { SyncMode } from '../src/sync/wire.ts';
 import type { BenchRow } from './table.ts';
 
 const WRITERS = 8;
+/** The far peer opens a store of up to 1M versions (its id index is rebuilt by a scan) before it answers. */
+const FAR_PEER_TIMEOUT_MS = 600_000;
 const ROOT = join(import.meta.dirname, '..');
 const CLUSTER = 'syncbench';
 
@@ -93,6 +95,8 @@ interface Far {
 
 async function startFar(dbDir: string, keyHex: string, allowed: string, clusterKeyHex: string): Promise<Far> {
   const child = spawn(process.execPath, [join(import.meta.dirname, 'sync-peer.ts'), dbDir, keyHex, allowed, CLUSTER, clusterKeyHex], { stdio: ['pipe', 'pipe', 'inherit'] });
+  // A bench that fails before it owns the child must not leave it reading a folder being removed.
+  process.once('exit', () => child.kill('SIGKILL'));
   const lines = createInterface({ input: child.stdout! });
   const queue: string[] = [];
   const waiters: Array<(l: string) => void> = [];
@@ -105,7 +109,7 @@ async function startFar(dbDir: string, keyHex: string, allowed: string, clusterK
     const l = queue.shift();
     if (l !== undefined) return Promise.resolve(l);
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('far peer did not answer')), 120_000);
+      const t = setTimeout(() => reject(new Error('far peer did not answer')), FAR_PEER_TIMEOUT_MS);
       waiters.push((x) => {
         clearTimeout(t);
         resolve(x);
@@ -293,8 +297,10 @@ async function scenario(n: number, fraction: number): Promise<BenchRow[]> {
         rmSync(dir, { recursive: true, force: true });
       }
     } finally {
-      far.child.stdin!.write('stop\n');
-      await new Promise((r) => far.child.once('close', r));
+      if (far.child.exitCode === null) {
+        far.child.stdin!.write('stop\n');
+        await new Promise((r) => far.child.once('close', r));
+      }
     }
     const times = new Map<string, number>();
     const all = [...f.base, ...f.diff];
