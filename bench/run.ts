@@ -15,6 +15,7 @@ const suites: Record<string, () => Promise<BenchModule>> = {
   net: () => import('./net.bench.ts'),
   'net-hotpath': () => import('./net-hotpath.bench.ts'),
   api: () => import('./api.bench.ts'),
+  sync: () => import('./sync.bench.ts'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

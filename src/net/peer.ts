@@ -21,7 +21,7 @@ import { decodeEnvelope, EnvelopeSealer, openEnvelope, type DecodeResult } from 
 import { BINARY_CAPABILITY, bytesPayload, decodeFrame, openFrame, type FrameDecodeResult, type IcoMessage, type WireEncoding } from '../ico/frame.ts';
 import { IcoSession, type Outbound, type SessionEvent } from '../ico/lifecycle.ts';
 import { ReplayGuard } from '../ico/replay.ts';
-import { DEFAULT_CODEC_LIMITS, ICO_VERSION, type JsonObject, type PeerRole } from '../ico/types.ts';
+import { DEFAULT_CODEC_LIMITS, ICO_VERSION, type Json, type JsonObject, type PeerRole } from '../ico/types.ts';
 import type { AdmissionPolicy } from '../ico/admission.ts';
 import { createLogger } from '../log/logger.ts';
 import { deferYamuxWindowUpdates } from './yamux-window.ts';
@@ -110,6 +110,10 @@ export const MAX_FRAMES_OPENING = 1024;
 
 /** Wire mode when PeerOptions.wire is not given: browsers stay on the JSON reference form. */
 export const DEFAULT_WIRE: WireMode = PLATFORM === 'browser' ? 'json' : 'binary';
+
+function isJsonObject(v: Json | undefined): v is { [key: string]: Json } {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
 
 function transportOf(conn: Connection): PeerTransport {
   const names = conn.remoteAddr.getComponents().map((c) => c.name);
@@ -297,6 +301,7 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
       remoteAddr: conn?.remoteAddr.toString() ?? '',
       lastSeen: link.session.lastReceived,
       ...(version !== null ? { version } : {}),
+      ...(isJsonObject(hello?.['state']) ? { sync: hello['state'] } : {}),
     };
   }
 
@@ -351,7 +356,7 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
 
   function newSession(peerId: string): IcoSession {
     return new IcoSession({
-      local: { peerId: self, cluster: options.cluster, roles: options.roles, capabilities },
+      local: { peerId: self, cluster: options.cluster, roles: options.roles, capabilities, ...(options.helloState ? { state: options.helloState } : {}) },
       remotePeer: peerId,
       admission,
       heartbeatMs,
@@ -644,6 +649,9 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
       const { envelope, bytes } = sealer.seal(type, jsonPayload(payload), Date.now());
       await libp2p.services.pubsub.publish(topic, bytes);
       emit({ type: 'ico:out', envelope, to: '*', encoding: 'json' });
+    },
+    report(peerId, code, reason) {
+      drop(peerId, code, reason);
     },
     wireStats: () => ({ ...stats }),
     on(type: PeerEventType | '*', handler: (event: never) => void): () => void {
