@@ -20,6 +20,9 @@ import type { Authenticator } from './api/auth-types.ts';
 import type { ApiBackend } from './api/backend.ts';
 import { buildApi, type ApiTimeouts } from './api/server.ts';
 import { EngineBackend } from './api/engine-backend.ts';
+import { startNodeSync } from '../src/sync/node-service.ts';
+import type { SyncService } from '../src/sync/service.ts';
+import { registerSyncRoutes, renderSyncMetrics } from './api/sync-routes.ts';
 
 export interface RelayApiOptions {
   /** PEM contents. Required unless `insecure`. */
@@ -65,6 +68,8 @@ export interface RelayHandle {
   readonly backend: ApiBackend;
   /** Present when the relay runs as a member of the cluster's Raft group (a learner). */
   readonly raft: RaftRuntime<Replica> | undefined;
+  /** Documents and receipt logs synced with the cluster's peers. */
+  readonly sync: SyncService;
   stop(): Promise<void>;
 }
 
@@ -85,7 +90,9 @@ export async function startRelay(opts: RelayOptions): Promise<RelayHandle> {
     ...(apiOpts.ratePerSecond !== undefined ? { ratePerSecond: apiOpts.ratePerSecond } : {}),
     ...(apiOpts.rateBurst !== undefined ? { rateBurst: apiOpts.rateBurst } : {}),
   });
+  let syncRef: SyncService | undefined;
   const peer = await startPeer({
+    helloState: () => syncRef?.summary() ?? null,
     cluster: opts.config.cluster,
     roles: ['relay'],
     relays: [],
@@ -122,8 +129,12 @@ export async function startRelay(opts: RelayOptions): Promise<RelayHandle> {
     const backend = new EngineBackend({ engine, peers: () => peer.peers().filter((p) => p.state === 'established').length });
     cleanup.push(() => backend.close());
     await engine.start();
+    const sync = await startNodeSync({ peer, privateKey, dataDir: opts.dataDir, policies: opts.config.sync?.policies, receiptLogs: raft !== undefined ? [raft.replica.log] : [] });
+    syncRef = sync;
+    cleanup.push(() => sync.close());
     const started = Date.now();
     const app = await buildApi({
+      extraMetrics: () => renderSyncMetrics(sync),
       backend,
       auth,
       tls: apiOpts.tls,
@@ -143,6 +154,7 @@ export async function startRelay(opts: RelayOptions): Promise<RelayHandle> {
       },
     });
     cleanup.push(() => app.close());
+    await registerSyncRoutes(app, sync);
     for (const ext of apiOpts.apiExtensions ?? []) await ext(app, { backend, auth });
     await app.listen({ host, port: opts.httpPort ?? 0 });
     const address = app.server.address();
@@ -159,6 +171,7 @@ export async function startRelay(opts: RelayOptions): Promise<RelayHandle> {
       api: app,
       backend,
       raft,
+      sync,
       stop() {
         stopped ??= unwind();
         return stopped;
