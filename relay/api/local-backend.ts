@@ -233,7 +233,7 @@ export class LocalBackend implements ApiBackend {
     if (key !== undefined && !sessionFieldOk(key)) throw new ApiError('INVALID_REQUEST', `idempotency_key must be 1..${MAX_SESSION_FIELD_CHARS} characters without NUL`);
     if (key !== undefined && !sessionFieldOk(req.principal)) throw new ApiError('INVALID_REQUEST', 'the principal cannot scope an idempotency key');
     const invalid = this.#machine.registry.validate(req.operator_id, req.inputs);
-    if (invalid !== null) throw new ApiError(invalid.code, invalid.message, invalid.code === 'INVALID_INPUT' ? { path: invalid.path } : {});
+    if (invalid !== null) throw new ApiError(invalid.code, invalid.message, { path: invalid.path });
     const elapsed = (): number => Math.round((performance.now() - started) * 1000) / 1000;
 
     if (options.read === 'linearizable') {

@@ -14,6 +14,7 @@ import { ApiError, type ApiBackend, type ExecuteOptions } from './backend.ts';
 import { codeForStatus, DEFAULT_RETRY_AFTER_S, errorBody, FASTIFY_ERRORS, HTTP_STATUS, type HttpErrorCode } from './errors.ts';
 import { registerGrpc, type GrpcLimits } from './grpc.ts';
 import { HttpMetrics } from './metrics.ts';
+import { answerPlainHttp } from './plain-http-hint.ts';
 import {
   clusterReplySchema,
   DEFAULT_LIST_LIMIT,
@@ -99,6 +100,12 @@ function routePattern(url: string): RegExp {
   return new RegExp(`^${escaped}/?$`);
 }
 
+/** 1048576 → "1 MiB": limits read better in binary units when they are whole. */
+export function formatBytes(n: number): string {
+  for (const [unit, size] of [['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const) if (n >= size && n % size === 0) return `${n / size} ${unit}`;
+  return `${n} bytes`;
+}
+
 function parseUint(text: string | undefined, fallback: number): number {
   return text === undefined ? fallback : Number(text);
 }
@@ -148,6 +155,12 @@ export async function buildApi(opts: BuildApiOptions): Promise<FastifyInstance> 
         })
       : fastify({ ...common, http: nodeTimeouts })
   ) as unknown as FastifyInstance;
+
+  if (opts.tls !== undefined) {
+    // Plain HTTP on this HTTPS port gets a readable 400 instead of an empty reply.
+    const hint = answerPlainHttp(app.server, { firstByteTimeoutMs: headersMs });
+    app.addHook('preClose', async () => hint.closePending());
+  }
 
   const metrics = new HttpMetrics();
   const known: Array<{ pattern: RegExp; methods: Set<string> }> = [];
@@ -208,6 +221,7 @@ export async function buildApi(opts: BuildApiOptions): Promise<FastifyInstance> 
     if (err instanceof SyntaxError || fe.code === 'FST_ERR_CTP_INVALID_JSON_BODY') return sendError(reply, 'MALFORMED_JSON', `request body is not valid JSON: ${err.message}`);
     const mapped = fe.code !== undefined ? FASTIFY_ERRORS[fe.code] : undefined;
     if (mapped === 'UNSUPPORTED_MEDIA_TYPE') return sendError(reply, mapped, `content-type must be application/json (got ${firstHeader(req.headers['content-type']) ?? 'none'})`);
+    if (mapped === 'PAYLOAD_TOO_LARGE') return sendError(reply, mapped, `request body over this API's limit of ${common.bodyLimit} bytes (${formatBytes(common.bodyLimit)}); the README lists every limit`);
     if (mapped !== undefined) return sendError(reply, mapped, fe.message);
     const status = fe.statusCode ?? 500;
     if (status >= 400 && status < 500) return sendError(reply, codeForStatus(status), fe.message);
