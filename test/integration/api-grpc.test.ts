@@ -2,6 +2,8 @@
 // and gRPC-Web on the same port) and a stock Python gRPC client (Debian's python3-grpcio),
 // with a bearer token and with mTLS. Execute, idempotent retry, the error table, deadlines,
 // StreamResults replay + live + filter + cancel, and the stream limits.
+// The in-process API's audit log goes to a file, not the test reporter.
+import '../harness/test-logs.ts';
 import { strict as assert } from 'node:assert';
 import { execFile, spawnSync } from 'node:child_process';
 import { once, EventEmitter } from 'node:events';
