@@ -4,10 +4,19 @@
 // heartbeats and a bounded ICO log, and exposes `window.hypersync` for automation.
 import { startPeer } from '../src/net/index.ts';
 import type { ConnectionInfo, HyperSyncPeer, PeerEvent, PeerEventType, PeerInfo } from '../src/net/types.ts';
-import type { Envelope, Json } from '../src/ico/types.ts';
+import type { Envelope, Json, PeerRole } from '../src/ico/types.ts';
 import { parseJoinParams, type JoinParams } from './join-params.ts';
 import { MAX_LOG_ENTRIES, MessageLog } from './message-log.ts';
-import { byId, renderLog, renderPeers, renderRecipients, renderSelf, setBanner, setStatus, shortId, type SelfView } from './view.ts';
+import { byId, renderLog, renderPeers, renderRecipients, renderSelf, renderWebrtc, setBanner, setStatus, shortId, type SelfView } from './view.ts';
+import { webrtcUsable } from './webrtc-probe.ts';
+
+/**
+ * What this tab is. It signs and exchanges ICO messages with the cluster's peers; it is not a
+ * Raft member and keeps no replica (`hypersync cluster status` lists the voters and the relay,
+ * the learner), so its HELLO says only 'browser'.
+ */
+const TAB_ROLES: PeerRole[] = ['browser'];
+const TAB_ROLE_TEXT = 'browser: a peer for signed ICO messages, not a Raft member (no replica)';
 
 /** Without a session with any relay for this long, the page says the relay is unreachable. */
 export const RELAY_GRACE_MS = 8_000;
@@ -116,7 +125,7 @@ function run(params: JoinParams, started: HyperSyncPeer): void {
     const now = Date.now();
     const peers = started.peers();
     const views = relays.map((r) => relayView(r, peers.find((p) => p.peerId === r.peerId), startedAt, now));
-    renderSelf({ peerId: started.peerId, cluster: started.cluster, roles: ['browser', 'learner'], relays: views });
+    renderSelf({ peerId: started.peerId, cluster: started.cluster, role: TAB_ROLE_TEXT, relays: views });
     renderPeers(peers, relayIds, now);
     renderRecipients(peers, name);
     const list = params.relays.join(', ');
@@ -234,10 +243,13 @@ async function boot(): Promise<void> {
     throw e;
   }
   byId('cluster').textContent = params.cluster;
-  renderSelf({ peerId: '', cluster: params.cluster, roles: ['browser', 'learner'], relays: params.relays.map((addr, i) => ({ addr, peerId: params.relayIds[i]!, state: 'connecting', detail: 'starting' })) });
+  renderSelf({ peerId: '', cluster: params.cluster, role: TAB_ROLE_TEXT, relays: params.relays.map((addr, i) => ({ addr, peerId: params.relayIds[i]!, state: 'connecting', detail: 'starting' })) });
+  renderWebrtc(null);
+  const webrtc = await webrtcUsable();
+  renderWebrtc(webrtc);
   let started: HyperSyncPeer;
   try {
-    started = await startPeer({ cluster: params.cluster, roles: ['browser', 'learner'], relays: params.relays, allowlist: [], clusterPublicKey: params.clusterPublicKey, joinToken: params.joinToken });
+    started = await startPeer({ cluster: params.cluster, roles: TAB_ROLES, relays: params.relays, allowlist: [], clusterPublicKey: params.clusterPublicKey, joinToken: params.joinToken, webrtc });
   } catch (e) {
     setStatus('error', 'error');
     setBanner('error', `This tab could not start its peer: ${e instanceof Error ? e.message : String(e)}`);

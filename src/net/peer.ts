@@ -166,10 +166,11 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
         }
       : {}),
   };
+  const webrtc = options.webrtc !== false;
   const libp2p = (await createLibp2p({
     privateKey,
-    addresses: { listen: options.listen ?? defaultListen(), ...(options.announce ? { announce: options.announce } : {}) },
-    transports: platformTransports(),
+    addresses: { listen: options.listen ?? defaultListen().filter((a) => webrtc || !a.includes('/webrtc')), ...(options.announce ? { announce: options.announce } : {}) },
+    transports: platformTransports({ webrtc }),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     // Loopback and private addresses are how this cluster runs in development and tests.
@@ -585,6 +586,7 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
   function rankAddr(addr: string): number {
     const isCircuit = addr.includes('/p2p-circuit');
     const isWebrtc = addr.includes('/webrtc');
+    if (isWebrtc && !webrtc) return -1;
     if (PLATFORM === 'browser') {
       if (isWebrtc) return 3;
       if (isCircuit) return 1;

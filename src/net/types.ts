@@ -80,4 +80,10 @@ export interface PeerOptions {
   dataDir?: string;
   /** Node only: listen addresses (defaults: TCP, WS and WebRTC on 127.0.0.1 random ports). */
   listen?: string[];
+  /**
+   * false: no WebRTC at all (no transport, no listener, no WebRTC dials). For a browser that
+   * offers no ICE candidate (no usable network address), where every WebRTC attempt would
+   * fail after the ICE timeout. Default true.
+   */
+  webrtc?: boolean;
 }
