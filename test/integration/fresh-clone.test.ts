@@ -170,7 +170,7 @@ before(
 
 after(
   async () => {
-    if (npm?.pid !== undefined && npm.exitCode === null) {
+    if (npm?.pid !== undefined && npm.exitCode === null && npm.signalCode === null) {
       process.kill(-npm.pid, 'SIGKILL');
       await npmExit;
     }
