@@ -3,6 +3,7 @@
 // one error table. Credentials are checked in onRequest, before any body byte is read; bad input
 // is always a 4xx with `{status:"error", error:{code, message}}`, never a 500 or a stack trace.
 import { randomUUID } from 'node:crypto';
+import { constants as http2Constants, Http2ServerRequest } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
@@ -41,6 +42,10 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 /** Idle sockets / HTTP/2 sessions are closed after this (above the longest execute deadline). */
 export const DEFAULT_IDLE_TIMEOUT_MS = 75_000;
 export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 5_000;
+/** Request bytes still read (and dropped) after an early answer before the upload is reset. */
+export const DRAIN_LIMIT_BYTES = 4 * 1024 * 1024;
+/** How long a client may go on uploading after an early answer before the upload is reset. */
+export const DRAIN_TIMEOUT_MS = 1_000;
 /** Longest request id taken from a client's X-Request-Id. */
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
 
@@ -182,6 +187,36 @@ export async function buildApi(opts: BuildApiOptions): Promise<FastifyInstance> 
     if (status === 429 || status === 503) void reply.header('retry-after', String(extra.retryAfter ?? DEFAULT_RETRY_AFTER_S));
     return reply.code(status).type('application/json; charset=utf-8').send(errorBody(code, message, { path: extra.path, retryable: extra.retryable ?? (status === 503 || status === 504 || status === 429) }));
   };
+
+  // An answer sent before the request body was read (413, an oversized gRPC message, a 401)
+  // leaves an HTTP/2 client uploading on a stream nobody reads: the stream stays half open,
+  // and the session, and a graceful close, wait on it until the idle timeout. No route here
+  // reads a request after answering it, so once the answer is complete the rest of the upload
+  // is read and dropped (the request object, abandoned by its handler, gets none of it); the
+  // stream is reset with RST_STREAM(NO_ERROR) (RFC 9113 §8.1) when the client has not ended
+  // its upload within DRAIN_TIMEOUT_MS or sends more than DRAIN_LIMIT_BYTES. Draining first
+  // lets clients finish cleanly: Node's client reports a reset that arrives while it still
+  // uploads as a failed call, even after a complete answer.
+  app.addHook('onRequest', async (req) => {
+    const raw = req.raw as unknown;
+    if (!(raw instanceof Http2ServerRequest)) return;
+    const stream = raw.stream;
+    stream.once('finish', () => {
+      if (stream.readableEnded || stream.destroyed) return;
+      const reset = (): void => {
+        if (!stream.destroyed) stream.close(http2Constants.NGHTTP2_NO_ERROR);
+      };
+      const timer = setTimeout(reset, DRAIN_TIMEOUT_MS);
+      stream.once('close', () => clearTimeout(timer));
+      let drained = 0;
+      stream.removeAllListeners('data');
+      stream.on('data', (chunk: Buffer) => {
+        drained += chunk.length;
+        if (drained > DRAIN_LIMIT_BYTES) reset();
+      });
+      stream.resume();
+    });
+  });
 
   app.addHook('onRequest', async (req, reply) => {
     void reply.header('x-request-id', req.id);
