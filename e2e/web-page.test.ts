@@ -127,3 +127,66 @@ test('a joined tab shows the relay and a second tab, and the send form puts a si
     await b.context().close();
   }
 });
+
+/** What at 390 px sticks out of the viewport or out of its card (empty when the layout fits). */
+function overflowAt390(): string[] {
+  const vw = document.documentElement.clientWidth;
+  const name = (el: Element): string => `${el.tagName.toLowerCase()}${el.id !== '' ? `#${el.id}` : ''}${el.className !== '' ? `.${String(el.className).split(' ').join('.')}` : ''} "${(el.textContent ?? '').trim().slice(0, 30)}"`;
+  const problems: string[] = [];
+  if (document.documentElement.scrollWidth > vw) problems.push(`the page scrolls sideways: ${document.documentElement.scrollWidth} px wide in a ${vw} px viewport`);
+  for (const el of document.body.querySelectorAll('*')) {
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 && r.height === 0) continue;
+    if (r.right > vw + 0.5 || r.left < -0.5) problems.push(`${name(el)} spans ${Math.round(r.left)}..${Math.round(r.right)} px`);
+    const card = el.closest('.card');
+    if (card !== null && card !== el) {
+      const c = card.getBoundingClientRect();
+      if (r.right > c.right + 0.5 || r.left < c.left - 0.5) problems.push(`${name(el)} sticks out of its card (${Math.round(r.right)} > ${Math.round(c.right)})`);
+    }
+  }
+  for (const card of document.querySelectorAll('.card')) {
+    if (card.scrollWidth > card.clientWidth) problems.push(`${name(card)} is ${card.scrollWidth} px wide inside ${card.clientWidth} px`);
+  }
+  return problems;
+}
+
+test('at phone width (390 px) nothing overflows the viewport or its card, and every peer column is readable', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const phone = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 3, isMobile: true, hasTouch: true };
+  const aCtx = await browser.newContext(phone);
+  const bCtx = await browser.newContext();
+  const a = await aCtx.newPage();
+  const b = await bCtx.newPage();
+  try {
+    a.on('pageerror', (e) => process.stderr.write(`page error: ${e.message}\n`));
+    await a.goto(stack.pageUrl);
+    await b.goto(stack.pageUrl);
+    await a.evaluate(() => window.hypersync.ready);
+    const bId = await b.evaluate(() => window.hypersync.ready.then(() => window.hypersync.peerId));
+    // Rows to lay out: the relay and tab B in the peers table, HELLOs and a message in the log.
+    await until(async () => ((await a.locator(`#peers-body tr[data-peer-id="${bId}"][data-state="established"]`).count()) === 1 ? true : undefined), 30_000, 'tab B established in tab A');
+    await b.evaluate((to) => window.hypersync.send(to, 'STATE_SYNC', { a: 'message with a long payload that does not matter to the layout' }), await a.evaluate(() => window.hypersync.peerId));
+    await until(async () => ((await a.locator('#log-body tr[data-type="STATE_SYNC"]').count()) === 1 ? true : undefined), 10_000, 'the message row');
+    assert.ok((await a.locator('#peers-body tr').count()) >= 2);
+
+    assert.deepEqual(await a.evaluate(overflowAt390), []);
+    // Transport, session, heartbeat and last seen of every peer are on screen, with their names.
+    for (const label of ['Transport', 'ICO session', 'Heartbeat', 'Last seen']) {
+      const cells = a.locator(`#peers-body td[data-label="${label}"]`);
+      assert.equal(await cells.count(), await a.locator('#peers-body tr').count(), label);
+      for (const cell of await cells.all()) {
+        const box = await cell.boundingBox();
+        assert.ok(box !== null && box.width > 0 && box.x >= 0 && box.x + box.width <= 390, `${label} is on screen`);
+        // The column name is the cell's ::before (generated content: not in innerText).
+        assert.equal(await cell.evaluate((td) => getComputedStyle(td, '::before').content), JSON.stringify(label), `${label} is named where rows stack`);
+      }
+    }
+    // The tab says what it is: a browser peer, not a Raft learner; other tabs see its role.
+    assert.match(await a.locator('#roles').innerText(), /^browser: .*not a Raft member/);
+    assert.match(await a.locator(`#peers-body tr[data-peer-id="${bId}"] td[data-label="Roles"]`).innerText(), /browser$/);
+    assert.doesNotMatch(await a.locator(`#peers-body tr[data-peer-id="${bId}"]`).innerText(), /learner/);
+    assert.equal(await a.locator('#webrtc').getAttribute('data-available'), 'true');
+  } finally {
+    await aCtx.close();
+    await bCtx.close();
+  }
+});
