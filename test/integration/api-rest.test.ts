@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as http2Connect, constants as h2constants } from 'node:http2';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import { crypto, hexDecode, peerIdFromPublicKeyBytes } from '../../src/crypto/index.ts';
@@ -263,19 +263,27 @@ test('plain HTTP on the HTTPS port gets a readable 400 naming the https:// URL, 
   assert.equal((await get('/healthz')).status, 200, 'HTTPS on the same port is untouched');
 });
 
-test('a connection that never sends a byte is closed within the headers timeout', async () => {
-  const { port } = new URL(base);
+/** How long the server takes to close `socket`, and what it sent first; fails after 5 s. */
+function closedBy(socket: Socket, what: string): Promise<{ closedAfter: number; data: string }> {
   const started = Date.now();
-  const closedAfter = await new Promise<number>((resolve, reject) => {
-    const socket = netConnect({ host: '127.0.0.1', port: Number(port) });
-    socket.on('close', () => resolve(Date.now() - started));
+  return new Promise((resolve, reject) => {
+    let data = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (c: string) => (data += c));
+    socket.on('close', () => resolve({ closedAfter: Date.now() - started, data }));
     socket.on('error', (e) => (e.message.includes('ECONNRESET') ? undefined : reject(e)));
     setTimeout(() => {
       socket.destroy();
-      reject(new Error('the server kept a silent connection open for 5 s'));
+      reject(new Error(`the server kept ${what} open for 5 s`));
     }, 5000).unref();
   });
+}
+
+test('a connection that never sends a byte is closed within the headers timeout', async () => {
+  const { port } = new URL(base);
+  const { closedAfter, data } = await closedBy(netConnect({ host: '127.0.0.1', port: Number(port) }), 'a silent connection');
   assert.ok(closedAfter < HEADERS_TIMEOUT_MS + 1500, `closed after ${closedAfter} ms`);
+  assert.equal(data, '');
 });
 
 test('auth: missing credentials are 401, before the body is read', async () => {
@@ -331,21 +339,10 @@ test('bad input: a wrong method on a known path is 405 with Allow', async () => 
 
 test('slow headers: a client that stops mid-headers is cut off within the timeout', async () => {
   const { port } = new URL(base);
-  const started = Date.now();
-  const { closedAfter, data } = await new Promise<{ closedAfter: number; data: string }>((resolve, reject) => {
-    const socket = tlsConnect({ host: '127.0.0.1', port: Number(port), ca, servername: 'localhost', ALPNProtocols: ['http/1.1'] }, () => {
-      socket.write('POST /api/v1/operators/execute HTTP/1.1\r\nHost: localhost\r\nX-Slow: ');
-    });
-    let data = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (c: string) => (data += c));
-    socket.on('close', () => resolve({ closedAfter: Date.now() - started, data }));
-    socket.on('error', (e) => (e.message.includes('ECONNRESET') ? undefined : reject(e)));
-    setTimeout(() => {
-      socket.destroy();
-      reject(new Error('the server kept a stalled connection open for 5 s'));
-    }, 5000).unref();
+  const socket = tlsConnect({ host: '127.0.0.1', port: Number(port), ca, servername: 'localhost', ALPNProtocols: ['http/1.1'] }, () => {
+    socket.write('POST /api/v1/operators/execute HTTP/1.1\r\nHost: localhost\r\nX-Slow: ');
   });
+  const { closedAfter, data } = await closedBy(socket, 'a stalled connection');
   assert.ok(closedAfter < HEADERS_TIMEOUT_MS + 1500, `closed after ${closedAfter} ms`);
   if (data !== '') assert.match(data, /^HTTP\/1\.1 408/);
 });
