@@ -40,7 +40,26 @@ export interface FirefoxHandle {
   close(): Promise<void>;
 }
 
-export async function launchFirefox(): Promise<FirefoxHandle> {
+/**
+ * The about:config prefs the README gives for WebRTC on loopback. Firefox gathers ICE
+ * candidates beyond its default-route address only for a page that may use the microphone,
+ * so on a loopback-only network `ice.loopback` alone yields none (measured: firefox-esr 153).
+ */
+export const FIREFOX_LOOPBACK_WEBRTC_PREFS: Readonly<Record<string, boolean | number>> = {
+  'media.peerconnection.ice.loopback': true,
+  'permissions.default.microphone': 1,
+};
+
+/** Nothing phones home or asks anything. */
+const FIREFOX_QUIET_PREFS = {
+  'network.proxy.type': 0,
+  'app.update.enabled': false,
+  'browser.shell.checkDefaultBrowser': false,
+  'datareporting.policy.dataSubmissionEnabled': false,
+  'toolkit.telemetry.enabled': false,
+} as const;
+
+export async function launchFirefox(webrtcPrefs: Readonly<Record<string, boolean | number>> = FIREFOX_LOOPBACK_WEBRTC_PREFS): Promise<FirefoxHandle> {
   if (!haveFirefox()) throw new Error(`firefox-esr not found at ${FIREFOX_PATH}: apt-get install -y firefox-esr (or set FIREFOX_PATH)`);
   const profile = mkdtempSync(join(tmpdir(), 'hypersync-ff-'));
   const browser = await puppeteer.launch({
@@ -48,16 +67,7 @@ export async function launchFirefox(): Promise<FirefoxHandle> {
     executablePath: FIREFOX_PATH,
     headless: true,
     userDataDir: profile,
-    extraPrefsFirefox: {
-      'media.peerconnection.ice.loopback': true,
-      'media.peerconnection.ice.obfuscate_host_addresses': false,
-      'permissions.default.microphone': 1,
-      'network.proxy.type': 0,
-      'app.update.enabled': false,
-      'browser.shell.checkDefaultBrowser': false,
-      'datareporting.policy.dataSubmissionEnabled': false,
-      'toolkit.telemetry.enabled': false,
-    },
+    extraPrefsFirefox: { ...FIREFOX_QUIET_PREFS, ...webrtcPrefs },
   });
   return {
     browser,

@@ -9,6 +9,8 @@ import { createJoinToken, encodeJoinTokenParam } from '../src/ico/admission.ts';
 import { startRelay, type RelayHandle } from '../relay/relay.ts';
 import type { Envelope } from '../src/ico/types.ts';
 import type { ConnectionInfo, PeerInfo } from '../src/net/types.ts';
+// The in-process relay's log goes to a file, not the test reporter.
+import '../test/harness/test-logs.ts';
 
 export const ROOT = join(import.meta.dirname, '..');
 export const CLUSTER = 'e2e';
@@ -68,8 +70,6 @@ export interface Stack extends Web {
 }
 
 export async function startStack(heartbeatMs = 500): Promise<Stack> {
-  // The in-process relay logs to this test's stderr; keep it to warnings unless asked.
-  process.env['HYPERSYNC_LOG'] ??= 'warn';
   const clusterSigner = crypto.createSigner(crypto.randomBytes(32));
   const relay = await startRelay({ config: { cluster: CLUSTER, clusterPublicKey: base64urlEncode(clusterSigner.publicKey), allowlist: [] }, port: 0, httpPort: 0, heartbeatMs });
   let web: Web;

@@ -13,10 +13,20 @@ import { policiesWith } from '../src/sync/policy.ts';
 import { startSyncService, type SyncService, type SyncServiceEvent } from '../src/sync/service.ts';
 import type { SyncMode } from '../src/sync/wire.ts';
 import type { ConnectionInfo, HyperSyncPeer, PeerEvent, PeerEventType, PeerInfo } from '../src/net/types.ts';
-import type { Envelope, Json } from '../src/ico/types.ts';
+import type { Envelope, Json, PeerRole } from '../src/ico/types.ts';
 import { parseJoinParams, type JoinParams } from './join-params.ts';
 import { MAX_LOG_ENTRIES, MessageLog } from './message-log.ts';
-import { byId, renderLog, renderPeers, renderRecipients, renderSelf, setBanner, setStatus, shortId, type SelfView } from './view.ts';
+import { byId, renderLog, renderPeers, renderRecipients, renderSelf, renderWebrtc, setBanner, setStatus, shortId, type SelfView } from './view.ts';
+import { webrtcUsable } from './webrtc-probe.ts';
+
+/**
+ * What this tab is: a peer that signs and exchanges ICO messages and keeps a synced copy of
+ * the cluster's documents (src/sync). It is not a Raft member: no vote and no copy of the Raft
+ * log (`hypersync cluster status` lists the voters and the relay, the learner), so its HELLO
+ * says only 'browser'.
+ */
+const TAB_ROLES: PeerRole[] = ['browser'];
+const TAB_ROLE_TEXT = 'browser: signed ICO messages and a synced copy of the documents; not a Raft member (no vote, no Raft log)';
 
 /** Without a session with any relay for this long, the page says the relay is unreachable. */
 export const RELAY_GRACE_MS = 8_000;
@@ -203,7 +213,7 @@ function run(params: JoinParams, started: HyperSyncPeer): void {
     const now = Date.now();
     const peers = started.peers();
     const views = relays.map((r) => relayView(r, peers.find((p) => p.peerId === r.peerId), startedAt, now));
-    renderSelf({ peerId: started.peerId, cluster: started.cluster, roles: ['browser', 'learner'], relays: views });
+    renderSelf({ peerId: started.peerId, cluster: started.cluster, role: TAB_ROLE_TEXT, relays: views });
     renderPeers(peers, relayIds, now);
     renderRecipients(peers, name);
     const list = params.relays.join(', ');
@@ -321,14 +331,17 @@ async function boot(): Promise<void> {
     throw e;
   }
   byId('cluster').textContent = params.cluster;
-  renderSelf({ peerId: '', cluster: params.cluster, roles: ['browser', 'learner'], relays: params.relays.map((addr, i) => ({ addr, peerId: params.relayIds[i]!, state: 'connecting', detail: 'starting' })) });
+  renderSelf({ peerId: '', cluster: params.cluster, role: TAB_ROLE_TEXT, relays: params.relays.map((addr, i) => ({ addr, peerId: params.relayIds[i]!, state: 'connecting', detail: 'starting' })) });
+  renderWebrtc(null);
+  const webrtc = await webrtcUsable();
+  renderWebrtc(webrtc);
   let started: HyperSyncPeer;
   try {
     // The key is loaded here (not inside startPeer) so the document signer is the tab's identity.
     const privateKey = await loadOrCreateKey();
     started = await startPeer({
-      cluster: params.cluster, roles: ['browser', 'learner'], relays: params.relays, allowlist: [], clusterPublicKey: params.clusterPublicKey, joinToken: params.joinToken,
-      privateKey, helloState: () => sync?.summary() ?? null,
+      cluster: params.cluster, roles: TAB_ROLES, relays: params.relays, allowlist: [], clusterPublicKey: params.clusterPublicKey, joinToken: params.joinToken,
+      privateKey, helloState: () => sync?.summary() ?? null, webrtc,
     });
     // One document database per identity, so a reloaded tab finds its own documents again.
     sync = await startSyncService({ peer: started, store: await IdbStore.open(`hypersync-docs-${started.peerId}`), signer: crypto.createSigner(seedFromLibp2pPrivateKey(privateKey)), policies: policiesWith() });

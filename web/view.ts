@@ -54,6 +54,23 @@ export function setBanner(kind: BannerKind, message: string | null): void {
   box.hidden = false;
 }
 
+/** Says whether this tab can reach peers over WebRTC, and what it does instead when not. */
+export function renderWebrtc(available: boolean | null): void {
+  const node = byId('webrtc');
+  node.dataset['available'] = available === null ? 'unknown' : String(available);
+  if (available === null) node.textContent = 'checking…';
+  else if (available) node.textContent = 'available: peers upgrade to direct connections';
+  else
+    node.replaceChildren(
+      pill('unavailable', 'down'),
+      ' this browser offers no network address for WebRTC (Firefox on loopback needs ',
+      h('code', {}, 'media.peerconnection.ice.loopback'),
+      ' and ',
+      h('code', {}, 'permissions.default.microphone = 1'),
+      '): Node peers are reached over WebSocket, other tabs through the relay',
+    );
+}
+
 export type Status = 'starting' | 'online' | 'connecting' | 'error';
 
 export function setStatus(status: Status, text: string): void {
@@ -66,14 +83,15 @@ export function setStatus(status: Status, text: string): void {
 export interface SelfView {
   peerId: string;
   cluster: string;
-  roles: string[];
+  /** What this tab is, in words (its HELLO roles and what they mean). */
+  role: string;
   relays: Array<{ addr: string; peerId: string; state: 'connected' | 'connecting' | 'unreachable' | 'rejected'; detail: string }>;
 }
 
 export function renderSelf(view: SelfView): void {
   byId('peer-id').textContent = view.peerId === '' ? '—' : view.peerId;
   byId('cluster').textContent = view.cluster;
-  byId('roles').textContent = view.roles.join(', ');
+  byId('roles').textContent = view.role;
   byId('relays').replaceChildren(
     ...view.relays.map((r) =>
       h('div', { class: 'relay-row', data: { state: r.state } }, pill(r.state, r.state, r.detail), ' ', h('span', { class: 'mono', title: r.addr }, r.addr)),
@@ -91,12 +109,13 @@ export function renderPeers(peers: PeerInfo[], relayIds: ReadonlySet<string>, no
       return h(
         'tr',
         { data: { peerId: p.peerId, transport: p.transport, state: p.state } },
-        h('td', { class: 'mono', title: p.peerId }, shortId(p.peerId)),
-        h('td', {}, p.roles.length > 0 ? p.roles.join(', ') : '—'),
-        h('td', {}, pill(TRANSPORT_LABEL[p.transport], p.transport, p.remoteAddr)),
-        h('td', {}, pill(p.state, p.state)),
-        h('td', {}, heartbeat),
-        h('td', { class: 'num' }, ago(p.lastSeen, now)),
+        // data-label names the column where rows stack (phone width).
+        h('td', { class: 'mono', title: p.peerId, data: { label: 'PeerId' } }, shortId(p.peerId)),
+        h('td', { data: { label: 'Roles' } }, p.roles.length > 0 ? p.roles.join(', ') : '—'),
+        h('td', { data: { label: 'Transport' } }, pill(TRANSPORT_LABEL[p.transport], p.transport, p.remoteAddr)),
+        h('td', { data: { label: 'ICO session' } }, pill(p.state, p.state)),
+        h('td', { data: { label: 'Heartbeat' } }, heartbeat),
+        h('td', { class: 'num', data: { label: 'Last seen' } }, ago(p.lastSeen, now)),
       );
     }),
   );

@@ -8,6 +8,7 @@ export type HttpErrorCode =
   | ApiErrorCode
   | AuthFailure['code']
   | 'MALFORMED_JSON'
+  | 'HTTPS_REQUIRED'
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'PAYLOAD_TOO_LARGE'
   | 'METHOD_NOT_ALLOWED'
@@ -21,6 +22,7 @@ export const HTTP_STATUS: Readonly<Record<HttpErrorCode, number>> = {
   INVALID_REQUEST: 400,
   UNSUPPORTED: 400,
   MALFORMED_JSON: 400,
+  HTTPS_REQUIRED: 400,
   UNAUTHENTICATED: 401,
   PERMISSION_DENIED: 403,
   UNKNOWN_OPERATOR: 404,

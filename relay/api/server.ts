@@ -3,6 +3,7 @@
 // one error table. Credentials are checked in onRequest, before any body byte is read; bad input
 // is always a 4xx with `{status:"error", error:{code, message}}`, never a 500 or a stack trace.
 import { randomUUID } from 'node:crypto';
+import { constants as http2Constants, Http2ServerRequest } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
@@ -14,6 +15,7 @@ import { ApiError, type ApiBackend, type ExecuteOptions } from './backend.ts';
 import { codeForStatus, DEFAULT_RETRY_AFTER_S, errorBody, FASTIFY_ERRORS, HTTP_STATUS, type HttpErrorCode } from './errors.ts';
 import { registerGrpc, type GrpcLimits } from './grpc.ts';
 import { HttpMetrics } from './metrics.ts';
+import { answerPlainHttp } from './plain-http-hint.ts';
 import {
   clusterReplySchema,
   DEFAULT_LIST_LIMIT,
@@ -40,6 +42,10 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 /** Idle sockets / HTTP/2 sessions are closed after this (above the longest execute deadline). */
 export const DEFAULT_IDLE_TIMEOUT_MS = 75_000;
 export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 5_000;
+/** Request bytes still read (and dropped) after an early answer before the upload is reset. */
+export const DRAIN_LIMIT_BYTES = 4 * 1024 * 1024;
+/** How long a client may go on uploading after an early answer before the upload is reset. */
+export const DRAIN_TIMEOUT_MS = 1_000;
 /** Longest request id taken from a client's X-Request-Id. */
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
 
@@ -101,6 +107,12 @@ function routePattern(url: string): RegExp {
   return new RegExp(`^${escaped}/?$`);
 }
 
+/** 1048576 → "1 MiB": limits read better in binary units when they are whole. */
+export function formatBytes(n: number): string {
+  for (const [unit, size] of [['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const) if (n >= size && n % size === 0) return `${n / size} ${unit}`;
+  return `${n} bytes`;
+}
+
 function parseUint(text: string | undefined, fallback: number): number {
   return text === undefined ? fallback : Number(text);
 }
@@ -151,6 +163,12 @@ export async function buildApi(opts: BuildApiOptions): Promise<FastifyInstance> 
       : fastify({ ...common, http: nodeTimeouts })
   ) as unknown as FastifyInstance;
 
+  if (opts.tls !== undefined) {
+    // Plain HTTP on this HTTPS port gets a readable 400 instead of an empty reply.
+    const hint = answerPlainHttp(app.server, { firstByteTimeoutMs: headersMs });
+    app.addHook('preClose', async () => hint.closePending());
+  }
+
   const metrics = new HttpMetrics();
   const known: Array<{ pattern: RegExp; methods: Set<string> }> = [];
   app.decorateRequest('principal', null);
@@ -171,6 +189,36 @@ export async function buildApi(opts: BuildApiOptions): Promise<FastifyInstance> 
     if (status === 429 || status === 503) void reply.header('retry-after', String(extra.retryAfter ?? DEFAULT_RETRY_AFTER_S));
     return reply.code(status).type('application/json; charset=utf-8').send(errorBody(code, message, { path: extra.path, retryable: extra.retryable ?? (status === 503 || status === 504 || status === 429) }));
   };
+
+  // An answer sent before the request body was read (413, an oversized gRPC message, a 401)
+  // leaves an HTTP/2 client uploading on a stream nobody reads: the stream stays half open,
+  // and the session, and a graceful close, wait on it until the idle timeout. No route here
+  // reads a request after answering it, so once the answer is complete the rest of the upload
+  // is read and dropped (the request object, abandoned by its handler, gets none of it); the
+  // stream is reset with RST_STREAM(NO_ERROR) (RFC 9113 §8.1) when the client has not ended
+  // its upload within DRAIN_TIMEOUT_MS or sends more than DRAIN_LIMIT_BYTES. Draining first
+  // lets clients finish cleanly: Node's client reports a reset that arrives while it still
+  // uploads as a failed call, even after a complete answer.
+  app.addHook('onRequest', async (req) => {
+    const raw = req.raw as unknown;
+    if (!(raw instanceof Http2ServerRequest)) return;
+    const stream = raw.stream;
+    stream.once('finish', () => {
+      if (stream.readableEnded || stream.destroyed) return;
+      const reset = (): void => {
+        if (!stream.destroyed) stream.close(http2Constants.NGHTTP2_NO_ERROR);
+      };
+      const timer = setTimeout(reset, DRAIN_TIMEOUT_MS);
+      stream.once('close', () => clearTimeout(timer));
+      let drained = 0;
+      stream.removeAllListeners('data');
+      stream.on('data', (chunk: Buffer) => {
+        drained += chunk.length;
+        if (drained > DRAIN_LIMIT_BYTES) reset();
+      });
+      stream.resume();
+    });
+  });
 
   app.addHook('onRequest', async (req, reply) => {
     void reply.header('x-request-id', req.id);
@@ -210,6 +258,7 @@ export async function buildApi(opts: BuildApiOptions): Promise<FastifyInstance> 
     if (err instanceof SyntaxError || fe.code === 'FST_ERR_CTP_INVALID_JSON_BODY') return sendError(reply, 'MALFORMED_JSON', `request body is not valid JSON: ${err.message}`);
     const mapped = fe.code !== undefined ? FASTIFY_ERRORS[fe.code] : undefined;
     if (mapped === 'UNSUPPORTED_MEDIA_TYPE') return sendError(reply, mapped, `content-type must be application/json (got ${firstHeader(req.headers['content-type']) ?? 'none'})`);
+    if (mapped === 'PAYLOAD_TOO_LARGE') return sendError(reply, mapped, `request body over this API's limit of ${common.bodyLimit} bytes (${formatBytes(common.bodyLimit)}); the README lists every limit`);
     if (mapped !== undefined) return sendError(reply, mapped, fe.message);
     const status = fe.statusCode ?? 500;
     if (status >= 400 && status < 500) return sendError(reply, codeForStatus(status), fe.message);

@@ -16,8 +16,9 @@ import { createJoinToken, encodeJoinTokenParam } from '../ico/admission.ts';
 import { readClusterConfig, type ClusterConfig } from '../net/cluster-config.ts';
 import { loadOrCreateKey, readKeyFile } from '../net/platform-node.ts';
 import { generateDevCa } from '../../relay/api/tls.ts';
+import { callApi, type ApiTarget } from './api-client.ts';
 import { initCluster } from './keys.ts';
-import { int, parse, str, UsageError } from './args.ts';
+import { int, parse, str, UsageError, type Parsed } from './args.ts';
 
 export const DEVNET_HELP = `usage: hypersync devnet [options]   (npm start)
 
@@ -28,7 +29,8 @@ Identities persist in .devnet/ across restarts; --fresh starts over. Ctrl-C stop
 
 options:
   --dir DIR          state folder (default .devnet)
-  --port-base N      relay libp2p N, relay API (HTTPS: REST + gRPC) N+1, web app N+2 (default 9090)
+  --port-base N      relay libp2p N, relay API (HTTPS: REST + gRPC) N+1, web app N+2 (default:
+                     $HYPERSYNC_PORT_BASE when set, else 9090)
   --peers N          number of Node peers (default 3)
   --heartbeat-ms N   heartbeat interval of every process (default 1000)
   --snapshot-every N Raft snapshot/compaction interval of the peers (default 10000 entries)
@@ -43,6 +45,20 @@ export const CHILD_READY_TIMEOUT_MS = 30_000;
 /** How long children get to say GOODBYE before SIGKILL. */
 export const CHILD_STOP_TIMEOUT_MS = 5_000;
 
+/** The default of --port-base; HYPERSYNC_PORT_BASE overrides it (so `npm start` can move too). */
+export const DEFAULT_PORT_BASE = 9090;
+export const PORT_BASE_ENV = 'HYPERSYNC_PORT_BASE';
+
+/** --port-base, else $HYPERSYNC_PORT_BASE, else 9090; the same bounds for both. */
+function portBase(p: Parsed): number {
+  if (str(p, 'port-base') !== undefined) return int(p, 'port-base', DEFAULT_PORT_BASE, 1024, 65000);
+  const env = process.env[PORT_BASE_ENV];
+  if (env === undefined || env === '') return DEFAULT_PORT_BASE;
+  const n = Number(env);
+  if (!Number.isInteger(n) || n < 1024 || n > 65000) throw new UsageError(`${PORT_BASE_ENV}=${env}: must be an integer between 1024 and 65000`);
+  return n;
+}
+
 interface Child {
   name: string;
   role: string;
@@ -54,7 +70,7 @@ interface Child {
 async function assertPortFree(port: number, what: string): Promise<void> {
   await new Promise<void>((ok, fail) => {
     const srv = createNetServer();
-    srv.once('error', () => fail(new UsageError(`port ${port} (${what}) is busy: stop whatever uses it or pass --port-base`)));
+    srv.once('error', () => fail(new UsageError(`port ${port} (${what}) is busy: stop whatever uses it, or move the devnet with --port-base N (or ${PORT_BASE_ENV}=N npm start)`)));
     srv.listen(port, '127.0.0.1', () => srv.close(() => ok()));
   });
 }
@@ -63,7 +79,8 @@ function spawnChild(name: string, args: string[], logFile: string): Promise<{ pr
   return new Promise((resolveReady, reject) => {
     const proc = spawn(process.execPath, [BIN, ...args], {
       cwd: ROOT,
-      env: { ...process.env, HYPERSYNC_PARENT_PID: String(process.pid) },
+      // Each child's log goes to its file under logs/ (its stderr, piped below), not to a shared one.
+      env: { ...process.env, HYPERSYNC_PARENT_PID: String(process.pid), HYPERSYNC_LOG_FILE: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const timer = setTimeout(() => {
@@ -114,6 +131,85 @@ async function stopChildren(children: Child[]): Promise<void> {
   );
 }
 
+/** How long the devnet waits for the Raft group to elect a leader before it says it is up. */
+export const DEVNET_LEADER_TIMEOUT_MS = 30_000;
+/** Pause between two cluster status polls while waiting for a leader. */
+const LEADER_POLL_MS = 100;
+
+/** Polls the relay's GET /api/v1/cluster until it names a leader; null after `timeoutMs`. */
+async function waitForLeader(target: ApiTarget, timeoutMs: number): Promise<string | null> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    try {
+      const { status, json } = await callApi(target, 'GET', '/api/v1/cluster');
+      const leader = status === 200 ? (json as { leader?: string | null }).leader : undefined;
+      if (typeof leader === 'string' && leader !== '') return leader;
+    } catch {
+      // The API may refuse connections for a moment while it starts: poll again.
+    }
+    await new Promise((r) => setTimeout(r, LEADER_POLL_MS));
+  }
+  return null;
+}
+
+/** A word as a POSIX shell reads it back: bare when it is safe, else single-quoted. */
+export function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_/.,:@%+=-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+interface BannerFacts {
+  peerCount: number;
+  dir: string;
+  webUrl: string | null;
+  rest: string;
+  tokenPath: string;
+  ca: string;
+  clientCert: string;
+  clientKey: string;
+  keysFile: string;
+}
+
+/**
+ * What `npm start` prints once the cluster is up. Every line that starts with `curl` or `npx`
+ * is a command that works when pasted into a shell in the current folder (a test runs each
+ * one); remarks after a command are shell comments.
+ */
+export function upBanner(f: BannerFacts): string {
+  // Paths relative to where the devnet was started when inside it, quoted for the shell.
+  const rel = (path: string): string => {
+    const r = relative(process.cwd(), path);
+    return shellQuote(r !== '' && !r.startsWith('..') && !isAbsolute(r) ? r : path);
+  };
+  const ca = rel(f.ca);
+  const auth = `-H "Authorization: Bearer $(cat ${rel(f.tokenPath)})"`;
+  const json = "-H 'content-type: application/json'";
+  const devnetDir = resolve(f.dir) === resolve('.devnet') ? '' : ` --devnet ${rel(f.dir)}`;
+  const receiptsFile = rel(join(f.dir, 'receipts.jsonl'));
+  const proto = rel(join(ROOT, 'proto'));
+  const mtls = `--cert ${rel(f.clientCert)} --key ${rel(f.clientKey)}`;
+  return (
+    `\nHyperSync devnet is up (${f.peerCount} peers + relay).\n` +
+    (f.webUrl !== null ? `  open the web app:  ${f.webUrl}\n` : '') +
+    `  API docs:          ${f.rest}/docs  (trust ${ca} or pass -k)\n` +
+    `  endpoints:         ${join(f.dir, 'endpoints.json')}\n` +
+    `  logs:              ${join(f.dir, 'logs')}/\n` +
+    `\nTry the API (paste into another terminal, in this folder):\n` +
+    `  curl --cacert ${ca} ${f.rest}/healthz\n` +
+    `  curl --cacert ${ca} ${auth} ${json} -d '{"operator_id":"kv.put","inputs":{"key":"a","value":1}}' ${f.rest}/api/v1/operators/execute\n` +
+    `  curl --cacert ${ca} ${auth} ${json} -d '{"operator_id":"kv.get","inputs":{"key":"a"}}' ${f.rest}/api/v1/operators/execute\n` +
+    `  curl --cacert ${ca} ${auth} '${f.rest}/api/v1/receipts?limit=10'\n` +
+    `  curl --cacert ${ca} ${mtls} ${f.rest}/api/v1/tree-head   # mTLS: the client certificate, no token\n` +
+    `  npx hypersync cluster status${devnetDir}   # leader, term, commit index, members\n` +
+    `  npx hypersync receipts export${devnetDir} > ${receiptsFile}   # the relay's receipts, through the API\n` +
+    `  npx hypersync receipts verify ${receiptsFile}\n` +
+    `  npx hypersync keys create --keys-file ${rel(f.keysFile)} --name me   # an API key for X-API-Key\n` +
+    `\nTry gRPC (same port; any gRPC client; the schema is in ${proto}):\n` +
+    `  npx buf curl --schema ${proto} --protocol grpc --cacert ${ca} ${auth} -d '{"operator_id":"kv.get","inputs":{"key":"a"}}' ${f.rest}/hypersync.v1.HyperSync/ExecuteOperator\n` +
+    `  npx buf curl --schema ${proto} --protocol grpc --cacert ${ca} ${mtls} -d '{"from_index":0}' ${f.rest}/hypersync.v1.HyperSync/StreamResults   # mTLS; streams until Ctrl-C\n` +
+    `\nCtrl-C stops everything.\n`
+  );
+}
+
 export async function devnetCommand(argv: string[], out: (s: string) => void): Promise<number> {
   const p = parse(argv, {
     dir: { type: 'string' },
@@ -130,7 +226,7 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
     return 0;
   }
   const dir = resolve(str(p, 'dir') ?? '.devnet');
-  const base = int(p, 'port-base', 9090, 1024, 65000);
+  const base = portBase(p);
   const peerCount = int(p, 'peers', 3, 1, 16);
   const heartbeat = String(int(p, 'heartbeat-ms', 1000, 20, 60_000));
   const snapshotEvery = String(int(p, 'snapshot-every', 10_000, 10, 100_000_000));
@@ -141,6 +237,9 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
 
   if (p.values['fresh'] === true) await rm(dir, { recursive: true, force: true });
   await mkdir(join(dir, 'logs'), { recursive: true });
+  // endpoints.json says "up and ready": a previous run's must not be read while this one starts.
+  const endpointsPath = join(dir, 'endpoints.json');
+  await rm(endpointsPath, { force: true });
   const relayDir = join(dir, 'relay');
   const peerDirs = Array.from({ length: peerCount }, (_, i) => join(dir, 'peers', String(i + 1)));
   const ids: string[] = [];
@@ -176,6 +275,7 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
     if (shuttingDown) return code;
     shuttingDown = true;
     out('\ndevnet: stopping…\n');
+    await rm(endpointsPath, { force: true });
     await stopChildren(children);
     return code;
   };
@@ -215,6 +315,9 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
     }
 
     const rest = relay.ready.http ?? `https://127.0.0.1:${base + 1}`;
+    // The commands printed below must work when pasted: wait until the relay knows a leader.
+    const leader = await waitForLeader({ url: rest, ca: await readFile(tls.ca), token: bearer }, DEVNET_LEADER_TIMEOUT_MS);
+    if (leader === null) out(`devnet: no Raft leader after ${DEVNET_LEADER_TIMEOUT_MS / 1000} s; writes answer 503 until one is elected (see ${join(dir, 'logs')})\n`);
     const endpoints = {
       rest,
       grpc: new URL(rest).host,
@@ -229,31 +332,9 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
       peers: children.map((c) => ({ peerId: c.ready.peerId, pid: c.ready.pid, dataDir: c.dataDir, role: c.role })),
     };
     // Written whole (temp file, then rename): a client polling for the file never reads half of it.
-    await writeFile(join(dir, 'endpoints.json.tmp'), `${JSON.stringify(endpoints, null, 2)}\n`);
-    await rename(join(dir, 'endpoints.json.tmp'), join(dir, 'endpoints.json'));
-    const rel = (path: string): string => {
-      const r = relative(process.cwd(), path);
-      return r !== '' && !r.startsWith('..') && !isAbsolute(r) ? r : path;
-    };
-    const auth = `-H "Authorization: Bearer $(cat ${rel(tokenPath)})"`;
-    out(
-      `\nHyperSync devnet is up (${peerCount} peers + relay).\n` +
-        (webUrl !== null ? `  open the web app:  ${webUrl}\n` : '') +
-        `  relay health:      curl --cacert ${rel(tls.ca)} ${rest}/healthz\n` +
-        `  API docs:          ${rest}/docs  (trust ${rel(tls.ca)} or pass -k)\n` +
-        `  endpoints:         ${join(dir, 'endpoints.json')}\n` +
-        `  logs:              ${join(dir, 'logs')}/\n` +
-        `\nTry the API (paste):\n` +
-        `  curl --cacert ${rel(tls.ca)} ${auth} -H 'content-type: application/json' -d '{"operator_id":"kv.put","inputs":{"key":"a","value":1}}' ${rest}/api/v1/operators/execute\n` +
-        `  curl --cacert ${rel(tls.ca)} ${auth} -H 'content-type: application/json' -d '{"operator_id":"kv.get","inputs":{"key":"a"}}' ${rest}/api/v1/operators/execute\n` +
-        `  curl --cacert ${rel(tls.ca)} ${auth} ${rest}/api/v1/receipts?limit=10\n` +
-        `  curl --cacert ${rel(tls.ca)} --cert ${rel(tls.clientCert)} --key ${rel(tls.clientKey)} ${rest}/api/v1/tree-head      (mTLS, no token)\n` +
-        `  hypersync keys create --keys-file ${rel(keysFile)} --name me                       (an API key: X-API-Key)\n` +
-        `\nTry gRPC (same port; any gRPC client, the schema is ${rel(join(ROOT, 'proto'))}):\n` +
-        `  npx buf curl --schema ${rel(join(ROOT, 'proto'))} --protocol grpc --cacert ${rel(tls.ca)} ${auth} -d '{"operator_id":"kv.get","inputs":{"key":"a"}}' ${rest}/hypersync.v1.HyperSync/ExecuteOperator\n` +
-        `  npx buf curl --schema ${rel(join(ROOT, 'proto'))} --protocol grpc --cacert ${rel(tls.ca)} --cert ${rel(tls.clientCert)} --key ${rel(tls.clientKey)} -d '{"from_index":0}' ${rest}/hypersync.v1.HyperSync/StreamResults   (mTLS; streams until Ctrl-C)\n` +
-        `Ctrl-C stops everything.\n`,
-    );
+    await writeFile(`${endpointsPath}.tmp`, `${JSON.stringify(endpoints, null, 2)}\n`);
+    await rename(`${endpointsPath}.tmp`, endpointsPath);
+    out(upBanner({ peerCount, dir, webUrl, rest, tokenPath, ca: tls.ca, clientCert: tls.clientCert, clientKey: tls.clientKey, keysFile }));
 
     return await new Promise<number>((resolveExit) => {
       const stop = (code: number): void => {

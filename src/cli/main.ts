@@ -18,18 +18,25 @@ commands:
 Run 'hypersync <command> --help' for the options of each.
 `;
 
-function out(s: string): void {
-  process.stdout.write(s);
+export interface CliOutput {
+  /** Command output (help, exports, JSON). */
+  out: (s: string) => void;
+  /** Usage and failure messages. */
+  err: (s: string) => void;
 }
 
-export async function main(argv: string[]): Promise<number> {
+const STDIO: CliOutput = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) };
+
+/** Runs one `hypersync` command line; returns its exit code (0, 1 failure, 2 usage). */
+export async function main(argv: string[], io: CliOutput = STDIO): Promise<number> {
+  const { out } = io;
   const levelAt = argv.indexOf('--log-level');
   if (levelAt >= 0 && argv[levelAt + 1] !== undefined) process.env['HYPERSYNC_LOG'] = argv[levelAt + 1];
   const [command, ...rest] = argv;
   try {
     switch (command) {
       case undefined:
-        process.stderr.write(MAIN_HELP);
+        io.err(MAIN_HELP);
         return 2;
       case '--help':
       case '-h':
@@ -62,11 +69,11 @@ export async function main(argv: string[]): Promise<number> {
     }
   } catch (e) {
     if (e instanceof UsageError) {
-      process.stderr.write(`hypersync: ${e.message}\n${e.message.includes('usage:') ? '' : `Run 'hypersync ${command ?? ''} --help' for usage.\n`}`);
+      io.err(`hypersync: ${e.message}\n${e.message.includes('usage:') ? '' : `Run 'hypersync ${command ?? ''} --help' for usage.\n`}`);
       return 2;
     }
     const err = e as Error & { code?: string };
-    process.stderr.write(`hypersync: ${err.code !== undefined ? `${err.code}: ` : ''}${err.message}\n`);
+    io.err(`hypersync: ${err.code !== undefined ? `${err.code}: ` : ''}${err.message}\n`);
     return 1;
   }
 }

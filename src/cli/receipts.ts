@@ -11,20 +11,27 @@ import { loadOrCreateKey } from '../net/platform-node.ts';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { ReceiptLog } from '../receipts/log.ts';
 import { proofBundleProblem } from '../receipts/proof.ts';
-import { ChainVerifier, DEFAULT_MAX_FUTURE_SKEW_MS, type Evidence } from '../receipts/receipt.ts';
+import { ChainVerifier, DEFAULT_MAX_FUTURE_SKEW_MS, type Evidence, type Receipt } from '../receipts/receipt.ts';
 import { LevelStore } from '../store/level.ts';
-import { duration, int, parse, required, str, UsageError } from './args.ts';
+import { StoreError } from '../store/types.ts';
+import { MAX_LIST_LIMIT } from '../../relay/api/schemas.ts';
+import { ApiCallError, callApi, resolveTarget, type ApiTarget } from './api-client.ts';
+import { duration, int, parse, required, str, UsageError, type Parsed } from './args.ts';
 
 export const RECEIPTS_HELP = `usage: hypersync receipts <command> [options]
 
 commands:
-  export --data-dir DIR [--from N]          print the node's receipts from index N as JSON Lines
+  export [--from N] [--devnet DIR | --api URL --ca FILE --token T | --data-dir DIR]
+                                            print receipts from index N as JSON Lines: the relay's,
+                                            through its API (default: the running devnet), or a
+                                            stopped node's, from its data dir
   verify FILE [--inputs F] [--outputs F] [--max-skew 30s]
                                             verify a JSON Lines receipts file: signature, chain link,
                                             inputs/outputs hashes (F: JSON Lines, line i = receipt i's
                                             inputs or outputs), timestamps. Exit 0, or 1 with the index,
                                             step and reason of the first failure
-  prove --data-dir DIR --id RECEIPT_ID      print {receipt, proof, tree_head}: an RFC 9162 inclusion
+  prove (--id RECEIPT_ID | --index N) [--devnet DIR | --api URL --ca FILE --token T | --data-dir DIR]
+                                            print {receipt, proof, tree_head}: an RFC 9162 inclusion
                                             proof against a freshly signed tree head
   verify-proof FILE                         check such a proof bundle offline (exit 0 or 1)
   append --data-dir DIR --operator ID --inputs JSON --outputs JSON
@@ -33,10 +40,17 @@ commands:
 
 /** `hypersync receipts <command> --help`: that command's lines of the overview. */
 const COMMAND_HELP: Record<string, string> = {
-  export: `usage: hypersync receipts export --data-dir DIR [--from N]
+  export: `usage: hypersync receipts export [--from N] [--devnet DIR | --api URL --ca FILE --token T | --data-dir DIR]
 
-Prints the node's receipts from index N (default 0) as JSON Lines, one receipt per line, in
-index order. Reads <DIR>/store (LevelDB); creates nothing.
+Prints receipts from index N (default 0) as JSON Lines, one receipt per line, in index order.
+
+From a running cluster (the default): the relay's receipts, paged through its API
+(GET /api/v1/receipts, read scope), up to the log's size when the export starts.
+  --devnet DIR     devnet folder whose endpoints.json names the API (default .devnet)
+  --api URL        relay API base URL instead; with --ca FILE (https) and --token T
+
+From a stopped node: --data-dir DIR reads <DIR>/store (LevelDB) directly and creates
+nothing. LevelDB admits one process at a time, so this fails while that node runs.
 `,
   verify: `usage: hypersync receipts verify FILE [--inputs F] [--outputs F] [--max-skew 30s]
 
@@ -45,12 +59,16 @@ five steps: 1 signature (and receipt_id), 2 prev_receipt_hash link, 3 inputs_has
 4 outputs_hash (only with --inputs / --outputs: JSON Lines, line i holds the inputs or
 outputs of the receipt on line i), 5 timestamp (not before the previous receipt, at most
 --max-skew in the future). Exit 0, or 1 printing the index, step and reason of the first
-failure. A truncated or garbage line is an error naming the file and line.
+failure. A truncated or garbage line is an error naming the file and line, and a file
+with no receipts at all is an error too (exit 1): it proves nothing.
 `,
-  prove: `usage: hypersync receipts prove --data-dir DIR --id RECEIPT_ID
+  prove: `usage: hypersync receipts prove (--id RECEIPT_ID | --index N) [--devnet DIR | --api URL --ca FILE --token T | --data-dir DIR]
 
-Prints {receipt, proof, tree_head} as JSON: an RFC 9162 inclusion proof of the receipt
-against a tree head over the whole log, freshly signed with the node's key (<DIR>/peer.key).
+Prints {receipt, proof, tree_head} as JSON for the receipt with that id, or at that index of
+the log: an RFC 9162 inclusion proof of the receipt
+against a freshly signed tree head over the whole log. By default from the running relay
+(GET /api/v1/receipts/:id; --devnet / --api as for export); with --data-dir from a stopped
+node's log, the tree head signed with its key (<DIR>/peer.key).
 `,
   'verify-proof': `usage: hypersync receipts verify-proof FILE
 
@@ -81,8 +99,34 @@ async function openLog(dataDir: string, create: boolean): Promise<ReceiptLog | n
   if (!create && !existsSync(join(dataDir, 'peer.key'))) throw new UsageError(`${dataDir} holds no peer.key: not a node's data dir`);
   if (!create && !existsSync(join(dataDir, 'store'))) return null;
   const key = await loadOrCreateKey(dataDir);
-  const store = await LevelStore.open(join(dataDir, 'store'), { createIfMissing: create });
+  let store: LevelStore;
+  try {
+    store = await LevelStore.open(join(dataDir, 'store'), { createIfMissing: create });
+  } catch (e) {
+    if (e instanceof StoreError && e.code === 'STORE_LOCKED') throw new DataDirInUseError(dataDir);
+    throw e;
+  }
   return ReceiptLog.open(store, { signer: crypto.createSigner(seedFromLibp2pPrivateKey(key)), peerId: peerIdFromPrivateKey(key).toString() });
+}
+
+/** A running node holds its data dir's LevelDB lock; say how to read it instead. */
+export class DataDirInUseError extends Error {
+  readonly code = 'DATA_DIR_IN_USE';
+  override name = 'DataDirInUseError';
+  constructor(dataDir: string) {
+    super(
+      `${dataDir} belongs to a running node (its LevelDB store is locked; one process at a time). ` +
+        `Read a running cluster through the relay API instead: 'npx hypersync receipts export' ` +
+        `(or 'prove --id ID') uses .devnet/endpoints.json, or pass --api URL --ca FILE --token T. ` +
+        `--data-dir is for a stopped node.`,
+    );
+  }
+}
+
+/** Verifying a file without a single receipt would prove nothing: it is an error. */
+export class NoReceiptsError extends Error {
+  readonly code = 'RECEIPTS_EMPTY';
+  override name = 'NoReceiptsError';
 }
 
 class LineError extends Error {
@@ -130,6 +174,7 @@ async function verifyFile(file: string, inputsFile: string | undefined, outputsF
     }
     position++;
   }
+  if (verifier.count === 0) throw new NoReceiptsError(`${file} holds no receipts: nothing was verified (an empty export? check that it found the receipts)`);
   out(`ok: ${verifier.count} receipts verified\n`);
   return 0;
 }
@@ -142,10 +187,12 @@ export async function receiptsCommand(argv: string[], out: Out = (s) => process.
   }
   switch (sub) {
     case 'export': {
-      const p = parse(rest, { 'data-dir': { type: 'string' }, from: { type: 'string' } });
+      const p = parse(rest, { 'data-dir': { type: 'string' }, from: { type: 'string' }, ...API_OPTIONS });
       if (p.values['help'] === true) return help(out, sub);
       const from = int(p, 'from', 0, 0, Number.MAX_SAFE_INTEGER);
-      const log = await openLog(required(p, 'data-dir'), false);
+      const dataDir = str(p, 'data-dir');
+      if (dataDir === undefined) return exportFromApi(await apiTarget(p), from, out);
+      const log = await openLog(dataDir, false);
       if (log === null) return 0;
       try {
         for await (const r of log.iterate(from)) out(`${JSON.stringify(r)}\n`);
@@ -163,17 +210,19 @@ export async function receiptsCommand(argv: string[], out: Out = (s) => process.
       return verifyFile(file, str(p, 'inputs'), str(p, 'outputs'), skew === undefined ? DEFAULT_MAX_FUTURE_SKEW_MS : duration(skew), out);
     }
     case 'prove': {
-      const p = parse(rest, { 'data-dir': { type: 'string' }, id: { type: 'string' } });
+      const p = parse(rest, { 'data-dir': { type: 'string' }, id: { type: 'string' }, index: { type: 'string' }, ...API_OPTIONS });
       if (p.values['help'] === true) return help(out, sub);
-      const id = required(p, 'id');
-      const log = await openLog(required(p, 'data-dir'), false);
+      const which = receiptChoice(p);
+      const dataDir = str(p, 'data-dir');
+      if (dataDir === undefined) return proveFromApi(await apiTarget(p), which, out);
+      const log = await openLog(dataDir, false);
       try {
-        const receipt = await log?.getById(id);
+        const receipt = log === null ? undefined : 'id' in which ? await log.getById(which.id) : await log.get(which.index);
         if (log === null || receipt === undefined) {
-          process.stderr.write(`hypersync: RECEIPT_NOT_FOUND: no receipt ${id}\n`);
+          process.stderr.write(`hypersync: RECEIPT_NOT_FOUND: no receipt ${describeChoice(which)}\n`);
           return 1;
         }
-        const proof = await log.inclusionProof(id);
+        const proof = await log.inclusionProof(receipt.receipt_id);
         out(`${JSON.stringify({ receipt, proof, tree_head: log.signedTreeHead() }, null, 2)}\n`);
       } finally {
         await log?.close();
@@ -225,6 +274,78 @@ export async function receiptsCommand(argv: string[], out: Out = (s) => process.
     default:
       throw new UsageError(`unknown receipts command '${sub}'\n\n${RECEIPTS_HELP}`);
   }
+}
+
+/** Where the API-reading commands find the relay: as `cluster status` does. */
+const API_OPTIONS = { api: { type: 'string' }, ca: { type: 'string' }, token: { type: 'string' }, devnet: { type: 'string' } } as const;
+
+function apiTarget(p: Parsed): Promise<ApiTarget> {
+  return resolveTarget({ api: str(p, 'api'), ca: str(p, 'ca'), token: str(p, 'token'), devnet: str(p, 'devnet') });
+}
+
+function apiFailure(status: number, json: unknown, what: string): ApiCallError {
+  const err = (json as { error?: { code?: unknown; message?: unknown } } | null)?.error;
+  const code = typeof err?.code === 'string' ? err.code : `HTTP_${status}`;
+  return new ApiCallError(code, `${what}: ${typeof err?.message === 'string' ? err.message : `HTTP ${status}`}`);
+}
+
+/**
+ * Pages GET /api/v1/receipts from `from` up to the tree size seen on the first page (a log
+ * that grows meanwhile cannot keep the export going), MAX_LIST_LIMIT receipts per request.
+ */
+async function exportFromApi(target: ApiTarget, from: number, out: Out): Promise<number> {
+  let next = from;
+  let end: number | undefined;
+  do {
+    const { status, json } = await callApi(target, 'GET', `/api/v1/receipts?from=${next}&limit=${MAX_LIST_LIMIT}`);
+    if (status !== 200) throw apiFailure(status, json, 'GET /api/v1/receipts');
+    const page = json as { receipts: Receipt[]; tree_size: number };
+    end ??= page.tree_size;
+    if (page.receipts.length === 0) break;
+    for (const r of page.receipts) {
+      if (r.index >= end) break;
+      out(`${JSON.stringify(r)}\n`);
+    }
+    next += page.receipts.length;
+  } while (next < end);
+  return 0;
+}
+
+/** Which receipt `prove` is about: --id or --index, exactly one. */
+type ReceiptChoice = { id: string } | { index: number };
+
+function receiptChoice(p: Parsed): ReceiptChoice {
+  const id = str(p, 'id');
+  const hasIndex = str(p, 'index') !== undefined;
+  if ((id === undefined) === !hasIndex) throw new UsageError('prove takes exactly one of --id RECEIPT_ID and --index N');
+  return id !== undefined ? { id } : { index: int(p, 'index', 0, 0, Number.MAX_SAFE_INTEGER) };
+}
+
+function describeChoice(which: ReceiptChoice): string {
+  return 'id' in which ? which.id : `at index ${which.index}`;
+}
+
+async function proveFromApi(target: ApiTarget, which: ReceiptChoice, out: Out): Promise<number> {
+  let id: string;
+  if ('id' in which) id = which.id;
+  else {
+    const { status, json } = await callApi(target, 'GET', `/api/v1/receipts?from=${which.index}&limit=1`);
+    if (status !== 200) throw apiFailure(status, json, 'GET /api/v1/receipts');
+    const found = (json as { receipts: Receipt[] }).receipts[0];
+    if (found === undefined || found.index !== which.index) {
+      process.stderr.write(`hypersync: RECEIPT_NOT_FOUND: no receipt ${describeChoice(which)}\n`);
+      return 1;
+    }
+    id = found.receipt_id;
+  }
+  const { status, json } = await callApi(target, 'GET', `/api/v1/receipts/${encodeURIComponent(id)}`);
+  if (status === 404) {
+    process.stderr.write(`hypersync: RECEIPT_NOT_FOUND: no receipt ${id}\n`);
+    return 1;
+  }
+  if (status !== 200) throw apiFailure(status, json, `GET /api/v1/receipts/${id}`);
+  out(`${JSON.stringify(json, null, 2)}\n`);
+  return 0;
 }
 
 function help(out: Out, command: string): number {

@@ -21,14 +21,17 @@ function defaultLevel(): string {
 let root: Logger | undefined;
 
 /**
- * The process-wide root logger. On Node it writes JSON lines to stderr, synchronously, so
- * stdout stays free for command output (JSON Lines exports) and a crash loses no log line.
+ * The process-wide root logger. On Node it writes JSON lines synchronously to stderr, or
+ * appends them to the file HYPERSYNC_LOG_FILE names, so stdout stays free for command output
+ * (JSON Lines exports) and a crash loses no log line.
  */
 export function rootLogger(): Logger {
   if (root !== undefined) return root;
-  const proc = (globalThis as { process?: { pid?: number; versions?: { node?: string } } }).process;
+  const proc = (globalThis as { process?: { pid?: number; versions?: { node?: string }; env?: Record<string, string | undefined> } }).process;
   const options = { level: defaultLevel(), base: { pid: proc?.pid } };
-  root = proc?.versions?.node !== undefined ? pino(options, pino.destination({ dest: 2, sync: true })) : pino(options);
+  const file = proc?.env?.['HYPERSYNC_LOG_FILE'];
+  const dest = file !== undefined && file !== '' ? file : 2;
+  root = proc?.versions?.node !== undefined ? pino(options, pino.destination({ dest, sync: true, mkdir: true })) : pino(options);
   return root;
 }
 

@@ -24,6 +24,8 @@ interface DialTarget {
 export interface DialerHost {
   readonly self: string;
   readonly platform: 'node' | 'browser';
+  /** false: this peer has no WebRTC transport, so WebRTC addresses are not dialable. */
+  readonly webrtc: boolean;
   readonly log: Logger;
   /** Dials one address (bounded by its own timeout). */
   dial(addr: string): Promise<Connection>;
@@ -37,9 +39,10 @@ export function backoff(failures: number): number {
 }
 
 /** Preference of an address for `platform` (higher first); negative: not dialable from here. */
-export function rankAddr(addr: string, platform: 'node' | 'browser'): number {
+export function rankAddr(addr: string, platform: 'node' | 'browser', webrtc = true): number {
   const isCircuit = addr.includes('/p2p-circuit');
   const isWebrtc = addr.includes('/webrtc');
+  if (isWebrtc && !webrtc) return -1;
   if (platform === 'browser') {
     if (isWebrtc) return 3;
     if (isCircuit) return 1;
@@ -121,10 +124,11 @@ export class Dialer {
     const { platform, log } = this.#host;
     // Every address must name the peer, or a relay circuit address would just dial the relay.
     const suffix = `/p2p/${peerId}`;
-    const ranked = target.addrs.map((a) => (a.endsWith(suffix) ? a : `${a}${suffix}`)).sort((a, b) => rankAddr(b, platform) - rankAddr(a, platform));
+    const rank = (addr: string): number => rankAddr(addr, platform, this.#host.webrtc);
+    const ranked = target.addrs.map((a) => (a.endsWith(suffix) ? a : `${a}${suffix}`)).sort((a, b) => rank(b) - rank(a));
     let lastError: unknown;
     for (const addr of ranked) {
-      if (rankAddr(addr, platform) < 0) continue;
+      if (rank(addr) < 0) continue;
       try {
         const conn = await this.#host.dial(addr);
         log.debug({ remote: peerId, addr, via: conn.remoteAddr.toString(), status: conn.status }, 'dialed');

@@ -164,10 +164,11 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
       : {}),
   };
   deferYamuxWindowUpdates();
+  const webrtc = options.webrtc !== false;
   const libp2p = (await createLibp2p({
     privateKey,
-    addresses: { listen: options.listen ?? defaultListen(), ...(options.announce ? { announce: options.announce } : {}) },
-    transports: platformTransports(),
+    addresses: { listen: options.listen ?? defaultListen().filter((a) => webrtc || !a.includes('/webrtc')), ...(options.announce ? { announce: options.announce } : {}) },
+    transports: platformTransports({ webrtc }),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     // Loopback and private addresses are how this cluster runs in development and tests.
@@ -235,6 +236,7 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
   const dialer = new Dialer({
     self,
     platform: PLATFORM,
+    webrtc,
     log,
     dial: (addr) => libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) }),
     openConnections: (peerId) => openConnections(peerId),

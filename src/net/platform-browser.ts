@@ -20,8 +20,8 @@ export function scheduleFlush(flush: () => void): void {
 /** Identity slots one browser profile may hold (tabs open at once). */
 export const MAX_IDENTITY_SLOTS = 16;
 
-export function platformTransports(): NonNullable<Libp2pOptions['transports']> {
-  return [webSockets(), webRTC({ rtcConfiguration: { iceServers: [] } }), circuitRelayTransport({ reservationCompletionTimeout: 10_000 })];
+export function platformTransports(opts: { webrtc: boolean } = { webrtc: true }): NonNullable<Libp2pOptions['transports']> {
+  return [webSockets(), ...(opts.webrtc ? [webRTC({ rtcConfiguration: { iceServers: [] } })] : []), circuitRelayTransport({ reservationCompletionTimeout: 10_000 })];
 }
 
 export function defaultListen(): string[] {

@@ -24,8 +24,8 @@ export function scheduleFlush(flush: () => void): void {
   setImmediate(flush);
 }
 
-export function platformTransports(): NonNullable<Libp2pOptions['transports']> {
-  return [tcp(), webSockets(), webRTC({ rtcConfiguration: { iceServers: [] } }), circuitRelayTransport({ reservationCompletionTimeout: 10_000 })];
+export function platformTransports(opts: { webrtc: boolean } = { webrtc: true }): NonNullable<Libp2pOptions['transports']> {
+  return [tcp(), webSockets(), ...(opts.webrtc ? [webRTC({ rtcConfiguration: { iceServers: [] } })] : []), circuitRelayTransport({ reservationCompletionTimeout: 10_000 })];
 }
 
 /** Loopback by default: TCP and WebSocket on random ports, a relay reservation, WebRTC. */

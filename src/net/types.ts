@@ -112,4 +112,10 @@ export interface PeerOptions {
   helloState?: () => { [key: string]: Json } | null;
   /** Wire encoding on direct streams (default: 'binary' on Node, 'json' in browsers). */
   wire?: WireMode;
+  /**
+   * false: no WebRTC at all (no transport, no listener, no WebRTC dials). For a browser that
+   * offers no ICE candidate (no usable network address), where every WebRTC attempt would
+   * fail after the ICE timeout. Default true.
+   */
+  webrtc?: boolean;
 }

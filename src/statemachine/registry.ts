@@ -24,7 +24,7 @@ export const MAX_JSON_BYTES_KEYWORD = 'x-maxJsonBytes';
 export interface ValidationFailure {
   code: 'UNKNOWN_OPERATOR' | 'INVALID_INPUT';
   message: string;
-  /** JSON Pointer into the command (or request body): "/inputs/key"; "" for UNKNOWN_OPERATOR. */
+  /** JSON Pointer into the command (or request body): "/inputs/key"; "/operator_id" for UNKNOWN_OPERATOR. */
   path: string;
 }
 
@@ -109,7 +109,7 @@ export class OperatorRegistry {
   /** null when `inputs` are acceptable to `operator_id`; else the first failure, with its path. */
   validate(operator_id: string, inputs: unknown): ValidationFailure | null {
     const entry = this.#ops.get(operator_id);
-    if (entry === undefined) return { code: 'UNKNOWN_OPERATOR', message: `unknown operator '${operator_id.slice(0, 128)}'`, path: '' };
+    if (entry === undefined) return { code: 'UNKNOWN_OPERATOR', message: `unknown operator '${operator_id.slice(0, 128)}' (GET /api/v1/operators lists them)`, path: '/operator_id' };
     if (!entry.input(inputs)) {
       const first = entry.input.errors?.[0];
       const { pointer, text } = first === undefined ? { pointer: '', text: 'are invalid' } : describe(first);

@@ -22,7 +22,9 @@ export class LevelStore implements Store {
     try {
       await db.open({ createIfMissing: options.createIfMissing ?? true });
     } catch (e) {
-      const cause = (e as { cause?: Error }).cause;
+      const cause = (e as { cause?: Error & { code?: string } }).cause;
+      // LevelDB admits one process per database: a running node holds the lock.
+      if (cause?.code === 'LEVEL_LOCKED') throw new StoreError('STORE_LOCKED', `LevelDB at ${location} is open in another process (one process at a time)`);
       throw new StoreError('STORE_IO', `cannot open LevelDB at ${location}: ${cause?.message ?? (e as Error).message}`);
     }
     return new LevelStore(location, db);

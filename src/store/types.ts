@@ -42,7 +42,7 @@ export const MAX_BATCH_OPS = 10_000;
 export const MAX_BATCH_BYTES = 32 * 1024 * 1024;
 
 export class StoreError extends Error {
-  readonly code: 'STORE_LIMIT' | 'STORE_CLOSED' | 'STORE_INVALID' | 'STORE_IO';
+  readonly code: 'STORE_LIMIT' | 'STORE_CLOSED' | 'STORE_INVALID' | 'STORE_IO' | 'STORE_LOCKED';
   override name = 'StoreError';
   constructor(code: StoreError['code'], message: string) {
     super(message);

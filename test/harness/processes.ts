@@ -1,11 +1,13 @@
 // Test harness: runs real `hypersync` processes (relay, nodes, devnet) on loopback and
 // turns their `--json-events` stdout into awaitable events. Every child is tracked and
-// killed by `killAll()`, so a failing test leaves no orphans.
+// killed by `killAll()`, so a failing test leaves no orphans. Each child's stderr (its log)
+// goes to a file of the test's log folder (test-logs.ts), never to the test reporter.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { createWriteStream, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { childEnv, childLogFile } from './test-logs.ts';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const BIN = join(ROOT, 'bin', 'hypersync.js');
@@ -20,12 +22,16 @@ export class Proc {
   readonly child: ChildProcess;
   readonly events: JsonEvent[] = [];
   stderr = '';
+  /** Where this child's stderr (its structured log) is written. */
+  readonly logFile: string;
   readonly #waiters = new Set<() => void>();
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
   constructor(name: string, args: string[], env: Record<string, string> = {}) {
     this.name = name;
-    this.child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    this.logFile = childLogFile(name, this.child.pid);
+    const log = createWriteStream(this.logFile);
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       try {
         this.events.push(JSON.parse(line) as JsonEvent);
@@ -35,8 +41,10 @@ export class Proc {
       for (const w of this.#waiters) w();
     });
     this.child.stderr!.on('data', (d: Buffer) => {
+      log.write(d);
       this.stderr = (this.stderr + d.toString()).slice(-20_000);
     });
+    this.child.stderr!.once('end', () => log.end());
     this.exited = new Promise((r) => this.child.once('close', (code, signal) => {
       for (const w of this.#waiters) w();
       r({ code, signal });
@@ -59,14 +67,14 @@ export class Proc {
         }
         if (this.child.exitCode !== null || this.child.signalCode !== null) {
           cleanup();
-          reject(new Error(`${this.name} exited while waiting for ${what}; stderr tail:\n${this.stderr.slice(-2000)}`));
+          reject(new Error(`${this.name} exited while waiting for ${what}; log ${this.logFile}, tail:\n${this.stderr.slice(-2000)}`));
           return true;
         }
         return false;
       };
       const timer = setTimeout(() => {
         cleanup();
-        reject(new Error(`${this.name}: timed out after ${timeoutMs} ms waiting for ${what}; stderr tail:\n${this.stderr.slice(-2000)}`));
+        reject(new Error(`${this.name}: timed out after ${timeoutMs} ms waiting for ${what}; log ${this.logFile}, tail:\n${this.stderr.slice(-2000)}`));
       }, timeoutMs);
       const cleanup = (): void => {
         clearTimeout(timer);

@@ -2,6 +2,8 @@
 // and gRPC-Web on the same port) and a stock Python gRPC client (Debian's python3-grpcio),
 // with a bearer token and with mTLS. Execute, idempotent retry, the error table, deadlines,
 // StreamResults replay + live + filter + cancel, and the stream limits.
+// The in-process API's audit log goes to a file, not the test reporter.
+import '../harness/test-logs.ts';
 import { strict as assert } from 'node:assert';
 import { execFile, spawnSync } from 'node:child_process';
 import { once, EventEmitter } from 'node:events';
@@ -23,7 +25,7 @@ import { EngineBackend } from '../../relay/api/engine-backend.ts';
 import { SingleEngine } from '../../src/consensus/single/engine.ts';
 import { createApiKey, KeyStoreAuthenticator } from '../../relay/api/auth.ts';
 import { ApiError, type ApiBackend, type ClusterStatus, type ExecuteRequest, type ExecuteResult, type ResultRecord } from '../../relay/api/backend.ts';
-import { ERROR_CODE_TRAILER, ERROR_PATH_TRAILER } from '../../relay/api/grpc.ts';
+import { ERROR_CODE_TRAILER, ERROR_PATH_TRAILER, MAX_GRPC_REQUEST_BYTES } from '../../relay/api/grpc.ts';
 import { HyperSync, file_hypersync_v1_hypersync, type Receipt as ReceiptMessage } from '../../relay/api/gen/hypersync/v1/hypersync_pb.ts';
 import { MAX_IDEMPOTENCY_KEY_LENGTH } from '../../relay/api/schemas.ts';
 import { buildApi } from '../../relay/api/server.ts';
@@ -327,9 +329,16 @@ describe('ExecuteOperator (Connect client, gRPC over HTTP/2 TLS)', () => {
     await c.executeOperator({ operatorId: 'echo', inputs: {}, options: { idempotencyKey: 'k'.repeat(MAX_IDEMPOTENCY_KEY_LENGTH) } });
   });
 
-  test('an unknown operator answers NOT_FOUND', async () => {
+  test('an unknown operator answers NOT_FOUND, pointing at /operator_id', async () => {
     await rejectsWith(client().executeOperator({ operatorId: 'no.such.op', inputs: {} }), Code.NotFound, (e) => {
       assert.equal(e.metadata.get(ERROR_CODE_TRAILER), 'UNKNOWN_OPERATOR');
+      assert.equal(e.metadata.get(ERROR_PATH_TRAILER), '/operator_id');
+    });
+  });
+
+  test('a request over the message limit answers RESOURCE_EXHAUSTED naming the limit', async () => {
+    await rejectsWith(client().executeOperator({ operatorId: 'echo', inputs: { blob: 'x'.repeat(MAX_GRPC_REQUEST_BYTES) } }), Code.ResourceExhausted, (e) => {
+      assert.match(e.rawMessage, new RegExp(`\\b${MAX_GRPC_REQUEST_BYTES}\\b`));
     });
   });
 

@@ -5,7 +5,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect as http2Connect } from 'node:http2';
+import { connect as http2Connect, constants as h2constants } from 'node:http2';
+import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import { crypto, hexDecode, peerIdFromPublicKeyBytes } from '../../src/crypto/index.ts';
@@ -14,7 +15,7 @@ import { LevelStore } from '../../src/store/level.ts';
 import { EngineBackend } from '../../relay/api/engine-backend.ts';
 import { SingleEngine } from '../../src/consensus/single/engine.ts';
 import { createApiKey, KeyStoreAuthenticator, revokeApiKey } from '../../relay/api/auth.ts';
-import { buildApi } from '../../relay/api/server.ts';
+import { buildApi, DRAIN_TIMEOUT_MS } from '../../relay/api/server.ts';
 import { generateDevCa, type DevCaFiles } from '../../relay/api/tls.ts';
 import { call, type ClientOptions, type ClientResponse } from '../harness/https-client.ts';
 import { tempDir } from '../harness/processes.ts';
@@ -192,8 +193,10 @@ test('bad input: a content type other than JSON is 415', async () => {
   assertError(form, 415, 'UNSUPPORTED_MEDIA_TYPE');
 });
 
-test('bad input: an unknown operator is 404 UNKNOWN_OPERATOR', async () => {
-  assertError(await execute({ operator_id: 'no.such.op', inputs: {} }), 404, 'UNKNOWN_OPERATOR');
+test('bad input: an unknown operator is 404 UNKNOWN_OPERATOR pointing at /operator_id', async () => {
+  const body = assertError(await execute({ operator_id: 'no.such.op', inputs: {} }), 404, 'UNKNOWN_OPERATOR');
+  assert.equal(body.error.path, '/operator_id');
+  assert.match(body.error.message, /unknown operator 'no\.such\.op' \(GET \/api\/v1\/operators lists them\)/);
 });
 
 test("bad input: inputs that fail the operator's schema are 400 naming the path", async () => {
@@ -209,9 +212,79 @@ test("bad input: inputs that fail the operator's schema are 400 naming the path"
   assertError(await get(`/api/v1/receipts/receipt_${'0'.repeat(64)}`), 404, 'NOT_FOUND');
 });
 
-test('bad input: a body over the limit is 413', async () => {
+test('bad input: a body over the limit is 413 naming the limit', async () => {
   const r = await execute({ operator_id: 'echo', inputs: { blob: 'x'.repeat(BODY_LIMIT + 1) } });
-  assertError(r, 413, 'PAYLOAD_TOO_LARGE');
+  const body = assertError(r, 413, 'PAYLOAD_TOO_LARGE');
+  assert.equal(body.error.message, `request body over this API's limit of ${BODY_LIMIT} bytes (64 KiB); the README lists every limit`);
+  // Exactly at the limit is not refused for its size.
+  const envelope = JSON.stringify({ operator_id: 'echo', inputs: { blob: '' } });
+  const atLimit = await execute({ operator_id: 'echo', inputs: { blob: 'x'.repeat(BODY_LIMIT - Buffer.byteLength(envelope)) } });
+  assert.notEqual(atLimit.status, 413, atLimit.text);
+});
+
+test('HTTP/2: an upload still running after an early answer (an oversized gRPC message) is drained, then reset with NO_ERROR', async () => {
+  const session = http2Connect(base, { ca });
+  try {
+    const started = Date.now();
+    const { status, grpcStatus, rstCode, closedAfter } = await new Promise<{ status: number; grpcStatus: string; rstCode: number; closedAfter: number }>((resolve, reject) => {
+      const req = session.request({ ':method': 'POST', ':path': '/hypersync.v1.HyperSync/ExecuteOperator', 'content-type': 'application/grpc', te: 'trailers', ...bearer });
+      let status = 0;
+      let grpcStatus = '';
+      req.on('response', (h) => {
+        status = Number(h[':status']);
+        grpcStatus = String(h['grpc-status'] ?? '');
+      });
+      req.on('trailers', (t) => (grpcStatus = String(t['grpc-status'] ?? grpcStatus)));
+      req.on('data', () => undefined);
+      req.on('close', () => resolve({ status, grpcStatus, rstCode: req.rstCode ?? -1, closedAfter: Date.now() - started }));
+      req.on('error', (e) => (e.message.includes('NGHTTP2') ? undefined : reject(e)));
+      // A gRPC frame announcing 2 MiB, of which only a part is sent: a client that keeps going.
+      const head = Buffer.alloc(5);
+      head.writeUInt32BE(2 * 1024 * 1024, 1);
+      req.write(Buffer.concat([head, Buffer.alloc(32 * 1024)]));
+      setTimeout(() => reject(new Error('the server left the stream open for 8 s')), 8000).unref();
+    });
+    assert.equal(status, 200);
+    assert.equal(grpcStatus, '8', 'RESOURCE_EXHAUSTED');
+    assert.equal(rstCode, h2constants.NGHTTP2_NO_ERROR, 'reset without error: the answer was complete');
+    assert.ok(closedAfter < DRAIN_TIMEOUT_MS + 2000, `closed after ${closedAfter} ms`);
+  } finally {
+    session.close();
+  }
+});
+
+test('plain HTTP on the HTTPS port gets a readable 400 naming the https:// URL, and TLS still works', async () => {
+  const { port } = new URL(base);
+  const plain = await call(`http://127.0.0.1:${port}/healthz?x=1`);
+  const body = assertError(plain, 400, 'HTTPS_REQUIRED');
+  assert.equal(plain.headers['connection'], 'close');
+  assert.match(body.error.message, new RegExp(`this port speaks HTTPS only: use https://127\\.0\\.0\\.1:${port}/healthz\\?x=1 `));
+  const post = await call(`http://localhost:${port}/api/v1/operators/execute`, { method: 'POST', headers: json, body: '{}' });
+  assert.match(assertError(post, 400, 'HTTPS_REQUIRED').error.message, new RegExp(`https://localhost:${port}/api/v1/operators/execute`));
+  assert.equal((await get('/healthz')).status, 200, 'HTTPS on the same port is untouched');
+});
+
+/** How long the server takes to close `socket`, and what it sent first; fails after 5 s. */
+function closedBy(socket: Socket, what: string): Promise<{ closedAfter: number; data: string }> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    let data = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (c: string) => (data += c));
+    socket.on('close', () => resolve({ closedAfter: Date.now() - started, data }));
+    socket.on('error', (e) => (e.message.includes('ECONNRESET') ? undefined : reject(e)));
+    setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`the server kept ${what} open for 5 s`));
+    }, 5000).unref();
+  });
+}
+
+test('a connection that never sends a byte is closed within the headers timeout', async () => {
+  const { port } = new URL(base);
+  const { closedAfter, data } = await closedBy(netConnect({ host: '127.0.0.1', port: Number(port) }), 'a silent connection');
+  assert.ok(closedAfter < HEADERS_TIMEOUT_MS + 1500, `closed after ${closedAfter} ms`);
+  assert.equal(data, '');
 });
 
 test('auth: missing credentials are 401, before the body is read', async () => {
@@ -267,21 +340,10 @@ test('bad input: a wrong method on a known path is 405 with Allow', async () => 
 
 test('slow headers: a client that stops mid-headers is cut off within the timeout', async () => {
   const { port } = new URL(base);
-  const started = Date.now();
-  const { closedAfter, data } = await new Promise<{ closedAfter: number; data: string }>((resolve, reject) => {
-    const socket = tlsConnect({ host: '127.0.0.1', port: Number(port), ca, servername: 'localhost', ALPNProtocols: ['http/1.1'] }, () => {
-      socket.write('POST /api/v1/operators/execute HTTP/1.1\r\nHost: localhost\r\nX-Slow: ');
-    });
-    let data = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (c: string) => (data += c));
-    socket.on('close', () => resolve({ closedAfter: Date.now() - started, data }));
-    socket.on('error', (e) => (e.message.includes('ECONNRESET') ? undefined : reject(e)));
-    setTimeout(() => {
-      socket.destroy();
-      reject(new Error('the server kept a stalled connection open for 5 s'));
-    }, 5000).unref();
+  const socket = tlsConnect({ host: '127.0.0.1', port: Number(port), ca, servername: 'localhost', ALPNProtocols: ['http/1.1'] }, () => {
+    socket.write('POST /api/v1/operators/execute HTTP/1.1\r\nHost: localhost\r\nX-Slow: ');
   });
+  const { closedAfter, data } = await closedBy(socket, 'a stalled connection');
   assert.ok(closedAfter < HEADERS_TIMEOUT_MS + 1500, `closed after ${closedAfter} ms`);
   if (data !== '') assert.match(data, /^HTTP\/1\.1 408/);
 });

@@ -7,6 +7,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { isAlive, killAll, run, tempDir } from '../harness/processes.ts';
 import { call } from '../harness/https-client.ts';
+import { freePortBase } from '../harness/ports.ts';
 
 after(async () => {
   await killAll();
@@ -41,23 +42,26 @@ async function waitGone(pids: number[], timeoutMs: number): Promise<number[]> {
   }
 }
 
-async function startDevnet(portBase: number, extra: string[] = []): Promise<{ dir: string; endpoints: Endpoints; proc: ReturnType<typeof run> }> {
+/** Starts a devnet on free ports: by --port-base, or (byEnv) by HYPERSYNC_PORT_BASE as `npm start` would. */
+async function startDevnet(portBase: number, extra: string[] = [], byEnv = false): Promise<{ dir: string; endpoints: Endpoints; proc: ReturnType<typeof run> }> {
   const dir = join(tempDir(), 'devnet');
-  const proc = run('devnet', ['devnet', '--dir', dir, '--port-base', String(portBase), '--heartbeat-ms', '300', ...extra]);
+  const ports = byEnv ? [] : ['--port-base', String(portBase)];
+  const proc = run('devnet', ['devnet', '--dir', dir, ...ports, '--heartbeat-ms', '300', ...extra], byEnv ? { HYPERSYNC_PORT_BASE: String(portBase) } : {});
   await waitForFile(join(dir, 'endpoints.json'), 60_000);
   const endpoints = JSON.parse(readFileSync(join(dir, 'endpoints.json'), 'utf8')) as Endpoints;
   return { dir, endpoints, proc };
 }
 
 test('devnet writes the endpoints contract, serves the web app, and SIGINT leaves no orphans', async () => {
-  const { dir, endpoints, proc } = await startDevnet(19190);
+  const base = await freePortBase();
+  const { dir, endpoints, proc } = await startDevnet(base);
   assert.equal(endpoints.peers.length, 4);
   assert.deepEqual(endpoints.peers.map((p) => p.role).sort(), ['relay', 'voter', 'voter', 'voter']);
   assert.equal(readFileSync(join(dir, 'token'), 'utf8').trim(), endpoints.token);
-  assert.match(endpoints.web ?? '', /^http:\/\/127\.0\.0\.1:19192\/\?relay=.+&cluster=devnet&key=[A-Za-z0-9_-]{43}#token=/);
+  assert.match(endpoints.web ?? '', new RegExp(`^http://127\\.0\\.0\\.1:${base + 2}/\\?relay=.+&cluster=devnet&key=[A-Za-z0-9_-]{43}#token=`));
   // The API is HTTPS only, on one port for REST and gRPC, trusted through the dev CA.
-  assert.equal(endpoints.rest, 'https://127.0.0.1:19191');
-  assert.equal(endpoints.grpc, '127.0.0.1:19191');
+  assert.equal(endpoints.rest, `https://127.0.0.1:${base + 1}`);
+  assert.equal(endpoints.grpc, `127.0.0.1:${base + 1}`);
   assert.equal(endpoints.ca, join(dir, 'ca.pem'));
   const ca = readFileSync(endpoints.ca);
   const health = (await call(`${endpoints.rest}/healthz`, { ca })).json<{ status: string; peerId: string }>();
@@ -77,6 +81,14 @@ test('devnet writes the endpoints contract, serves the web app, and SIGINT leave
   }
   assert.equal(exec.status, 200, exec.text);
   assert.match(exec.json<{ receipt_id: string }>().receipt_id, /^receipt_[0-9a-f]{64}$/);
+  // Through the Raft backend too, an unknown operator's error points at the field at fault.
+  const unknown = await call(`${endpoints.rest}/api/v1/operators/execute`, {
+    ca,
+    headers: { authorization: `Bearer ${endpoints.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ operator_id: 'no.such.op', inputs: {} }),
+  });
+  assert.equal(unknown.status, 404, unknown.text);
+  assert.deepEqual(unknown.json<{ error: { code: string; path: string } }>().error.path, '/operator_id');
   const head = await call(`${endpoints.rest}/api/v1/tree-head`, { ca, cert: readFileSync(endpoints.clientCert), key: readFileSync(endpoints.clientKey) });
   assert.equal(head.status, 200, head.text);
   assert.ok(head.json<{ size: number }>().size >= 1);
@@ -97,27 +109,34 @@ test('devnet writes the endpoints contract, serves the web app, and SIGINT leave
   const exit = await proc.exited;
   assert.equal(exit.code, 0);
   assert.deepEqual(await waitGone(pids, 8000), [], 'children still running after devnet stopped');
+  assert.ok(!existsSync(join(dir, 'endpoints.json')), 'a stopped devnet removes endpoints.json');
 });
 
-test('children of a SIGKILLed devnet stop by themselves', async () => {
-  const { endpoints, proc } = await startDevnet(19290, ['--no-web']);
+test('children of a SIGKILLed devnet stop by themselves (ports from HYPERSYNC_PORT_BASE)', async () => {
+  const base = await freePortBase();
+  const { endpoints, proc } = await startDevnet(base, ['--no-web'], true);
   assert.equal(endpoints.web, null);
+  assert.equal(endpoints.rest, `https://127.0.0.1:${base + 1}`, 'HYPERSYNC_PORT_BASE moved the ports');
   const pids = endpoints.peers.map((p) => p.pid);
   proc.child.kill('SIGKILL');
   await proc.exited;
   assert.deepEqual(await waitGone(pids, 10_000), [], 'orphans left behind');
 });
 
-test('a busy port is a clear error, not a crash', async () => {
+test('a busy port is a clear error, not a crash, and says how to move', async () => {
   const { createServer } = await import('node:net');
+  const base = await freePortBase();
   const blocker = createServer();
-  await new Promise<void>((r) => blocker.listen(19391, '127.0.0.1', () => r()));
+  await new Promise<void>((r) => blocker.listen(base + 1, '127.0.0.1', () => r()));
   try {
-    const proc = run('devnet-busy', ['devnet', '--dir', join(tempDir(), 'd'), '--port-base', '19390']);
+    const proc = run('devnet-busy', ['devnet', '--dir', join(tempDir(), 'd'), '--port-base', String(base)]);
     const exit = await proc.exited;
     assert.equal(exit.code, 2);
-    assert.match(proc.stderr, /port 19391 \(relay API\) is busy/);
+    assert.match(proc.stderr, new RegExp(`port ${base + 1} \\(relay API\\) is busy: .*--port-base N \\(or HYPERSYNC_PORT_BASE=N npm start\\)`));
   } finally {
     blocker.close();
   }
+  const bad = run('devnet-bad-env', ['devnet', '--dir', join(tempDir(), 'd')], { HYPERSYNC_PORT_BASE: 'ninety' });
+  assert.equal((await bad.exited).code, 2);
+  assert.match(bad.stderr, /HYPERSYNC_PORT_BASE=ninety: must be an integer between 1024 and 65000/);
 });

@@ -4,10 +4,14 @@
 It loads the message classes at run time from a serialized FileDescriptorSet (no protoc, no
 generated _pb2), calls /hypersync.v1.HyperSync over TLS with a bearer token or a client
 certificate, and prints one JSON object: what each call returned, or its gRPC error.
+The descriptor set: `npx buf build proto -o hypersync.binpb`. Against the devnet:
+  /usr/bin/python3 test/interop/grpc_client.py --devnet .devnet --descriptors hypersync.binpb \\
+    --execute kv.get '{"key":"a"}'
 Run with /usr/bin/python3: Debian's grpcio is built for that interpreter only.
 """
 import argparse
 import json
+import os
 import sys
 
 import grpc
@@ -50,9 +54,10 @@ def to_dict(msg):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument('--target', required=True, help='host:port')
+    p.add_argument('--devnet', help='devnet folder: target, CA and token from its endpoints.json')
+    p.add_argument('--target', help='host:port')
     p.add_argument('--server-name', default='localhost', help='name the server certificate must carry')
-    p.add_argument('--ca', required=True)
+    p.add_argument('--ca')
     p.add_argument('--descriptors', required=True, help='serialized FileDescriptorSet')
     p.add_argument('--token')
     p.add_argument('--cert')
@@ -64,6 +69,15 @@ def main():
     p.add_argument('--filter', action='append', default=[])
     p.add_argument('--timeout', type=float, default=10.0)
     a = p.parse_args()
+    if a.devnet:
+        with open(os.path.join(a.devnet, 'endpoints.json')) as f:
+            ep = json.load(f)
+        a.target = a.target or ep['grpc']
+        a.ca = a.ca or ep['ca']
+        if not (a.cert and a.key):
+            a.token = a.token or ep['token']
+    if not a.target or not a.ca:
+        p.error('give --devnet DIR, or --target HOST:PORT and --ca FILE')
 
     m = load_messages(a.descriptors)
     creds = grpc.ssl_channel_credentials(

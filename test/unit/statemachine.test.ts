@@ -137,6 +137,8 @@ test('an unknown operator is UNKNOWN_OPERATOR and advances nothing', () => {
   const f = failure(m.apply(cmd('no.such', {})));
   assert.equal(f.code, 'UNKNOWN_OPERATOR');
   assert.equal(m.registry.validate('no.such', {})?.code, 'UNKNOWN_OPERATOR');
+  // The JSON Pointer names the field at fault, never the empty (whole-document) pointer.
+  assert.equal(m.registry.validate('no.such', {})?.path, '/operator_id');
   assert.equal(m.ordinal, 0);
 });
 

@@ -1,0 +1,34 @@
+// Logs of what a test runs go to files, never into the test reporter's output: one folder per
+// test file (its name says which), holding `in-process.log` (servers the test runs in its own
+// process, through HYPERSYNC_LOG_FILE) and `<name>-<pid>.log` per child process. The folder is
+// removed when the file's tests pass and kept, with its path printed, when one fails.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+
+const testFile = basename(process.argv[1] ?? 'test').replace(/\.test\.ts$/, '');
+export const TEST_LOG_DIR = mkdtempSync(join(tmpdir(), `hypersync-logs-${testFile}-`));
+export const IN_PROCESS_LOG = join(TEST_LOG_DIR, 'in-process.log');
+
+// Read by src/log/logger.ts when the first logger is made (never at import time).
+process.env['HYPERSYNC_LOG_FILE'] = IN_PROCESS_LOG;
+
+process.on('exit', (code) => {
+  if (code === 0 && (process.exitCode === undefined || process.exitCode === 0)) {
+    rmSync(TEST_LOG_DIR, { recursive: true, force: true });
+  } else {
+    process.stderr.write(`logs of the processes under test kept in ${TEST_LOG_DIR}\n`);
+  }
+});
+
+/** The log file of a child process the test starts. */
+export function childLogFile(name: string, pid: number | undefined): string {
+  return join(TEST_LOG_DIR, `${name.replace(/[^A-Za-z0-9._-]+/g, '-')}-${pid ?? 'nopid'}.log`);
+}
+
+/** The environment of a child: it logs to its stderr, which the harness writes to its file. */
+export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  delete env['HYPERSYNC_LOG_FILE'];
+  return env;
+}
