@@ -1,19 +1,25 @@
 // The gRPC front end of the relay API: service hypersync.v1.HyperSync served by Connect on the
 // Fastify app's HTTPS port, so gRPC, gRPC-Web and Connect clients share the REST port. Every
-// call is authenticated once (Bearer token, API key, or a client certificate the TLS layer
-// verified against the cluster CA) before the handler runs; ApiError and auth failure codes
-// map to gRPC codes in one table, and no stack or internal message ever reaches a client.
+// call is authenticated once, in onRequest from its headers and TLS session (Bearer token, API
+// key, or a mapped client certificate), before Connect reads a byte of its body; a refusal is
+// answered in the caller's protocol (relay/api/rpc-reject.ts). Request messages are capped
+// after decompression. ApiError and auth failure codes map to gRPC codes in one table, and no
+// stack or internal message ever reaches a client.
 import { create, fromJson, type JsonValue } from '@bufbuild/protobuf';
 import { ValueSchema } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, createContextKey, createContextValues, type ConnectRouter, type HandlerContext, type Interceptor } from '@connectrpc/connect';
+import type { Compression } from '@connectrpc/connect/protocol';
 import { fastifyConnectPlugin } from '@connectrpc/connect-fastify';
+import { compressionBrotli, compressionGzip } from '@connectrpc/connect-node';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest, FastifyTypeProvider, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerBase } from 'fastify';
 import { Http2ServerRequest, type Http2Session } from 'node:http2';
-import type { TLSSocket } from 'node:tls';
+import { brotliDecompress, gunzip, type InputType } from 'node:zlib';
 import type { Json } from '../../src/ico/types.ts';
 import { createLogger, type Logger } from '../../src/log/logger.ts';
 import { OPERATOR_ID_PATTERN, type Receipt } from '../../src/receipts/receipt.ts';
 import { isPrincipal, type AuthFailure, type Authenticator, type Principal, type Scope } from './auth-types.ts';
+import { authorize } from './request-auth.ts';
+import { rejectRpc } from './rpc-reject.ts';
 // The option limits are the REST schema's, so both front ends accept exactly the same requests.
 import { MAX_IDEMPOTENCY_KEY_LENGTH, MAX_TIMEOUT_MS } from './schemas.ts';
 import { ApiError, type ApiBackend, type ApiErrorCode, type ConsensusKind, type ExecuteOptions, type ResultRecord } from './backend.ts';
@@ -29,7 +35,10 @@ import {
   type StreamRequest,
 } from './gen/hypersync/v1/hypersync_pb.ts';
 
-/** Largest request message accepted (bytes, after decompression); larger: RESOURCE_EXHAUSTED. */
+/**
+ * Largest request message accepted (bytes), compressed as read and again after decompression;
+ * larger: RESOURCE_EXHAUSTED. A gzip bomb stops inflating at this size.
+ */
 export const MAX_GRPC_REQUEST_BYTES = 1024 * 1024;
 /** Default per-stream buffer handed to backend.stream (records); a slower reader is caught up from storage. */
 export const DEFAULT_STREAM_BUFFER = 256;
@@ -77,9 +86,7 @@ export interface GrpcOptions extends GrpcLimits {
   logger?: Logger;
 }
 
-type CallAuth = Principal | AuthFailure;
-const NO_CREDENTIALS: AuthFailure = { code: 'UNAUTHENTICATED', message: 'no credentials' };
-const kAuth = createContextKey<CallAuth>(NO_CREDENTIALS, { description: 'hypersync principal' });
+const kPrincipal = createContextKey<Principal | null>(null, { description: 'hypersync principal' });
 
 /** Exempts one call from the server's idle timeouts until the returned release runs. */
 type HoldOpen = () => () => void;
@@ -155,45 +162,79 @@ function toClientError(e: unknown, log: Logger, rpc: string, signal: AbortSignal
   return new ConnectError('internal error', Code.Internal);
 }
 
-/** The credentials of one call, as the TLS layer and the headers present them. */
-function credentialsOf(req: FastifyRequest): { authorization?: string; apiKey?: string; certificateCN?: string } {
-  const creds: { authorization?: string; apiKey?: string; certificateCN?: string } = {};
-  const authorization = req.headers.authorization;
-  if (typeof authorization === 'string') creds.authorization = authorization;
-  const apiKey = req.headers['x-api-key'];
-  if (typeof apiKey === 'string') creds.apiKey = apiKey;
-  // On HTTP/2 `raw.socket` proxies the session's TLSSocket. `authorized` is true only when
-  // the client sent a certificate that chains to the server's `ca` (the cluster CA).
-  const socket = req.raw.socket as Partial<TLSSocket> | null;
-  if (socket?.encrypted === true && socket.authorized === true && typeof socket.getPeerCertificate === 'function') {
-    const cn = socket.getPeerCertificate().subject?.CN;
-    if (typeof cn === 'string' && cn !== '') creds.certificateCN = cn;
-  }
-  return creds;
+/** The scope the RPC at this route path needs (`/hypersync.v1.HyperSync/<Method>`), if it is one of ours. */
+function scopeOfPath(path: string | undefined): Scope | undefined {
+  const method = path?.slice(path.lastIndexOf('/') + 1);
+  return method === undefined ? undefined : REQUIRED_SCOPE[method];
 }
 
-/** Rejects the call before its handler runs unless the caller holds the RPC's scope. */
-function authInterceptor(): Interceptor {
+/**
+ * The onRequest check of every RPC: credentials from headers and the TLS session, then the
+ * RPC's scope. A refusal is answered here, in the caller's protocol, so Connect never reads
+ * (or inflates) the body of an unauthenticated call.
+ */
+function authenticateCall(auth: Authenticator) {
+  return async (req: FastifyRequest, reply: Parameters<typeof rejectRpc>[1]): Promise<unknown> => {
+    const scope = scopeOfPath(req.routeOptions.url);
+    const result: Principal | AuthFailure = scope === undefined ? { code: 'PERMISSION_DENIED', message: 'no such RPC' } : authorize(auth, req, scope);
+    if (isPrincipal(result)) return undefined;
+    const metadata: Record<string, string> = { [ERROR_CODE_TRAILER]: result.code };
+    if (result.retryAfterSeconds !== undefined) {
+      metadata['retry-after'] = String(result.retryAfterSeconds);
+      metadata[ERROR_RETRYABLE_TRAILER] = 'true';
+    }
+    if (result.code === 'UNAUTHENTICATED') metadata['www-authenticate'] = 'Bearer realm="hypersync"';
+    return rejectRpc(req, reply, GRPC_CODE_OF[result.code], result.message, metadata);
+  };
+}
+
+/** Defence in depth: a call reaches its handler only with a principal holding the RPC's scope. */
+function scopeInterceptor(): Interceptor {
   return (next) => async (req) => {
-    const auth = req.contextValues.get(kAuth);
-    if (!isPrincipal(auth)) {
-      const extra = auth.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: auth.retryAfterSeconds };
-      throw hyperSyncError(auth.code, auth.message, extra);
-    }
+    const principal = req.contextValues.get(kPrincipal);
     const scope = REQUIRED_SCOPE[req.method.name];
-    if (scope === undefined || !auth.scopes.has(scope)) {
-      throw hyperSyncError('PERMISSION_DENIED', `credentials lack the '${scope ?? 'unknown'}' scope`);
-    }
+    if (principal === null) throw hyperSyncError('UNAUTHENTICATED', 'no credentials');
+    if (scope === undefined || !principal.scopes.has(scope)) throw hyperSyncError('PERMISSION_DENIED', `credentials lack the '${scope ?? 'unknown'}' scope`);
     return next(req);
   };
 }
 
 function principalOf(ctx: HandlerContext): Principal {
-  const auth = ctx.values.get(kAuth);
-  // The interceptor ran first; reaching here without a principal is a broken invariant.
-  if (!isPrincipal(auth)) throw new Error('grpc handler reached without a principal');
-  return auth;
+  const principal = ctx.values.get(kPrincipal);
+  // The onRequest hook and the interceptor ran first; reaching here without one is a bug.
+  if (principal === null) throw new Error('grpc handler reached without a principal');
+  return principal;
 }
+
+type Inflate = (buf: InputType, options: { maxOutputLength: number }, callback: (error: Error | null, result: Buffer) => void) => void;
+
+/**
+ * Connect's gzip and br, but inflating request messages through zlib with `maxOutputLength`
+ * = `readMaxBytes` (zlib stops there, so a bomb costs no more than a message at the limit) and
+ * every failure put on the client: over the limit RESOURCE_EXHAUSTED, corrupt input
+ * INVALID_ARGUMENT (Connect's own answers INTERNAL to a truncated stream).
+ */
+function boundedCompression(base: Compression, inflate: Inflate): Compression {
+  return {
+    name: base.name,
+    compress: (bytes) => base.compress(bytes),
+    decompress(bytes: Uint8Array, readMaxBytes: number): Promise<Uint8Array<ArrayBuffer>> {
+      if (bytes.length === 0) return Promise.resolve(new Uint8Array(0));
+      return new Promise((resolve, reject) => {
+        inflate(bytes, { maxOutputLength: readMaxBytes }, (err, out) => {
+          if (err === null) return resolve(new Uint8Array(out.buffer as ArrayBuffer, out.byteOffset, out.byteLength));
+          if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+            reject(new ConnectError(`request message inflates beyond ${readMaxBytes} bytes`, Code.ResourceExhausted, { [ERROR_CODE_TRAILER]: 'PAYLOAD_TOO_LARGE' }));
+          } else {
+            reject(new ConnectError(`request message is not valid ${base.name} data`, Code.InvalidArgument, { [ERROR_CODE_TRAILER]: 'INVALID_REQUEST' }));
+          }
+        });
+      });
+    },
+  };
+}
+
+const ACCEPT_COMPRESSION: Compression[] = [boundedCompression(compressionGzip, gunzip), boundedCompression(compressionBrotli, brotliDecompress)];
 
 const CONSENSUS_VALUES: ReadonlySet<string> = new Set<ConsensusKind>(['none', 'raft', 'pbft']);
 const READ_VALUES: ReadonlySet<string> = new Set(['log', 'linearizable']);
@@ -338,16 +379,14 @@ export async function registerGrpc<S extends RawServerBase, L extends FastifyBas
     // connect-fastify types its plugin for the default (HTTP/1) instance; it only uses what
     // every server flavour has (routes, hooks, content-type parsers, raw request/response).
     const connectScope = scope as unknown as FastifyInstance;
+    // Runs for the Connect routes only (this scope), before Fastify hands Connect the request.
+    connectScope.addHook('onRequest', authenticateCall(opts.auth));
     await connectScope.register(fastifyConnectPlugin, {
       routes: routes(opts, opts.logger ?? createLogger('api-grpc')),
-      interceptors: [authInterceptor()],
+      interceptors: [scopeInterceptor()],
       readMaxBytes: MAX_GRPC_REQUEST_BYTES,
-      contextValues: (req) => {
-        const auth = opts.auth.authenticate(credentialsOf(req));
-        // buildApi decorates requests with `principal` for its audit line; fill it for gRPC too.
-        if (isPrincipal(auth) && 'principal' in req) req.principal = auth;
-        return createContextValues().set(kAuth, auth).set(kHoldOpen, holdOpenOf(req.raw));
-      },
+      acceptCompression: ACCEPT_COMPRESSION,
+      contextValues: (req) => createContextValues().set(kPrincipal, req.principal).set(kHoldOpen, holdOpenOf(req.raw)),
     });
   });
 }

@@ -12,9 +12,10 @@ import { crypto, hexDecode, peerIdFromPublicKeyBytes } from '../../src/crypto/in
 import { verifyInclusion } from '../../src/receipts/merkle.ts';
 import { LevelStore } from '../../src/store/level.ts';
 import { LocalBackend } from '../../relay/api/local-backend.ts';
-import { createApiKey, KeyStoreAuthenticator, revokeApiKey } from '../../relay/api/auth.ts';
+import { KeyStoreAuthenticator } from '../../relay/api/auth.ts';
+import { addCertificateMapping, createApiKey, revokeApiKey } from '../../relay/api/keys-file.ts';
 import { buildApi } from '../../relay/api/server.ts';
-import { generateDevCa, type DevCaFiles } from '../../relay/api/tls.ts';
+import { DEV_CLIENT_CN, generateDevCa, type DevCaFiles } from '../../relay/api/tls.ts';
 import { call, type ClientOptions, type ClientResponse } from '../harness/https-client.ts';
 import { tempDir } from '../harness/processes.ts';
 
@@ -50,6 +51,7 @@ let app: FastifyInstance;
 let base: string;
 let peerId: string;
 let keysFile: string;
+let auth: KeyStoreAuthenticator;
 const secrets: { exec: string; reader: string; revoked: string } = { exec: '', reader: '', revoked: '' };
 
 before(async () => {
@@ -63,12 +65,13 @@ before(async () => {
   const revoked = await createApiKey(keysFile, 'gone', ['execute', 'read']);
   secrets.revoked = revoked.secret;
   await revokeApiKey(keysFile, revoked.entry.id);
+  await addCertificateMapping(keysFile, { name: 'devnet-client', match: `cn:${DEV_CLIENT_CN}`, scopes: ['execute', 'read'] });
   const signer = crypto.createSigner(crypto.randomBytes(32));
   peerId = peerIdFromPublicKeyBytes(signer.publicKey);
   backend = await LocalBackend.open({ store: await LevelStore.open(join(dir, 'api')), signer, peerId });
   app = await buildApi({
     backend,
-    auth: new KeyStoreAuthenticator({ keysFile, tokens: [{ name: 'test', token: TOKEN, scopes: ['execute', 'read'] }] }),
+    auth: (auth = await KeyStoreAuthenticator.open({ keysFile, tokens: [{ name: 'test', token: TOKEN, scopes: ['execute', 'read'] }] })),
     tls: { key: readFileSync(tls.serverKey), cert: readFileSync(tls.serverCert), ca },
     bodyLimit: BODY_LIMIT,
     timeouts: { headersMs: HEADERS_TIMEOUT_MS, requestMs: 10_000 },
@@ -81,6 +84,7 @@ before(async () => {
 
 after(async () => {
   await app?.close();
+  auth?.close();
   await backend?.close();
 });
 
@@ -288,7 +292,7 @@ test('slow headers: a client that stops mid-headers is cut off within the timeou
 test('rate limit: over the per-key budget is 429 with Retry-After', async () => {
   const limited = await buildApi({
     backend,
-    auth: new KeyStoreAuthenticator({ tokens: [{ name: 'slow', token: TOKEN, scopes: ['read'] }], ratePerSecond: 1, rateBurst: 3 }),
+    auth: await KeyStoreAuthenticator.open({ tokens: [{ name: 'slow', token: TOKEN, scopes: ['read'] }], ratePerSecond: 1, rateBurst: 3 }),
     tls: { key: readFileSync(tls.serverKey), cert: readFileSync(tls.serverCert), ca },
   });
   await limited.listen({ host: '127.0.0.1', port: 0 });
