@@ -150,6 +150,8 @@ function describe(cert: VerifiedCertificate): string {
   return `${cn}, serial ${cert.serial.slice(0, 40)}`;
 }
 
+export type ReloadOutcome = 'applied' | 'kept';
+
 const UNAUTHENTICATED = (message: string): AuthFailure => ({ code: 'UNAUTHENTICATED', message });
 
 export class KeyStoreAuthenticator implements Authenticator {
@@ -164,6 +166,7 @@ export class KeyStoreAuthenticator implements Authenticator {
   #reloading: Promise<void> | undefined;
   #reloadAgain = false;
   #closed = false;
+  readonly #reloadListeners = new Set<(outcome: ReloadOutcome) => void>();
 
   /**
    * Loads the keys file (a broken one at start is an error the operator must see now) and
@@ -205,6 +208,12 @@ export class KeyStoreAuthenticator implements Authenticator {
     const taken = this.#principals.take(resolved.id, now);
     if (!taken.ok) return { code: 'RATE_LIMITED', message: `rate limit of ${this.#principals.limit.perSecond} requests/s exceeded`, retryAfterSeconds: taken.retryAfterSeconds };
     return resolved;
+  }
+
+  /** Called after each reload that found the file changed: applied, or kept the previous keys. */
+  onReload(listener: (outcome: ReloadOutcome) => void): () => void {
+    this.#reloadListeners.add(listener);
+    return () => this.#reloadListeners.delete(listener);
   }
 
   /** Stops watching the keys file. */
@@ -303,9 +312,15 @@ export class KeyStoreAuthenticator implements Authenticator {
       if (read.file === null || this.#closed) return;
       this.#table = tableOf(read.file, read.stamp);
       this.#log.info({ keysFile: path, keys: read.file.keys.length, certificates: read.file.certificates.length, revokedSerials: read.file.revoked_serials.length }, 'API keys reloaded');
+      this.#emit('applied');
     } catch (e) {
       // Keep serving with the previous keys; a half-written file must not lock everyone out.
       this.#log.warn({ keysFile: path, err: (e as Error).message }, 'API keys file unreadable; keeping the previous keys');
+      this.#emit('kept');
     }
+  }
+
+  #emit(outcome: ReloadOutcome): void {
+    for (const l of this.#reloadListeners) l(outcome);
   }
 }

@@ -268,7 +268,10 @@ describe('compressed requests inflate no further than the message limit', () => 
 
   test('a gzip bomb over Connect is 429 resource_exhausted; a truncated gzip body is invalid_argument, not internal', async () => {
     const unary = { ':path': EXECUTE_PATH, 'content-type': 'application/proto', 'connect-protocol-version': '1', 'content-encoding': 'gzip', authorization: `Bearer ${EXEC_TOKEN}` };
+    const cpu = process.cpuUsage();
     const r = await h2Call(session, unary, bomb);
+    const used = process.cpuUsage(cpu);
+    assert.ok((used.user + used.system) / 1000 < 400, `the bomb cost ${(used.user + used.system) / 1000} ms of CPU`);
     assert.equal(r.status, 429);
     assert.equal((JSON.parse(r.body.toString('utf8')) as { code: string }).code, 'resource_exhausted');
     const message = toBinary(OperatorRequestSchema, create(OperatorRequestSchema, { operatorId: 'echo', inputs: { a: 1 } }));
