@@ -83,6 +83,18 @@ function firstHeader(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
+interface ReplyLike {
+  code(status: number): ReplyLike;
+  type(contentType: string): ReplyLike;
+  send(payload?: unknown): ReplyLike;
+}
+
+/** Generic over the reply so one function serves the HTTP/1 and the HTTP/2 server's types. */
+function answerFrameworkError<R extends ReplyLike>(error: FastifyError, _req: unknown, reply: R): void {
+  const code = FASTIFY_ERRORS[error.code] ?? 'INVALID_REQUEST';
+  reply.code(HTTP_STATUS[code]).type('application/json; charset=utf-8').send(errorBody(code, error.message));
+}
+
 function routePattern(url: string): RegExp {
   const escaped = url
     .split('/')
@@ -119,6 +131,9 @@ export async function buildApi(opts: BuildApiOptions): Promise<FastifyInstance> 
     },
     return503OnClosing: true,
     forceCloseConnections: true,
+    // Errors the router raises before any hook (a URL that does not percent-decode) get the
+    // one error shape too.
+    frameworkErrors: answerFrameworkError,
   } as const;
   // Both transports share the compat request/reply API the handlers use; one type for both.
   const app = (
