@@ -7,10 +7,9 @@
 // stack or internal message ever reaches a client.
 import { create, fromJson, type JsonValue } from '@bufbuild/protobuf';
 import { ValueSchema } from '@bufbuild/protobuf/wkt';
-import { Code, ConnectError, createContextKey, createContextValues, type ConnectRouter, type HandlerContext, type Interceptor } from '@connectrpc/connect';
+import { Code, ConnectError, createConnectRouter, createContextKey, createContextValues, type ConnectRouter, type HandlerContext, type Interceptor } from '@connectrpc/connect';
 import type { Compression } from '@connectrpc/connect/protocol';
-import { fastifyConnectPlugin } from '@connectrpc/connect-fastify';
-import { compressionBrotli, compressionGzip } from '@connectrpc/connect-node';
+import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from '@connectrpc/connect-node';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest, FastifyTypeProvider, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerBase } from 'fastify';
 import { Http2ServerRequest, type Http2Session } from 'node:http2';
 import { brotliDecompress, gunzip, type InputType } from 'node:zlib';
@@ -18,8 +17,9 @@ import type { Json } from '../../src/ico/types.ts';
 import { createLogger, type Logger } from '../../src/log/logger.ts';
 import { OPERATOR_ID_PATTERN, type Receipt } from '../../src/receipts/receipt.ts';
 import { isPrincipal, type AuthFailure, type Authenticator, type Principal, type Scope } from './auth-types.ts';
+import { withCheckedMessages } from './grpc-messages.ts';
 import { authorize } from './request-auth.ts';
-import { rejectRpc } from './rpc-reject.ts';
+import { rejectRpc, rpcProtocolOf } from './rpc-reject.ts';
 // The option limits are the REST schema's, so both front ends accept exactly the same requests.
 import { MAX_IDEMPOTENCY_KEY_LENGTH, MAX_TIMEOUT_MS } from './schemas.ts';
 import { ApiError, type ApiBackend, type ApiErrorCode, type ConsensusKind, type ExecuteOptions, type ResultRecord } from './backend.ts';
@@ -185,6 +185,22 @@ function authenticateCall(auth: Authenticator) {
     }
     if (result.code === 'UNAUTHENTICATED') metadata['www-authenticate'] = 'Bearer realm="hypersync"';
     return rejectRpc(req, reply, GRPC_CODE_OF[result.code], result.message, metadata);
+  };
+}
+
+/**
+ * A Connect unary body in an encoding this server does not accept is refused here, 415 with
+ * code `unimplemented`: Connect itself would answer 501, a server error for a client's choice.
+ * (gRPC and the streaming protocols carry UNIMPLEMENTED in a 200 response; Connect answers those.)
+ */
+function refuseUnknownEncoding(accepted: readonly Compression[]) {
+  const names = new Set(['identity', ...accepted.map((c) => c.name)]);
+  return async (req: FastifyRequest, reply: Parameters<typeof rejectRpc>[1]): Promise<unknown> => {
+    const encoding = req.headers['content-encoding'];
+    if (encoding === undefined || rpcProtocolOf(req.headers['content-type']) !== 'connect-unary') return undefined;
+    const name = (Array.isArray(encoding) ? encoding.join(',') : encoding).trim().toLowerCase();
+    if (names.has(name)) return undefined;
+    return rejectRpc(req, reply, Code.Unimplemented, `content-encoding ${name.slice(0, 40)} is not accepted (use ${[...names].join(', ')})`, { [ERROR_CODE_TRAILER]: 'UNSUPPORTED_MEDIA_TYPE' });
   };
 }
 
@@ -376,17 +392,32 @@ export async function registerGrpc<S extends RawServerBase, L extends FastifyBas
   opts: GrpcOptions,
 ): Promise<void> {
   await app.register(async (scope) => {
-    // connect-fastify types its plugin for the default (HTTP/1) instance; it only uses what
-    // every server flavour has (routes, hooks, content-type parsers, raw request/response).
-    const connectScope = scope as unknown as FastifyInstance;
-    // Runs for the Connect routes only (this scope), before Fastify hands Connect the request.
-    connectScope.addHook('onRequest', authenticateCall(opts.auth));
-    await connectScope.register(fastifyConnectPlugin, {
-      routes: routes(opts, opts.logger ?? createLogger('api-grpc')),
-      interceptors: [scopeInterceptor()],
-      readMaxBytes: MAX_GRPC_REQUEST_BYTES,
-      acceptCompression: ACCEPT_COMPRESSION,
-      contextValues: (req) => createContextValues().set(kPrincipal, req.principal).set(kHoldOpen, holdOpenOf(req.raw)),
-    });
+    // Routes, hooks and parsers are all this scope uses, which every server flavour has.
+    const rpc = scope as unknown as FastifyInstance;
+    const log = opts.logger ?? createLogger('api-grpc');
+    // Connect reads request bodies itself: no Fastify parser may consume one (not even JSON).
+    rpc.removeAllContentTypeParsers();
+    rpc.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
+    // Runs for these routes only, before a byte of the body is read.
+    rpc.addHook('onRequest', authenticateCall(opts.auth));
+    rpc.addHook('onRequest', refuseUnknownEncoding(ACCEPT_COMPRESSION));
+    const router = createConnectRouter({ interceptors: [scopeInterceptor()], readMaxBytes: MAX_GRPC_REQUEST_BYTES, acceptCompression: ACCEPT_COMPRESSION });
+    routes(opts, log)(router);
+    for (const handler of router.handlers) {
+      rpc.all(handler.requestPath, async (req, reply) => {
+        // The response is Connect's to write; Fastify's onResponse (audit, metrics) still runs.
+        reply.hijack();
+        const contextValues = createContextValues().set(kPrincipal, req.principal).set(kHoldOpen, holdOpenOf(req.raw));
+        const universal = withCheckedMessages(universalRequestFromNodeRequest(req.raw, reply.raw, undefined, contextValues), { input: handler.method.input, readMaxBytes: MAX_GRPC_REQUEST_BYTES, compressions: ACCEPT_COMPRESSION });
+        try {
+          const response = await handler(universal);
+          for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) reply.raw.setHeader(name, value);
+          await universalResponseToNodeResponse(response, reply.raw);
+        } catch (e) {
+          // The client went away mid-response: nothing to answer.
+          if (ConnectError.from(e).code !== Code.Aborted) log.warn({ err: e, rpc: handler.method.name }, 'writing an RPC response failed');
+        }
+      });
+    }
   });
 }

@@ -21,13 +21,17 @@ export function rpcProtocolOf(contentType: string | undefined): RpcProtocol {
   return 'connect-unary';
 }
 
-/** Connect's HTTP status per code, for the codes an early refusal uses (else 400). */
+/**
+ * Connect's HTTP status per code, for the codes an early refusal uses (else 400). One
+ * departure: UNIMPLEMENTED is only ever an encoding this server does not accept, which HTTP
+ * calls 415 (Connect says 501, a 5xx for the client's choice).
+ */
 const CONNECT_HTTP_STATUS: Partial<Record<Code, number>> = {
   [Code.Unauthenticated]: 401,
   [Code.PermissionDenied]: 403,
   [Code.ResourceExhausted]: 429,
   [Code.InvalidArgument]: 400,
-  [Code.Unavailable]: 503,
+  [Code.Unimplemented]: 415,
 };
 
 /** `PermissionDenied` → `permission_denied`, Connect's wire name of a code. */

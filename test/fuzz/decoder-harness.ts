@@ -103,7 +103,12 @@ function apply(bytes: Uint8Array, op: Op, samples: readonly Uint8Array[]): Uint8
 
 /** A valid sample with one to four byte-level mutations applied. */
 export function mutatedSample(samples: readonly Uint8Array[]): fc.Arbitrary<Uint8Array> {
-  return fc.tuple(fc.nat({ max: samples.length - 1 }), fc.array(opArb, { minLength: 1, maxLength: 4 })).map(([i, ops]) => ops.reduce((b, op) => apply(b, op, samples), samples[i]!));
+  return fc.tuple(fc.nat({ max: samples.length - 1 }), byteMutations(1)).map(([i, mutate]) => mutate(samples[i]!, samples));
+}
+
+/** Up to four byte-level mutations, as a function of the bytes (and of other encodings to splice from). */
+export function byteMutations(minLength = 0): fc.Arbitrary<(bytes: Uint8Array, others?: readonly Uint8Array[]) => Uint8Array> {
+  return fc.array(opArb, { minLength, maxLength: 4 }).map((ops) => (bytes, others = [bytes]) => ops.reduce((b, op) => apply(b, op, others.length > 0 ? others : [bytes]), bytes));
 }
 
 /** Registers the harness's tests for one decoder. */

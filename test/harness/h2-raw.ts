@@ -82,3 +82,26 @@ export function grpcFrame(message: Uint8Array, flags = 0, declaredLength = messa
   out.set(message, 5);
   return out;
 }
+
+/** The gRPC-Web trailer frame (flag 0x80) in a response body, as lower-cased header fields. */
+export function grpcWebTrailers(body: Buffer): Record<string, string> | null {
+  let at = 0;
+  while (at + 5 <= body.length) {
+    const length = body.readUInt32BE(at + 1);
+    if ((body[at]! & 0x80) !== 0) {
+      const text = body.subarray(at + 5, at + 5 + length).toString('latin1');
+      const fields = text.split('\r\n').filter((l) => l.includes(':'));
+      return Object.fromEntries(fields.map((l) => [l.slice(0, l.indexOf(':')).trim().toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+    }
+    at += 5 + length;
+  }
+  return null;
+}
+
+/** Where a reply carries its gRPC status: trailers-only headers, HTTP/2 trailers, or gRPC-Web's trailer frame. */
+export function grpcStatusFields(r: H2Reply): Record<string, unknown> | null {
+  for (const fields of [r.headers, r.trailers, grpcWebTrailers(r.body)] as Array<Record<string, unknown> | null>) {
+    if (fields !== null && fields['grpc-status'] !== undefined) return fields;
+  }
+  return null;
+}

@@ -1,9 +1,11 @@
-// Credentials before any body, on every protocol of the relay's one port: a client that sends
-// its headers and holds its body back is refused at once (gRPC and gRPC-Web with a
-// trailers-only status, Connect with its HTTP status or end-stream message, REST with its JSON
-// error), failed authentications are rate limited per source address, and a compressed
-// request inflates no further than the message limit (a gzip bomb costs what a 1 MiB message
-// does). Real clients: raw HTTP/2 and HTTP/1.1 over TLS, the Connect client, python3-grpcio.
+// The edge of the relay's one port, where a request is judged before any work is done for it:
+// credentials before any body, on every protocol (a client that sends its headers and holds
+// its body back is refused at once: gRPC and gRPC-Web with a trailers-only status, Connect with
+// its HTTP status or end-stream message, REST with its JSON error); failed authentications
+// rate limited per source address; a compressed request inflating no further than the message
+// limit (a gzip bomb costs what a 1 MiB message does); and malformed request messages answered
+// as the client's fault, never INTERNAL. Real clients: raw HTTP/2 and HTTP/1.1 over TLS, the
+// Connect client, python3-grpcio.
 import { strict as assert } from 'node:assert';
 import { readFileSync } from 'node:fs';
 import { connect as http2Connect, type ClientHttp2Session } from 'node:http2';
@@ -24,7 +26,7 @@ import { LocalBackend } from '../../relay/api/local-backend.ts';
 import { buildApi } from '../../relay/api/server.ts';
 import { generateDevCa, type DevCaFiles } from '../../relay/api/tls.ts';
 import { call } from '../harness/https-client.ts';
-import { grpcFrame, h2Call, h2Open, type H2Reply } from '../harness/h2-raw.ts';
+import { grpcFrame, grpcStatusFields, h2Call, h2Open, type H2Reply } from '../harness/h2-raw.ts';
 import { tempDir } from '../harness/processes.ts';
 import { assertPythonGrpc, firstExecuteCode, runPython, writeDescriptors } from '../harness/python-grpc.ts';
 
@@ -291,5 +293,37 @@ describe('compressed requests inflate no further than the message limit', () => 
     const client = createClient(HyperSync, createGrpcTransport({ baseUrl: base, nodeOptions: { ca }, sendCompression: compressionGzip, compressMinBytes: 1, interceptors: [auth] }));
     const res = await client.executeOperator({ operatorId: 'echo', inputs: { pad: 'z'.repeat(10_000) } });
     assert.equal(res.status, 'success');
+  });
+});
+
+describe('malformed request messages are the client\'s fault', () => {
+  const auth = { authorization: `Bearer ${EXEC_TOKEN}` };
+  /** Field 0 does not exist: no protobuf parser accepts this. */
+  const garbage = Buffer.from([0x00, 0x01, 0x02]);
+
+  test('a message that is not an OperatorRequest is INVALID_ARGUMENT on gRPC and gRPC-Web, 400 on Connect', async () => {
+    for (const contentType of ['application/grpc+proto', 'application/grpc-web+proto']) {
+      const r = await h2Call(session, rpcHeaders(EXECUTE_PATH, contentType, auth), grpcFrame(garbage));
+      const fields = grpcStatusFields(r);
+      assert.equal(fields?.['grpc-status'], String(Code.InvalidArgument), `${contentType}: ${JSON.stringify([r.headers, r.trailers])}`);
+      assert.equal(fields?.[ERROR_CODE_TRAILER], 'INVALID_REQUEST');
+    }
+    const unary = await h2Call(session, { ':path': EXECUTE_PATH, 'content-type': 'application/proto', 'connect-protocol-version': '1', ...auth }, garbage);
+    assert.equal(unary.status, 400);
+    const body = JSON.parse(unary.body.toString('utf8')) as { code: string; message: string };
+    assert.equal(body.code, 'invalid_argument');
+    assert.match(body.message, /not a valid hypersync\.v1\.OperatorRequest/);
+  });
+
+  test('a message flagged compressed without an encoding is INVALID_ARGUMENT', async () => {
+    const message = toBinary(OperatorRequestSchema, create(OperatorRequestSchema, { operatorId: 'echo', inputs: {} }));
+    const r = await h2Call(session, rpcHeaders(EXECUTE_PATH, 'application/grpc+proto', auth), grpcFrame(message, 1));
+    assert.equal(r.trailers?.['grpc-status'] ?? r.headers['grpc-status'], String(Code.InvalidArgument));
+  });
+
+  test('a Connect body in an encoding the server does not accept is 415 unimplemented, before the body', { timeout: HELD_TEST_TIMEOUT_MS }, async () => {
+    const r = await h2Call(session, { ':path': EXECUTE_PATH, 'content-type': 'application/proto', 'connect-protocol-version': '1', 'content-encoding': 'deflate', ...auth }, 'hold');
+    assert.equal(r.status, 415);
+    assert.equal((JSON.parse(r.body.toString('utf8')) as { code: string }).code, 'unimplemented');
   });
 });
