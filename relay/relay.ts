@@ -132,7 +132,7 @@ export async function startRelay(opts: RelayOptions): Promise<RelayHandle> {
       tls: apiOpts.tls,
       ...(apiOpts.bodyLimit !== undefined ? { bodyLimit: apiOpts.bodyLimit } : {}),
       ...(apiOpts.timeouts !== undefined ? { timeouts: apiOpts.timeouts } : {}),
-      health: () => {
+      status: () => {
         const peers = peer.peers();
         return {
           peerId: peer.peerId,

@@ -21,6 +21,7 @@ import {
   executeBodySchema,
   executeReplySchema,
   healthReplySchema,
+  statusReplySchema,
   MAX_LIST_LIMIT,
   operatorsReplySchema,
   receiptParamsSchema,
@@ -66,8 +67,8 @@ export interface BuildApiOptions {
   bodyLimit?: number;
   logger?: Logger;
   timeouts?: ApiTimeouts;
-  /** Extra fields for GET /healthz (the relay's peer id, multiaddrs, peer counts…). */
-  health?: () => Record<string, Json>;
+  /** Fields of GET /api/v1/status (the relay's peer id, multiaddrs, peer counts…); /healthz tells only liveness. */
+  status?: () => Record<string, Json>;
   /** gRPC/Connect service hypersync.v1.HyperSync on the same port (relay/api/grpc.ts). */
   grpc?: GrpcLimits;
 }
@@ -305,7 +306,14 @@ export async function buildApi(opts: BuildApiOptions): Promise<FastifyInstance> 
 
   await registerGrpc(app, { backend, auth, ...opts.grpc });
 
-  app.get('/healthz', { schema: { summary: 'Liveness (no credentials)', tags: ['ops'], response: { 200: healthReplySchema } } }, async () => ({ status: 'ok', ...(opts.health?.() ?? {}) }));
+  // Liveness only: without credentials nothing about the relay, its peers or its load.
+  app.get('/healthz', { schema: { summary: 'Liveness (no credentials)', tags: ['ops'], response: { 200: healthReplySchema } } }, async () => ({ status: 'ok' }));
+
+  app.get(
+    '/api/v1/status',
+    { config: { scope: 'read' }, schema: { summary: "The relay's identity, addresses, peers, limits and API settings", tags: ['ops'], security, response: { 200: statusReplySchema, ...errors } } },
+    async () => ({ status: 'ok', ...(opts.status?.() ?? {}) }),
+  );
 
   // Metrics need the read scope: Prometheus sends it with `authorization: {credentials: …}`.
   app.get(

@@ -355,6 +355,7 @@ test('/docs/json is OpenAPI 3 listing every route; /docs needs no credentials', 
     ['/api/v1/operators', 'get'],
     ['/api/v1/cluster', 'get'],
     ['/healthz', 'get'],
+    ['/api/v1/status', 'get'],
     ['/metrics', 'get'],
   ] as const) {
     assert.ok(doc.paths[path]?.[method] !== undefined, `${method.toUpperCase()} ${path} in the OpenAPI document`);
