@@ -13,6 +13,7 @@ const suites: Record<string, () => Promise<BenchModule>> = {
   'raft-cluster': () => import('./raft-cluster.bench.ts'),
   net: () => import('./net.bench.ts'),
   api: () => import('./api.bench.ts'),
+  'api-edge': () => import('./api-edge.bench.ts'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
