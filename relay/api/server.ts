@@ -3,7 +3,7 @@
 // one error table. Credentials are checked in onRequest, before any body byte is read; bad input
 // is always a 4xx with `{status:"error", error:{code, message}}`, never a 500 or a stack trace.
 import { randomUUID } from 'node:crypto';
-import fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { createLogger, type Logger } from '../../src/log/logger.ts';

@@ -20,63 +20,36 @@ import { Code } from '@connectrpc/connect';
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
-import { crypto, peerIdFromPublicKeyBytes } from '../../src/crypto/index.ts';
-import { MemoryStore } from '../../src/store/memory.ts';
-import { KeyStoreAuthenticator } from '../../relay/api/auth.ts';
-import type { ApiBackend, ResultRecord } from '../../relay/api/backend.ts';
+import type { KeyStoreAuthenticator } from '../../relay/api/auth.ts';
+import type { ResultRecord } from '../../relay/api/backend.ts';
 import { OperatorRequestSchema, StreamRequestSchema } from '../../relay/api/gen/hypersync/v1/hypersync_pb.ts';
 import { ERROR_CODE_TRAILER } from '../../relay/api/grpc.ts';
 import { HTTP_STATUS } from '../../relay/api/errors.ts';
-import { LocalBackend } from '../../relay/api/local-backend.ts';
 import { buildApi } from '../../relay/api/server.ts';
 import { generateDevCa } from '../../relay/api/tls.ts';
 import { grpcFrame, grpcStatusFields, h2Call, type H2Reply } from '../harness/h2-raw.ts';
 import { tempDir } from '../harness/processes.ts';
 import { byteMutations } from './decoder-harness.ts';
+import { LocalBackendWrapper } from '../harness/backend-wrapper.ts';
+import { FUZZ_READ_TOKEN, FUZZ_TOKEN, openFuzzAuth, openMemoryBackend } from './api-fixture.ts';
 import { fuzzParameters, Tally } from './fuzz-params.ts';
 
-const TOKEN = 'grpc-fuzz-token-0123456789';
-const READ_TOKEN = 'grpc-fuzz-reader-0123456789';
+const TOKEN = FUZZ_TOKEN;
+const READ_TOKEN = FUZZ_READ_TOKEN;
 const SERVICE = '/hypersync.v1.HyperSync/';
 
 /** Records one fuzzed StreamResults call replays at most (enough to exercise message encoding). */
 const STREAM_REPLAY_LIMIT = 8;
 
 /** LocalBackend whose result streams replay what exists (up to a few records), then end. */
-class FiniteStreams implements ApiBackend {
-  readonly consensus = 'none' as const;
-  readonly inner: LocalBackend;
-  constructor(inner: LocalBackend) {
-    this.inner = inner;
-  }
-  operators(): ReturnType<ApiBackend['operators']> {
-    return this.inner.operators();
-  }
-  execute(req: Parameters<ApiBackend['execute']>[0]): ReturnType<ApiBackend['execute']> {
-    return this.inner.execute(req);
-  }
-  receipt(id: string): ReturnType<ApiBackend['receipt']> {
-    return this.inner.receipt(id);
-  }
-  receipts(from: number, limit: number): ReturnType<ApiBackend['receipts']> {
-    return this.inner.receipts(from, limit);
-  }
-  treeHead(): ReturnType<ApiBackend['treeHead']> {
-    return this.inner.treeHead();
-  }
-  cluster(): ReturnType<ApiBackend['cluster']> {
-    return this.inner.cluster();
-  }
-  async *stream(from: number, filter: readonly string[], signal: AbortSignal): AsyncIterable<ResultRecord> {
+class FiniteStreams extends LocalBackendWrapper {
+  override async *stream(from: number, filter: readonly string[], signal: AbortSignal): AsyncIterable<ResultRecord> {
     const end = this.inner.treeHead().size;
     for (const receipt of await this.inner.receipts(from, Math.max(0, Math.min(STREAM_REPLAY_LIMIT, end - from)))) {
       if (signal.aborted) return;
       if (filter.length > 0 && !filter.includes(receipt.operation.operator_id)) continue;
       yield { index: receipt.index, operator_id: receipt.operation.operator_id, outputs: null, receipt };
     }
-  }
-  close(): Promise<void> {
-    return this.inner.close();
   }
 }
 
@@ -89,18 +62,8 @@ let base: string;
 before(async () => {
   const dir = tempDir('hypersync-fuzz-grpc-');
   const tls = await generateDevCa(join(dir, 'tls'));
-  auth = await KeyStoreAuthenticator.open({
-    tokens: [
-      { name: 'fuzz', token: TOKEN, scopes: ['execute', 'read'] },
-      { name: 'reader', token: READ_TOKEN, scopes: ['read'] },
-    ],
-    ratePerSecond: 1e9,
-    rateBurst: 1e9,
-    failedAuthPerSecond: 1e9,
-    failedAuthBurst: 1e9,
-  });
-  const signer = crypto.createSigner(crypto.randomBytes(32));
-  backend = new FiniteStreams(await LocalBackend.open({ store: new MemoryStore(), signer, peerId: peerIdFromPublicKeyBytes(signer.publicKey) }));
+  auth = await openFuzzAuth();
+  backend = new FiniteStreams(await openMemoryBackend());
   app = await buildApi({ backend, auth, tls: { key: readFileSync(tls.serverKey), cert: readFileSync(tls.serverCert), ca: readFileSync(tls.ca) }, logger: pino({ level: 'silent' }) });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();

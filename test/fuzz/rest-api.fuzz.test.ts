@@ -9,18 +9,17 @@ import { after, before, test } from 'node:test';
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
-import { crypto, peerIdFromPublicKeyBytes } from '../../src/crypto/index.ts';
-import { MemoryStore } from '../../src/store/memory.ts';
-import { KeyStoreAuthenticator } from '../../relay/api/auth.ts';
+import type { KeyStoreAuthenticator } from '../../relay/api/auth.ts';
 import { HTTP_STATUS, type HttpErrorCode } from '../../relay/api/errors.ts';
 import { createApiKey, revokeApiKey } from '../../relay/api/keys-file.ts';
-import { LocalBackend } from '../../relay/api/local-backend.ts';
+import type { LocalBackend } from '../../relay/api/local-backend.ts';
 import { buildApi } from '../../relay/api/server.ts';
 import { tempDir } from '../harness/processes.ts';
+import { FUZZ_READ_TOKEN, FUZZ_TOKEN, openFuzzAuth, openMemoryBackend } from './api-fixture.ts';
 import { fuzzParameters, Tally } from './fuzz-params.ts';
 
-const TOKEN = 'fuzz-token-0123456789abcdef';
-const READ_TOKEN = 'fuzz-reader-0123456789abcdef';
+const TOKEN = FUZZ_TOKEN;
+const READ_TOKEN = FUZZ_READ_TOKEN;
 const BODY_LIMIT = 16 * 1024;
 
 let app: FastifyInstance;
@@ -37,20 +36,8 @@ before(async () => {
   const revoked = await createApiKey(keysFile, 'gone', ['read']);
   revokedKey = revoked.secret;
   await revokeApiKey(keysFile, revoked.entry.id);
-  // Budgets far above the run: this fuzzes the routes, not the rate limiter (tested on its own).
-  auth = await KeyStoreAuthenticator.open({
-    keysFile,
-    tokens: [
-      { name: 'fuzz', token: TOKEN, scopes: ['execute', 'read'] },
-      { name: 'reader', token: READ_TOKEN, scopes: ['read'] },
-    ],
-    ratePerSecond: 1e9,
-    rateBurst: 1e9,
-    failedAuthPerSecond: 1e9,
-    failedAuthBurst: 1e9,
-  });
-  const signer = crypto.createSigner(crypto.randomBytes(32));
-  backend = await LocalBackend.open({ store: new MemoryStore(), signer, peerId: peerIdFromPublicKeyBytes(signer.publicKey) });
+  auth = await openFuzzAuth(keysFile);
+  backend = await openMemoryBackend();
   app = await buildApi({ backend, auth, bodyLimit: BODY_LIMIT, logger: pino({ level: 'silent' }) });
   await app.ready();
   const first = await app.inject({ method: 'POST', url: '/api/v1/operators/execute', headers: { authorization: `Bearer ${TOKEN}` }, payload: { operator_id: 'kv.put', inputs: { key: 'seed', value: 1 } } });

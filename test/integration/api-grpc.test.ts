@@ -12,16 +12,15 @@ import { toJson } from '@bufbuild/protobuf';
 import { ValueSchema } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, createClient, type Client, type Interceptor, type Transport } from '@connectrpc/connect';
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from '@connectrpc/connect-node';
-import type { Json } from '../../src/ico/types.ts';
 import type { Receipt } from '../../src/receipts/receipt.ts';
-import type { OperatorInfo } from '../../src/statemachine/types.ts';
 import { crypto, peerIdFromPublicKeyBytes } from '../../src/crypto/index.ts';
 import { checkSignature } from '../../src/receipts/receipt.ts';
 import { MemoryStore } from '../../src/store/memory.ts';
 import { LocalBackend } from '../../relay/api/local-backend.ts';
 import { KeyStoreAuthenticator } from '../../relay/api/auth.ts';
 import { addCertificateMapping, createApiKey } from '../../relay/api/keys-file.ts';
-import { ApiError, type ApiBackend, type ClusterStatus, type ExecuteRequest, type ExecuteResult, type ResultRecord } from '../../relay/api/backend.ts';
+import { ApiError, type ExecuteRequest, type ExecuteResult, type ResultRecord } from '../../relay/api/backend.ts';
+import { LocalBackendWrapper } from '../harness/backend-wrapper.ts';
 import { ERROR_CODE_TRAILER, ERROR_PATH_TRAILER } from '../../relay/api/grpc.ts';
 import { HyperSync, type Receipt as ReceiptMessage } from '../../relay/api/gen/hypersync/v1/hypersync_pb.ts';
 import { MAX_IDEMPOTENCY_KEY_LENGTH } from '../../relay/api/schemas.ts';
@@ -41,29 +40,14 @@ const MAX_STREAMS = 3;
 // the deterministic operators cannot: `test.slow` (never finishes before its deadline) and
 // `test.boom` (a bug: a plain Error carrying internals).
 
-class ObservedBackend implements ApiBackend {
-  readonly consensus = 'none' as const;
+class ObservedBackend extends LocalBackendWrapper {
   readonly events = new EventEmitter();
-  readonly inner: LocalBackend;
   openStreams = 0;
   lastTimeoutMs: number | undefined;
   lastPrincipal: string | undefined;
   lastMaxBuffered: number | undefined;
 
-  constructor(inner: LocalBackend) {
-    this.inner = inner;
-  }
-
-  /** Receipts in the log so far (= the next execution's index). */
-  get size(): number {
-    return this.inner.treeHead().size;
-  }
-
-  operators(): OperatorInfo[] {
-    return this.inner.operators();
-  }
-
-  async execute(req: ExecuteRequest): Promise<ExecuteResult> {
+  override async execute(req: ExecuteRequest): Promise<ExecuteResult> {
     this.lastTimeoutMs = req.options.timeout_ms;
     this.lastPrincipal = req.principal;
     if (req.operator_id === 'test.slow') {
@@ -74,20 +58,7 @@ class ObservedBackend implements ApiBackend {
     return this.inner.execute(req);
   }
 
-  receipt(id: string): ReturnType<ApiBackend['receipt']> {
-    return this.inner.receipt(id);
-  }
-  receipts(from: number, limit: number): Promise<Receipt[]> {
-    return this.inner.receipts(from, limit);
-  }
-  treeHead(): ReturnType<ApiBackend['treeHead']> {
-    return this.inner.treeHead();
-  }
-  cluster(): ClusterStatus {
-    return this.inner.cluster();
-  }
-
-  async *stream(from: number, filter: readonly string[], signal: AbortSignal, maxBuffered?: number): AsyncIterable<ResultRecord> {
+  override async *stream(from: number, filter: readonly string[], signal: AbortSignal, maxBuffered?: number): AsyncIterable<ResultRecord> {
     this.lastMaxBuffered = maxBuffered;
     this.openStreams++;
     this.events.emit('stream-opened');
@@ -97,10 +68,6 @@ class ObservedBackend implements ApiBackend {
       this.openStreams--;
       this.events.emit('stream-closed');
     }
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
   }
 }
 
