@@ -43,6 +43,8 @@ before(async () => {
   const first = await app.inject({ method: 'POST', url: '/api/v1/operators/execute', headers: { authorization: `Bearer ${TOKEN}` }, payload: { operator_id: 'kv.put', inputs: { key: 'seed', value: 1 } } });
   assert.equal(first.statusCode, 200, first.body);
   receiptId = (JSON.parse(first.body) as { receipt_id: string }).receipt_id;
+  const text = await app.inject({ method: 'POST', url: '/api/v1/operators/execute', headers: { authorization: `Bearer ${TOKEN}` }, payload: { operator_id: 'kv.put', inputs: { key: 'text', value: 'not a number' } } });
+  assert.equal(text.statusCode, 200, text.body);
 });
 
 after(async () => {
@@ -92,8 +94,8 @@ const contentTypeArb: fc.Arbitrary<string | undefined> = fc.oneof(
   { weight: 1, arbitrary: fc.string({ maxLength: 30 }) },
 );
 
-/** Keys shared across cases, so operators meet each other's values (a counter over a string: 422). */
-const keyArb = fc.oneof(fc.constantFrom('shared', 'n'), fc.string({ minLength: 1, maxLength: 20 }));
+/** Keys shared across cases, so operators meet each other's values ('text' holds a string: a counter over it is 422). */
+const keyArb = fc.oneof(fc.constantFrom('text', 'shared', 'n'), fc.string({ minLength: 1, maxLength: 20 }));
 
 const validBody: fc.Arbitrary<Record<string, unknown>> = fc.oneof(
   fc.record({ operator_id: fc.constant('kv.put'), inputs: fc.record({ key: keyArb, value: fc.jsonValue({ maxDepth: 2 }) }) }),
@@ -148,7 +150,7 @@ const routeArb: fc.Arbitrary<{ method: string; path: string }> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ method: fc.constantFrom(...METHODS), path: pathArb }) },
 );
 
-const requestArb = fc.record({
+const fuzzedRequest = fc.record({
   route: routeArb,
   query: queryArb,
   credentials: credentialArb,
@@ -156,6 +158,18 @@ const requestArb = fc.record({
   requestId: fc.option(fc.oneof(fc.string({ maxLength: 80 }), fc.constant('req-1')), { nil: undefined }),
   body: bodyArb,
 });
+
+/** A well-formed execute (credentials, content type, body shape), its operator and inputs random: the handlers' own answers. */
+const cleanExecute = validBody.map((b) => ({
+  route: { method: 'POST', path: '/api/v1/operators/execute' },
+  query: '',
+  credentials: { authorization: `Bearer ${TOKEN}` } as Record<string, string>,
+  contentType: 'application/json' as string | undefined,
+  requestId: undefined as string | undefined,
+  body: JSON.stringify(b) as string | Buffer | undefined,
+}));
+
+const requestArb = fc.oneof({ weight: 7, arbitrary: fuzzedRequest }, { weight: 3, arbitrary: cleanExecute });
 
 const KNOWN_CODES = new Set(Object.keys(HTTP_STATUS));
 
