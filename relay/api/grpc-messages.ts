@@ -8,10 +8,9 @@
 import { fromBinary, type DescMessage } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { Compression, UniversalServerRequest } from '@connectrpc/connect/protocol';
+import { ERROR_CODE_TRAILER } from './errors.ts';
 import { rpcProtocolOf } from './rpc-reject.ts';
 
-/** The HyperSync error code these refusals carry (the trailer the gRPC front end sets on every error). */
-const ERROR_CODE_HEADER = 'hypersync-error-code';
 const ENVELOPE_HEADER_BYTES = 5;
 const FLAG_COMPRESSED = 0b01;
 const FLAG_END_STREAM = 0b10;
@@ -26,7 +25,7 @@ export interface MessageCheckOptions {
 }
 
 function invalid(message: string): ConnectError {
-  return new ConnectError(message, Code.InvalidArgument, { [ERROR_CODE_HEADER]: 'INVALID_REQUEST' });
+  return new ConnectError(message, Code.InvalidArgument, { [ERROR_CODE_TRAILER]: 'INVALID_REQUEST' });
 }
 
 type Check = (flags: number, data: Uint8Array) => Promise<void>;

@@ -17,6 +17,7 @@ import type { Json } from '../../src/ico/types.ts';
 import { createLogger, type Logger } from '../../src/log/logger.ts';
 import { OPERATOR_ID_PATTERN, type Receipt } from '../../src/receipts/receipt.ts';
 import { isPrincipal, type AuthFailure, type Authenticator, type Principal, type Scope } from './auth-types.ts';
+import { ERROR_CODE_TRAILER, ERROR_PATH_TRAILER, ERROR_RETRYABLE_TRAILER } from './errors.ts';
 import { withCheckedMessages } from './grpc-messages.ts';
 import { authorize } from './request-auth.ts';
 import { rejectRpc, rpcProtocolOf } from './rpc-reject.ts';
@@ -68,10 +69,7 @@ export const GRPC_CODE_OF: Readonly<Record<ApiErrorCode | AuthFailure['code'], C
   RATE_LIMITED: Code.ResourceExhausted,
 };
 
-/** Trailer names that carry the HyperSync error code (the same words REST answers) to clients. */
-export const ERROR_CODE_TRAILER = 'hypersync-error-code';
-export const ERROR_RETRYABLE_TRAILER = 'hypersync-retryable';
-export const ERROR_PATH_TRAILER = 'hypersync-error-path';
+export { ERROR_CODE_TRAILER, ERROR_PATH_TRAILER, ERROR_RETRYABLE_TRAILER };
 
 export interface GrpcLimits {
   /** Per-stream buffer limit passed to backend.stream (records). */
@@ -382,10 +380,11 @@ function routes(opts: GrpcOptions, log: Logger): (router: ConnectRouter) => void
 }
 
 /**
- * Mounts the HyperSync service on `app` (call before `listen`). The app must be the HTTP/2
- * TLS one (`http2: true, https: {allowHTTP1: true, requestCert: true, rejectUnauthorized:
- * false, ca: <cluster CA>}`) for plain gRPC clients; Connect and gRPC-Web also work on HTTP/1.1.
- * Registered in its own encapsulated scope, so its content-type parsers touch no REST route.
+ * Mounts the HyperSync service on `app` (call before `listen`): one Fastify route per RPC,
+ * each handing the request to Connect's universal handler. The app must be the HTTP/2 TLS one
+ * (`http2: true, https: {allowHTTP1: true, …}`, as buildApi makes it) for plain gRPC clients;
+ * Connect and gRPC-Web also work on HTTP/1.1. Registered in its own encapsulated scope, so its
+ * content-type parser and hooks touch no REST route.
  */
 export async function registerGrpc<S extends RawServerBase, L extends FastifyBaseLogger, P extends FastifyTypeProvider>(
   app: FastifyInstance<S, RawRequestDefaultExpression<S>, RawReplyDefaultExpression<S>, L, P>,
