@@ -33,12 +33,13 @@ async function relayApp(): Promise<{ listen: () => Promise<string>; close: () =>
   if (args.dataDir === undefined || args.keysFile === undefined) throw new Error('relay mode needs dataDir and keysFile');
   const store = await LevelStore.open(join(args.dataDir, 'api'));
   const backend = new EngineBackend({ engine: await SingleEngine.open({ store, signer: crypto.createSigner(crypto.randomBytes(32)), peerId: 'bench-relay' }) });
-  const auth = new KeyStoreAuthenticator({ keysFile: args.keysFile, ...(args.ratePerSecond !== undefined ? { ratePerSecond: args.ratePerSecond, rateBurst: args.ratePerSecond } : {}) });
+  const auth = await KeyStoreAuthenticator.open({ keysFile: args.keysFile, ...(args.ratePerSecond !== undefined ? { ratePerSecond: args.ratePerSecond, rateBurst: args.ratePerSecond } : {}) });
   const app = await buildApi({ backend, auth, tls });
   return {
     listen: () => app.listen({ host: '127.0.0.1', port: 0 }),
     close: async () => {
       await app.close();
+      auth.close();
       await backend.close();
       await store.close();
     },

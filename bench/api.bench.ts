@@ -13,7 +13,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { createApiKey } from '../relay/api/auth.ts';
+import { createApiKey } from '../relay/api/keys-file.ts';
 import { generateDevCa } from '../relay/api/tls.ts';
 import { startRaftCluster, type RaftCluster } from '../test/harness/raft-cluster.ts';
 import type { LoadResult, LoadSpec } from './api-load.ts';

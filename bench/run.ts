@@ -16,6 +16,7 @@ const suites: Record<string, () => Promise<BenchModule>> = {
   net: () => import('./net.bench.ts'),
   'net-hotpath': () => import('./net-hotpath.bench.ts'),
   api: () => import('./api.bench.ts'),
+  'api-edge': () => import('./api-edge.bench.ts'),
   sync: () => import('./sync.bench.ts'),
 };
 

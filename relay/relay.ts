@@ -84,7 +84,7 @@ export async function startRelay(opts: RelayOptions): Promise<RelayHandle> {
   if (apiOpts.tls === undefined && apiOpts.insecure !== true) throw new RelayConfigError('the relay API needs TLS (cert and key) or an explicit insecure flag');
   const log = createLogger('relay');
   const privateKey = await loadOrCreateKey(opts.dataDir);
-  const auth = new KeyStoreAuthenticator({
+  const auth = await KeyStoreAuthenticator.open({
     ...(apiOpts.keysFile !== undefined ? { keysFile: apiOpts.keysFile } : {}),
     tokens: apiOpts.tokens ?? [],
     ...(apiOpts.ratePerSecond !== undefined ? { ratePerSecond: apiOpts.ratePerSecond } : {}),
@@ -103,8 +103,11 @@ export async function startRelay(opts: RelayOptions): Promise<RelayHandle> {
     listen: [`/ip4/${host}/tcp/${opts.port ?? 0}/ws`],
     ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
     ...(opts.wire !== undefined ? { wire: opts.wire } : {}),
+  }).catch((e: unknown) => {
+    auth.close();
+    throw e;
   });
-  const cleanup: Array<() => Promise<void>> = [() => peer.stop()];
+  const cleanup: Array<() => Promise<void>> = [async () => auth.close(), () => peer.stop()];
   const unwind = async (): Promise<void> => {
     for (const fn of cleanup.reverse()) await fn().catch(() => undefined);
   };
@@ -140,7 +143,7 @@ export async function startRelay(opts: RelayOptions): Promise<RelayHandle> {
       tls: apiOpts.tls,
       ...(apiOpts.bodyLimit !== undefined ? { bodyLimit: apiOpts.bodyLimit } : {}),
       ...(apiOpts.timeouts !== undefined ? { timeouts: apiOpts.timeouts } : {}),
-      health: () => {
+      status: () => {
         const peers = peer.peers();
         return {
           peerId: peer.peerId,

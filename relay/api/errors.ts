@@ -40,6 +40,11 @@ export const HTTP_STATUS: Readonly<Record<HttpErrorCode, number>> = {
   DEADLINE_EXCEEDED: 504,
 };
 
+/** Metadata names that carry the HyperSync error code (the same words REST answers) to gRPC clients. */
+export const ERROR_CODE_TRAILER = 'hypersync-error-code';
+export const ERROR_RETRYABLE_TRAILER = 'hypersync-retryable';
+export const ERROR_PATH_TRAILER = 'hypersync-error-path';
+
 /** Retry-After (seconds) on 503 when the backend gives no better hint. */
 export const DEFAULT_RETRY_AFTER_S = 1;
 

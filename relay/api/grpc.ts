@@ -1,19 +1,26 @@
 // The gRPC front end of the relay API: service hypersync.v1.HyperSync served by Connect on the
 // Fastify app's HTTPS port, so gRPC, gRPC-Web and Connect clients share the REST port. Every
-// call is authenticated once (Bearer token, API key, or a client certificate the TLS layer
-// verified against the cluster CA) before the handler runs; ApiError and auth failure codes
-// map to gRPC codes in one table, and no stack or internal message ever reaches a client.
+// call is authenticated once, in onRequest from its headers and TLS session (Bearer token, API
+// key, or a mapped client certificate), before Connect reads a byte of its body; a refusal is
+// answered in the caller's protocol (relay/api/rpc-reject.ts). Request messages are capped
+// after decompression. ApiError and auth failure codes map to gRPC codes in one table, and no
+// stack or internal message ever reaches a client.
 import { create, fromJson, type JsonValue } from '@bufbuild/protobuf';
 import { ValueSchema } from '@bufbuild/protobuf/wkt';
-import { Code, ConnectError, createContextKey, createContextValues, type ConnectRouter, type HandlerContext, type Interceptor } from '@connectrpc/connect';
-import { fastifyConnectPlugin } from '@connectrpc/connect-fastify';
+import { Code, ConnectError, createConnectRouter, createContextKey, createContextValues, type ConnectRouter, type HandlerContext, type Interceptor } from '@connectrpc/connect';
+import type { Compression } from '@connectrpc/connect/protocol';
+import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from '@connectrpc/connect-node';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest, FastifyTypeProvider, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerBase } from 'fastify';
 import { Http2ServerRequest, type Http2Session } from 'node:http2';
-import type { TLSSocket } from 'node:tls';
+import { brotliDecompress, gunzip, type InputType } from 'node:zlib';
 import type { Json } from '../../src/ico/types.ts';
 import { createLogger, type Logger } from '../../src/log/logger.ts';
 import { OPERATOR_ID_PATTERN, type Receipt } from '../../src/receipts/receipt.ts';
 import { isPrincipal, type AuthFailure, type Authenticator, type Principal, type Scope } from './auth-types.ts';
+import { ERROR_CODE_TRAILER, ERROR_PATH_TRAILER, ERROR_RETRYABLE_TRAILER } from './errors.ts';
+import { withCheckedMessages } from './grpc-messages.ts';
+import { authorize } from './request-auth.ts';
+import { rejectRpc, rpcProtocolOf } from './rpc-reject.ts';
 // The option limits are the REST schema's, so both front ends accept exactly the same requests.
 import { MAX_IDEMPOTENCY_KEY_LENGTH, MAX_TIMEOUT_MS } from './schemas.ts';
 import { ApiError, type ApiBackend, type ApiErrorCode, type ConsensusKind, type ExecuteOptions, type ResultRecord } from './backend.ts';
@@ -29,7 +36,10 @@ import {
   type StreamRequest,
 } from './gen/hypersync/v1/hypersync_pb.ts';
 
-/** Largest request message accepted (bytes, after decompression); larger: RESOURCE_EXHAUSTED. */
+/**
+ * Largest request message accepted (bytes), compressed as read and again after decompression;
+ * larger: RESOURCE_EXHAUSTED. A gzip bomb stops inflating at this size.
+ */
 export const MAX_GRPC_REQUEST_BYTES = 1024 * 1024;
 /** Default per-stream buffer handed to backend.stream (records); a slower reader is caught up from storage. */
 export const DEFAULT_STREAM_BUFFER = 256;
@@ -59,10 +69,7 @@ export const GRPC_CODE_OF: Readonly<Record<ApiErrorCode | AuthFailure['code'], C
   RATE_LIMITED: Code.ResourceExhausted,
 };
 
-/** Trailer names that carry the HyperSync error code (the same words REST answers) to clients. */
-export const ERROR_CODE_TRAILER = 'hypersync-error-code';
-export const ERROR_RETRYABLE_TRAILER = 'hypersync-retryable';
-export const ERROR_PATH_TRAILER = 'hypersync-error-path';
+export { ERROR_CODE_TRAILER, ERROR_PATH_TRAILER, ERROR_RETRYABLE_TRAILER };
 
 export interface GrpcLimits {
   /** Per-stream buffer limit passed to backend.stream (records). */
@@ -77,9 +84,7 @@ export interface GrpcOptions extends GrpcLimits {
   logger?: Logger;
 }
 
-type CallAuth = Principal | AuthFailure;
-const NO_CREDENTIALS: AuthFailure = { code: 'UNAUTHENTICATED', message: 'no credentials' };
-const kAuth = createContextKey<CallAuth>(NO_CREDENTIALS, { description: 'hypersync principal' });
+const kPrincipal = createContextKey<Principal | null>(null, { description: 'hypersync principal' });
 
 /** Exempts one call from the server's idle timeouts until the returned release runs. */
 type HoldOpen = () => () => void;
@@ -155,45 +160,95 @@ function toClientError(e: unknown, log: Logger, rpc: string, signal: AbortSignal
   return new ConnectError('internal error', Code.Internal);
 }
 
-/** The credentials of one call, as the TLS layer and the headers present them. */
-function credentialsOf(req: FastifyRequest): { authorization?: string; apiKey?: string; certificateCN?: string } {
-  const creds: { authorization?: string; apiKey?: string; certificateCN?: string } = {};
-  const authorization = req.headers.authorization;
-  if (typeof authorization === 'string') creds.authorization = authorization;
-  const apiKey = req.headers['x-api-key'];
-  if (typeof apiKey === 'string') creds.apiKey = apiKey;
-  // On HTTP/2 `raw.socket` proxies the session's TLSSocket. `authorized` is true only when
-  // the client sent a certificate that chains to the server's `ca` (the cluster CA).
-  const socket = req.raw.socket as Partial<TLSSocket> | null;
-  if (socket?.encrypted === true && socket.authorized === true && typeof socket.getPeerCertificate === 'function') {
-    const cn = socket.getPeerCertificate().subject?.CN;
-    if (typeof cn === 'string' && cn !== '') creds.certificateCN = cn;
-  }
-  return creds;
+/** The scope the RPC at this route path needs (`/hypersync.v1.HyperSync/<Method>`), if it is one of ours. */
+function scopeOfPath(path: string | undefined): Scope | undefined {
+  const method = path?.slice(path.lastIndexOf('/') + 1);
+  return method === undefined ? undefined : REQUIRED_SCOPE[method];
 }
 
-/** Rejects the call before its handler runs unless the caller holds the RPC's scope. */
-function authInterceptor(): Interceptor {
+/**
+ * The onRequest check of every RPC: credentials from headers and the TLS session, then the
+ * RPC's scope. A refusal is answered here, in the caller's protocol, so Connect never reads
+ * (or inflates) the body of an unauthenticated call.
+ */
+function authenticateCall(auth: Authenticator) {
+  return async (req: FastifyRequest, reply: Parameters<typeof rejectRpc>[1]): Promise<unknown> => {
+    const scope = scopeOfPath(req.routeOptions.url);
+    const result: Principal | AuthFailure = scope === undefined ? { code: 'PERMISSION_DENIED', message: 'no such RPC' } : authorize(auth, req, scope);
+    if (isPrincipal(result)) return undefined;
+    const metadata: Record<string, string> = { [ERROR_CODE_TRAILER]: result.code };
+    if (result.retryAfterSeconds !== undefined) {
+      metadata['retry-after'] = String(result.retryAfterSeconds);
+      metadata[ERROR_RETRYABLE_TRAILER] = 'true';
+    }
+    if (result.code === 'UNAUTHENTICATED') metadata['www-authenticate'] = 'Bearer realm="hypersync"';
+    return rejectRpc(req, reply, GRPC_CODE_OF[result.code], result.message, metadata);
+  };
+}
+
+/**
+ * A Connect unary body in an encoding this server does not accept is refused here, 415 with
+ * code `unimplemented`: Connect itself would answer 501, a server error for a client's choice.
+ * (gRPC and the streaming protocols carry UNIMPLEMENTED in a 200 response; Connect answers those.)
+ */
+function refuseUnknownEncoding(accepted: readonly Compression[]) {
+  const names = new Set(['identity', ...accepted.map((c) => c.name)]);
+  return async (req: FastifyRequest, reply: Parameters<typeof rejectRpc>[1]): Promise<unknown> => {
+    const encoding = req.headers['content-encoding'];
+    if (encoding === undefined || rpcProtocolOf(req.headers['content-type']) !== 'connect-unary') return undefined;
+    const name = (Array.isArray(encoding) ? encoding.join(',') : encoding).trim().toLowerCase();
+    if (names.has(name)) return undefined;
+    return rejectRpc(req, reply, Code.Unimplemented, `content-encoding ${name.slice(0, 40)} is not accepted (use ${[...names].join(', ')})`, { [ERROR_CODE_TRAILER]: 'UNSUPPORTED_MEDIA_TYPE' });
+  };
+}
+
+/** Defence in depth: a call reaches its handler only with a principal holding the RPC's scope. */
+function scopeInterceptor(): Interceptor {
   return (next) => async (req) => {
-    const auth = req.contextValues.get(kAuth);
-    if (!isPrincipal(auth)) {
-      const extra = auth.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: auth.retryAfterSeconds };
-      throw hyperSyncError(auth.code, auth.message, extra);
-    }
+    const principal = req.contextValues.get(kPrincipal);
     const scope = REQUIRED_SCOPE[req.method.name];
-    if (scope === undefined || !auth.scopes.has(scope)) {
-      throw hyperSyncError('PERMISSION_DENIED', `credentials lack the '${scope ?? 'unknown'}' scope`);
-    }
+    if (principal === null) throw hyperSyncError('UNAUTHENTICATED', 'no credentials');
+    if (scope === undefined || !principal.scopes.has(scope)) throw hyperSyncError('PERMISSION_DENIED', `credentials lack the '${scope ?? 'unknown'}' scope`);
     return next(req);
   };
 }
 
 function principalOf(ctx: HandlerContext): Principal {
-  const auth = ctx.values.get(kAuth);
-  // The interceptor ran first; reaching here without a principal is a broken invariant.
-  if (!isPrincipal(auth)) throw new Error('grpc handler reached without a principal');
-  return auth;
+  const principal = ctx.values.get(kPrincipal);
+  // The onRequest hook and the interceptor ran first; reaching here without one is a bug.
+  if (principal === null) throw new Error('grpc handler reached without a principal');
+  return principal;
 }
+
+type Inflate = (buf: InputType, options: { maxOutputLength: number }, callback: (error: Error | null, result: Buffer) => void) => void;
+
+/**
+ * Connect's gzip and br, but inflating request messages through zlib with `maxOutputLength`
+ * = `readMaxBytes` (zlib stops there, so a bomb costs no more than a message at the limit) and
+ * every failure put on the client: over the limit RESOURCE_EXHAUSTED, corrupt input
+ * INVALID_ARGUMENT (Connect's own answers INTERNAL to a truncated stream).
+ */
+function boundedCompression(base: Compression, inflate: Inflate): Compression {
+  return {
+    name: base.name,
+    compress: (bytes) => base.compress(bytes),
+    decompress(bytes: Uint8Array, readMaxBytes: number): Promise<Uint8Array<ArrayBuffer>> {
+      if (bytes.length === 0) return Promise.resolve(new Uint8Array(0));
+      return new Promise((resolve, reject) => {
+        inflate(bytes, { maxOutputLength: readMaxBytes }, (err, out) => {
+          if (err === null) return resolve(new Uint8Array(out.buffer as ArrayBuffer, out.byteOffset, out.byteLength));
+          if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+            reject(new ConnectError(`request message inflates beyond ${readMaxBytes} bytes`, Code.ResourceExhausted, { [ERROR_CODE_TRAILER]: 'PAYLOAD_TOO_LARGE' }));
+          } else {
+            reject(new ConnectError(`request message is not valid ${base.name} data`, Code.InvalidArgument, { [ERROR_CODE_TRAILER]: 'INVALID_REQUEST' }));
+          }
+        });
+      });
+    },
+  };
+}
+
+const ACCEPT_COMPRESSION: Compression[] = [boundedCompression(compressionGzip, gunzip), boundedCompression(compressionBrotli, brotliDecompress)];
 
 const CONSENSUS_VALUES: ReadonlySet<string> = new Set<ConsensusKind>(['none', 'raft', 'pbft']);
 const READ_VALUES: ReadonlySet<string> = new Set(['log', 'linearizable']);
@@ -325,29 +380,43 @@ function routes(opts: GrpcOptions, log: Logger): (router: ConnectRouter) => void
 }
 
 /**
- * Mounts the HyperSync service on `app` (call before `listen`). The app must be the HTTP/2
- * TLS one (`http2: true, https: {allowHTTP1: true, requestCert: true, rejectUnauthorized:
- * false, ca: <cluster CA>}`) for plain gRPC clients; Connect and gRPC-Web also work on HTTP/1.1.
- * Registered in its own encapsulated scope, so its content-type parsers touch no REST route.
+ * Mounts the HyperSync service on `app` (call before `listen`): one Fastify route per RPC,
+ * each handing the request to Connect's universal handler. The app must be the HTTP/2 TLS one
+ * (`http2: true, https: {allowHTTP1: true, …}`, as buildApi makes it) for plain gRPC clients;
+ * Connect and gRPC-Web also work on HTTP/1.1. Registered in its own encapsulated scope, so its
+ * content-type parser and hooks touch no REST route.
  */
 export async function registerGrpc<S extends RawServerBase, L extends FastifyBaseLogger, P extends FastifyTypeProvider>(
   app: FastifyInstance<S, RawRequestDefaultExpression<S>, RawReplyDefaultExpression<S>, L, P>,
   opts: GrpcOptions,
 ): Promise<void> {
   await app.register(async (scope) => {
-    // connect-fastify types its plugin for the default (HTTP/1) instance; it only uses what
-    // every server flavour has (routes, hooks, content-type parsers, raw request/response).
-    const connectScope = scope as unknown as FastifyInstance;
-    await connectScope.register(fastifyConnectPlugin, {
-      routes: routes(opts, opts.logger ?? createLogger('api-grpc')),
-      interceptors: [authInterceptor()],
-      readMaxBytes: MAX_GRPC_REQUEST_BYTES,
-      contextValues: (req) => {
-        const auth = opts.auth.authenticate(credentialsOf(req));
-        // buildApi decorates requests with `principal` for its audit line; fill it for gRPC too.
-        if (isPrincipal(auth) && 'principal' in req) req.principal = auth;
-        return createContextValues().set(kAuth, auth).set(kHoldOpen, holdOpenOf(req.raw));
-      },
-    });
+    // Routes, hooks and parsers are all this scope uses, which every server flavour has.
+    const rpc = scope as unknown as FastifyInstance;
+    const log = opts.logger ?? createLogger('api-grpc');
+    // Connect reads request bodies itself: no Fastify parser may consume one (not even JSON).
+    rpc.removeAllContentTypeParsers();
+    rpc.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
+    // Runs for these routes only, before a byte of the body is read.
+    rpc.addHook('onRequest', authenticateCall(opts.auth));
+    rpc.addHook('onRequest', refuseUnknownEncoding(ACCEPT_COMPRESSION));
+    const router = createConnectRouter({ interceptors: [scopeInterceptor()], readMaxBytes: MAX_GRPC_REQUEST_BYTES, acceptCompression: ACCEPT_COMPRESSION });
+    routes(opts, log)(router);
+    for (const handler of router.handlers) {
+      rpc.all(handler.requestPath, async (req, reply) => {
+        // The response is Connect's to write; Fastify's onResponse (audit, metrics) still runs.
+        reply.hijack();
+        const contextValues = createContextValues().set(kPrincipal, req.principal).set(kHoldOpen, holdOpenOf(req.raw));
+        const universal = withCheckedMessages(universalRequestFromNodeRequest(req.raw, reply.raw, undefined, contextValues), { input: handler.method.input, readMaxBytes: MAX_GRPC_REQUEST_BYTES, compressions: ACCEPT_COMPRESSION });
+        try {
+          const response = await handler(universal);
+          for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) reply.raw.setHeader(name, value);
+          await universalResponseToNodeResponse(response, reply.raw);
+        } catch (e) {
+          // The client went away mid-response: nothing to answer.
+          if (ConnectError.from(e).code !== Code.Aborted) log.warn({ err: e, rpc: handler.method.name }, 'writing an RPC response failed');
+        }
+      });
+    }
   });
 }

@@ -195,8 +195,16 @@ export const clusterReplySchema = {
   },
 } as const;
 
-/** /healthz: the relay adds its own fields (peerId, multiaddrs, peers, limits…). */
+/** /healthz: liveness, nothing else (no credentials are asked for it). */
 export const healthReplySchema = {
+  type: 'object',
+  required: ['status'],
+  additionalProperties: false,
+  properties: { status: { type: 'string', enum: ['ok'] } },
+} as const;
+
+/** /api/v1/status (read scope): the relay adds its own fields (peerId, multiaddrs, peers, limits…). */
+export const statusReplySchema = {
   type: 'object',
   required: ['status'],
   additionalProperties: true,

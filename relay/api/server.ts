@@ -4,18 +4,18 @@
 // is always a 4xx with `{status:"error", error:{code, message}}`, never a 500 or a stack trace.
 import { randomUUID } from 'node:crypto';
 import { constants as http2Constants, Http2ServerRequest } from 'node:http2';
-import type { TLSSocket } from 'node:tls';
-import fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { createLogger, type Logger } from '../../src/log/logger.ts';
 import type { Json } from '../../src/ico/types.ts';
-import { isPrincipal, type Authenticator, type Principal, type Scope } from './auth-types.ts';
+import { isPrincipal, type Authenticator, type Scope } from './auth-types.ts';
 import { ApiError, type ApiBackend, type ExecuteOptions } from './backend.ts';
 import { codeForStatus, DEFAULT_RETRY_AFTER_S, errorBody, FASTIFY_ERRORS, HTTP_STATUS, type HttpErrorCode } from './errors.ts';
 import { registerGrpc, type GrpcLimits } from './grpc.ts';
 import { HttpMetrics } from './metrics.ts';
 import { answerPlainHttp } from './plain-http-hint.ts';
+import { authorize } from './request-auth.ts';
 import {
   clusterReplySchema,
   DEFAULT_LIST_LIMIT,
@@ -23,6 +23,7 @@ import {
   executeBodySchema,
   executeReplySchema,
   healthReplySchema,
+  statusReplySchema,
   MAX_LIST_LIMIT,
   operatorsReplySchema,
   receiptParamsSchema,
@@ -52,7 +53,10 @@ const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
 export interface ApiTls {
   key: string | Buffer;
   cert: string | Buffer;
-  /** The cluster CA: client certificates are accepted as credentials only when it verifies them. */
+  /**
+   * The cluster CA. Only with one does the server ask for client certificates; one it verified
+   * is a credential when the keys file maps it to a principal.
+   */
   ca?: string | Buffer | undefined;
 }
 
@@ -69,8 +73,8 @@ export interface BuildApiOptions {
   bodyLimit?: number;
   logger?: Logger;
   timeouts?: ApiTimeouts;
-  /** Extra fields for GET /healthz (the relay's peer id, multiaddrs, peer counts…). */
-  health?: () => Record<string, Json>;
+  /** Fields of GET /api/v1/status (the relay's peer id, multiaddrs, peer counts…); /healthz tells only liveness. */
+  status?: () => Record<string, Json>;
   /** gRPC/Connect service hypersync.v1.HyperSync on the same port (relay/api/grpc.ts). */
   grpc?: GrpcLimits;
   /** More Prometheus text appended to GET /metrics (the sync layer's counters). */
@@ -82,21 +86,22 @@ declare module 'fastify' {
     /** Scope a route requires; routes without one (healthz, docs, gRPC) skip this auth hook. */
     scope?: Scope;
   }
-  interface FastifyRequest {
-    principal: Principal | null;
-  }
 }
 
 function firstHeader(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-/** The subject CN of a client certificate the TLS layer verified against the cluster CA. */
-function verifiedCertificateCN(req: FastifyRequest): string | undefined {
-  const socket = req.raw.socket as TLSSocket | null;
-  if (socket === null || socket.authorized !== true || typeof socket.getPeerCertificate !== 'function') return undefined;
-  const cn = socket.getPeerCertificate().subject?.CN;
-  return typeof cn === 'string' && cn !== '' ? cn : undefined;
+interface ReplyLike {
+  code(status: number): ReplyLike;
+  type(contentType: string): ReplyLike;
+  send(payload?: unknown): ReplyLike;
+}
+
+/** Generic over the reply so one function serves the HTTP/1 and the HTTP/2 server's types. */
+function answerFrameworkError<R extends ReplyLike>(error: FastifyError, _req: unknown, reply: R): void {
+  const code = FASTIFY_ERRORS[error.code] ?? 'INVALID_REQUEST';
+  reply.code(HTTP_STATUS[code]).type('application/json; charset=utf-8').send(errorBody(code, error.message));
 }
 
 function routePattern(url: string): RegExp {
@@ -141,6 +146,9 @@ export async function buildApi(opts: BuildApiOptions): Promise<FastifyInstance> 
     },
     return503OnClosing: true,
     forceCloseConnections: true,
+    // Errors the router raises before any hook (a URL that does not percent-decode) get the
+    // one error shape too.
+    frameworkErrors: answerFrameworkError,
   } as const;
   // Both transports share the compat request/reply API the handlers use; one type for both.
   const app = (
@@ -153,8 +161,9 @@ export async function buildApi(opts: BuildApiOptions): Promise<FastifyInstance> 
             allowHTTP1: true,
             key: opts.tls.key,
             cert: opts.tls.cert,
-            ...(opts.tls.ca !== undefined ? { ca: opts.tls.ca } : {}),
-            requestCert: true,
+            // Without a cluster CA no certificate is asked for: Node would check one against
+            // the public roots, and any publicly issued client certificate would then verify.
+            ...(opts.tls.ca !== undefined ? { ca: opts.tls.ca, requestCert: true } : { requestCert: false }),
             // Client certificates are optional; an unverified one is simply not a credential.
             rejectUnauthorized: false,
             ...nodeTimeouts,
@@ -224,18 +233,12 @@ export async function buildApi(opts: BuildApiOptions): Promise<FastifyInstance> 
     void reply.header('x-request-id', req.id);
     const scope = req.routeOptions.config.scope;
     if (scope === undefined) return;
-    const result = auth.authenticate({
-      authorization: firstHeader(req.headers.authorization),
-      apiKey: firstHeader(req.headers['x-api-key']),
-      certificateCN: verifiedCertificateCN(req),
-    });
-    if (!isPrincipal(result)) {
-      if (result.code === 'UNAUTHENTICATED') void reply.header('www-authenticate', 'Bearer realm="hypersync"');
-      return sendError(reply, result.code, result.message, result.retryAfterSeconds !== undefined ? { retryAfter: result.retryAfterSeconds } : {});
-    }
-    req.principal = result;
-    if (!result.scopes.has(scope)) return sendError(reply, 'PERMISSION_DENIED', `this route needs the '${scope}' scope`);
-    return undefined;
+    const result = authorize(auth, req, scope);
+    if (isPrincipal(result)) return undefined;
+    if (result.code === 'UNAUTHENTICATED') void reply.header('www-authenticate', 'Bearer realm="hypersync"');
+    // HTTP/1: close the connection rather than read (and discard) a body nobody will use.
+    if (req.raw.httpVersionMajor === 1) void reply.header('connection', 'close');
+    return sendError(reply, result.code, result.message, result.retryAfterSeconds !== undefined ? { retryAfter: result.retryAfterSeconds } : {});
   });
 
   app.addHook('onResponse', async (req, reply) => {
@@ -354,7 +357,14 @@ export async function buildApi(opts: BuildApiOptions): Promise<FastifyInstance> 
 
   await registerGrpc(app, { backend, auth, ...opts.grpc });
 
-  app.get('/healthz', { schema: { summary: 'Liveness (no credentials)', tags: ['ops'], response: { 200: healthReplySchema } } }, async () => ({ status: 'ok', ...(opts.health?.() ?? {}) }));
+  // Liveness only: without credentials nothing about the relay, its peers or its load.
+  app.get('/healthz', { schema: { summary: 'Liveness (no credentials)', tags: ['ops'], response: { 200: healthReplySchema } } }, async () => ({ status: 'ok' }));
+
+  app.get(
+    '/api/v1/status',
+    { config: { scope: 'read' }, schema: { summary: "The relay's identity, addresses, peers, limits and API settings", tags: ['ops'], security, response: { 200: statusReplySchema, ...errors } } },
+    async () => ({ status: 'ok', ...(opts.status?.() ?? {}) }),
+  );
 
   // Metrics need the read scope: Prometheus sends it with `authorization: {credentials: …}`.
   app.get(

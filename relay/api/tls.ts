@@ -33,6 +33,71 @@ export class TlsMaterialError extends Error {
 const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY = 86_400_000;
 
+async function writeSecret(path: string, text: string): Promise<void> {
+  await writeFile(path, text, { mode: 0o600 });
+  await chmod(path, 0o600);
+}
+
+interface CaSigner {
+  ca: x509.X509Certificate;
+  key: CryptoKey;
+}
+
+/** A leaf certificate signed by the CA, and its new private key, both PEM. */
+async function signLeaf(signer: CaSigner, cn: string, usage: x509.ExtendedKeyUsage, san: x509.JsonGeneralName[] | null, now: Date): Promise<{ cert: string; key: string; serial: string }> {
+  const keys = await newKeys();
+  const extensions: x509.Extension[] = [
+    new x509.BasicConstraintsExtension(false, undefined, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+    new x509.ExtendedKeyUsageExtension([usage], false),
+    await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as CryptoKey),
+    await x509.AuthorityKeyIdentifierExtension.create(signer.ca),
+  ];
+  if (san !== null) extensions.push(new x509.SubjectAlternativeNameExtension(san, false));
+  const serialNumber = serial();
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber,
+    subject: `CN=${cn}, O=HyperSync`,
+    issuer: signer.ca.subject,
+    notBefore: new Date(now.getTime() - DAY),
+    notAfter: new Date(now.getTime() + DEV_LEAF_VALIDITY_DAYS * DAY),
+    signingAlgorithm: ALG,
+    publicKey: keys.publicKey as CryptoKey,
+    signingKey: signer.key,
+    extensions,
+  });
+  return { cert: cert.toString('pem'), key: await keyPem(keys.privateKey), serial: serialNumber };
+}
+
+export interface ClientCertificateOptions {
+  commonName: string;
+  /** Subject alternative names, e.g. `[{type: 'dns', value: 'svc.example'}]`. */
+  san?: x509.JsonGeneralName[];
+  /** Where to write the certificate and its key (mode 0600). */
+  certPath: string;
+  keyPath: string;
+  now?: Date;
+}
+
+/** Issues one more client certificate (clientAuth) from the dev CA in `dir`; returns its serial (hex). */
+export async function issueClientCertificate(dir: string, opts: ClientCertificateOptions): Promise<{ serial: string }> {
+  const files = devCaPaths(dir);
+  x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+  let signer: CaSigner;
+  try {
+    const ca = new x509.X509Certificate(await readFile(files.ca, 'utf8'));
+    const der = createPrivateKey(await readFile(files.caKey)).export({ type: 'pkcs8', format: 'der' });
+    const key = await webcrypto.subtle.importKey('pkcs8', der, ALG, false, ['sign']);
+    signer = { ca, key: key as CryptoKey };
+  } catch (e) {
+    throw new TlsMaterialError(`cannot load the dev CA in ${dir}: ${(e as Error).message}`);
+  }
+  const leaf = await signLeaf(signer, opts.commonName, x509.ExtendedKeyUsage.clientAuth, opts.san ?? null, opts.now ?? new Date());
+  await writeFile(opts.certPath, leaf.cert + '\n');
+  await writeSecret(opts.keyPath, leaf.key);
+  return { serial: leaf.serial };
+}
+
 export function devCaPaths(dir: string): DevCaFiles {
   return {
     ca: join(dir, 'ca.pem'),
@@ -105,41 +170,13 @@ export async function generateDevCa(dir: string, opts: { now?: Date; commonName?
     ],
   });
 
-  const leaf = async (cn: string, usage: x509.ExtendedKeyUsage, san: x509.JsonGeneralName[] | null): Promise<{ cert: string; key: string }> => {
-    const keys = await newKeys();
-    const extensions: x509.Extension[] = [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([usage], false),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as CryptoKey),
-      await x509.AuthorityKeyIdentifierExtension.create(ca),
-    ];
-    if (san !== null) extensions.push(new x509.SubjectAlternativeNameExtension(san, false));
-    const cert = await x509.X509CertificateGenerator.create({
-      serialNumber: serial(),
-      subject: `CN=${cn}, O=HyperSync`,
-      issuer: ca.subject,
-      notBefore: new Date(now.getTime() - DAY),
-      notAfter: new Date(now.getTime() + DEV_LEAF_VALIDITY_DAYS * DAY),
-      signingAlgorithm: ALG,
-      publicKey: keys.publicKey as CryptoKey,
-      signingKey: caKeys.privateKey as CryptoKey,
-      extensions,
-    });
-    return { cert: cert.toString('pem'), key: await keyPem(keys.privateKey) };
-  };
-
-  const server = await leaf('localhost', x509.ExtendedKeyUsage.serverAuth, [
+  const signer = { ca, key: caKeys.privateKey as CryptoKey };
+  const server = await signLeaf(signer, 'localhost', x509.ExtendedKeyUsage.serverAuth, [
     { type: 'dns', value: 'localhost' },
     { type: 'ip', value: '127.0.0.1' },
     { type: 'ip', value: '::1' },
-  ]);
-  const client = await leaf(DEV_CLIENT_CN, x509.ExtendedKeyUsage.clientAuth, null);
-
-  const writeSecret = async (path: string, text: string): Promise<void> => {
-    await writeFile(path, text, { mode: 0o600 });
-    await chmod(path, 0o600);
-  };
+  ], now);
+  const client = await signLeaf(signer, DEV_CLIENT_CN, x509.ExtendedKeyUsage.clientAuth, null, now);
   await writeFile(files.ca, ca.toString('pem') + '\n');
   await writeSecret(files.caKey, await keyPem(caKeys.privateKey));
   await writeFile(files.serverCert, server.cert + '\n');

@@ -15,7 +15,8 @@ import { base64urlEncode, crypto, seedFromLibp2pPrivateKey } from '../crypto/ind
 import { createJoinToken, encodeJoinTokenParam } from '../ico/admission.ts';
 import { readClusterConfig, type ClusterConfig } from '../net/cluster-config.ts';
 import { loadOrCreateKey, readKeyFile } from '../net/platform-node.ts';
-import { generateDevCa } from '../../relay/api/tls.ts';
+import { DEV_CLIENT_CN, generateDevCa } from '../../relay/api/tls.ts';
+import { addCertificateMapping, readKeysFile } from '../../relay/api/keys-file.ts';
 import { callApi, type ApiTarget } from './api-client.ts';
 import { initCluster } from './keys.ts';
 import { int, parse, str, UsageError, type Parsed } from './args.ts';
@@ -268,6 +269,10 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
   const bearer = existsSync(tokenPath) ? (await readFile(tokenPath, 'utf8')).trim() : base64urlEncode(crypto.randomBytes(32));
   await writeFile(tokenPath, `${bearer}\n`, { mode: 0o600 });
   const keysFile = join(dir, 'api-keys.json');
+  // The devnet's client certificate is a credential only through a mapping in the keys file.
+  if (!(await readKeysFile(keysFile)).certificates.some((c) => c.name === DEV_CLIENT_CN)) {
+    await addCertificateMapping(keysFile, { name: DEV_CLIENT_CN, match: `cn:${DEV_CLIENT_CN}`, scopes: ['execute', 'read'] });
+  }
 
   const children: Child[] = [];
   let shuttingDown = false;

@@ -1,6 +1,7 @@
 // `hypersync keys …`: peer keys, the cluster key, join tokens, and the relay API's keys
 // (`create|list|revoke` on a keys file that stores only sha256 hashes; a secret is printed once).
-import { mkdir, writeFile } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { generateKeyPair } from '@libp2p/crypto/keys';
@@ -9,7 +10,9 @@ import { base64urlEncode, crypto, seedFromLibp2pPrivateKey } from '../crypto/ind
 import { createJoinToken, encodeJoinTokenParam } from '../ico/admission.ts';
 import { CLUSTER_ID_PATTERN, readClusterConfig, type ClusterConfig } from '../net/cluster-config.ts';
 import { readKeyFile, writeKeyFile } from '../net/platform-node.ts';
-import { createApiKey, KeysFileError, parseScopes, readKeysFile, revokeApiKey } from '../../relay/api/auth.ts';
+import {
+  addCertificateMapping, createApiKey, KeysFileError, parseScopes, readKeysFile, removeCertificateMapping, revokeApiKey, revokeCertificateSerial,
+} from '../../relay/api/keys-file.ts';
 import { duration, parse, required, str, UsageError } from './args.ts';
 
 export const KEYS_HELP = `usage: hypersync keys <command> [options]
@@ -27,6 +30,17 @@ commands:
                                      add a relay API key; prints its secret ONCE (only a hash is stored)
   list --keys-file FILE [--json]     list API keys (id, name, scopes, created, revoked); never secrets
   revoke --keys-file FILE --id ID    revoke an API key; a running relay stops accepting it within ~1 s
+  cert-add --keys-file FILE --name NAME --match cn:CN|dns:NAME|email:ADDR|uri:URI|ip:ADDR
+           [--scopes execute,read]   map client certificates (verified by the relay's --tls-ca) whose
+                                     subject CN or SAN matches to the principal cert:NAME; an
+                                     unmapped certificate has no scopes
+  cert-list --keys-file FILE [--json]
+                                     list certificate mappings and revoked certificate serials
+  cert-remove --keys-file FILE --name NAME
+                                     remove a certificate mapping
+  cert-revoke --keys-file FILE (--serial HEX | --cert FILE)
+                                     refuse a certificate by serial, mapped or not; a running relay
+                                     refuses it within ~1 s
 `;
 
 export async function keysCommand(argv: string[], out: (s: string) => void): Promise<number> {
@@ -104,12 +118,53 @@ export async function keysCommand(argv: string[], out: (s: string) => void): Pro
       for (const r of rows) out(`${[r.id, r.name, r.scopes.join(','), r.created, r.revoked ?? '-'].join('\t')}\n`);
       return 0;
     }
+    case 'cert-list': {
+      const p = parse(rest, { 'keys-file': { type: 'string' }, json: { type: 'boolean' } });
+      if (p.values['help'] === true) return help(out);
+      const file = await readKeysFile(required(p, 'keys-file')).catch(rethrowKeysError);
+      if (p.values['json'] === true) {
+        out(`${JSON.stringify({ certificates: file.certificates, revoked_serials: file.revoked_serials })}\n`);
+        return 0;
+      }
+      out(`${['PRINCIPAL', 'MATCH', 'SCOPES', 'CREATED'].join('\t')}\n`);
+      for (const c of file.certificates) out(`${[`cert:${c.name}`, c.match, c.scopes.join(','), c.created].join('\t')}\n`);
+      out(`\n${['REVOKED SERIAL', 'REVOKED'].join('\t')}\n`);
+      for (const r of file.revoked_serials) out(`${r.serial}\t${r.revoked}\n`);
+      return 0;
+    }
     case 'revoke': {
       const p = parse(rest, { 'keys-file': { type: 'string' }, id: { type: 'string' } });
       if (p.values['help'] === true) return help(out);
       const file = required(p, 'keys-file');
       const entry = await revokeApiKey(file, required(p, 'id')).catch(rethrowKeysError);
       out(`revoked ${entry.id} (${entry.name}) at ${entry.revoked ?? ''}\n`);
+      return 0;
+    }
+    case 'cert-add': {
+      const p = parse(rest, { 'keys-file': { type: 'string' }, name: { type: 'string' }, match: { type: 'string' }, scopes: { type: 'string' } });
+      if (p.values['help'] === true) return help(out);
+      const file = required(p, 'keys-file');
+      const scopes = apiKeyCall(() => parseScopes(str(p, 'scopes') ?? 'execute,read'));
+      const entry = await addCertificateMapping(file, { name: required(p, 'name'), match: required(p, 'match'), scopes }).catch(rethrowKeysError);
+      out(`mapped certificates matching ${entry.match} to cert:${entry.name} (scopes ${entry.scopes.join(',')})\n`);
+      return 0;
+    }
+    case 'cert-remove': {
+      const p = parse(rest, { 'keys-file': { type: 'string' }, name: { type: 'string' } });
+      if (p.values['help'] === true) return help(out);
+      const entry = await removeCertificateMapping(required(p, 'keys-file'), required(p, 'name')).catch(rethrowKeysError);
+      out(`removed cert:${entry.name} (${entry.match})\n`);
+      return 0;
+    }
+    case 'cert-revoke': {
+      const p = parse(rest, { 'keys-file': { type: 'string' }, serial: { type: 'string' }, cert: { type: 'string' } });
+      if (p.values['help'] === true) return help(out);
+      const file = required(p, 'keys-file');
+      const serial = str(p, 'serial');
+      const certPath = str(p, 'cert');
+      if ((serial === undefined) === (certPath === undefined)) throw new UsageError('give exactly one of --serial HEX or --cert FILE');
+      const entry = await revokeCertificateSerial(file, serial ?? (await serialOfCertificateFile(certPath ?? ''))).catch(rethrowKeysError);
+      out(`revoked certificate serial ${entry.serial} at ${entry.revoked}\n`);
       return 0;
     }
     default:
@@ -135,6 +190,21 @@ function apiKeyCall<T>(fn: () => T): T {
 function rethrowKeysError(e: unknown): never {
   if (e instanceof KeysFileError && (e.code === 'KEY_INVALID' || e.code === 'KEY_NOT_FOUND')) throw new UsageError(e.message);
   throw e;
+}
+
+/** The serial number of the (first) certificate in a PEM file. */
+async function serialOfCertificateFile(path: string): Promise<string> {
+  let pem: Buffer;
+  try {
+    pem = await readFile(path);
+  } catch (e) {
+    throw new UsageError(`cannot read --cert ${path}: ${(e as Error).message}`);
+  }
+  try {
+    return new X509Certificate(pem).serialNumber;
+  } catch (e) {
+    throw new UsageError(`--cert ${path} is not a PEM certificate: ${(e as Error).message}`);
+  }
 }
 
 /** The cluster id of the cluster.json that cluster-init wrote next to `keyPath`. */

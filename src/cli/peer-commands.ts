@@ -66,9 +66,11 @@ options:
   --http-port N            API port (default 9091; 0 = random)
   --tls-cert FILE          server certificate (PEM)             \
   --tls-key FILE           server private key (PEM)              } HTTPS; one of these or --insecure
-  --tls-ca FILE            cluster CA: verifies client certs    /  (--tls-ca optional: enables mTLS)
+  --tls-ca FILE            cluster CA: verifies client certs    /  (optional: without it no client
+                           certificate is asked for; with it one the keys file maps is a credential)
   --insecure               plain HTTP without TLS (local experiments only)
-  --keys-file FILE         API keys (hypersync keys create|list|revoke); reloaded when it changes
+  --keys-file FILE         API keys and client-certificate mappings (hypersync keys create|revoke,
+                           cert-add|cert-revoke); changes apply to the running relay
   --token-file FILE        a bearer token (one line) accepted with scopes execute and read
   --consensus MODE         how executions are ordered: auto (default: raft when cluster.json lists
                            this relay as a Raft learner, else none), raft, or none (this relay

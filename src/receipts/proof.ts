@@ -3,7 +3,7 @@
 // signed tree heads. Pure (no store); every check runs the cheap parts first and ends with
 // the signatures, which the synchronous form verifies one by one and the asynchronous form
 // (native WebCrypto in a browser) all at once.
-import { crypto } from '../crypto/index.ts';
+import { crypto, hexEncode } from '../crypto/index.ts';
 import { leafHash, verifyConsistency, verifyInclusion } from './merkle.ts';
 import { BAD_SIGNATURE, prepareReceipt, receiptShapeProblem, type Receipt, type ReceiptFailureCode, type SignatureCheck } from './receipt.ts';
 import { proofHashes, treeHeadRoot, treeHeadShapeProblem, treeHeadSignature, type InclusionProof, type SignedTreeHead } from './tree-head.ts';
@@ -74,7 +74,11 @@ function prepareBundle(value: unknown, signer: string | undefined): Pending {
   if ('ok' in head) return head;
   if (proof['index'] !== r.index) return failure('PROOF_MISMATCH', `proof is for index ${proof['index']}, the receipt has index ${r.index}`);
   if (proof['tree_size'] !== head.head.size) return failure('PROOF_MISMATCH', `proof is for a tree of ${proof['tree_size']}, the tree head has ${head.head.size}`);
-  if (!verifyInclusion(leafHash(prepared.hash), r.index, head.head.size, path, treeHeadRoot(head.head))) return failure('INCLUSION_PROOF_INVALID', 'inclusion proof does not lead to the signed root');
+  // The bundle's own copies of the receipt id and leaf hash must be the receipt's: a verifier shows what it proved.
+  if (proof['receipt_id'] !== r.receipt_id) return failure('PROOF_MISMATCH', "proof: receipt_id is not the receipt's");
+  const leaf = leafHash(prepared.hash);
+  if (proof['leaf_hash'] !== hexEncode(leaf)) return failure('PROOF_MISMATCH', "proof: leaf_hash is not the receipt's leaf hash");
+  if (!verifyInclusion(leaf, r.index, head.head.size, path, treeHeadRoot(head.head))) return failure('INCLUSION_PROOF_INVALID', 'inclusion proof does not lead to the signed root');
   return {
     signatures: [
       { check: prepared.check, failure: failure('RECEIPT_SIGNATURE_INVALID', `receipt: ${BAD_SIGNATURE}`) },

@@ -261,6 +261,17 @@ export interface Evidence {
   outputs?: Json;
 }
 
+/** Why `value` does not hash to `expected` (evidence JCS cannot canonicalize, e.g. nested too deep, is a mismatch too). */
+function evidenceProblem(value: Json, expected: string, what: 'inputs' | 'outputs'): string | null {
+  let digest: string;
+  try {
+    digest = digestJson(value);
+  } catch (e) {
+    return `the given ${what} are not canonical JSON (${e instanceof Error ? e.message.slice(0, 80) : 'invalid'})`;
+  }
+  return digest === expected ? null : `${what}_hash does not match the given ${what}`;
+}
+
 /**
  * A receipt checked in chain order for everything but its signature: `verdict` holds if the
  * signature verifies, `forged` if it does not. Before the signature holds, failures report
@@ -344,8 +355,14 @@ export class ChainVerifier {
     if (this.#expectIndex !== null && r.index !== this.#expectIndex) return fail(r.index, 'link', `index ${r.index} follows index ${this.#expectIndex - 1}`);
     if (this.#prevHash !== null && r.prev_receipt_hash !== this.#prevHash) return fail(r.index, 'link', 'prev_receipt_hash does not match the previous receipt');
     if (this.#prevHash === null && r.index === 0 && r.prev_receipt_hash !== GENESIS_HASH) return fail(r.index, 'link', 'the first receipt must link to the genesis hash');
-    if (evidence.inputs !== undefined && digestJson(evidence.inputs) !== r.operation.inputs_hash) return fail(r.index, 'inputs', 'inputs_hash does not match the given inputs');
-    if (evidence.outputs !== undefined && digestJson(evidence.outputs) !== r.operation.outputs_hash) return fail(r.index, 'outputs', 'outputs_hash does not match the given outputs');
+    if (evidence.inputs !== undefined) {
+      const problem = evidenceProblem(evidence.inputs, r.operation.inputs_hash, 'inputs');
+      if (problem !== null) return fail(r.index, 'inputs', problem);
+    }
+    if (evidence.outputs !== undefined) {
+      const problem = evidenceProblem(evidence.outputs, r.operation.outputs_hash, 'outputs');
+      if (problem !== null) return fail(r.index, 'outputs', problem);
+    }
     const t = Date.parse(r.timestamp);
     if (t < this.#prevTime) return fail(r.index, 'timestamp', 'timestamp is before the previous receipt');
     if (t > this.#opts.now + this.#opts.maxFutureSkewMs) return fail(r.index, 'timestamp', `timestamp is more than ${this.#opts.maxFutureSkewMs / 1000} s in the future`);

@@ -5,34 +5,32 @@
 // The in-process API's audit log goes to a file, not the test reporter.
 import '../harness/test-logs.ts';
 import { strict as assert } from 'node:assert';
-import { execFile, spawnSync } from 'node:child_process';
 import { once, EventEmitter } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { create, toBinary, toJson } from '@bufbuild/protobuf';
-import { FileDescriptorSetSchema, ValueSchema, file_google_protobuf_struct } from '@bufbuild/protobuf/wkt';
+import { toJson } from '@bufbuild/protobuf';
+import { ValueSchema } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, createClient, type Client, type Interceptor, type Transport } from '@connectrpc/connect';
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from '@connectrpc/connect-node';
-import type { Json } from '../../src/ico/types.ts';
 import type { Receipt } from '../../src/receipts/receipt.ts';
-import type { OperatorInfo } from '../../src/statemachine/types.ts';
 import { crypto, peerIdFromPublicKeyBytes } from '../../src/crypto/index.ts';
 import { checkSignature } from '../../src/receipts/receipt.ts';
 import { MemoryStore } from '../../src/store/memory.ts';
 import { EngineBackend } from '../../relay/api/engine-backend.ts';
 import { SingleEngine } from '../../src/consensus/single/engine.ts';
-import { createApiKey, KeyStoreAuthenticator } from '../../relay/api/auth.ts';
-import { ApiError, type ApiBackend, type ClusterStatus, type ExecuteRequest, type ExecuteResult, type ResultRecord } from '../../relay/api/backend.ts';
+import { KeyStoreAuthenticator } from '../../relay/api/auth.ts';
+import { addCertificateMapping, createApiKey } from '../../relay/api/keys-file.ts';
+import { ApiError, type ExecuteRequest, type ExecuteResult, type ResultRecord } from '../../relay/api/backend.ts';
+import { BackendWrapper } from '../harness/backend-wrapper.ts';
 import { ERROR_CODE_TRAILER, ERROR_PATH_TRAILER, MAX_GRPC_REQUEST_BYTES } from '../../relay/api/grpc.ts';
-import { HyperSync, file_hypersync_v1_hypersync, type Receipt as ReceiptMessage } from '../../relay/api/gen/hypersync/v1/hypersync_pb.ts';
+import { HyperSync, type Receipt as ReceiptMessage } from '../../relay/api/gen/hypersync/v1/hypersync_pb.ts';
 import { MAX_IDEMPOTENCY_KEY_LENGTH } from '../../relay/api/schemas.ts';
 import { buildApi } from '../../relay/api/server.ts';
 import { DEV_CLIENT_CN, generateDevCa, type DevCaFiles } from '../../relay/api/tls.ts';
+import { assertPythonGrpc, runPython as runPythonClient, writeDescriptors, type PyOutput } from '../harness/python-grpc.ts';
 
-const PYTHON = '/usr/bin/python3';
-const PY_CLIENT = new URL('../interop/grpc_client.py', import.meta.url).pathname;
 const STREAM_BUFFER = 8;
 const EXEC_TOKEN = 'exec-token-0123456789abcdef';
 const OTHER_TOKEN = 'other-token-0123456789abcdef';
@@ -45,29 +43,14 @@ const MAX_STREAMS = 3;
 // the deterministic operators cannot: `test.slow` (never finishes before its deadline) and
 // `test.boom` (a bug: a plain Error carrying internals).
 
-class ObservedBackend implements ApiBackend {
-  readonly consensus = 'none' as const;
+class ObservedBackend extends BackendWrapper {
   readonly events = new EventEmitter();
-  readonly inner: EngineBackend;
   openStreams = 0;
   lastTimeoutMs: number | undefined;
   lastPrincipal: string | undefined;
   lastMaxBuffered: number | undefined;
 
-  constructor(inner: EngineBackend) {
-    this.inner = inner;
-  }
-
-  /** Receipts in the log so far (= the next execution's index). */
-  get size(): number {
-    return this.inner.treeHead().size;
-  }
-
-  operators(): OperatorInfo[] {
-    return this.inner.operators();
-  }
-
-  async execute(req: ExecuteRequest): Promise<ExecuteResult> {
+  override async execute(req: ExecuteRequest): Promise<ExecuteResult> {
     this.lastTimeoutMs = req.options.timeout_ms;
     this.lastPrincipal = req.principal;
     if (req.operator_id === 'test.slow') {
@@ -78,20 +61,7 @@ class ObservedBackend implements ApiBackend {
     return this.inner.execute(req);
   }
 
-  receipt(id: string): ReturnType<ApiBackend['receipt']> {
-    return this.inner.receipt(id);
-  }
-  receipts(from: number, limit: number): Promise<Receipt[]> {
-    return this.inner.receipts(from, limit);
-  }
-  treeHead(): ReturnType<ApiBackend['treeHead']> {
-    return this.inner.treeHead();
-  }
-  cluster(): ClusterStatus {
-    return this.inner.cluster();
-  }
-
-  async *stream(from: number, filter: readonly string[], signal: AbortSignal, maxBuffered?: number): AsyncIterable<ResultRecord> {
+  override async *stream(from: number, filter: readonly string[], signal: AbortSignal, maxBuffered?: number): AsyncIterable<ResultRecord> {
     this.lastMaxBuffered = maxBuffered;
     this.openStreams++;
     this.events.emit('stream-opened');
@@ -101,10 +71,6 @@ class ObservedBackend implements ApiBackend {
       this.openStreams--;
       this.events.emit('stream-closed');
     }
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
   }
 }
 
@@ -154,6 +120,7 @@ let descriptorsPath: string;
 let app: Awaited<ReturnType<typeof buildApi>>;
 let port: number;
 let backend: ObservedBackend;
+let auth: KeyStoreAuthenticator;
 
 function clientPem(files: DevCaFiles): ClientPem {
   return { certPath: files.clientCert, keyPath: files.clientKey, cert: readFileSync(files.clientCert, 'utf8'), key: readFileSync(files.clientKey, 'utf8') };
@@ -204,29 +171,8 @@ async function rejectsWith(p: Promise<unknown>, code: Code, check?: (e: ConnectE
   assert.fail(`expected ${Code[code]}`);
 }
 
-interface PyError {
-  error: { code: string; message: string; hypersync_code: string | null };
-}
-type PyExecute = { status: string; outputs: Json; receipt_id: string; receipt: { receipt_id: string; index?: string; operation: { operator_id: string } }; replayed?: boolean } | PyError;
-interface PyOutput {
-  execute: PyExecute[];
-  stream: Array<{ index?: string; operator_id: string; outputs?: Json }> | PyError | null;
-}
-
 function runPython(args: string[]): Promise<PyOutput> {
-  const base = ['--target', `127.0.0.1:${port}`, '--ca', devCa.ca, '--descriptors', descriptorsPath];
-  return new Promise((resolve, reject) => {
-    execFile(PYTHON, [PY_CLIENT, ...base, ...args], { timeout: 30_000 }, (err, stdout, stderr) => {
-      if (err !== null) reject(new Error(`python client failed: ${err.message}\n${stderr}`));
-      else resolve(JSON.parse(stdout) as PyOutput);
-    });
-  });
-}
-
-/** The interop tests need Debian's python3-grpcio and python3-protobuf (.ci/run installs them). */
-function assertPythonGrpc(): void {
-  const ok = existsSync(PYTHON) && spawnSync(PYTHON, ['-c', 'import grpc, google.protobuf'], { stdio: 'ignore' }).status === 0;
-  assert.ok(ok, `${PYTHON} with grpc and google.protobuf is required: apt-get install -y python3-grpcio python3-protobuf`);
+  return runPythonClient({ port, ca: devCa.ca, descriptors: descriptorsPath }, args);
 }
 
 before(async () => {
@@ -239,15 +185,14 @@ before(async () => {
   const created = await createApiKey(keysFile, 'grpc-test', ['execute', 'read']);
   apiKey = created.secret;
   apiKeyId = created.entry.id;
+  await addCertificateMapping(keysFile, { name: DEV_CLIENT_CN, match: `cn:${DEV_CLIENT_CN}`, scopes: ['execute', 'read'] });
   // The Python client builds its message classes from this (the same descriptors as the
   // generated TypeScript), so no protoc is needed on the machine.
-  descriptorsPath = join(dir, 'hypersync.binpb');
-  const fds = create(FileDescriptorSetSchema, { file: [file_google_protobuf_struct.proto, file_hypersync_v1_hypersync.proto] });
-  writeFileSync(descriptorsPath, toBinary(FileDescriptorSetSchema, fds));
+  descriptorsPath = writeDescriptors(dir);
 
   const signer = crypto.createSigner(crypto.randomBytes(32));
   backend = new ObservedBackend(new EngineBackend({ engine: await SingleEngine.open({ store: new MemoryStore(), signer, peerId: peerIdFromPublicKeyBytes(signer.publicKey) }) }));
-  const auth = new KeyStoreAuthenticator({
+  auth = await KeyStoreAuthenticator.open({
     keysFile,
     tokens: [
       { name: 'exec', token: EXEC_TOKEN, scopes: ['execute', 'read'] },
@@ -267,6 +212,7 @@ before(async () => {
 
 after(async () => {
   await app?.close();
+  auth?.close();
   await backend?.close();
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 });
@@ -396,7 +342,7 @@ describe('authentication', () => {
   test('over the per-key rate limit answers RESOURCE_EXHAUSTED with retry-after', async () => {
     const limited = await buildApi({
       backend,
-      auth: new KeyStoreAuthenticator({ tokens: [{ name: 'exec', token: EXEC_TOKEN, scopes: ['execute', 'read'] }], ratePerSecond: 0.01, rateBurst: 1 }),
+      auth: await KeyStoreAuthenticator.open({ tokens: [{ name: 'exec', token: EXEC_TOKEN, scopes: ['execute', 'read'] }], ratePerSecond: 0.01, rateBurst: 1 }),
       tls: { key: readFileSync(devCa.serverKey), cert: readFileSync(devCa.serverCert), ca: caPem },
     });
     try {
@@ -529,7 +475,7 @@ describe('StreamResults and idle timeouts', () => {
     const IDLE_MS = 300;
     const quiet = await buildApi({
       backend,
-      auth: new KeyStoreAuthenticator({ tokens: [{ name: 'exec', token: EXEC_TOKEN, scopes: ['execute', 'read'] }] }),
+      auth: await KeyStoreAuthenticator.open({ tokens: [{ name: 'exec', token: EXEC_TOKEN, scopes: ['execute', 'read'] }] }),
       tls: { key: readFileSync(devCa.serverKey), cert: readFileSync(devCa.serverCert), ca: caPem },
       timeouts: { idleMs: IDLE_MS },
     });

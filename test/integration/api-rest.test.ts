@@ -14,9 +14,10 @@ import { verifyInclusion } from '../../src/receipts/merkle.ts';
 import { LevelStore } from '../../src/store/level.ts';
 import { EngineBackend } from '../../relay/api/engine-backend.ts';
 import { SingleEngine } from '../../src/consensus/single/engine.ts';
-import { createApiKey, KeyStoreAuthenticator, revokeApiKey } from '../../relay/api/auth.ts';
+import { KeyStoreAuthenticator } from '../../relay/api/auth.ts';
+import { addCertificateMapping, createApiKey, revokeApiKey } from '../../relay/api/keys-file.ts';
 import { buildApi, DRAIN_TIMEOUT_MS } from '../../relay/api/server.ts';
-import { generateDevCa, type DevCaFiles } from '../../relay/api/tls.ts';
+import { DEV_CLIENT_CN, generateDevCa, type DevCaFiles } from '../../relay/api/tls.ts';
 import { call, type ClientOptions, type ClientResponse } from '../harness/https-client.ts';
 import { tempDir } from '../harness/processes.ts';
 
@@ -52,6 +53,7 @@ let app: FastifyInstance;
 let base: string;
 let peerId: string;
 let keysFile: string;
+let auth: KeyStoreAuthenticator;
 const secrets: { exec: string; reader: string; revoked: string } = { exec: '', reader: '', revoked: '' };
 
 before(async () => {
@@ -65,12 +67,13 @@ before(async () => {
   const revoked = await createApiKey(keysFile, 'gone', ['execute', 'read']);
   secrets.revoked = revoked.secret;
   await revokeApiKey(keysFile, revoked.entry.id);
+  await addCertificateMapping(keysFile, { name: 'devnet-client', match: `cn:${DEV_CLIENT_CN}`, scopes: ['execute', 'read'] });
   const signer = crypto.createSigner(crypto.randomBytes(32));
   peerId = peerIdFromPublicKeyBytes(signer.publicKey);
   backend = new EngineBackend({ engine: await SingleEngine.open({ store: await LevelStore.open(join(dir, 'api')), signer, peerId }) });
   app = await buildApi({
     backend,
-    auth: new KeyStoreAuthenticator({ keysFile, tokens: [{ name: 'test', token: TOKEN, scopes: ['execute', 'read'] }] }),
+    auth: (auth = await KeyStoreAuthenticator.open({ keysFile, tokens: [{ name: 'test', token: TOKEN, scopes: ['execute', 'read'] }] })),
     tls: { key: readFileSync(tls.serverKey), cert: readFileSync(tls.serverCert), ca },
     bodyLimit: BODY_LIMIT,
     timeouts: { headersMs: HEADERS_TIMEOUT_MS, requestMs: 10_000 },
@@ -83,6 +86,7 @@ before(async () => {
 
 after(async () => {
   await app?.close();
+  auth?.close();
   await backend?.close();
 });
 
@@ -351,7 +355,7 @@ test('slow headers: a client that stops mid-headers is cut off within the timeou
 test('rate limit: over the per-key budget is 429 with Retry-After', async () => {
   const limited = await buildApi({
     backend,
-    auth: new KeyStoreAuthenticator({ tokens: [{ name: 'slow', token: TOKEN, scopes: ['read'] }], ratePerSecond: 1, rateBurst: 3 }),
+    auth: await KeyStoreAuthenticator.open({ tokens: [{ name: 'slow', token: TOKEN, scopes: ['read'] }], ratePerSecond: 1, rateBurst: 3 }),
     tls: { key: readFileSync(tls.serverKey), cert: readFileSync(tls.serverCert), ca },
   });
   await limited.listen({ host: '127.0.0.1', port: 0 });
@@ -414,6 +418,7 @@ test('/docs/json is OpenAPI 3 listing every route; /docs needs no credentials', 
     ['/api/v1/operators', 'get'],
     ['/api/v1/cluster', 'get'],
     ['/healthz', 'get'],
+    ['/api/v1/status', 'get'],
     ['/metrics', 'get'],
   ] as const) {
     assert.ok(doc.paths[path]?.[method] !== undefined, `${method.toUpperCase()} ${path} in the OpenAPI document`);

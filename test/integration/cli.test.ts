@@ -128,3 +128,42 @@ test('keys create/list/revoke: the secret is printed once, stored only as a hash
   assert.match(broken.err, /KEYS_FILE_INVALID: .*keys\[0\]\.id is invalid/);
   assert.doesNotMatch(broken.err, /\n\s+at /);
 });
+
+test('keys cert-add / cert-list / cert-revoke / cert-remove map client certificates and refuse serials', async () => {
+  const dir = tempDir();
+  const file = join(dir, 'api-keys.json');
+  const added = cli('keys', 'cert-add', '--keys-file', file, '--name', 'billing', '--match', 'dns:Billing.Internal', '--scopes', 'read');
+  assert.equal(added.code, 0, added.err);
+  assert.match(added.out, /dns:billing\.internal to cert:billing \(scopes read\)/);
+  const again = cli('keys', 'cert-add', '--keys-file', file, '--name', 'billing', '--match', 'cn:x');
+  assert.equal(again.code, 2);
+  assert.match(again.err, /already maps a certificate named 'billing'/);
+  for (const [args, message] of [
+    [['--name', 'x', '--match', 'subject:x'], /certificate match 'subject:x' must be cn:<value>/],
+    [['--name', 'x', '--match', 'ip:300.1.1.1'], /not an IP address/],
+    [['--name', 'x', '--match', 'cn:x', '--scopes', 'admin'], /unknown scope 'admin'/],
+  ] as const) {
+    const r = cli('keys', 'cert-add', '--keys-file', file, ...args);
+    assert.equal(r.code, 2, r.err);
+    assert.match(r.err, message);
+  }
+  // A serial from a PEM file: the CLI reads it with node's X509Certificate.
+  const { generateDevCa } = await import('../../relay/api/tls.ts');
+  const ca = await generateDevCa(join(dir, 'tls'));
+  const { X509Certificate } = await import('node:crypto');
+  const serial = new X509Certificate(readFileSync(ca.clientCert)).serialNumber.replace(/^0+/, '');
+  const revoked = cli('keys', 'cert-revoke', '--keys-file', file, '--cert', ca.clientCert);
+  assert.equal(revoked.code, 0, revoked.err);
+  assert.match(revoked.out, new RegExp(`revoked certificate serial ${serial} at `));
+  assert.equal(cli('keys', 'cert-revoke', '--keys-file', file, '--serial', '0a:bc').code, 0);
+  assert.equal(cli('keys', 'cert-revoke', '--keys-file', file).code, 2, 'one of --serial or --cert');
+  assert.equal(cli('keys', 'cert-revoke', '--keys-file', file, '--serial', 'xyz').code, 2);
+  const listed = JSON.parse(cli('keys', 'cert-list', '--keys-file', file, '--json').out) as { certificates: Array<{ name: string; match: string }>; revoked_serials: Array<{ serial: string }> };
+  assert.deepEqual(listed.certificates.map((c) => [c.name, c.match]), [['billing', 'dns:billing.internal']]);
+  assert.deepEqual(listed.revoked_serials.map((r) => r.serial), [serial, 'ABC']);
+  assert.match(cli('keys', 'cert-list', '--keys-file', file).out, /^cert:billing\tdns:billing\.internal\tread\t/m);
+  assert.equal(cli('keys', 'cert-remove', '--keys-file', file, '--name', 'billing').code, 0);
+  const gone = cli('keys', 'cert-remove', '--keys-file', file, '--name', 'billing');
+  assert.equal(gone.code, 2);
+  assert.match(gone.err, /no certificate mapping named 'billing'/);
+});

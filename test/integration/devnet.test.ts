@@ -64,7 +64,9 @@ test('devnet writes the endpoints contract, serves the web app, and SIGINT leave
   assert.equal(endpoints.grpc, `127.0.0.1:${base + 1}`);
   assert.equal(endpoints.ca, join(dir, 'ca.pem'));
   const ca = readFileSync(endpoints.ca);
-  const health = (await call(`${endpoints.rest}/healthz`, { ca })).json<{ status: string; peerId: string }>();
+  assert.deepEqual((await call(`${endpoints.rest}/healthz`, { ca })).json(), { status: 'ok' });
+  const bearer = { authorization: `Bearer ${endpoints.token}` };
+  const health = (await call(`${endpoints.rest}/api/v1/status`, { ca, headers: bearer })).json<{ status: string; peerId: string }>();
   assert.equal(health.status, 'ok');
   assert.equal(health.peerId, endpoints.peers.find((p) => p.role === 'relay')?.peerId);
   // The printed curl example's request works with the token file, and mTLS with the client pair.
@@ -97,7 +99,7 @@ test('devnet writes the endpoints contract, serves the web app, and SIGINT leave
   // The relay sees all three peers admitted (HELLO both ways), which is what the tab shows.
   let established = 0;
   for (const end = Date.now() + 20_000; established < 3 && Date.now() < end; await new Promise((r) => setTimeout(r, 200))) {
-    established = (await call(`${endpoints.rest}/healthz`, { ca })).json<{ peers: { established: number } }>().peers.established;
+    established = (await call(`${endpoints.rest}/api/v1/status`, { ca, headers: bearer })).json<{ peers: { established: number } }>().peers.established;
   }
   assert.equal(established, 3, 'the relay has an established session with each peer');
   const page = await fetch(endpoints.web!);

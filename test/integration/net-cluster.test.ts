@@ -3,6 +3,7 @@
 // refusal of a peer that is not admitted, and tampered frames dropped without harm.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
@@ -25,6 +26,9 @@ import { killAll, run, tempDir, type JsonEvent, type Proc } from '../harness/pro
 const HEARTBEAT_MS = 300;
 const dir = tempDir();
 const configPath = join(dir, 'cluster.json');
+/** The relay's API token: its status (peer counts) needs the read scope. */
+const API_TOKEN = 'net-cluster-api-token-0123456789';
+const tokenPath = join(dir, 'api-token');
 let relay: Proc;
 let relayAddr: string;
 const nodes: Proc[] = [];
@@ -42,7 +46,8 @@ before(async () => {
   const ids: string[] = [];
   for (const name of ['relay', 'n1', 'n2', 'n3']) ids.push(peerIdFromPrivateKey(await loadOrCreateKey(join(dir, name))).toString());
   await initCluster(dir, 'itest', ids);
-  relay = run('relay', ['relay', '--cluster-config', configPath, '--data-dir', join(dir, 'relay'), '--port', '0', '--http-port', '0', '--insecure', '--heartbeat-ms', String(HEARTBEAT_MS), '--json-events']);
+  writeFileSync(tokenPath, `${API_TOKEN}\n`, { mode: 0o600 });
+  relay = run('relay', ['relay', '--cluster-config', configPath, '--data-dir', join(dir, 'relay'), '--port', '0', '--http-port', '0', '--insecure', '--token-file', tokenPath, '--heartbeat-ms', String(HEARTBEAT_MS), '--json-events']);
   const ready = await relay.ready();
   relayAddr = (ready['multiaddrs'] as string[])[0]!;
   nodeIds.push(...ids.slice(1));
@@ -65,7 +70,7 @@ test('relay and three peers exchange HELLO, authenticate each other and heartbea
   const payload = (hello['envelope'] as { payload: { cluster: string; version: string } }).payload;
   assert.equal(payload.cluster, 'itest');
   assert.equal(payload.version, ICO_VERSION);
-  const health = (await (await fetch(`${relay.events[0]!['http'] as string}/healthz`)).json()) as { status: string; peers: { established: number } };
+  const health = (await (await fetch(`${relay.events[0]!['http'] as string}/api/v1/status`, { headers: { authorization: `Bearer ${API_TOKEN}` } })).json()) as { status: string; peers: { established: number } };
   assert.equal(health.status, 'ok');
   assert.ok(health.peers.established >= 3);
 });

@@ -4,6 +4,7 @@
 // discovery reply, and the relay's HTTP error shape.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2';
@@ -32,6 +33,9 @@ const HEARTBEAT_MS = 300;
 process.env['HYPERSYNC_LOG'] ??= 'warn';
 const dir = tempDir();
 const configPath = join(dir, 'cluster.json');
+/** The relay's API token: its status (peers, addresses) needs the read scope. */
+const API_TOKEN = 'net-wire-api-token-0123456789';
+const tokenPath = join(dir, 'api-token');
 let relay: Proc;
 let relayAddr: string;
 let relayHttp: string;
@@ -74,7 +78,8 @@ before(async () => {
   const relayId = peerIdFromPrivateKey(await loadOrCreateKey(join(dir, 'relay'))).toString();
   nodeId = peerIdFromPrivateKey(await loadOrCreateKey(join(dir, 'n1'))).toString();
   const config = await initCluster(dir, 'wire', [relayId, nodeId, peerIdFromPrivateKey(meKey).toString()]);
-  relay = run('relay', ['relay', '--cluster-config', configPath, '--data-dir', join(dir, 'relay'), '--port', '0', '--http-port', '0', '--insecure', '--heartbeat-ms', String(HEARTBEAT_MS), '--json-events']);
+  writeFileSync(tokenPath, `${API_TOKEN}\n`, { mode: 0o600 });
+  relay = run('relay', ['relay', '--cluster-config', configPath, '--data-dir', join(dir, 'relay'), '--port', '0', '--http-port', '0', '--insecure', '--token-file', tokenPath, '--heartbeat-ms', String(HEARTBEAT_MS), '--json-events']);
   const ready = await relay.ready();
   relayAddr = (ready['multiaddrs'] as string[])[0]!;
   relayHttp = ready['http'] as string;
@@ -273,10 +278,14 @@ test('the relay gives a peer that is not admitted neither the peer list nor a re
   assert.ok(!outsider.getConnections(peerIdFromString(nodeId)).length, 'no connection to the node');
 });
 
-test('the relay API server answers unknown routes and methods with JSON errors', async () => {
+test('the relay API server answers unknown routes and methods with JSON errors; /healthz tells liveness only', async () => {
   const health = await fetch(`${relayHttp}/healthz`);
   assert.equal(health.status, 200);
-  const body = (await health.json()) as { status: string; peerId: string; multiaddrs: string[]; peers: { established: number } };
+  assert.deepEqual(await health.json(), { status: 'ok' });
+  assert.equal((await fetch(`${relayHttp}/api/v1/status`)).status, 401, 'peers and addresses need the read scope');
+  const status = await fetch(`${relayHttp}/api/v1/status`, { headers: { authorization: `Bearer ${API_TOKEN}` } });
+  assert.equal(status.status, 200);
+  const body = (await status.json()) as { status: string; peerId: string; multiaddrs: string[]; peers: { established: number } };
   assert.equal(body.status, 'ok');
   assert.equal(body.peerId, relay.events[0]!['peerId']);
   assert.ok(body.multiaddrs.includes(relayAddr));

@@ -209,7 +209,7 @@ function describeApi(): void {
     for (let i = 0; i < RECEIPTS; i++) await backend.execute({ operator_id: 'kv.put', inputs: { key: `k${i}`, value: i }, options: {}, principal: 'test' });
     app = await buildApi({
       backend,
-      auth: new KeyStoreAuthenticator({ tokens: [{ name: 'test', token: TOKEN, scopes: ['execute', 'read'] }] }),
+      auth: await KeyStoreAuthenticator.open({ tokens: [{ name: 'test', token: TOKEN, scopes: ['execute', 'read'] }] }),
       tls: { key: readFileSync(tls.serverKey), cert: readFileSync(tls.serverCert), ca: readFileSync(tls.ca) },
     });
     await app.listen({ host: '127.0.0.1', port: 0 });

@@ -285,3 +285,26 @@ test('fields altered and re-signed by the signer itself are caught by steps 2–
     }
   }
 });
+
+test('evidence that JCS cannot canonicalize (nested too deep) fails step 3 or 4 instead of throwing', async () => {
+  const { receipts, io } = await makeLog(2);
+  let deep: unknown = 1;
+  for (let i = 0; i < 200; i++) deep = [deep];
+  const v = new ChainVerifier({ now: T0 + 60_000 });
+  const r = v.next(receipts[0], { inputs: deep as never, outputs: io[0]!.outputs });
+  assert.equal(r.ok, false);
+  assert.ok(!r.ok && r.stepName === 'inputs' && /not canonical JSON/.test(r.reason), JSON.stringify(r));
+  const w = new ChainVerifier({ now: T0 + 60_000 });
+  const o = w.next(receipts[0], { outputs: deep as never });
+  assert.ok(!o.ok && o.stepName === 'outputs', JSON.stringify(o));
+});
+
+test('a proof bundle whose own receipt_id or leaf_hash is not the receipt\'s does not prove', async () => {
+  const { log, receipts } = await makeLog(5);
+  const receipt = receipts[2]!;
+  const proof = await log.inclusionProof(receipt.receipt_id);
+  const tree_head = log.signedTreeHead(T0);
+  assert.equal(proofBundleProblem({ receipt, proof, tree_head }), null);
+  assert.match(proofBundleProblem({ receipt, proof: { ...proof, receipt_id: receipts[3]!.receipt_id }, tree_head }) ?? '', /receipt_id/);
+  assert.match(proofBundleProblem({ receipt, proof: { ...proof, leaf_hash: '00'.repeat(32) }, tree_head }) ?? '', /leaf_hash/);
+});
