@@ -46,6 +46,10 @@ export class Adversary {
 
   /** False: the Byzantine replica does not take the message in. */
   incoming(m: PbftMessage): boolean {
+    if (this.behaviour === 'silent') {
+      this.rewrites++;
+      return false;
+    }
     if (m.type === 'request') {
       if (this.requests.length >= REQUEST_POOL) this.requests.shift();
       this.requests.push(m);

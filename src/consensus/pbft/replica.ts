@@ -244,6 +244,7 @@ export class PbftReplica {
   /** A finished transfer, installed at the next ready() with no Ready outstanding. */
   private transferred: { seq: number; digest: Uint8Array; proof: CheckpointProof; state: Uint8Array } | undefined;
   private readonly missing = new Map<string, { digest: Uint8Array; elapsed: number }>();
+  private early: (PrePrepareMessage | PrepareMessage | CommitMessage)[] = [];
 
   private msgs: Outbound[] = [];
   private replies: ClientReply[] = [];
@@ -527,12 +528,26 @@ export class PbftReplica {
     return s;
   }
 
-  /** Checks view and activity for agreement messages; returns false (and counts) when not current. */
-  private current(view: number): boolean {
-    if (view < this.view) return this.dropFalse('staleView');
-    if (view > this.view) return this.dropFalse('futureView');
-    if (!this.active) return this.dropFalse('inactive');
-    return true;
+  /**
+   * Checks view and activity for agreement messages; false when not for the current view. Those
+   * for the view we are entering (or the next one) may have overtaken its NEW-VIEW: they are kept
+   * (up to maxEarlyMessages) and stepped again once that view starts.
+   */
+  private current(m: PrePrepareMessage | PrepareMessage | CommitMessage): boolean {
+    if (m.view < this.view) return this.dropFalse('staleView');
+    if (m.view === this.view && this.active) return true;
+    if (m.view > this.view + 1) return this.dropFalse('futureView');
+    if (this.early.length >= this.limits.maxEarlyMessages) return this.dropFalse(m.view > this.view ? 'futureView' : 'inactive');
+    // Only signed words take room in the buffer (forgeries would crowd real ones out).
+    if (!this.verified(this.auth.verifyMessage(m))) return this.dropFalse('badSignature');
+    this.early.push(m);
+    return false;
+  }
+
+  private replayEarly(): void {
+    const early = this.early;
+    this.early = [];
+    for (const m of early) if (m.view >= this.view) this.step(this.memberId(m.replica), m);
   }
 
   private dropFalse(reason: DropReason): false {
@@ -618,6 +633,13 @@ export class PbftReplica {
         this.assigned.add(key);
       }
       if (batch.length === 0) return;
+      // A primary that missed a view change may learn decisions of later views (commit
+      // certificates) for seqs it has not used yet: never order anything there.
+      while (this.slots.get(this.nextSeq)?.decided !== undefined) this.nextSeq++;
+      if (!this.inWindow(this.nextSeq)) {
+        for (const r of batch) this.assigned.delete(requestKey(r.client, r.timestamp));
+        return;
+      }
       const seq = this.nextSeq++;
       const digest = this.auth.batchDigest(batch);
       const d = this.auth.agreementDigest('prePrepare', this.view, seq, digest, this.index);
@@ -650,7 +672,7 @@ export class PbftReplica {
   }
 
   private onPrePrepare(m: PrePrepareMessage): void {
-    if (!this.current(m.view)) return;
+    if (!this.current(m)) return;
     if (m.replica !== this.primaryIndex()) {
       this.drop('notPrimary');
       return;
@@ -712,7 +734,7 @@ export class PbftReplica {
   }
 
   private onVote(m: PrepareMessage | CommitMessage): void {
-    if (!this.current(m.view)) return;
+    if (!this.current(m)) return;
     if (m.type === 'prepare' && m.replica === this.primaryIndex()) {
       this.drop('notPrimary');
       return;
@@ -1406,6 +1428,7 @@ export class PbftReplica {
         forwarded++;
       }
     }
+    this.replayEarly();
   }
 
   // ---- status and retransmission --------------------------------------------------------------

@@ -311,6 +311,11 @@ export interface PbftLimits {
   readonly maxStateBytes: number;
   /** Batches being fetched by digest at once. */
   readonly maxMissingBatches: number;
+  /**
+   * PRE-PREPAREs, PREPAREs and COMMITs for the view being entered (they may overtake its
+   * NEW-VIEW) held until it starts; the rest are dropped and counted.
+   */
+  readonly maxEarlyMessages: number;
   /** Ticks a backup waits for a known request to execute before starting a view change. */
   readonly requestTimeoutTicks: number;
   /** Ticks to wait for the NEW-VIEW after 2f+1 VIEW-CHANGEs; doubles per failed view. */
@@ -340,6 +345,7 @@ export const PBFT_DEFAULTS: PbftLimits = {
   stateChunkBytes: 128 * 1024,
   maxStateBytes: 256 * 1024 * 1024,
   maxMissingBatches: 64,
+  maxEarlyMessages: 1024,
   requestTimeoutTicks: 20,
   viewChangeTimeoutTicks: 20,
   maxViewChangeBackoff: 4,
