@@ -9,6 +9,7 @@ const suites: Record<string, () => Promise<BenchModule>> = {
   ico: () => import('./ico.bench.ts'),
   receipts: () => import('./receipts.bench.ts'),
   raft: () => import('./raft.bench.ts'),
+  'pbft-core': () => import('./pbft-core.bench.ts'),
   'raft-durable': () => import('./raft-durable.bench.ts'),
   'raft-cluster': () => import('./raft-cluster.bench.ts'),
   net: () => import('./net.bench.ts'),

@@ -584,6 +584,11 @@ function decodeBody(r: Reader, type: PbftMessageType, limits: CodecLimits): Pbft
   }
 }
 
+/** Is the UTF-8 form of `s` at most `max` bytes? (A UTF-16 unit is at most 3 bytes: short strings need no encoding.) */
+export function utf8Within(s: string, max: number): boolean {
+  return s.length * 3 <= max || utf8.encode(s).byteLength <= max;
+}
+
 /** Encoded size without building the bytes twice (used for batch byte limits). */
 export function requestSize(r: RequestMessage): number {
   return 2 + 1 + utf8.encode(r.client).byteLength + 8 + 4 + r.op.byteLength + SIGNATURE_BYTES;

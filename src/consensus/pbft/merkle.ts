@@ -39,20 +39,36 @@ function parentLevel(digest: Digest, level: readonly Uint8Array[]): Uint8Array[]
   return up;
 }
 
-/** RFC 9162 inclusion path of leaf `index`, leaf-side first. */
-export function inclusionPath(digest: Digest, leaves: readonly Uint8Array[], index: number): Uint8Array[] {
+/** Every level of the tree, leaves first, root last (build once, then take many paths). */
+export function merkleLevels(digest: Digest, leaves: readonly Uint8Array[]): (readonly Uint8Array[])[] {
+  const levels: (readonly Uint8Array[])[] = [leaves];
+  let level: readonly Uint8Array[] = leaves;
+  while (level.length > 1) {
+    level = parentLevel(digest, level);
+    levels.push(level);
+  }
+  return levels;
+}
+
+/** RFC 9162 inclusion path of leaf `index` from prebuilt levels, leaf-side first. */
+export function pathFromLevels(levels: readonly (readonly Uint8Array[])[], index: number): Uint8Array[] {
+  const leaves = levels[0] ?? [];
   if (!Number.isInteger(index) || index < 0 || index >= leaves.length) throw new RangeError(`leaf ${index} of ${leaves.length}`);
   const path: Uint8Array[] = [];
-  let level: readonly Uint8Array[] = leaves;
   let i = index;
-  while (level.length > 1) {
+  for (let l = 0; l + 1 < levels.length; l++) {
+    const level = levels[l] as readonly Uint8Array[];
     const sibling = i % 2 === 0 ? i + 1 : i - 1;
     // The last node of an odd level has no sibling: it moves up unchanged.
     if (sibling < level.length) path.push(level[sibling] as Uint8Array);
-    level = parentLevel(digest, level);
     i = Math.floor(i / 2);
   }
   return path;
+}
+
+/** RFC 9162 inclusion path of leaf `index`, leaf-side first. */
+export function inclusionPath(digest: Digest, leaves: readonly Uint8Array[], index: number): Uint8Array[] {
+  return pathFromLevels(merkleLevels(digest, leaves), index);
 }
 
 /** RFC 9162 §2.1.3.2: the root that `path` proves for leaf `index` of `size`, or undefined if the path cannot be one. */

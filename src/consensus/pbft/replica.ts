@@ -17,9 +17,9 @@
 // until then (its earlier votes are forgotten).
 import { PbftAuth, bytesEqual, bytesKey } from './auth.ts';
 import { ClientTable } from './client-table.ts';
-import { requestSize, signedPart } from './codec.ts';
+import { requestSize, signedPart, utf8Within } from './codec.ts';
 import { DROP_REASONS, invariant, type DropReason } from './errors.ts';
-import { inclusionPath, merkleRoot } from './merkle.ts';
+import { merkleLevels, pathFromLevels } from './merkle.ts';
 import {
   BROADCAST,
   PBFT_DEFAULTS,
@@ -183,7 +183,8 @@ interface ReplyRoot {
   readonly view: number;
   readonly root: Uint8Array;
   readonly signature: Uint8Array;
-  readonly leaves: readonly Uint8Array[];
+  /** The reply tree, leaves first (paths for retransmitted replies come from here). */
+  readonly levels: readonly (readonly Uint8Array[])[];
 }
 
 interface Outstanding {
@@ -558,7 +559,7 @@ export class PbftReplica {
   // ---- requests -----------------------------------------------------------------------------
 
   private requestProblem(r: RequestMessage): DropReason | undefined {
-    if (r.op.byteLength > this.limits.maxOpBytes || new TextEncoder().encode(r.client).byteLength > this.limits.maxClientIdBytes) return 'invalidRequest';
+    if (r.op.byteLength > this.limits.maxOpBytes || !utf8Within(r.client, this.limits.maxClientIdBytes)) return 'invalidRequest';
     if (!Number.isSafeInteger(r.timestamp) || r.timestamp < 0) return 'invalidRequest';
     const key = this.clientKey(r.client);
     if (key === undefined) return 'invalidRequest';
@@ -858,9 +859,10 @@ export class PbftReplica {
   /** One signature for the whole batch: every reply proves its leaf under the signed root. */
   private replyBatch(seq: number, items: readonly { client: string; timestamp: number; result: Uint8Array }[]): void {
     const leaves = items.map((it) => this.auth.replyLeaf(it.client, it.timestamp, it.result));
-    const root = merkleRoot(this.auth.verifier.digest, leaves);
+    const levels = merkleLevels(this.auth.verifier.digest, leaves);
+    const root = (levels[levels.length - 1] as readonly Uint8Array[])[0] as Uint8Array;
     const signature = this.sign(this.auth.replyDigest(this.view, seq, root, this.index));
-    const rr: ReplyRoot = { view: this.view, root, signature, leaves };
+    const rr: ReplyRoot = { view: this.view, root, signature, levels };
     this.replyRoots.set(seq, rr);
     if (this.replyRoots.size > this.limits.maxReplyCacheBatches) {
       const oldest = this.replyRoots.keys().next();
@@ -881,8 +883,8 @@ export class PbftReplica {
       timestamp,
       result,
       index,
-      leafCount: rr.leaves.length,
-      path: inclusionPath(this.auth.verifier.digest, rr.leaves, index),
+      leafCount: (rr.levels[0] as readonly Uint8Array[]).length,
+      path: pathFromLevels(rr.levels, index),
     };
     this.replies.push({ to: client, message });
   }
@@ -892,11 +894,11 @@ export class PbftReplica {
     if (e === undefined || e.result === undefined || e.timestamp !== timestamp) return;
     let rr = this.replyRoots.get(e.seq);
     let index = e.index;
-    if (rr === undefined || index >= rr.leaves.length) {
+    if (rr === undefined || index >= (rr.levels[0] as readonly Uint8Array[]).length) {
       // The batch's root is gone (evicted, or we got here by state transfer): sign this leaf alone.
       const leaf = this.auth.replyLeaf(client, timestamp, e.result);
       const signature = this.sign(this.auth.replyDigest(this.view, e.seq, leaf, this.index));
-      rr = { view: this.view, root: leaf, signature, leaves: [leaf] };
+      rr = { view: this.view, root: leaf, signature, levels: [[leaf]] };
       index = 0;
     }
     this.pushReply(e.seq, rr, index, client, timestamp, e.result);
