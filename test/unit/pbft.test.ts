@@ -245,17 +245,35 @@ describe('pbft: view change (TOCS 2002 §4.4)', () => {
     const executed = recordExecutions(c);
     c.submit('c1', put('a', '1'));
     // Everyone prepares seq 1, but no COMMIT arrives anywhere; then r0 falls silent.
-    c.drop = (e) => e.message.type === 'commit';
+    let prepared: Uint8Array = new Uint8Array(0);
+    c.drop = (e) => {
+      if (e.message.type === 'prePrepare') prepared = e.message.digest;
+      return e.message.type === 'commit';
+    };
     c.deliverAll();
     const digestBefore = bytesKey((c.host('r0').replica.commitProof(1) ?? { digest: new Uint8Array(0) }).digest);
     assert.equal(digestBefore, bytesKey(new Uint8Array(0)), 'nothing decided yet');
     c.isolate('r0');
+    const seen: PbftMessage[] = [];
+    const cut = c.drop;
+    c.drop = (e) => {
+      if (e.message.type === 'viewChange' || e.message.type === 'newView') seen.push(e.message);
+      return cut(e);
+    };
     for (let i = 0; i < 40 && (c.completed.get('c1')?.length ?? 0) === 0; i++) c.tickAll();
     assert.equal(c.completed.get('c1')?.length, 1);
+    // Each backup's VIEW-CHANGE carries its prepared certificate for seq 1 ...
+    const vcs = seen.filter((m) => m.type === 'viewChange');
+    assert.ok(vcs.length >= 3);
+    for (const vc of vcs) assert.ok(vc.type === 'viewChange' && vc.prepared.some((p) => p.seq === 1 && bytesKey(p.digest) === bytesKey(prepared)), 'prepared certificate in the VIEW-CHANGE');
+    // ... and the NEW-VIEW orders that same digest at seq 1 (not a fresh batch of the same request).
+    const nv = seen.find((m) => m.type === 'newView');
+    assert.ok(nv?.type === 'newView');
+    assert.deepEqual(nv.prePrepares.map((p) => [p.seq, bytesKey(p.digest)]), [[1, bytesKey(prepared)]]);
     const b = (executed.get('r1') as CommittedBatch[])[0] as CommittedBatch;
     assert.equal(b.seq, 1);
     assert.equal(b.view, 1, 'decided in view 1');
-    assert.equal(b.requests.length, 1, 'the prepared batch, not a null request');
+    assert.equal(bytesKey(b.digest), bytesKey(prepared));
   });
 
   it('NEW-VIEW order: the highest-view prepared digest per seq, null requests in the gaps', () => {
@@ -281,6 +299,41 @@ describe('pbft: view change (TOCS 2002 §4.4)', () => {
         [3, bytesKey(d(3))],
       ],
     );
+  });
+
+  it('a PRE-PREPARE that overtakes its NEW-VIEW is held and acted on once the view starts', () => {
+    // n = 7: view 1 runs on r1..r5 (2f+1) while r6 still waits for the NEW-VIEW.
+    const c = new PbftMemoryCluster({ n: 7, clients: 2, clientRetransmitTicks: 3, limits: { requestTimeoutTicks: 5 } });
+    c.isolate('r0');
+    c.submit('c1', put('a', '1'));
+    let newView: Envelope | undefined;
+    c.drop = (e) => {
+      if (e.message.type === 'newView' && e.to === 'r6') {
+        newView = e;
+        return true;
+      }
+      return e.from === 'r0' || e.to === 'r0';
+    };
+    for (let i = 0; i < 30 && (c.completed.get('c1')?.length ?? 0) === 0; i++) c.tickAll();
+    assert.equal(c.completed.get('c1')?.length, 1);
+    assert.ok(newView !== undefined);
+    const r6 = c.host('r6').replica;
+    assert.equal(r6.isActive(), false);
+    assert.equal(r6.currentView(), 1, `r6 waits in view 1 (dropped: ${JSON.stringify(r6.stats().dropped)})`);
+    // View 1 orders a new request; its PRE-PREPARE reaches r6 before the NEW-VIEW does.
+    c.submit('c2', put('b', '2'));
+    const [req] = c.take((e) => e.message.type === 'request' && e.from === 'c2');
+    c.deliver({ ...(req as Envelope), to: 'r1' });
+    const pp = c.take((e) => e.message.type === 'prePrepare' && e.to === 'r6');
+    assert.equal(pp.length, 1);
+    const seq = (pp[0]?.message as { seq: number }).seq;
+    c.deliver(pp[0] as Envelope);
+    assert.equal(c.take((e) => e.from === 'r6' && e.message.type === 'prepare').length, 0, 'held while waiting for the NEW-VIEW');
+    c.isolate('r0');
+    c.deliver(newView);
+    const prepares = c.take((e) => e.from === 'r6' && e.message.type === 'prepare' && e.message.seq === seq);
+    assert.equal(prepares.length, 6, 'r6 prepares the held pre-prepare as soon as view 1 starts');
+    assert.equal(r6.stats().dropped.inactive, 0);
   });
 
   it('two signed PRE-PREPAREs for one (view, seq) expose the primary: the backup starts a view change', () => {
