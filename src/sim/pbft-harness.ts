@@ -54,6 +54,7 @@ export class PbftMemoryCluster implements HostSink {
   drop: (e: Envelope) => boolean = () => false;
   readonly ids: readonly NodeId[];
   private readonly signers = new Map<NodeId, PbftSigner>();
+  private readonly clientSigners = new Map<string, PbftSigner>();
 
   constructor(opts: PbftClusterOptions) {
     const rng = new Xoshiro128(opts.seed ?? 1);
@@ -68,6 +69,7 @@ export class PbftMemoryCluster implements HostSink {
       const id = `c${c}`;
       const key = keyFor(kind, rng);
       clientKeys.set(id, key.publicKey);
+      this.clientSigners.set(id, key.signer);
       this.clients.set(
         id,
         new PbftClient({
@@ -109,6 +111,13 @@ export class PbftMemoryCluster implements HostSink {
   signer(id: NodeId): PbftSigner {
     const s = this.signers.get(id);
     if (s === undefined) throw new Error(`no replica ${id}`);
+    return s;
+  }
+
+  /** Client `id`'s signing key (tests forge what a misbehaving client would send). */
+  clientSigner(id: string): PbftSigner {
+    const s = this.clientSigners.get(id);
+    if (s === undefined) throw new Error(`no client ${id}`);
     return s;
   }
 

@@ -473,6 +473,30 @@ describe('pbft: bad input is dropped, counted, and stalls nobody', () => {
     assert.equal(r3.isActive(), true);
   });
 
+  it('a primary cannot make a replica check NEW-VIEWs for its view without end (maxNewViewChecks)', () => {
+    const c = new PbftMemoryCluster({ n: 4, clientRetransmitTicks: 3, limits: { requestTimeoutTicks: 5, maxNewViewChecks: 3 } });
+    c.isolate('r0');
+    c.submit('c1', put('a', '1'));
+    let nv: PbftMessage | undefined;
+    const cut = c.drop;
+    c.drop = (e) => {
+      if (e.message.type === 'newView' && e.to === 'r3') {
+        nv = e.message;
+        return true;
+      }
+      return cut(e);
+    };
+    for (let i = 0; i < 30 && nv === undefined; i++) c.tickAll();
+    assert.ok(nv?.type === 'newView');
+    const r3 = c.host('r3').replica;
+    const digest = c.auth.nullDigest.map((b) => b ^ 0xff);
+    const bad = { ...nv, prePrepares: [...nv.prePrepares, { seq: 9, digest, signature: keySign(c, 'r1', c.auth.agreementDigest('prePrepare', 1, 9, digest, 1)) }] };
+    const signedBad = { ...bad, signature: keySign(c, 'r1', c.auth.signingDigest(bad)) };
+    for (let i = 0; i < 5; i++) r3.step('r1', signedBad);
+    const d = r3.stats().dropped;
+    assert.deepEqual([d.badCertificate, d.queueFull], [3, 2]);
+  });
+
   it('a full request queue refuses more (queueFull) and keeps working', () => {
     const c = new PbftMemoryCluster({ n: 4, clients: 3, clientRetransmitTicks: 5, limits: { maxPendingRequests: 2, maxInflightBatches: 1 } });
     c.isolate('r1', 'r2', 'r3');
@@ -483,6 +507,45 @@ describe('pbft: bad input is dropped, counted, and stalls nobody', () => {
     // The pre-prepare r0 sent while cut off is resent on the backups' STATUS; c3 retransmits.
     for (let i = 0; i < 60 && (c.completed.get('c3')?.length ?? 0) === 0; i++) c.tickAll();
     for (let i = 1; i <= 3; i++) assert.equal(c.completed.get(`c${i}`)?.length, 1, `c${i}`);
+  });
+});
+
+describe('pbft: per-client and per-replica bounds', () => {
+  it('a newer request of a client replaces its older pending one (one pending request per client)', () => {
+    const c = new PbftMemoryCluster({ n: 4 });
+    const r1 = c.host('r1').replica;
+    c.submit('c1', put('a', '1'));
+    const [first] = c.take((e) => e.message.type === 'request');
+    const older = first?.message as RequestMessage;
+    r1.step('c1', older);
+    assert.equal(r1.status().pendingRequests, 1);
+    // The client gives up and sends timestamp + 1 (a new PbftClient state would; forge it with the client key).
+    const client = c.client('c1');
+    assert.equal(client.busy(), true);
+    const newer = { ...older, timestamp: older.timestamp + 1 };
+    const signedNewer = { ...newer, signature: c.clientSigner('c1').sign(c.auth.signingDigest(newer)) };
+    r1.step('c1', signedNewer);
+    assert.equal(r1.status().pendingRequests, 1, 'the older one is forgotten');
+    r1.step('c1', older);
+    assert.equal(r1.stats().dropped.duplicate, 1, 'and refused when it comes again');
+  });
+
+  it('a replica that floods FETCH-STATE gets at most maxStateChunksPerTick chunks a tick', () => {
+    const c = new PbftMemoryCluster({ n: 4, limits: { checkpointInterval: 2, watermarkWindow: 4, stateChunkBytes: 8, maxStateChunksPerTick: 3 } });
+    for (let i = 0; i < 3; i++) {
+      c.submit('c1', put('a', `${i}`));
+      c.deliverAll();
+    }
+    const r0 = c.host('r0').replica;
+    assert.equal(r0.status().lowWatermark, 2);
+    const fetch = { type: 'fetchState' as const, seq: 2, offset: 0, replica: 3, signature: new Uint8Array(64) };
+    const signed = { ...fetch, signature: keySign(c, 'r3', c.auth.signingDigest(fetch)) };
+    for (let i = 0; i < 10; i++) r0.step('r3', signed);
+    assert.equal(c.take((e) => e.message.type === 'stateChunk' && e.from === 'r0').length, 3);
+    assert.equal(r0.stats().dropped.queueFull, 7);
+    c.tick('r0');
+    r0.step('r3', signed);
+    assert.equal(c.take((e) => e.message.type === 'stateChunk' && e.from === 'r0').length, 1, 'a new tick, a new budget');
   });
 });
 

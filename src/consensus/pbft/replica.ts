@@ -224,6 +224,8 @@ export class PbftReplica {
   private readonly slots = new Map<number, Slot>();
   private readonly checkpoints = new Map<number, CheckpointVotes>();
   private readonly pending = new Map<string, PendingRequest>();
+  /** The one pending timestamp of each client with a pending request. */
+  private readonly pendingByClient = new Map<string, number>();
   /** Primary: requests in batches of the current view not yet executed. */
   private readonly assigned = new Set<string>();
   private clients: ClientTable;
@@ -239,6 +241,10 @@ export class PbftReplica {
 
   private readonly peerStatus = new Map<number, StatusMessage>();
   private readonly lastHelp = new Map<number, number>();
+  /** STATE-CHUNKs served per replica in the current tick. */
+  private readonly chunkBudget = new Map<number, { tick: number; sent: number }>();
+  /** NEW-VIEWs checked per view (views at or above ours). */
+  private readonly newViewChecks = new Map<number, number>();
   private statusElapsed = 0;
 
   private transfer: Transfer | undefined;
@@ -589,11 +595,19 @@ export class PbftReplica {
       this.drop(problem);
       return;
     }
+    const older = this.pendingByClient.get(r.client);
+    if (older !== undefined && older > r.timestamp) {
+      // The client already moved on to a later request.
+      this.drop('duplicate');
+      return;
+    }
+    if (older !== undefined) this.forgetExecuted(r.client, older);
     if (this.pending.size >= this.limits.maxPendingRequests) {
       this.drop('queueFull');
       return;
     }
     this.pending.set(key, { request: r, leafKey: bytesKey(this.auth.requestLeaf(r)), since: this.now });
+    this.pendingByClient.set(r.client, r.timestamp);
     // Backups pass a client's request to the primary and watch it (Castro-Liskov §4.4).
     if (!this.ids.has(from)) this.forwardToPrimary(r);
   }
@@ -606,6 +620,7 @@ export class PbftReplica {
     const key = requestKey(client, timestamp);
     this.pending.delete(key);
     this.assigned.delete(key);
+    if (this.pendingByClient.get(client) === timestamp) this.pendingByClient.delete(client);
   }
 
   // ---- primary: batching -------------------------------------------------------------------
@@ -624,7 +639,7 @@ export class PbftReplica {
         if (this.assigned.has(key)) continue;
         if (this.clients.executed(p.request.client, p.request.timestamp)) {
           // The client moved past it (a newer request of its executed): it can never run.
-          this.pending.delete(key);
+          this.forgetExecuted(p.request.client, p.request.timestamp);
           continue;
         }
         const size = requestSize(p.request);
@@ -1022,6 +1037,13 @@ export class PbftReplica {
       this.drop('unexpected');
       return;
     }
+    const budget = this.chunkBudget.get(m.replica);
+    if (budget !== undefined && budget.tick === this.now && budget.sent >= this.limits.maxStateChunksPerTick) {
+      this.drop('queueFull');
+      return;
+    }
+    if (budget === undefined || budget.tick !== this.now) this.chunkBudget.set(m.replica, { tick: this.now, sent: 1 });
+    else budget.sent++;
     // Asked for an older checkpoint than ours: start over with ours.
     const offset = this.low === m.seq ? m.offset : 0;
     if (offset > state.byteLength) {
@@ -1221,12 +1243,12 @@ export class PbftReplica {
   private tickRequestTimer(): void {
     if (this.isPrimary()) return;
     let oldest: PendingRequest | undefined;
-    for (const [key, p] of this.pending) {
+    for (const p of this.pending.values()) {
       if (!this.clients.executed(p.request.client, p.request.timestamp)) {
         oldest = p;
         break;
       }
-      this.pending.delete(key);
+      this.forgetExecuted(p.request.client, p.request.timestamp);
     }
     if (oldest === undefined) return;
     const age = this.now - Math.max(oldest.since, this.viewStart);
@@ -1380,6 +1402,18 @@ export class PbftReplica {
       this.drop(m.view < this.view ? 'staleView' : 'duplicate');
       return;
     }
+    if (m.view >= this.view + VIEW_CHANGE_WINDOW) {
+      this.drop('futureView');
+      return;
+    }
+    const checks = this.newViewChecks.get(m.view) ?? 0;
+    if (checks >= this.limits.maxNewViewChecks) {
+      // Its primary keeps sending NEW-VIEWs that fail: the view-change timer moves us on.
+      this.drop('queueFull');
+      return;
+    }
+    this.newViewChecks.set(m.view, checks + 1);
+    for (const v of this.newViewChecks.keys()) if (v < this.view) this.newViewChecks.delete(v);
     const known = (vc: ViewChangeMessage): boolean => {
       const had = this.viewChanges.get(vc.view)?.get(vc.replica);
       return had !== undefined && (had === vc || bytesEqual(had.signature, vc.signature));

@@ -295,7 +295,10 @@ export interface PbftLimits {
   readonly maxResultBytes: number;
   /** UTF-8 bytes of a client id. */
   readonly maxClientIdBytes: number;
-  /** Requests known and not yet executed (the primary's queue and the backups' watch list). */
+  /**
+   * Requests known and not yet executed (the primary's queue and the backups' watch list); at
+   * most one per client (a newer request of a client replaces its older one).
+   */
   readonly maxPendingRequests: number;
   /** Clients in the duplicate table; the one idle longest is forgotten first (deterministically). */
   readonly maxClients: number;
@@ -307,6 +310,10 @@ export interface PbftLimits {
   readonly maxRetransmitPerStatus: number;
   /** Bytes of checkpoint state in one STATE-CHUNK. */
   readonly stateChunkBytes: number;
+  /** STATE-CHUNKs served to one replica per tick (a fetch is 80 bytes, a chunk up to stateChunkBytes). */
+  readonly maxStateChunksPerTick: number;
+  /** NEW-VIEWs checked per view (each can cost thousands of signature checks). */
+  readonly maxNewViewChecks: number;
   /** Bytes of a checkpoint state (client table + application snapshot). */
   readonly maxStateBytes: number;
   /** Batches being fetched by digest at once. */
@@ -343,6 +350,8 @@ export const PBFT_DEFAULTS: PbftLimits = {
   maxReplyCacheBatches: 512,
   maxRetransmitPerStatus: 16,
   stateChunkBytes: 128 * 1024,
+  maxStateChunksPerTick: 8,
+  maxNewViewChecks: 4,
   maxStateBytes: 256 * 1024 * 1024,
   maxMissingBatches: 64,
   maxEarlyMessages: 1024,
