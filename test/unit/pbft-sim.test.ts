@@ -28,6 +28,7 @@ describe('pbft simulator: each Byzantine behaviour alone (f of them), with netwo
         const stats = runMany(n, behaviour, SEEDS_PER_BEHAVIOUR);
         assert.ok(sum(stats, (s) => s.requestsCompleted) > 20 * SEEDS_PER_BEHAVIOUR / 4, 'clients got certified results');
         assert.ok(sum(stats, (s) => s.certificatesChecked) > 0);
+        assert.ok(sum(stats, (s) => s.completedAfterGst) > 0, 'requests submitted after GST completed');
         const dropped = (k: keyof PbftSimStats['dropped']): number => sum(stats, (s) => s.dropped[k]);
         switch (behaviour) {
           case 'forge':
