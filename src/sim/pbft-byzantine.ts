@@ -16,6 +16,8 @@ export type Behaviour = (typeof BEHAVIOURS)[number];
 export const REPLAY_BUFFER = 256;
 /** Valid client requests an equivocating primary keeps to build alternative batches from. */
 export const REQUEST_POOL = 32;
+/** Distinct garbage signatures a forging replica uses. */
+export const JUNK_SIGNATURES = 16;
 
 type Rewrite = 'equivocate' | 'wrongDigest' | 'forge' | 'replay' | 'pass';
 const MIXED: readonly Rewrite[] = ['equivocate', 'wrongDigest', 'forge', 'replay', 'pass'];
@@ -31,6 +33,7 @@ export class Adversary {
   private readonly victim: string;
   private readonly seen: PbftMessage[] = [];
   private readonly requests: RequestMessage[] = [];
+  private readonly junk: Uint8Array[] = [];
   /** Messages rewritten (the simulator reports that the behaviour really acted). */
   rewrites = 0;
 
@@ -116,8 +119,10 @@ export class Adversary {
     return this.randomBytes(32);
   }
 
+  /** A garbage signature: drawn from a small pool made once (forging is frequent, its bytes do not matter). */
   private randomSignature(): Uint8Array {
-    return this.randomBytes(64);
+    if (this.junk.length < JUNK_SIGNATURES) this.junk.push(this.randomBytes(64));
+    return this.rng.pick(this.junk);
   }
 
   private signPart(part: Uint8Array): Uint8Array {
