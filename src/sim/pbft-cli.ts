@@ -23,56 +23,36 @@ interface Task {
   readonly behaviours: readonly Behaviour[] | undefined;
 }
 
+/** The per-run counters summed over seeds. */
+const SUMMED = ['requestsCompleted', 'completedAfterGst', 'highestView', 'stateTransfers', 'stableCheckpoints', 'signaturesMade', 'signaturesVerified', 'certificatesChecked', 'rewrites', 'messages'] as const;
+type Summed = (typeof SUMMED)[number];
+
 interface Totals {
   seeds: number;
-  requests: number;
-  highestViews: number;
-  stateTransfers: number;
-  stableCheckpoints: number;
-  signaturesMade: number;
-  signaturesVerified: number;
-  certificatesChecked: number;
-  rewrites: number;
-  messages: number;
+  sums: Record<Summed, number>;
   dropped: Record<DropReason, number>;
   failures: { seed: number; n: number; property: string; detail: string; byzantine: string[] }[];
 }
 
 function emptyTotals(): Totals {
-  const dropped = {} as Record<DropReason, number>;
-  for (const r of DROP_REASONS) dropped[r] = 0;
-  return { seeds: 0, requests: 0, highestViews: 0, stateTransfers: 0, stableCheckpoints: 0, signaturesMade: 0, signaturesVerified: 0, certificatesChecked: 0, rewrites: 0, messages: 0, dropped, failures: [] };
+  return {
+    seeds: 0,
+    sums: Object.fromEntries(SUMMED.map((k) => [k, 0])) as Record<Summed, number>,
+    dropped: Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>,
+    failures: [],
+  };
+}
+
+function merge(into: Totals, t: Pick<Totals, 'seeds' | 'failures'> & { sums: Readonly<Record<Summed, number>>; dropped: Readonly<Record<DropReason, number>> }): void {
+  into.seeds += t.seeds;
+  for (const k of SUMMED) into.sums[k] += t.sums[k];
+  for (const k of DROP_REASONS) into.dropped[k] += t.dropped[k];
+  into.failures.push(...t.failures);
 }
 
 function add(t: Totals, r: PbftSimResult, n: number): void {
-  const s = r.stats;
-  t.seeds++;
-  t.requests += s.requestsCompleted;
-  t.highestViews += s.highestView;
-  t.stateTransfers += s.stateTransfers;
-  t.stableCheckpoints += s.stableCheckpoints;
-  t.signaturesMade += s.signaturesMade;
-  t.signaturesVerified += s.signaturesVerified;
-  t.certificatesChecked += s.certificatesChecked;
-  t.rewrites += s.rewrites;
-  t.messages += s.messages;
-  for (const k of DROP_REASONS) t.dropped[k] += s.dropped[k];
-  if (!r.ok) t.failures.push({ seed: r.seed, n, property: r.violation?.property ?? 'unknown', detail: r.violation?.detail ?? '', byzantine: s.byzantine });
-}
-
-function merge(into: Totals, t: Totals): void {
-  into.seeds += t.seeds;
-  into.requests += t.requests;
-  into.highestViews += t.highestViews;
-  into.stateTransfers += t.stateTransfers;
-  into.stableCheckpoints += t.stableCheckpoints;
-  into.signaturesMade += t.signaturesMade;
-  into.signaturesVerified += t.signaturesVerified;
-  into.certificatesChecked += t.certificatesChecked;
-  into.rewrites += t.rewrites;
-  into.messages += t.messages;
-  for (const k of DROP_REASONS) into.dropped[k] += t.dropped[k];
-  into.failures.push(...t.failures);
+  const failures = r.ok ? [] : [{ seed: r.seed, n, property: r.violation?.property ?? 'unknown', detail: r.violation?.detail ?? '', byzantine: r.stats.byzantine }];
+  merge(t, { seeds: 1, sums: r.stats, dropped: r.stats.dropped, failures });
 }
 
 function runTask(task: Task): Totals {
@@ -240,9 +220,9 @@ async function main(): Promise<number> {
     const drops = DROP_REASONS.filter((k) => t.dropped[k] > 0).map((k) => `${k} ${t.dropped[k]}`).join(', ');
     process.stdout.write(
       `sim:pbft n=${n} f=${(n - 1) / 3}: ${t.seeds} seeds (${args.start}..${args.start + args.seeds - 1}) in ${secs.toFixed(1)} s on ${args.jobs} thread(s); ` +
-        `${t.failures.length} failed; ${t.requests} requests certified, ${t.certificatesChecked} certificates checked, ` +
-        `${(t.highestViews / Math.max(1, t.seeds)).toFixed(1)} views/run, ${t.stateTransfers} state transfers, ${t.stableCheckpoints} stable checkpoints, ` +
-        `${t.rewrites} Byzantine rewrites, ${t.messages} messages; dropped by honest replicas: ${drops}\n`,
+        `${t.failures.length} failed; ${t.sums.requestsCompleted} requests certified (${t.sums.completedAfterGst} submitted after GST), ${t.sums.certificatesChecked} certificates checked, ` +
+        `${(t.sums.highestView / Math.max(1, t.seeds)).toFixed(1)} views/run, ${t.sums.stateTransfers} state transfers, ${t.sums.stableCheckpoints} stable checkpoints, ` +
+        `${t.sums.rewrites} Byzantine rewrites, ${t.sums.messages} messages; dropped by honest replicas: ${drops}\n`,
     );
     if (t.failures.length > 0) {
       failed = true;

@@ -41,6 +41,12 @@ function keyFor(kind: 'fake' | 'ed25519', rng: Xoshiro128): KeyPair {
   return { publicKey: s.publicKey, signer: s };
 }
 
+function lookup<T>(map: ReadonlyMap<string, T>, id: string, what: string): T {
+  const v = map.get(id);
+  if (v === undefined) throw new Error(`no ${what} ${id}`);
+  return v;
+}
+
 export class PbftMemoryCluster implements HostSink {
   readonly membership: Membership;
   readonly verifier: PbftVerifier;
@@ -102,29 +108,21 @@ export class PbftMemoryCluster implements HostSink {
   }
 
   host(id: NodeId): PbftHost {
-    const h = this.hosts.get(id);
-    if (h === undefined) throw new Error(`no replica ${id}`);
-    return h;
+    return lookup(this.hosts, id, 'replica');
   }
 
   /** Replica `id`'s signing key (tests forge what a faulty replica would send). */
   signer(id: NodeId): PbftSigner {
-    const s = this.signers.get(id);
-    if (s === undefined) throw new Error(`no replica ${id}`);
-    return s;
+    return lookup(this.signers, id, 'replica');
   }
 
   /** Client `id`'s signing key (tests forge what a misbehaving client would send). */
   clientSigner(id: string): PbftSigner {
-    const s = this.clientSigners.get(id);
-    if (s === undefined) throw new Error(`no client ${id}`);
-    return s;
+    return lookup(this.clientSigners, id, 'client');
   }
 
   client(id: string): PbftClient {
-    const c = this.clients.get(id);
-    if (c === undefined) throw new Error(`no client ${id}`);
-    return c;
+    return lookup(this.clients, id, 'client');
   }
 
   // HostSink
