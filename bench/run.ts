@@ -13,6 +13,7 @@ const suites: Record<string, () => Promise<BenchModule>> = {
   'raft-durable': () => import('./raft-durable.bench.ts'),
   'raft-cluster': () => import('./raft-cluster.bench.ts'),
   net: () => import('./net.bench.ts'),
+  'net-hotpath': () => import('./net-hotpath.bench.ts'),
   api: () => import('./api.bench.ts'),
 };
 

@@ -9,7 +9,7 @@ import { ADMISSION_WAIT_MS, CONNECTION_LIMITS, RELAY_LIMITS, startPeer } from '.
 import { loadOrCreateKey } from '../src/net/platform-node.ts';
 import { base64urlDecode, crypto, seedFromLibp2pPrivateKey } from '../src/crypto/index.ts';
 import type { ClusterConfig } from '../src/net/cluster-config.ts';
-import type { HyperSyncPeer } from '../src/net/types.ts';
+import type { HyperSyncPeer, WireMode } from '../src/net/types.ts';
 import { createLogger } from '../src/log/logger.ts';
 import { MemoryStore } from '../src/store/memory.ts';
 import { LevelStore } from '../src/store/level.ts';
@@ -49,6 +49,8 @@ export interface RelayOptions {
   /** API port (0 = random). */
   httpPort?: number;
   heartbeatMs?: number;
+  /** Wire encoding on direct ICO streams (default binary with peers that offer it). */
+  wire?: WireMode;
   /** Raft tick (ms) when the relay is a member of the cluster's Raft group (a learner). */
   raftTickMs?: number;
   api?: RelayApiOptions;
@@ -94,6 +96,7 @@ export async function startRelay(opts: RelayOptions): Promise<RelayHandle> {
     relayServer: true,
     listen: [`/ip4/${host}/tcp/${opts.port ?? 0}/ws`],
     ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
+    ...(opts.wire !== undefined ? { wire: opts.wire } : {}),
   });
   const cleanup: Array<() => Promise<void>> = [() => peer.stop()];
   const unwind = async (): Promise<void> => {

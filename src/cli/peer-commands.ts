@@ -11,7 +11,7 @@ import { readClusterConfig } from '../net/cluster-config.ts';
 import { startPeer } from '../net/peer.ts';
 import { loadOrCreateKey } from '../net/platform-node.ts';
 import { startRaftMember, type RaftMember } from '../net/raft-member.ts';
-import type { HyperSyncPeer, PeerEvent } from '../net/types.ts';
+import type { HyperSyncPeer, PeerEvent, WireMode } from '../net/types.ts';
 import { createLogger } from '../log/logger.ts';
 import { startRelay } from '../../relay/relay.ts';
 import { readTlsFiles } from '../../relay/api/tls.ts';
@@ -36,6 +36,8 @@ options:
   --tick-ms N              Raft tick (default 50; election timeout 8-16 ticks, heartbeat 2)
   --snapshot-every N       snapshot the state machine and compact the Raft log every N
                            applied entries (default 10000)
+  --wire binary|json       direct-stream encoding: binary frames with peers that offer them
+                           (default), or JSON envelopes only (the reference form)
   --json-events            print one JSON line per peer event on stdout
   --log-level LEVEL        trace|debug|info|warn|error (default info; logs go to stderr)
 `;
@@ -65,6 +67,7 @@ options:
   --body-limit BYTES       largest request body (default 1048576)
   --heartbeat-ms N         heartbeat interval (default 1000)
   --raft-tick-ms N         Raft tick when cluster.json lists the relay as a Raft learner (default 50)
+  --wire binary|json       direct-stream encoding (default binary with peers that offer it)
   --json-events            print a ready line and peer events as JSON lines on stdout
   --log-level LEVEL        log level (logs go to stderr)
 `;
@@ -137,18 +140,27 @@ function streamEvents(peer: HyperSyncPeer, out: Out, hideConsensus = false): voi
       const t = event.envelope.type;
       if (t === 'HEARTBEAT' || (hideConsensus && t === 'CONSENSUS')) return;
     }
-    out(`${JSON.stringify({ ...event, at: new Date().toISOString() })}\n`);
+    // Raw payload bytes are already in the envelope's JSON form ({"$bytes": …}).
+    const { bytes: _bytes, ...shown } = event as PeerEvent & { bytes?: Uint8Array };
+    out(`${JSON.stringify({ ...shown, at: new Date().toISOString() })}\n`);
   });
+}
+
+function wireMode(p: Parameters<typeof str>[0]): WireMode | undefined {
+  const w = str(p, 'wire');
+  if (w !== undefined && w !== 'binary' && w !== 'json') throw new UsageError('--wire must be binary or json');
+  return w;
 }
 
 /** Raft role changes and snapshots as they happen, plus a status line every RAFT_STATUS_EVERY_MS. */
 export const RAFT_STATUS_EVERY_MS = 500;
 
-function streamRaftEvents(raft: RaftMember, out: Out): void {
+function streamRaftEvents(raft: RaftMember, peer: HyperSyncPeer, out: Out): void {
   raft.driver.onEvent((e) => out(`${JSON.stringify({ ...e, at: new Date().toISOString() })}\n`));
   const timer = setInterval(() => {
     const s = raft.driver.status();
-    out(`${JSON.stringify({ type: 'raft:status', role: s.role, leader: s.leader, term: s.term, commit: s.commit, applied: s.applied, lastIndex: s.lastIndex, receipts: raft.replica.receiptCount, at: new Date().toISOString() })}\n`);
+    // `wire`: this peer's direct-stream counters, so frames per commit can be read off two lines.
+    out(`${JSON.stringify({ type: 'raft:status', role: s.role, leader: s.leader, term: s.term, commit: s.commit, applied: s.applied, lastIndex: s.lastIndex, receipts: raft.replica.receiptCount, wire: peer.wireStats(), at: new Date().toISOString() })}\n`);
   }, RAFT_STATUS_EVERY_MS);
   timer.unref();
 }
@@ -164,6 +176,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
     'listen-host': { type: 'string' },
     'tick-ms': { type: 'string' },
     'snapshot-every': { type: 'string' },
+    wire: { type: 'string' },
     'json-events': { type: 'boolean' },
     'log-level': { type: 'string' },
   });
@@ -182,6 +195,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
   const config = await readClusterConfig(str(p, 'cluster-config') ?? clusterConfigIn(dataDir));
   const token = str(p, 'join-token');
   const host = str(p, 'listen-host') ?? '127.0.0.1';
+  const wire = wireMode(p);
   const peer = await startPeer({
     cluster: config.cluster,
     roles: [role],
@@ -192,6 +206,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
     dataDir,
     heartbeatMs,
     listen: [`/ip4/${host}/tcp/0`, `/ip4/${host}/tcp/0/ws`, '/p2p-circuit', '/webrtc'],
+    ...(wire !== undefined ? { wire } : {}),
   });
   let raft: RaftMember | undefined;
   if (config.raft !== undefined && [...config.raft.voters, ...config.raft.learners].includes(peer.peerId)) {
@@ -205,7 +220,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
   if (p.values['json-events'] === true) {
     out(`${JSON.stringify({ type: 'ready', peerId: peer.peerId, pid: process.pid, multiaddrs: peer.multiaddrs(), raft: raft !== undefined })}\n`);
     streamEvents(peer, out, raft !== undefined);
-    if (raft !== undefined) streamRaftEvents(raft, out);
+    if (raft !== undefined) streamRaftEvents(raft, peer, out);
   } else {
     process.stderr.write(`hypersync node ${peer.peerId} running${raft !== undefined ? ' (raft member)' : ''} (Ctrl-C to stop)\n`);
   }
@@ -224,6 +239,7 @@ export async function relayCommand(argv: string[], out: Out): Promise<number> {
     'http-port': { type: 'string' },
     'heartbeat-ms': { type: 'string' },
     'raft-tick-ms': { type: 'string' },
+    wire: { type: 'string' },
     'json-events': { type: 'boolean' },
     'log-level': { type: 'string' },
     'tls-cert': { type: 'string' },
@@ -244,6 +260,7 @@ export async function relayCommand(argv: string[], out: Out): Promise<number> {
   const httpPort = int(p, 'http-port', 9091);
   const heartbeatMs = int(p, 'heartbeat-ms', 1000, 20, 60_000);
   const raftTickMs = int(p, 'raft-tick-ms', 50, 5, 10_000);
+  const wire = wireMode(p);
   const bodyLimit = int(p, 'body-limit', DEFAULT_BODY_LIMIT, 1024, 64 * 1024 * 1024);
   const configPath = required(p, 'cluster-config');
   const dataDir = str(p, 'data-dir');
@@ -270,6 +287,7 @@ export async function relayCommand(argv: string[], out: Out): Promise<number> {
     httpPort,
     heartbeatMs,
     raftTickMs,
+    ...(wire !== undefined ? { wire } : {}),
     api: { tls, insecure, keysFile, tokens, consensus, bodyLimit },
   });
   const ready = { type: 'ready', peerId: relay.peerId, pid: process.pid, multiaddrs: relay.multiaddrs, http: relay.http.url };

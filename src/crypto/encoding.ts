@@ -82,6 +82,32 @@ export function utf8Decode(bytes: Uint8Array): string {
   }
 }
 
+/** Bytes of the unsigned LEB128 varint of a non-negative safe integer (libp2p length prefixes, binary frames). */
+export function varintLength(n: number): number {
+  let len = 1;
+  for (let v = n; v >= 0x80; v = Math.floor(v / 0x80)) len++;
+  return len;
+}
+
+/** Writes the unsigned LEB128 varint of `n` at `at`; returns the offset after it. */
+export function writeVarint(out: Uint8Array, at: number, n: number): number {
+  let v = n;
+  let i = at;
+  while (v >= 0x80) {
+    out[i++] = (v % 0x80) | 0x80;
+    v = Math.floor(v / 0x80);
+  }
+  out[i++] = v;
+  return i;
+}
+
+/** The unsigned LEB128 varint of `n` on its own. */
+export function varint(n: number): Uint8Array {
+  const out = new Uint8Array(varintLength(n));
+  writeVarint(out, 0, n);
+  return out;
+}
+
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;

@@ -13,7 +13,7 @@ import type { CryptoAdapter } from './types.ts';
 export type { CryptoAdapter, Ed25519Signer } from './types.ts';
 export { canonicalize, canonicalBytes, JcsError, MAX_JCS_DEPTH } from './jcs.ts';
 export { MAX_JSON_PARSE_DEPTH, parseJson, parseJsonStrict } from './json.ts';
-export { base64urlDecode, base64urlEncode, bytesEqual, EncodingError, hexDecode, hexEncode, utf8Decode, utf8Encode } from './encoding.ts';
+export { base64urlDecode, base64urlEncode, bytesEqual, EncodingError, hexDecode, hexEncode, utf8Decode, utf8Encode, varint, varintLength, writeVarint } from './encoding.ts';
 
 export const crypto: CryptoAdapter = adapter;
 

@@ -83,14 +83,28 @@ export class EnvelopeSealer {
     return this.#seq;
   }
 
+  /**
+   * Takes `count` consecutive seqs (a binary frame's messages) and returns the first.
+   * Start at ms × 1024, then count by one: a restarted sender starts above everything it
+   * sent before unless it averaged over 1024 envelopes per ms, and consecutive envelopes
+   * stay adjacent, so reordering (gossip, a stream moving to a better connection) fits
+   * inside the receivers' replay window.
+   */
+  allocateSeqs(count: number, now: number): number {
+    const first = this.#seq === undefined ? this.#startSeq ?? Math.floor(now) * 1024 : this.#seq + 1;
+    const last = first + count - 1;
+    if (!Number.isSafeInteger(first) || first <= 0 || !Number.isSafeInteger(last) || count < 1) throw new RangeError(`envelope seq ${first} (+${count}) is not a positive safe integer`);
+    this.#seq = last;
+    return first;
+  }
+
+  /** Our signature over exact bytes (a binary frame signs what it sends). */
+  signBytes(bytes: Uint8Array): Uint8Array {
+    return this.#signer.sign(bytes);
+  }
+
   seal(type: IcoType, payload: { [key: string]: Json }, now: number): { envelope: Envelope; bytes: Uint8Array } {
-    // Start at ms × 1024, then count by one: a restarted sender starts above everything it
-    // sent before unless it averaged over 1024 envelopes per ms, and consecutive envelopes
-    // stay adjacent, so reordering (gossip, a stream moving to a better connection) fits
-    // inside the receivers' replay window.
-    const seq = this.#seq === undefined ? this.#startSeq ?? Math.floor(now) * 1024 : this.#seq + 1;
-    if (!Number.isSafeInteger(seq) || seq <= 0) throw new RangeError(`envelope seq ${seq} is not a positive safe integer`);
-    this.#seq = seq;
+    const seq = this.allocateSeqs(1, now);
     const timestamp = new Date(now).toISOString();
     const { head, tail } = signingParts(this.version, type, this.sender, seq, timestamp, payload);
     const signature = base64urlEncode(this.#signer.sign(encoder.encode(head + tail)));

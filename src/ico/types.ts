@@ -3,7 +3,7 @@
 // lifecycle in src/ico and the drivers in src/net; nothing here does I/O.
 
 /** Protocol version spoken by this build: `major.minor`. Majors must match; minors interoperate. */
-export const ICO_VERSION = '1.0';
+export const ICO_VERSION = '1.1';
 
 export const ICO_TYPES = ['HELLO', 'STATE_SYNC', 'CONSENSUS', 'HEARTBEAT', 'GOODBYE'] as const;
 export type IcoType = (typeof ICO_TYPES)[number];

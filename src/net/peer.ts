@@ -1,43 +1,41 @@
 // startPeer: a running HyperSync peer, the same code in Node and in a browser tab. It owns
-// the libp2p node, one IcoSession per remote peer (pure lifecycle from src/ico), the
-// heartbeat clock, discovery through relays, reconnection with backoff, and the cluster's
-// gossipsub topic. Invariant: every envelope we act on was decoded by the codec with the
-// Noise-authenticated PeerId as the expected sender (or, on gossip, comes from a peer that
-// completed HELLO and admission with us).
+// the libp2p node, one IcoSession (pure lifecycle from src/ico) and one IcoChannel (the
+// long-lived duplex stream and its coalescing writer) per remote peer, the heartbeat clock,
+// discovery through relays, reconnection with backoff, and the cluster's gossipsub topic.
+// Invariant: every envelope we act on was decoded by the codec with the Noise-authenticated
+// PeerId as the expected sender (or, on gossip, comes from a peer that completed HELLO and
+// admission with us).
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2';
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub';
 import { identify, identifyPush } from '@libp2p/identify';
 import { noise } from '@libp2p/noise';
 import { ping } from '@libp2p/ping';
 import { yamux } from '@libp2p/yamux';
-import { lpStream, type LengthPrefixedStream } from '@libp2p/utils';
-import type { Connection, PrivateKey, Stream } from '@libp2p/interface';
+import type { Connection, PrivateKey } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p, type Libp2p } from 'libp2p';
-import { defaultListen, loadOrCreateKey, platformTransports, PLATFORM } from '#net-platform';
+import { defaultListen, loadOrCreateKey, platformTransports, PLATFORM, scheduleFlush } from '#net-platform';
 import { crypto, seedFromLibp2pPrivateKey } from '../crypto/index.ts';
 import { decodeEnvelope, EnvelopeSealer } from '../ico/envelope.ts';
+import { BINARY_CAPABILITY, bytesPayload, decodeFrame, type IcoMessage, type WireEncoding } from '../ico/frame.ts';
 import { IcoSession, type Outbound, type SessionEvent } from '../ico/lifecycle.ts';
 import { ReplayGuard } from '../ico/replay.ts';
-import { DEFAULT_CODEC_LIMITS, type Envelope, type IcoType, type Json, type PeerRole } from '../ico/types.ts';
+import { DEFAULT_CODEC_LIMITS, ICO_VERSION, type JsonObject, type PeerRole } from '../ico/types.ts';
 import type { AdmissionPolicy } from '../ico/admission.ts';
 import { createLogger } from '../log/logger.ts';
+import { deferYamuxWindowUpdates } from './yamux-window.ts';
+import { emptyWireStats, IcoChannel, NotConnectedError, STREAM_OPEN_TIMEOUT_MS, type ChannelHost, type WireStats } from './ico-channel.ts';
+import { Dialer } from './dialer.ts';
+import { askRelay, serveDiscovery } from './discovery.ts';
 import {
-  CLOSE_SETTLE_MS, DIAL_GRACE_MS, DIAL_TIMEOUT_MS, DISCOVERY_INTERVAL_MS, DISCOVERY_PROTOCOL, GOODBYE_FLUSH_MS, ICO_PROTOCOL, icoTopic, MAX_BACKOFF_MS,
-  MAX_BAD_FRAMES_PER_PEER, MAX_DISCOVERY_BYTES, MAX_DISCOVERY_PEERS, MIN_BACKOFF_MS, parseDiscoveryReply, readJsonFrame,
-  writeJsonFrame, type DiscoveredPeer,
+  CLOSE_SETTLE_MS, CONNECTION_TIE_MS, DIAL_TIMEOUT_MS, DISCOVERY_INTERVAL_MS, GOODBYE_FLUSH_MS, ICO_PROTOCOLS, icoTopic, MAX_BAD_FRAMES_PER_PEER,
+  MAX_DISCOVERY_PEERS, MIN_BACKOFF_MS, type DiscoveredPeer,
 } from './protocol.ts';
-import type { HyperSyncPeer, PeerEvent, PeerEventType, PeerInfo, PeerOptions, PeerState, PeerTransport } from './types.ts';
+import type { HyperSyncPeer, PeerEvent, PeerEventType, PeerInfo, PeerOptions, PeerState, PeerTransport, SendPayload, WireMode } from './types.ts';
 
-export class NotConnectedError extends Error {
-  readonly code = 'NET_NOT_CONNECTED';
-  override name = 'NotConnectedError';
-}
-export class SendQueueFullError extends Error {
-  readonly code = 'NET_SEND_QUEUE_FULL';
-  override name = 'SendQueueFullError';
-}
+export { MAX_PENDING_BYTES, MAX_PENDING_SENDS, MessageTooLargeError, NotConnectedError, SendQueueFullError, STREAM_OPEN_TIMEOUT_MS, STREAM_WAIT_MS, type WireStats } from './ico-channel.ts';
+
 export class NoSubscribersError extends Error {
   readonly code = 'NET_NO_SUBSCRIBERS';
   override name = 'NoSubscribersError';
@@ -52,9 +50,6 @@ export interface InternalPeerOptions extends PeerOptions {
   /** Announce these addresses instead of the listen addresses (e.g. behind a proxy). */
   announce?: string[];
 }
-
-/** Opening the ICO stream on a connection must complete within this time. */
-export const STREAM_OPEN_TIMEOUT_MS = 5_000;
 
 /** A peer down for this many times the down threshold has its connections closed. */
 export const STALE_FACTOR = 4;
@@ -90,33 +85,18 @@ export const MAX_ADMISSION_WAITERS = 1024;
 
 interface Link {
   peerId: string;
+  /** Replaced when the peer starts over (a HELLO on an established session); the channel stays. */
   session: IcoSession;
-  out?: { conn: Connection; stream: Stream; lp: LengthPrefixedStream<Stream> };
-  opening?: Promise<void>;
+  channel: IcoChannel;
   transport: PeerTransport;
   hungUp?: boolean;
-  /** Envelopes sealed for this peer and not yet written (bounded by MAX_PENDING_SENDS). */
-  pending: number;
 }
-
-/** Envelopes one peer may have waiting for its stream; past this, send() fails fast. */
-export const MAX_PENDING_SENDS = 256;
 
 /** Peers whose invalid-frame count we remember; the oldest entry goes first when full. */
 export const MAX_SCORED_PEERS = 1024;
 
-/** Errors of the length-prefix decoder that mean the announced frame is over our limit. */
-const OVERSIZE_FRAME_ERRORS = new Set(['InvalidDataLengthError', 'InvalidDataLengthLengthError', 'InvalidMessageLengthError']);
-
-interface DialTarget {
-  addrs: string[];
-  roles: string[];
-  firstSeen: number;
-  failures: number;
-  nextAttempt: number;
-  isRelay: boolean;
-  dialing: boolean;
-}
+/** Wire mode when PeerOptions.wire is not given: browsers stay on the JSON reference form. */
+export const DEFAULT_WIRE: WireMode = PLATFORM === 'browser' ? 'json' : 'binary';
 
 function transportOf(conn: Connection): PeerTransport {
   const names = conn.remoteAddr.getComponents().map((c) => c.name);
@@ -131,9 +111,9 @@ function transportOf(conn: Connection): PeerTransport {
 // relayed path. Browsers never have TCP, so for them WebRTC stays the first choice.
 const TRANSPORT_RANK: Record<PeerTransport, number> = { tcp: 5, webrtc: 4, websocket: 3, unknown: 1, relayed: 0 };
 
-function backoff(failures: number): number {
-  const base = Math.min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** Math.min(failures, 16));
-  return base / 2 + Math.random() * (base / 2);
+/** A payload as it travels in JSON: raw bytes become `{"$bytes": "<base64url>"}`. */
+function jsonPayload(payload: SendPayload): JsonObject {
+  return payload instanceof Uint8Array ? bytesPayload(payload) : payload;
 }
 
 export async function startPeer(options: InternalPeerOptions): Promise<HyperSyncPeer> {
@@ -166,6 +146,7 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
         }
       : {}),
   };
+  deferYamuxWindowUpdates();
   const libp2p = (await createLibp2p({
     privateKey,
     addresses: { listen: options.listen ?? defaultListen(), ...(options.announce ? { announce: options.announce } : {}) },
@@ -188,6 +169,9 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
   const self = libp2p.peerId.toString();
   const log = createLogger('net', { peer: self.slice(-8), platform: PLATFORM });
   const sealer = new EnvelopeSealer({ signer, sender: self });
+  const wire: WireMode = options.wire ?? DEFAULT_WIRE;
+  const capabilities = [`ico/${ICO_VERSION}`, 'gossipsub', ...(wire === 'binary' ? [BINARY_CAPABILITY] : [])];
+  const stats: WireStats = emptyWireStats();
   const replay = new ReplayGuard(DEFAULT_CODEC_LIMITS.replayWindow);
   const gossipReplay = new ReplayGuard(DEFAULT_CODEC_LIMITS.replayWindow);
   const admission: AdmissionPolicy = {
@@ -225,14 +209,20 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
   }
   /** Invalid frames per sending peer (insertion order = least recently scored first). */
   const badFrames = new Map<string, number>();
-  const targets = new Map<string, DialTarget>();
   const handlers = new Map<string, Set<(event: PeerEvent) => void>>();
   const topic = icoTopic(options.cluster);
   let stopping = false;
 
+  const dialer = new Dialer({
+    self,
+    platform: PLATFORM,
+    log,
+    dial: (addr) => libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) }),
+    openConnections: (peerId) => openConnections(peerId),
+  });
   for (const addr of relayAddrs) {
     const id = addr.getComponents().findLast((c) => c.name === 'p2p')?.value;
-    if (id !== undefined) targets.set(id, { addrs: [addr.toString()], roles: ['relay'], firstSeen: 0, failures: 0, nextAttempt: 0, isRelay: true, dialing: false });
+    if (id !== undefined) dialer.addRelay(id, addr.toString());
   }
 
   function emit(event: PeerEvent): void {
@@ -251,10 +241,24 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
     return libp2p.getConnections(peerIdFromString(peerId)).filter((c) => c.status === 'open');
   }
 
+  /**
+   * > 0 when `a` is the better connection to `peerId` to write on. Both sides must pick the
+   * same one: transport first, then the newer (a restarted peer's old connection lingers),
+   * and for connections opened together the one the smaller PeerId dialed.
+   */
+  function compareConnections(peerId: string, a: Connection, b: Connection): number {
+    const rank = TRANSPORT_RANK[transportOf(a)] - TRANSPORT_RANK[transportOf(b)];
+    if (rank !== 0) return rank;
+    const age = a.timeline.open - b.timeline.open;
+    if (Math.abs(age) > CONNECTION_TIE_MS) return age;
+    const ours = (c: Connection): number => ((c.direction === 'outbound') === (self < peerId) ? 1 : 0);
+    return ours(a) - ours(b);
+  }
+
   function bestConnection(peerId: string): Connection | undefined {
     let best: Connection | undefined;
     for (const c of openConnections(peerId)) {
-      if (best === undefined || TRANSPORT_RANK[transportOf(c)] > TRANSPORT_RANK[transportOf(best)]) best = c;
+      if (best === undefined || compareConnections(peerId, c, best) > 0) best = c;
     }
     return best;
   }
@@ -281,77 +285,28 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
     };
   }
 
-  async function ensureOutStream(link: Link): Promise<void> {
-    const conn = bestConnection(link.peerId);
-    if (conn === undefined) throw new NotConnectedError(`no open connection to ${link.peerId}`);
-    if (link.out !== undefined && link.out.conn.id === conn.id && link.out.stream.status === 'open') return;
-    if (link.opening !== undefined) return link.opening;
-    link.opening = (async () => {
-      let stream: Stream;
-      try {
-        stream = await conn.newStream(ICO_PROTOCOL, { runOnLimitedConnection: true, signal: AbortSignal.timeout(STREAM_OPEN_TIMEOUT_MS) });
-      } catch (e) {
-        // A connection that cannot carry a stream is dead even if it still reads 'open'
-        // (a WebRTC dial the other side gave up on): close it so the next best one is used.
-        // (Only on a timeout: a peer that merely does not speak ICO keeps its connection.)
-        const name = (e as Error).name;
-        if (name === 'TimeoutError' || name === 'AbortError') {
-          log.debug({ remote: link.peerId, addr: conn.remoteAddr.toString(), err: (e as Error).message }, 'closing a connection that cannot open streams');
-          conn.abort(e instanceof Error ? e : new Error(String(e)));
-        }
-        throw e;
-      }
-      const previous = link.out;
-      link.out = { conn, stream, lp: lpStream(stream, { maxDataLength: DEFAULT_CODEC_LIMITS.maxFrameBytes }) };
-      if (previous !== undefined) void previous.stream.close().catch(() => undefined);
-    })().finally(() => {
-      link.opening = undefined;
-    });
-    return link.opening;
+  /** Binary frames go to a peer that offered them, once HELLO is done (HELLO itself is always JSON). */
+  function binaryTo(link: Link): boolean {
+    return wire === 'binary' && link.session.state === 'established' && !link.channel.legacy && (link.session.remoteHello?.capabilities.includes(BINARY_CAPABILITY) ?? false);
   }
 
-  async function sendEnvelope(link: Link, type: IcoType, payload: { [key: string]: Json }): Promise<Envelope> {
-    if (link.pending >= MAX_PENDING_SENDS) throw new SendQueueFullError(`${link.pending} envelopes already waiting to be written to ${link.peerId}`);
-    link.pending++;
-    const { envelope, bytes } = sealer.seal(type, payload, Date.now());
-    try {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await ensureOutStream(link);
-          await link.out!.lp.write(bytes);
-          break;
-        } catch (e) {
-          link.out = undefined;
-          if (attempt >= 1 || e instanceof NotConnectedError) throw e;
-        }
-      }
-    } finally {
-      link.pending--;
-    }
-    link.session.noteSent(Date.now());
-    emit({ type: 'ico:out', envelope, to: link.peerId });
-    return envelope;
-  }
-
+  /** Queues the session's output in order; failures are logged (the session goes on). */
   function sendAll(link: Link, out: Outbound[]): Promise<void> {
-    let chain = Promise.resolve();
-    for (const o of out) {
-      chain = chain.then(async () => {
-        await sendEnvelope(link, o.type, o.payload);
-      });
-    }
-    return chain.catch((e: unknown) => {
-      log.debug({ err: e, remote: link.peerId }, 'ICO send failed');
-    });
+    if (out.length === 0) return Promise.resolve();
+    const binary = binaryTo(link);
+    return Promise.all(out.map(async (o) => link.channel.send(o.type, o.payload, binary && o.type !== 'HELLO'))).then(
+      () => undefined,
+      (e: unknown) => log.debug({ err: (e as Error).message, remote: link.peerId }, 'ICO send failed'),
+    );
   }
 
-  function handleEvents(link: Link, events: SessionEvent[]): void {
+  function handleEvents(link: Link, events: SessionEvent[], message?: IcoMessage, encoding: WireEncoding = 'json'): void {
     for (const ev of events) {
       switch (ev.kind) {
         case 'established':
           log.info({ remote: link.peerId, roles: ev.remote.roles, version: ev.version }, 'peer established');
           // A fresh relay session: ask it for peers now rather than at the next interval.
-          if (relayIds.has(link.peerId)) void discover().then(maintain);
+          if (relayIds.has(link.peerId)) void discover().then(() => dialer.maintain());
           emit({ type: 'peer:established', peer: infoOf(link) });
           settleAdmission(link.peerId);
           break;
@@ -373,26 +328,66 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
           emit({ type: 'peer:goodbye', peerId: link.peerId, code: ev.code, reason: ev.reason });
           break;
         case 'message':
-          emit({ type: 'ico:in', envelope: ev.envelope });
+          emit(message?.bytes !== undefined ? { type: 'ico:in', envelope: ev.envelope, encoding, bytes: message.bytes } : { type: 'ico:in', envelope: ev.envelope, encoding });
           break;
       }
     }
   }
 
+  function newSession(peerId: string): IcoSession {
+    return new IcoSession({
+      local: { peerId: self, cluster: options.cluster, roles: options.roles, capabilities },
+      remotePeer: peerId,
+      admission,
+      heartbeatMs,
+      missedBeats,
+      joinToken: options.joinToken ?? null,
+    });
+  }
+
+  function channelHost(peerId: string, link: () => Link): ChannelHost {
+    return {
+      sealer,
+      stats,
+      maxFrameBytes: DEFAULT_CODEC_LIMITS.maxFrameBytes,
+      bestConnection: () => bestConnection(peerId),
+      compare: (a, b) => compareConnections(peerId, a, b),
+      openStream: async (conn) => {
+        try {
+          return await conn.newStream(ICO_PROTOCOLS, { runOnLimitedConnection: true, signal: AbortSignal.timeout(STREAM_OPEN_TIMEOUT_MS) });
+        } catch (e) {
+          // A connection that cannot carry a stream is dead even if it still reads 'open'
+          // (a WebRTC dial the other side gave up on): close it so the next best one is used.
+          // (Only on a timeout: a peer that merely does not speak ICO keeps its connection.)
+          const name = (e as Error).name;
+          if (name === 'TimeoutError' || name === 'AbortError') {
+            log.debug({ remote: peerId, addr: conn.remoteAddr.toString(), err: (e as Error).message }, 'closing a connection that cannot open streams');
+            conn.abort(e instanceof Error ? e : new Error(String(e)));
+          }
+          throw e;
+        }
+      },
+      onFrame: (frame, conn) => onFrame(frame, conn),
+      onOversize: (announced, conn) => {
+        stats.dropped++;
+        drop(conn.remotePeer.toString(), 'ICO_FRAME_TOO_LARGE', `frame ${announced === null ? 'length prefix is over-long' : `of ${announced} bytes`}: over the ${DEFAULT_CODEC_LIMITS.maxFrameBytes}-byte limit`);
+      },
+      onSent: (envelope, encoding) => {
+        link().session.noteSent(Date.now());
+        emit({ type: 'ico:out', envelope, to: peerId, encoding });
+      },
+      debug: (fields, message) => log.debug(fields, message),
+      schedule: scheduleFlush,
+    };
+  }
+
   function linkFor(peerId: string): Link {
     let link = links.get(peerId);
     if (link === undefined) {
-      const session = new IcoSession({
-        local: { peerId: self, cluster: options.cluster, roles: options.roles, capabilities: ['ico/1.0', 'gossipsub'] },
-        remotePeer: peerId,
-        admission,
-        heartbeatMs,
-        missedBeats,
-        joinToken: options.joinToken ?? null,
-      });
-      link = { peerId, session, transport: 'unknown', pending: 0 };
-      links.set(peerId, link);
-      const l = link;
+      const session = newSession(peerId);
+      const l: Link = { peerId, session, channel: new IcoChannel(peerId, channelHost(peerId, () => l)), transport: 'unknown' };
+      links.set(peerId, l);
+      link = l;
       void sendAll(l, session.start(Date.now()).out);
     }
     return link;
@@ -416,48 +411,47 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
     }
   }
 
-  async function readLoop(stream: Stream, connection: Connection): Promise<void> {
+  /** One frame from `connection` (any ICO stream of it): decode, verify once, run the session. */
+  function onFrame(frame: Uint8Array, connection: Connection): void {
     const remote = connection.remotePeer.toString();
-    const lp = lpStream(stream, { maxDataLength: DEFAULT_CODEC_LIMITS.maxFrameBytes });
-    for (;;) {
-      let frame: Uint8Array;
-      try {
-        frame = (await lp.read()).subarray();
-      } catch (e) {
-        // The limit is checked on the length prefix, before any payload byte is buffered.
-        if (OVERSIZE_FRAME_ERRORS.has((e as Error).name)) {
-          drop(remote, 'ICO_FRAME_TOO_LARGE', `frame over the ${DEFAULT_CODEC_LIMITS.maxFrameBytes}-byte limit: ${(e as Error).message}`);
-          stream.abort(new Error('frame too large'));
-        }
-        return;
-      }
-      const result = decodeEnvelope(frame, { now: Date.now(), expectedSender: remote, replay });
-      if (!result.ok) {
-        log.debug({ remote, code: result.error.code, reason: result.error.message }, 'dropped envelope');
-        drop(remote, result.error.code, result.error.message);
-        continue;
-      }
-      // Frames still buffered after the connection closed belong to the old session, if any.
-      let link = connection.status === 'open' ? linkFor(remote) : links.get(remote);
-      if (link === undefined) continue;
+    stats.framesIn++;
+    stats.bytesIn += frame.length;
+    const result = decodeFrame(frame, { now: Date.now(), expectedSender: remote, replay });
+    if (!result.ok) {
+      stats.dropped++;
+      log.debug({ remote, code: result.error.code, reason: result.error.message }, 'dropped frame');
+      drop(remote, result.error.code, result.error.message);
+      return;
+    }
+    stats.verifications++;
+    stats.envelopesIn += result.messages.length;
+    if (result.encoding === 'binary') stats.binaryFramesIn++;
+    // Frames still buffered after the connection closed belong to the old session, if any.
+    const link = connection.status === 'open' ? linkFor(remote) : links.get(remote);
+    if (link === undefined) return;
+    for (const m of result.messages) {
+      const type = m.envelope.type;
       // A HELLO on a finished or established session is the same peer starting over (a
       // restarted process, a reloaded tab) while its old connection lingers: new session.
-      if (result.envelope.type === 'HELLO' && (link.session.state === 'established' || link.session.state === 'closed') && connection.status === 'open') {
+      if (type === 'HELLO' && (link.session.state === 'established' || link.session.state === 'closed') && connection.status === 'open') {
         log.info({ remote }, 'peer restarted its session');
-        links.delete(remote);
-        link = linkFor(remote);
+        link.session = newSession(remote);
+        link.hungUp = false;
+        void sendAll(link, link.session.start(Date.now()).out);
       }
-      const step = link.session.receive(result.envelope, Date.now());
-      if (result.envelope.type === 'HELLO' || result.envelope.type === 'HEARTBEAT' || result.envelope.type === 'GOODBYE') {
-        emit({ type: 'ico:in', envelope: result.envelope });
-      }
-      handleEvents(link, step.events);
-      await sendAll(link, step.out);
+      const step = link.session.receive(m.envelope, Date.now());
+      if (type === 'HELLO' || type === 'HEARTBEAT' || type === 'GOODBYE') emit({ type: 'ico:in', envelope: m.envelope, encoding: result.encoding });
+      handleEvents(link, step.events, m, result.encoding);
+      void sendAll(link, step.out);
     }
   }
 
-  await libp2p.handle(ICO_PROTOCOL, (stream, connection) => {
-    void readLoop(stream, connection).catch((e: unknown) => log.debug({ err: e }, 'ICO read loop ended'));
+  await libp2p.handle(ICO_PROTOCOLS, (stream, connection) => {
+    if (connection.status !== 'open' || stopping) {
+      stream.abort(new Error('connection closing'));
+      return;
+    }
+    linkFor(connection.remotePeer.toString()).channel.attach(stream, connection);
   }, { runOnLimitedConnection: true, maxInboundStreams: 8 });
 
   function admittedPeers(): DiscoveredPeer[] {
@@ -470,36 +464,7 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
   }
 
   if (options.relayServer === true) {
-    await libp2p.handle(DISCOVERY_PROTOCOL, async (stream, connection) => {
-      try {
-        const asker = connection.remotePeer.toString();
-        // Who else is in the cluster is for members only.
-        const admitted = await admittedWithin!(asker, ADMISSION_WAIT_MS);
-        const peers = !admitted ? [] : await Promise.all(
-          admittedPeers()
-            .filter((p) => p.peerId !== asker)
-            .map(async (p) => {
-              const addrs = new Set<string>();
-              try {
-                const stored = await libp2p.peerStore.get(peerIdFromString(p.peerId));
-                for (const a of stored.addresses) addrs.add(a.multiaddr.toString());
-              } catch {
-                // Not in the peer store (yet): only the circuit address below.
-              }
-              // Every peer with a reservation here is reachable through us.
-              const circuit = `${libp2p.getMultiaddrs()[0]?.toString() ?? ''}/p2p-circuit/p2p/${p.peerId}`;
-              addrs.add(circuit);
-              addrs.add(circuit.replace('/p2p-circuit/p2p/', '/p2p-circuit/webrtc/p2p/'));
-              return { ...p, addrs: [...addrs].slice(0, 32) };
-            }),
-        );
-        await writeJsonFrame(stream, { peers }, MAX_DISCOVERY_BYTES);
-        await stream.close();
-      } catch (e) {
-        log.debug({ err: e }, 'discovery request failed');
-        stream.abort(e instanceof Error ? e : new Error(String(e)));
-      }
-    }, { runOnLimitedConnection: false, maxInboundStreams: 4 });
+    await serveDiscovery({ libp2p: libp2p as unknown as Libp2p, log, admittedWithin: (peerId, ms) => admittedWithin!(peerId, ms), admittedPeers, admissionWaitMs: ADMISSION_WAIT_MS });
   }
 
   function onConnectionChange(peerId: string): void {
@@ -514,9 +479,9 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
     if (transport !== link.transport) {
       link.transport = transport;
       emit({ type: 'peer:transport', peerId, transport });
-      // Move our outbound ICO stream onto the better connection.
-      void ensureOutStream(link).catch(() => undefined);
     }
+    // Move the ICO writer onto the better connection (the dialer opens its stream there).
+    link.channel.connectionChanged();
   }
 
   libp2p.addEventListener('connection:open', (evt) => {
@@ -531,6 +496,7 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
     const link = links.get(peerId);
     if (link === undefined) return;
     links.delete(peerId);
+    link.channel.close(new NotConnectedError(`${peerId} disconnected`));
     if (link.session.state === 'established') {
       log.info({ remote: peerId }, 'peer disconnected');
       if (!link.session.isDown) emit({ type: 'peer:down', peerId });
@@ -563,101 +529,15 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
     if (result.envelope.type === 'STATE_SYNC' || result.envelope.type === 'CONSENSUS') emit({ type: 'ico:in', envelope: result.envelope });
   });
 
-  async function dialTarget(peerId: string, target: DialTarget): Promise<void> {
-    // Every address must name the peer, or a relay circuit address would just dial the relay.
-    const suffix = `/p2p/${peerId}`;
-    const ranked = target.addrs.map((a) => (a.endsWith(suffix) ? a : `${a}${suffix}`)).sort((a, b) => rankAddr(b) - rankAddr(a));
-    let lastError: unknown;
-    for (const addr of ranked) {
-      if (rankAddr(addr) < 0) continue;
-      try {
-        const conn = await libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) });
-        log.debug({ remote: peerId, addr, via: conn.remoteAddr.toString(), status: conn.status }, 'dialed');
-        return;
-      } catch (e) {
-        lastError = e;
-        log.debug({ remote: peerId, addr, err: (e as Error).message }, 'dial attempt failed');
-      }
-    }
-    throw lastError ?? new NotConnectedError(`no dialable address for ${peerId}`);
-  }
-
-  function rankAddr(addr: string): number {
-    const isCircuit = addr.includes('/p2p-circuit');
-    const isWebrtc = addr.includes('/webrtc');
-    if (PLATFORM === 'browser') {
-      if (isWebrtc) return 3;
-      if (isCircuit) return 1;
-      if (addr.includes('/ws')) return 2;
-      return -1;
-    }
-    if (!isCircuit && addr.includes('/tcp/') && !addr.includes('/ws')) return 4;
-    if (!isCircuit && addr.includes('/ws')) return 3;
-    if (isWebrtc) return 2;
-    return isCircuit ? 1 : -1;
-  }
-
-  /** A direct connection: not a relayed circuit with limits (those only carry first contact). */
-  function hasDirect(peerId: string): boolean {
-    return openConnections(peerId).some((c) => c.limits === undefined);
-  }
-
-  /**
-   * Starts dials that are due; each target has at most one dial in flight, none blocks
-   * another. A peer reached only through a limited relayed connection keeps being dialed
-   * (with backoff) until a direct one (WebRTC/TCP) exists.
-   */
-  function maintain(): void {
-    if (stopping) return;
-    const now = Date.now();
-    for (const [peerId, target] of targets) {
-      if (target.dialing || peerId === self || hasDirect(peerId) || now < target.nextAttempt) continue;
-      if (!target.isRelay) {
-        // Browsers are reached by their own dials (WebRTC signalled through the relay). Of
-        // two peers of the same kind only the smaller PeerId dials, so simultaneous WebRTC
-        // dials cannot collide; the larger one steps in only if nothing at all connects.
-        if (PLATFORM === 'node' && target.roles.includes('browser')) continue;
-        const sameKind = (PLATFORM === 'browser') === target.roles.includes('browser');
-        if (sameKind && self > peerId && (now - target.firstSeen < DIAL_GRACE_MS || openConnections(peerId).length > 0)) continue;
-      }
-      target.dialing = true;
-      log.debug({ remote: peerId, addrs: target.addrs.length }, 'dialing');
-      dialTarget(peerId, target)
-        .then(() => {
-          if (!hasDirect(peerId)) throw new NotConnectedError('only a relayed connection came up');
-          target.failures = 0;
-        })
-        .catch((e: unknown) => {
-          target.failures++;
-          target.nextAttempt = Date.now() + backoff(target.failures);
-          log.debug({ remote: peerId, failures: target.failures, err: (e as Error).message }, 'dial failed; backing off');
-        })
-        .finally(() => {
-          target.dialing = false;
-        });
-    }
-  }
-
   async function discover(): Promise<void> {
     if (stopping) return;
     for (const relayId of relayIds) {
       const conn = openConnections(relayId).find((c) => c.limits === undefined);
       if (conn === undefined) continue;
       try {
-        const stream = await conn.newStream(DISCOVERY_PROTOCOL, { signal: AbortSignal.timeout(5_000) });
-        const reply = parseDiscoveryReply(await readJsonFrame(stream, MAX_DISCOVERY_BYTES, AbortSignal.timeout(5_000)));
-        await stream.close().catch(() => undefined);
-        const now = Date.now();
+        const reply = await askRelay(conn);
         log.debug({ relay: relayId, peers: reply.length }, 'discovered');
-        for (const p of reply) {
-          if (p.peerId === self || relayIds.has(p.peerId)) continue;
-          const known = targets.get(p.peerId);
-          if (known === undefined) {
-            targets.set(p.peerId, { addrs: p.addrs, roles: p.roles, firstSeen: now, failures: 0, nextAttempt: 0, isRelay: false, dialing: false });
-          } else {
-            known.addrs = p.addrs;
-          }
-        }
+        dialer.learn(reply.filter((p) => p.peerId !== self && !relayIds.has(p.peerId)), Date.now());
       } catch (e) {
         log.debug({ err: (e as Error).message }, 'discovery failed');
       }
@@ -680,9 +560,9 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
       }
     }
   }, Math.max(25, Math.floor(heartbeatMs / 4)));
-  const maintainTimer = setInterval(maintain, MIN_BACKOFF_MS);
+  const maintainTimer = setInterval(() => dialer.maintain(), MIN_BACKOFF_MS);
   const discoveryTimer = setInterval(() => void discover(), DISCOVERY_INTERVAL_MS);
-  maintain();
+  dialer.maintain();
   void discover();
   log.info({ peerId: self, addrs: libp2p.getMultiaddrs().map(String), roles: options.roles }, 'peer started');
 
@@ -703,14 +583,16 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
     async send(to, type, payload) {
       const link = links.get(to);
       if (link === undefined || link.session.state !== 'established') throw new NotConnectedError(`no established ICO session with ${to}`);
-      await sendEnvelope(link, type, payload);
+      await link.channel.send(type, payload, binaryTo(link));
     },
     async broadcast(type, payload) {
       if (libp2p.services.pubsub.getSubscribers(topic).length === 0) throw new NoSubscribersError(`no peer is subscribed to ${topic} yet`);
-      const { envelope, bytes } = sealer.seal(type, payload, Date.now());
+      // Gossip carries the JSON reference form only (any subscriber may read it).
+      const { envelope, bytes } = sealer.seal(type, jsonPayload(payload), Date.now());
       await libp2p.services.pubsub.publish(topic, bytes);
-      emit({ type: 'ico:out', envelope, to: '*' });
+      emit({ type: 'ico:out', envelope, to: '*', encoding: 'json' });
     },
+    wireStats: () => ({ ...stats }),
     on(type: PeerEventType | '*', handler: (event: never) => void): () => void {
       let set = handlers.get(type);
       if (set === undefined) handlers.set(type, (set = new Set()));
@@ -723,6 +605,7 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
       stopping = true;
       clearInterval(tickTimer);
       clearInterval(maintainTimer);
+      dialer.stop();
       clearInterval(discoveryTimer);
       const goodbyes = [...links.values()].map((link) => {
         const step = link.session.close('shutdown', 'peer is shutting down');

@@ -12,6 +12,11 @@ import type { Libp2pOptions } from 'libp2p';
 
 export const PLATFORM: 'node' | 'browser' = 'browser';
 
+/** When an ICO channel flushes its queue: browsers have no check phase, so at the end of the current task. */
+export function scheduleFlush(flush: () => void): void {
+  queueMicrotask(flush);
+}
+
 /** Identity slots one browser profile may hold (tabs open at once). */
 export const MAX_IDENTITY_SLOTS = 16;
 

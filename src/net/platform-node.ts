@@ -13,6 +13,17 @@ import type { Libp2pOptions } from 'libp2p';
 
 export const PLATFORM: 'node' | 'browser' = 'node';
 
+/**
+ * When an ICO channel flushes its queue: once the event loop has run the callbacks of the I/O
+ * it has in hand (the check phase), so the replies to several frames that arrived together,
+ * and the messages a Raft Ready produces right after them, leave in one write. Not a timer:
+ * it runs in the same loop turn. (Measured against a microtask: fewer frames and syscalls per
+ * write at 1 and 16 clients, bench/net-hotpath.bench.ts.)
+ */
+export function scheduleFlush(flush: () => void): void {
+  setImmediate(flush);
+}
+
 export function platformTransports(): NonNullable<Libp2pOptions['transports']> {
   return [tcp(), webSockets(), webRTC({ rtcConfiguration: { iceServers: [] } }), circuitRelayTransport({ reservationCompletionTimeout: 10_000 })];
 }

@@ -3,7 +3,18 @@
 import { lpStream } from '@libp2p/utils';
 import type { Stream } from '@libp2p/interface';
 
-export const ICO_PROTOCOL = '/hypersync/ico/1.0.0';
+/** ICO 1.1: one duplex stream per connection (the dialer opens it, both sides read and write it). */
+export const ICO_PROTOCOL = '/hypersync/ico/1.1.0';
+/** ICO 1.0, still spoken to old peers: each side writes on the stream it opened and reads the ones it accepted. */
+export const ICO_PROTOCOL_LEGACY = '/hypersync/ico/1.0.0';
+/** Protocols the ICO handler accepts and an opener offers, preferred first. */
+export const ICO_PROTOCOLS = [ICO_PROTOCOL, ICO_PROTOCOL_LEGACY];
+/**
+ * Connections of the same transport opened within this time of each other count as
+ * simultaneous; otherwise the newer one is preferred (a restarted peer's old connection may
+ * linger, still 'open', until its transport notices).
+ */
+export const CONNECTION_TIE_MS = 1_000;
 export const DISCOVERY_PROTOCOL = '/hypersync/discovery/1.0.0';
 
 export function icoTopic(cluster: string): string {

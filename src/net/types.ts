@@ -1,7 +1,18 @@
 // The public face of a running HyperSync peer, the same in Node and in a browser tab.
 // `window.hypersync` in the web app, the CLI's `node` command and the tests all use this
 // shape; the libp2p details stay behind it.
-import type { Envelope, IcoType, Json, JoinToken, PeerRole } from '../ico/types.ts';
+import type { WireEncoding } from '../ico/frame.ts';
+import type { WireStats } from './ico-channel.ts';
+import type { Envelope, IcoType, JoinToken, JsonObject, PeerRole } from '../ico/types.ts';
+
+/**
+ * What send() and broadcast() carry: a JSON object, or raw bytes (a binary frame carries them
+ * as they are; the JSON form, for JSON peers and gossip, is `{"$bytes": "<base64url>"}`).
+ */
+export type SendPayload = JsonObject | Uint8Array;
+
+/** 'binary': offer binary frames in HELLO and use them with peers that offer them too; 'json': JSON frames only. */
+export type WireMode = 'binary' | 'json';
 
 /** How we currently reach a peer: a circuit-relayed hop, or a direct transport. */
 export type PeerTransport = 'relayed' | 'webrtc' | 'websocket' | 'tcp' | 'unknown';
@@ -37,8 +48,13 @@ export type PeerEvent =
   | { type: 'peer:goodbye'; peerId: string; code: string; reason: string }
   | { type: 'peer:rejected'; peerId: string; code: string; reason: string }
   | { type: 'peer:transport'; peerId: string; transport: PeerTransport }
-  | { type: 'ico:in'; envelope: Envelope }
-  | { type: 'ico:out'; envelope: Envelope; to: string }
+  /**
+   * A message received. `envelope` is its JSON form (for a binary frame, `signature` is the
+   * frame's, which covers the frame bytes and not this JSON). `bytes` is set when the payload
+   * is raw bytes (the envelope then shows `{"$bytes": …}`).
+   */
+  | { type: 'ico:in'; envelope: Envelope; encoding?: WireEncoding; bytes?: Uint8Array }
+  | { type: 'ico:out'; envelope: Envelope; to: string; encoding?: WireEncoding }
   | { type: 'ico:dropped'; peerId: string; code: string; reason: string };
 
 export type PeerEventType = PeerEvent['type'];
@@ -52,10 +68,18 @@ export interface HyperSyncPeer {
   peers(): PeerInfo[];
   /** Every open libp2p connection (a peer may have a relayed and a direct one at once). */
   connections(): ConnectionInfo[];
-  /** Sends a signed envelope on the direct ICO stream to one established peer. */
-  send(to: string, type: Extract<IcoType, 'STATE_SYNC' | 'CONSENSUS'>, payload: { [key: string]: Json }): Promise<void>;
-  /** Publishes a signed envelope on the cluster's gossipsub topic. */
-  broadcast(type: Extract<IcoType, 'STATE_SYNC' | 'CONSENSUS'>, payload: { [key: string]: Json }): Promise<void>;
+  /**
+   * Queues a message for one established peer on the direct ICO stream; resolves once the
+   * stream accepted it. Messages queued in one synchronous burst leave in one write (one
+   * signed binary frame to a peer that negotiated it). Rejects with NotConnectedError,
+   * SendQueueFullError (backpressure: MAX_PENDING_SENDS / MAX_PENDING_BYTES per peer) or
+   * MessageTooLargeError.
+   */
+  send(to: string, type: Extract<IcoType, 'STATE_SYNC' | 'CONSENSUS'>, payload: SendPayload): Promise<void>;
+  /** Publishes a signed envelope (JSON form) on the cluster's gossipsub topic. */
+  broadcast(type: Extract<IcoType, 'STATE_SYNC' | 'CONSENSUS'>, payload: SendPayload): Promise<void>;
+  /** Counters of this peer's direct-stream wire (frames, messages, bytes, writes, signatures). */
+  wireStats(): WireStats;
   /** Subscribes to an event type ('*' for all); returns the unsubscribe function. */
   on<T extends PeerEventType>(type: T, handler: (event: PeerEventOf<T>) => void): () => void;
   on(type: '*', handler: (event: PeerEvent) => void): () => void;
@@ -80,4 +104,6 @@ export interface PeerOptions {
   dataDir?: string;
   /** Node only: listen addresses (defaults: TCP, WS and WebRTC on 127.0.0.1 random ports). */
   listen?: string[];
+  /** Wire encoding on direct streams (default: 'binary' on Node, 'json' in browsers). */
+  wire?: WireMode;
 }

@@ -38,6 +38,8 @@ export interface ClusterOptions {
   tickMs?: number;
   /** Extra relay flags (e.g. TLS once the API needs it). */
   relayArgs?: string[];
+  /** Extra flags for every node (e.g. `--wire json`). */
+  nodeArgs?: string[];
 }
 
 export async function startRaftCluster(o: ClusterOptions = {}): Promise<RaftCluster> {
@@ -75,6 +77,7 @@ export async function startRaftCluster(o: ClusterOptions = {}): Promise<RaftClus
   const startNode = async (i: number): Promise<ClusterNode> => {
     const args = ['node', '--relay', relayAddr, '--data-dir', nodeDirs[i] as string, '--cluster-config', configPath, '--snapshot-every', String(o.snapshotEvery ?? 10_000), '--json-events'];
     if (o.tickMs !== undefined) args.push('--tick-ms', String(o.tickMs));
+    args.push(...(o.nodeArgs ?? []));
     const proc = run(`node-${i + 1}`, args);
     await proc.ready();
     const n: ClusterNode = { name: `node-${i + 1}`, peerId: ids[i] as string, dataDir: nodeDirs[i] as string, proc };

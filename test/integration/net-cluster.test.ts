@@ -18,6 +18,7 @@ import { initCluster } from '../../src/cli/keys.ts';
 import { loadOrCreateKey } from '../../src/net/platform-node.ts';
 import { ICO_PROTOCOL } from '../../src/net/protocol.ts';
 import { EnvelopeSealer } from '../../src/ico/envelope.ts';
+import { ICO_VERSION } from '../../src/ico/types.ts';
 import { crypto, seedFromLibp2pPrivateKey } from '../../src/crypto/index.ts';
 import { killAll, run, tempDir, type JsonEvent, type Proc } from '../harness/processes.ts';
 
@@ -63,7 +64,7 @@ test('relay and three peers exchange HELLO, authenticate each other and heartbea
   assert.ok(hello);
   const payload = (hello['envelope'] as { payload: { cluster: string; version: string } }).payload;
   assert.equal(payload.cluster, 'itest');
-  assert.equal(payload.version, '1.0');
+  assert.equal(payload.version, ICO_VERSION);
   const health = (await (await fetch(`${relay.events[0]!['http'] as string}/healthz`)).json()) as { status: string; peers: { established: number } };
   assert.equal(health.status, 'ok');
   assert.ok(health.peers.established >= 3);

@@ -19,7 +19,7 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p, type Libp2p } from 'libp2p';
 import { Uint8ArrayList } from 'uint8arraylist';
 import { initCluster } from '../../src/cli/keys.ts';
-import { base64urlDecode, crypto, seedFromLibp2pPrivateKey } from '../../src/crypto/index.ts';
+import { base64urlDecode, crypto, seedFromLibp2pPrivateKey, varint } from '../../src/crypto/index.ts';
 import { EnvelopeSealer } from '../../src/ico/envelope.ts';
 import { DEFAULT_CODEC_LIMITS } from '../../src/ico/types.ts';
 import { ADMISSION_WAIT_MS, MAX_PENDING_SENDS, NoSubscribersError, SendQueueFullError, startPeer, type HyperSyncPeer, type PeerEvent } from '../../src/net/index.ts';
@@ -56,17 +56,6 @@ function nextEvent(peer: HyperSyncPeer, pred: (e: PeerEvent) => boolean, timeout
       resolve(e);
     });
   });
-}
-
-function varint(n: number): Uint8Array {
-  const out: number[] = [];
-  let v = n;
-  while (v >= 0x80) {
-    out.push((v % 0x80) | 0x80);
-    v = Math.floor(v / 0x80);
-  }
-  out.push(v);
-  return Uint8Array.from(out);
 }
 
 async function attacker(): Promise<{ libp2p: Libp2p; key: PrivateKey; id: string; stream: () => Promise<Stream> }> {

@@ -9,7 +9,7 @@ import { base64urlEncode, canonicalBytes, crypto, seedFromLibp2pPrivateKey } fro
 import { nobleCrypto } from '../../src/crypto/noble.ts';
 import { decodeEnvelope, validateEnvelope, EnvelopeSealer, signingBytes } from '../../src/ico/envelope.ts';
 import { ReplayGuard } from '../../src/ico/replay.ts';
-import type { Envelope, IcoErrorCode } from '../../src/ico/types.ts';
+import { ICO_VERSION, type Envelope, type IcoErrorCode } from '../../src/ico/types.ts';
 import { identity } from './ico-fixtures.ts';
 
 const NOW = Date.parse('2026-11-24T12:00:00.000Z');
@@ -37,7 +37,7 @@ test('a sealed envelope decodes and verifies', () => {
   const r = decodeEnvelope(bytes, { now: NOW, expectedSender: alice.peerId, replay: new ReplayGuard() });
   assert.ok(r.ok);
   assert.deepEqual(r.envelope, envelope);
-  assert.equal(envelope.v, '1.0');
+  assert.equal(envelope.v, ICO_VERSION);
   assert.equal(envelope.timestamp, '2026-11-24T12:00:00.000Z');
 });
 
@@ -53,7 +53,7 @@ test('seq rises monotonically, also across a restarted sealer', () => {
 test('every field tampered is rejected with the right error', () => {
   const { envelope } = alice.sealer.seal('STATE_SYNC', { k: 'v' }, NOW);
   const cases: Array<[string, Record<string, unknown>, IcoErrorCode]> = [
-    ['v changed', { ...envelope, v: '1.1' }, 'ICO_BAD_SIGNATURE'],
+    ['v changed', { ...envelope, v: '1.9' }, 'ICO_BAD_SIGNATURE'],
     ['v malformed', { ...envelope, v: 'one' }, 'ICO_MALFORMED'],
     ['type changed', { ...envelope, type: 'CONSENSUS' }, 'ICO_BAD_SIGNATURE'],
     ['type not a string', { ...envelope, type: 7 }, 'ICO_MALFORMED'],

@@ -6,7 +6,7 @@ import { crypto } from '../../src/crypto/index.ts';
 import { createJoinToken, decodeJoinTokenParam, encodeJoinTokenParam, type AdmissionPolicy } from '../../src/ico/admission.ts';
 import { IcoSession, negotiateVersion, type SessionEvent, type SessionStep, type SessionOptions } from '../../src/ico/lifecycle.ts';
 import { MalformedEnvelopeError } from '../../src/ico/errors.ts';
-import type { Envelope, JoinToken } from '../../src/ico/types.ts';
+import { ICO_VERSION, type Envelope, type JoinToken } from '../../src/ico/types.ts';
 import { identity, type Identity } from './ico-fixtures.ts';
 
 const NOW = Date.parse('2026-11-24T12:00:00.000Z');
@@ -60,7 +60,7 @@ test('HELLO both ways establishes the session on each side', () => {
   assert.equal(sb.state, 'established');
   assert.equal(aEvents[0]?.kind, 'established');
   assert.equal(bEvents[0]?.kind, 'established');
-  assert.equal(sa.agreedVersion, '1.0');
+  assert.equal(sa.agreedVersion, ICO_VERSION);
 });
 
 test('version negotiation: same major interoperates at the lower minor; another major does not', () => {
