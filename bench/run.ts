@@ -8,6 +8,7 @@ const suites: Record<string, () => Promise<BenchModule>> = {
   crypto: () => import('./crypto.bench.ts'),
   ico: () => import('./ico.bench.ts'),
   receipts: () => import('./receipts.bench.ts'),
+  verify: () => import('./verify.bench.ts'),
   raft: () => import('./raft.bench.ts'),
   'pbft-core': () => import('./pbft-core.bench.ts'),
   'raft-durable': () => import('./raft-durable.bench.ts'),
@@ -15,6 +16,7 @@ const suites: Record<string, () => Promise<BenchModule>> = {
   net: () => import('./net.bench.ts'),
   'net-hotpath': () => import('./net-hotpath.bench.ts'),
   api: () => import('./api.bench.ts'),
+  sync: () => import('./sync.bench.ts'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

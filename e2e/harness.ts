@@ -93,8 +93,8 @@ export async function startStack(heartbeatMs = 500): Promise<Stack> {
   };
 }
 
-/** A well-formed relay multiaddr on which nothing listens (a port just closed, a made-up PeerId). */
-export async function deadRelayAddr(): Promise<string> {
+/** A loopback port that was free a moment ago (bound to port 0, then closed). */
+export async function freePort(): Promise<number> {
   const server = createNetServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -103,8 +103,13 @@ export async function deadRelayAddr(): Promise<string> {
   const address = server.address();
   await new Promise<void>((resolve) => server.close(() => resolve()));
   if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+/** A well-formed relay multiaddr on which nothing listens (a port just closed, a made-up PeerId). */
+export async function deadRelayAddr(): Promise<string> {
   const id = peerIdFromPublicKeyBytes(crypto.createSigner(crypto.randomBytes(32)).publicKey);
-  return `/ip4/127.0.0.1/tcp/${address.port}/ws/p2p/${id}`;
+  return `/ip4/127.0.0.1/tcp/${await freePort()}/ws/p2p/${id}`;
 }
 
 /** Shapes returned by `window.hypersync` inside pages (evaluated in the browser). */

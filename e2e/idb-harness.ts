@@ -1,17 +1,29 @@
-// Serves the IndexedDB compliance page (e2e/idb/) with Vite on loopback.
+// Serves a test page folder (its index.html and the TypeScript it loads) with Vite on
+// loopback: the IndexedDB compliance page (e2e/idb/), the crypto adapter page (e2e/crypto/),
+// the verify bench page (bench/verify-page/). `folder` is relative to e2e/ or absolute.
 import { createServer, type ViteDevServer } from 'vite';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 
-export async function startIdbPage(): Promise<{ url: string; server: ViteDevServer }> {
+/** Response headers that make a page cross-origin isolated, for fine-grained performance.now() in benches. */
+export const CROSS_ORIGIN_ISOLATED = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' };
+
+export async function startVitePage(folder: string, headers: Record<string, string> = {}): Promise<{ url: string; server: ViteDevServer }> {
   const server = await createServer({
-    root: join(import.meta.dirname, 'idb'),
+    root: isAbsolute(folder) ? folder : join(import.meta.dirname, folder),
     configFile: false,
     logLevel: 'error',
-    server: { host: '127.0.0.1', port: 0 },
+    server: { host: '127.0.0.1', port: 0, headers },
     build: { target: 'es2022' },
   });
   await server.listen();
   const url = server.resolvedUrls?.local[0];
-  if (url === undefined) throw new Error('vite did not report a URL');
+  if (url === undefined) {
+    await server.close();
+    throw new Error('vite did not report a URL');
+  }
   return { url, server };
+}
+
+export function startIdbPage(): Promise<{ url: string; server: ViteDevServer }> {
+  return startVitePage('idb');
 }

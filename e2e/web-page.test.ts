@@ -1,12 +1,15 @@
 // What a person sees on the web app in Chromium: instructions when the URL lacks join
 // parameters, a warning when the relay cannot be reached, a refusal when the relay does not
-// admit the token, and, when joined, the relay and peers with a log fed by the send form.
+// admit the token, and, when joined, the relay and peers with a log fed by the send form; a
+// joined tab verifies with WebCrypto and exposes its receipt verifier.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from './browsers.ts';
 import { deadRelayAddr, HOOK_TIMEOUT_MS, joinUrl, startStack, TEST_TIMEOUT_MS, until, type Stack } from './harness.ts';
 import { crypto, peerIdFromPublicKeyBytes } from '../src/crypto/index.ts';
+import { ReceiptLog } from '../src/receipts/log.ts';
+import { MemoryStore } from '../src/store/memory.ts';
 
 let stack: Stack;
 let browser: Browser;
@@ -125,5 +128,30 @@ test('a joined tab shows the relay and a second tab, and the send form puts a si
   } finally {
     await a.context().close();
     await b.context().close();
+  }
+});
+
+test('a joined tab signs and verifies with WebCrypto Ed25519, and checks receipts and proofs with its verifier', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const signer = crypto.createSigner(crypto.randomBytes(32));
+  const peerId = peerIdFromPublicKeyBytes(signer.publicKey);
+  const log = await ReceiptLog.open(new MemoryStore(), { signer, peerId });
+  const receipts = await Promise.all(Array.from({ length: 12 }, (_, i) => log.append({ operator_id: 'kv.put', inputs: { i }, outputs: { ok: true } })));
+  const bundle = { receipt: receipts[7]!, proof: await log.inclusionProof(receipts[7]!.receipt_id), tree_head: log.signedTreeHead() };
+  const forged = { ...bundle, receipt: { ...bundle.receipt, operation: { ...bundle.receipt.operation, inputs_hash: receipts[6]!.operation.inputs_hash } } };
+  const page = await open(stack.pageUrl);
+  try {
+    await page.evaluate(() => window.hypersync.ready);
+    assert.equal(await page.evaluate(() => window.hypersync.crypto), 'webcrypto');
+    // The relay's HELLO reached the log: the tab opened (verified) it with WebCrypto.
+    await until(async () => ((await page.evaluate(() => window.hypersync.received().some((e) => e.type === 'HELLO'))) ? true : undefined), 20_000, 'the relay HELLO');
+    const verdicts = await page.evaluate(async ([b, f, chain, signerId]) => {
+      const v = window.hypersync.verify;
+      return [await v.verifyProofBundle(b, { signer: signerId }), await v.verifyProofBundle(f), await v.verifyChain(chain, { signer: signerId })];
+    }, [bundle, forged, receipts, peerId] as const);
+    assert.deepEqual(verdicts[0], { ok: true });
+    assert.equal((verdicts[1] as { code?: string }).code, 'RECEIPT_SIGNATURE_INVALID', JSON.stringify(verdicts[1]));
+    assert.deepEqual(verdicts[2], { ok: true, count: 12 });
+  } finally {
+    await page.context().close();
   }
 });

@@ -21,6 +21,9 @@ import { LocalBackend } from './api/local-backend.ts';
 import { buildApi, type ApiTimeouts } from './api/server.ts';
 import { RaftBackend } from './api/raft-backend.ts';
 import { startRaftMember, type RaftMember } from '../src/net/raft-member.ts';
+import { startNodeSync } from '../src/sync/node-service.ts';
+import type { SyncService } from '../src/sync/service.ts';
+import { registerSyncRoutes, renderSyncMetrics } from './api/sync-routes.ts';
 
 export interface RelayApiOptions {
   /** PEM contents. Required unless `insecure`. */
@@ -66,6 +69,8 @@ export interface RelayHandle {
   readonly backend: ApiBackend;
   /** Present when the relay runs as a member of the cluster's Raft group. */
   readonly raft: RaftMember | undefined;
+  /** Documents and receipt logs synced with the cluster's peers. */
+  readonly sync: SyncService;
   stop(): Promise<void>;
 }
 
@@ -86,7 +91,9 @@ export async function startRelay(opts: RelayOptions): Promise<RelayHandle> {
     ...(apiOpts.ratePerSecond !== undefined ? { ratePerSecond: apiOpts.ratePerSecond } : {}),
     ...(apiOpts.rateBurst !== undefined ? { rateBurst: apiOpts.rateBurst } : {}),
   });
+  let syncRef: SyncService | undefined;
   const peer = await startPeer({
+    helloState: () => syncRef?.summary() ?? null,
     cluster: opts.config.cluster,
     roles: ['relay'],
     relays: [],
@@ -125,8 +132,12 @@ export async function startRelay(opts: RelayOptions): Promise<RelayHandle> {
       backend = local;
       cleanup.push(() => local.close());
     }
+    const sync = await startNodeSync({ peer, privateKey, dataDir: opts.dataDir, policies: opts.config.sync?.policies, receiptLogs: raft !== undefined ? [raft.replica.log] : [] });
+    syncRef = sync;
+    cleanup.push(() => sync.close());
     const started = Date.now();
     const app = await buildApi({
+      extraMetrics: () => renderSyncMetrics(sync),
       backend,
       auth,
       tls: apiOpts.tls,
@@ -146,6 +157,7 @@ export async function startRelay(opts: RelayOptions): Promise<RelayHandle> {
       },
     });
     cleanup.push(() => app.close());
+    await registerSyncRoutes(app, sync);
     for (const ext of apiOpts.apiExtensions ?? []) await ext(app, { backend, auth });
     await app.listen({ host, port: opts.httpPort ?? 0 });
     const address = app.server.address();
@@ -162,6 +174,7 @@ export async function startRelay(opts: RelayOptions): Promise<RelayHandle> {
       api: app,
       backend,
       raft,
+      sync,
       stop() {
         stopped ??= unwind();
         return stopped;

@@ -3,6 +3,15 @@
 // prints it), starts the same peer core the Node processes run, renders peers, transports,
 // heartbeats and a bounded ICO log, and exposes `window.hypersync` for automation.
 import { startPeer } from '../src/net/index.ts';
+import * as verifier from '../src/verify/index.ts';
+import { loadOrCreateKey } from '#net-platform';
+import { crypto, seedFromLibp2pPrivateKey } from '../src/crypto/index.ts';
+import { IdbStore } from '../src/store/idb.ts';
+import type { DocEntry } from '../src/sync/docstore.ts';
+import type { SyncReport } from '../src/sync/engine.ts';
+import { policiesWith } from '../src/sync/policy.ts';
+import { startSyncService, type SyncService, type SyncServiceEvent } from '../src/sync/service.ts';
+import type { SyncMode } from '../src/sync/wire.ts';
 import type { ConnectionInfo, HyperSyncPeer, PeerEvent, PeerEventType, PeerInfo } from '../src/net/types.ts';
 import type { Envelope, Json } from '../src/ico/types.ts';
 import { parseJoinParams, type JoinParams } from './join-params.ts';
@@ -17,6 +26,9 @@ const REFRESH_MS = 1_000;
 const MAX_RECEIVED = MAX_LOG_ENTRIES;
 /** Subscriptions made before the peer exists, attached when it starts. */
 const MAX_EARLY_HANDLERS = 256;
+/** Sync events a page may subscribe to through `hypersync.sync.on`. */
+type SyncEventType = SyncServiceEvent['type'];
+type SyncHandler = (event: SyncServiceEvent) => void;
 
 type SendType = 'STATE_SYNC' | 'CONSENSUS';
 type Payload = { [key: string]: Json };
@@ -35,6 +47,29 @@ export interface HyperSyncApi {
   on(type: PeerEventType | '*', handler: AnyHandler): () => void;
   /** STATE_SYNC/CONSENSUS/HELLO/GOODBYE envelopes received so far (last 200), for late observers. */
   received(): Envelope[];
+  /** The standalone verifier (`hypersync/verify`), as this tab uses it: receipts, chains, proofs, certificates. */
+  readonly verify: typeof verifier;
+  /** How this tab signs and verifies: `webcrypto` (native Ed25519, detected at load) or `noble`. */
+  readonly crypto: typeof verifier.cryptoBackend;
+  /** The synced document store of this tab (IndexedDB): works offline, syncs when peers are reachable. */
+  docs: {
+    put(key: string, value: Json): Promise<{ key: string; op: string; origin: string; seq: number }>;
+    get(key: string): Promise<DocEntry | null>;
+    delete(key: string): Promise<{ key: string; op: string; origin: string; seq: number }>;
+    list(options?: { prefix?: string; after?: string; limit?: number }): Promise<DocEntry[]>;
+  };
+  sync: {
+    /** Syncs now with one peer, or every established one. */
+    run(peerId?: string, options?: { mode?: SyncMode }): Promise<SyncReport[]>;
+    status(): ReturnType<SyncService['status']>;
+    /** 'progress' | 'done' | 'change' | 'conflict' | 'rejected' (or '*'); allowed before `ready`. */
+    on(type: SyncEventType | '*', handler: SyncHandler): () => void;
+  };
+  conflicts: {
+    list(): Promise<DocEntry[]>;
+    /** A signed resolution record: a new value, or one of the concurrent versions by id. */
+    resolve(key: string, resolution: { value: Json } | { version: string }): Promise<{ key: string; value: Json }>;
+  };
   stop(): Promise<void>;
 }
 
@@ -49,6 +84,8 @@ const { promise: ready, resolve: resolveReady, reject: rejectReady } = Promise.w
 ready.catch(() => undefined);
 
 let peer: HyperSyncPeer | undefined;
+let sync: SyncService | undefined;
+const syncHandlers = new Set<{ type: SyncEventType | '*'; handler: SyncHandler }>();
 const received: Envelope[] = [];
 const early = new Map<AnyHandler, { type: PeerEventType | '*'; off: (() => void) | null }>();
 
@@ -68,6 +105,15 @@ function subscribe(type: PeerEventType | '*', handler: AnyHandler): () => void {
   };
 }
 
+function requireSync(): SyncService {
+  if (sync === undefined) throw new Error('sync not started yet: await window.hypersync.ready');
+  return sync;
+}
+
+function recordView(r: { key: string; op: string; origin: string; seq: number }): { key: string; op: string; origin: string; seq: number } {
+  return { key: r.key, op: r.op, origin: r.origin, seq: r.seq };
+}
+
 window.hypersync = {
   get peerId(): string {
     return peer?.peerId ?? '';
@@ -79,10 +125,51 @@ window.hypersync = {
   broadcast: (type, payload) => requirePeer().broadcast(type, payload),
   on: subscribe,
   received: () => [...received],
+  verify: verifier,
+  crypto: verifier.cryptoBackend,
+  docs: {
+    put: async (key, value) => recordView(await requireSync().docs.put(key, value)),
+    get: async (key) => (await requireSync().docs.get(key)) ?? null,
+    delete: async (key) => recordView(await requireSync().docs.delete(key)),
+    list: (options = {}) => requireSync().docs.list(options),
+  },
+  sync: {
+    run: (peerId, options = {}) => requireSync().sync(peerId, options),
+    status: () => requireSync().status(),
+    on: (type, handler) => {
+      if (syncHandlers.size >= MAX_EARLY_HANDLERS) throw new RangeError(`more than ${MAX_EARLY_HANDLERS} sync subscriptions`);
+      const entry = { type, handler };
+      syncHandlers.add(entry);
+      return () => syncHandlers.delete(entry);
+    },
+  },
+  conflicts: {
+    list: () => requireSync().docs.conflicts(),
+    resolve: async (key, resolution) => {
+      const r = await requireSync().resolve(key, resolution);
+      return { key: r.key, value: r.value };
+    },
+  },
   stop: async () => {
+    await sync?.stop();
     await peer?.stop();
   },
 };
+
+/** The documents card: how many versions, the last sync, open conflicts. */
+function renderDocs(service: SyncService): void {
+  const status = service.status();
+  byId('docs-count').textContent = `(${status.summary.n} versions)`;
+  const last = status.reports.at(-1);
+  const running = status.sessions.length;
+  byId('docs-sync').textContent = running > 0
+    ? `syncing with ${running} peer(s)…`
+    : last === undefined ? 'not synced yet' : `last sync with ${shortId(last.peer)}: ${last.mode}, ${last.received} received, ${last.sent} sent, ${last.equal ? 'in sync' : 'not in sync'}`;
+  const conflicts = status.conflicts;
+  const el = byId('docs-conflicts');
+  el.textContent = conflicts.length === 0 ? 'no open conflicts' : `${conflicts.length} open conflict(s): ${conflicts.slice(0, 5).join(', ')} (resolve with hypersync.conflicts.resolve or \`hypersync conflicts resolve\`)`;
+  el.className = conflicts.length === 0 ? 'muted' : 'bad';
+}
 
 /** What the tab knows about each relay it was told to use. */
 interface RelayTrack {
@@ -237,7 +324,20 @@ async function boot(): Promise<void> {
   renderSelf({ peerId: '', cluster: params.cluster, roles: ['browser', 'learner'], relays: params.relays.map((addr, i) => ({ addr, peerId: params.relayIds[i]!, state: 'connecting', detail: 'starting' })) });
   let started: HyperSyncPeer;
   try {
-    started = await startPeer({ cluster: params.cluster, roles: ['browser', 'learner'], relays: params.relays, allowlist: [], clusterPublicKey: params.clusterPublicKey, joinToken: params.joinToken });
+    // The key is loaded here (not inside startPeer) so the document signer is the tab's identity.
+    const privateKey = await loadOrCreateKey();
+    started = await startPeer({
+      cluster: params.cluster, roles: ['browser', 'learner'], relays: params.relays, allowlist: [], clusterPublicKey: params.clusterPublicKey, joinToken: params.joinToken,
+      privateKey, helloState: () => sync?.summary() ?? null,
+    });
+    // One document database per identity, so a reloaded tab finds its own documents again.
+    sync = await startSyncService({ peer: started, store: await IdbStore.open(`hypersync-docs-${started.peerId}`), signer: crypto.createSigner(seedFromLibp2pPrivateKey(privateKey)), policies: policiesWith() });
+    const service = sync;
+    service.on((event) => {
+      for (const { type, handler } of syncHandlers) if (type === '*' || type === event.type) handler(event);
+      if (event.type === 'done' || event.type === 'change' || event.type === 'conflict') renderDocs(service);
+    });
+    renderDocs(service);
   } catch (e) {
     setStatus('error', 'error');
     setBanner('error', `This tab could not start its peer: ${e instanceof Error ? e.message : String(e)}`);

@@ -67,6 +67,8 @@ export interface BuildApiOptions {
   health?: () => Record<string, Json>;
   /** gRPC/Connect service hypersync.v1.HyperSync on the same port (relay/api/grpc.ts). */
   grpc?: GrpcLimits;
+  /** More Prometheus text appended to GET /metrics (the sync layer's counters). */
+  extraMetrics?: () => string;
 }
 
 declare module 'fastify' {
@@ -311,7 +313,7 @@ export async function buildApi(opts: BuildApiOptions): Promise<FastifyInstance> 
     { config: { scope: 'read' }, schema: { summary: 'Prometheus metrics (text format 0.0.4; read scope)', tags: ['ops'], security, produces: ['text/plain'] } },
     async (_req, reply) => {
       void reply.type('text/plain; version=0.0.4; charset=utf-8');
-      return metrics.render(backend.cluster(), backend.treeHead().size);
+      return metrics.render(backend.cluster(), backend.treeHead().size) + (opts.extraMetrics?.() ?? '');
     },
   );
 

@@ -11,6 +11,9 @@ commands:
   keys        peer keys, cluster key, join tokens
   receipts    export, verify and prove signed receipts
   cluster     consensus status of a running cluster (leader, term, commit index, members)
+  docs        get, put, delete, list synced documents through the relay
+  conflicts   list and resolve documents with concurrent versions (manual policy)
+  sync        sync the relay with its peers now, with a progress bar
 
 Run 'hypersync <command> --help' for the options of each.
 `;
@@ -48,6 +51,12 @@ export async function main(argv: string[]): Promise<number> {
         return await (await import('./cluster.ts')).clusterCommand(rest, out);
       case 'receipts':
         return await (await import('./receipts.ts')).receiptsCommand(rest, out);
+      case 'docs':
+        return await (await import('./sync.ts')).docsCommand(rest, out);
+      case 'conflicts':
+        return await (await import('./sync.ts')).conflictsCommand(rest, out);
+      case 'sync':
+        return await (await import('./sync.ts')).syncCommand(rest, out);
       default:
         throw new UsageError(`unknown command '${command}'`);
     }

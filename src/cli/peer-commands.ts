@@ -17,12 +17,16 @@ import { startRelay } from '../../relay/relay.ts';
 import { readTlsFiles } from '../../relay/api/tls.ts';
 import { DEFAULT_BODY_LIMIT } from '../../relay/api/server.ts';
 import { int, parse, required, str, UsageError } from './args.ts';
+import { startNodeSync } from '../sync/node-service.ts';
+import type { SyncService } from '../sync/service.ts';
 
 export const NODE_HELP = `usage: hypersync node --relay MULTIADDR --data-dir DIR [--cluster-config FILE] [options]
 
 Runs a HyperSync peer: connects to the relay, discovers the cluster's peers, speaks ICO.
 When cluster.json has a "raft" section listing this peer, it also runs its Raft member:
 the log in <data-dir>/raft, the state machine, and its signed receipts in <data-dir>/store.
+Every node syncs the document store and mirrored receipt logs (<data-dir>/sync) with its
+peers: at connection, live by gossip, and by anti-entropy.
 
 options:
   --relay MULTIADDR        relay address with /p2p/<id> (repeatable)
@@ -38,7 +42,9 @@ options:
                            applied entries (default 10000)
   --wire binary|json       direct-stream encoding: binary frames with peers that offer them
                            (default), or JSON envelopes only (the reference form)
-  --json-events            print one JSON line per peer event on stdout
+  --anti-entropy-ms N      sync with one random peer every N ms (default 30000)
+  --json-events            print one JSON line per peer event on stdout (and sync:done,
+                           sync:rejected, sync:conflict, docs:change lines)
   --log-level LEVEL        trace|debug|info|warn|error (default info; logs go to stderr)
 `;
 
@@ -134,15 +140,48 @@ function runUntilSignal(stop: () => Promise<void>): Promise<number> {
  * CONSENSUS envelopes are Raft traffic (hundreds per second under load, entries inside) and
  * cost real CPU to print: they show as the raft:* lines instead.
  */
-function streamEvents(peer: HyperSyncPeer, out: Out, hideConsensus = false): void {
-  peer.on('*', (event: PeerEvent) => {
+function streamEvents(peer: HyperSyncPeer, out: Out, hideConsensus = false, early: PeerEvent[] = []): void {
+  const print = (event: PeerEvent): void => {
     if (event.type === 'ico:in' || event.type === 'ico:out') {
       const t = event.envelope.type;
       if (t === 'HEARTBEAT' || (hideConsensus && t === 'CONSENSUS')) return;
+      // Sync protocol traffic (record batches up to 1 MiB) shows as the sync:* lines instead.
+      if (t === 'STATE_SYNC' && typeof event.envelope.payload['k'] === 'string') return;
     }
     // Raw payload bytes are already in the envelope's JSON form ({"$bytes": …}).
     const { bytes: _bytes, ...shown } = event as PeerEvent & { bytes?: Uint8Array };
     out(`${JSON.stringify({ ...shown, at: new Date().toISOString() })}\n`);
+  };
+  for (const event of early) print(event);
+  peer.on('*', print);
+}
+
+/** Events a peer may emit while the rest of the process starts, kept for --json-events. */
+export const MAX_EARLY_EVENTS = 1024;
+
+/** Records the peer's events from now until streamEvents takes over (bounded). */
+function bufferEvents(peer: HyperSyncPeer): { events: PeerEvent[]; stop(): void } {
+  const events: PeerEvent[] = [];
+  const off = peer.on('*', (e: PeerEvent) => {
+    if (events.length < MAX_EARLY_EVENTS) events.push(e);
+  });
+  return { events, stop: off };
+}
+
+/** Sync sessions, rejected records, conflicts and document changes as JSON lines. */
+function streamSyncEvents(sync: SyncService, out: Out): void {
+  const line = (o: Record<string, unknown>): void => out(`${JSON.stringify({ ...o, at: new Date().toISOString() })}\n`);
+  sync.on((e) => {
+    if (e.type === 'done') {
+      const r = e.report;
+      line({ type: 'sync:done', peer: r.peer, mode: r.mode, equal: r.equal, sent: r.sent, received: r.received, rounds: r.rounds, passes: r.passes, ms: r.ms, summary: sync.summary() });
+    } else if (e.type === 'rejected') {
+      line({ type: 'sync:rejected', peer: e.peer, code: e.code, reason: e.reason });
+    } else if (e.type === 'conflict') {
+      line({ type: 'sync:conflict', keys: e.keys });
+    } else if (e.type === 'change') {
+      line({ type: 'docs:change', source: e.change.source, keys: e.change.keys.slice(0, 64), count: e.change.records.length, summary: sync.summary() });
+    }
   });
 }
 
@@ -179,6 +218,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
     wire: { type: 'string' },
     'json-events': { type: 'boolean' },
     'log-level': { type: 'string' },
+    'anti-entropy-ms': { type: 'string' },
   });
   if (p.values['help'] === true) {
     out(NODE_HELP);
@@ -195,8 +235,11 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
   const config = await readClusterConfig(str(p, 'cluster-config') ?? clusterConfigIn(dataDir));
   const token = str(p, 'join-token');
   const host = str(p, 'listen-host') ?? '127.0.0.1';
+  const antiEntropyMs = int(p, 'anti-entropy-ms', 30_000, 100, 3_600_000);
+  let sync: SyncService | undefined;
   const wire = wireMode(p);
   const peer = await startPeer({
+    helloState: () => sync?.summary() ?? null,
     cluster: config.cluster,
     roles: [role],
     relays,
@@ -208,6 +251,8 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
     listen: [`/ip4/${host}/tcp/0`, `/ip4/${host}/tcp/0/ws`, '/p2p-circuit', '/webrtc'],
     ...(wire !== undefined ? { wire } : {}),
   });
+  // Starting Raft and sync takes a while (LevelDB opens); sessions come up meanwhile.
+  const early = bufferEvents(peer);
   let raft: RaftMember | undefined;
   if (config.raft !== undefined && [...config.raft.voters, ...config.raft.learners].includes(peer.peerId)) {
     try {
@@ -217,14 +262,27 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
       throw e;
     }
   }
+  let nodeSync: Awaited<ReturnType<typeof startNodeSync>>;
+  try {
+    nodeSync = await startNodeSync({ peer, privateKey: await loadOrCreateKey(dataDir), dataDir, policies: config.sync?.policies, receiptLogs: raft !== undefined ? [raft.replica.log] : [], antiEntropyMs });
+  } catch (e) {
+    await raft?.stop();
+    await peer.stop();
+    throw e;
+  }
+  sync = nodeSync;
   if (p.values['json-events'] === true) {
     out(`${JSON.stringify({ type: 'ready', peerId: peer.peerId, pid: process.pid, multiaddrs: peer.multiaddrs(), raft: raft !== undefined })}\n`);
-    streamEvents(peer, out, raft !== undefined);
+    early.stop();
+    streamEvents(peer, out, raft !== undefined, early.events);
+    streamSyncEvents(nodeSync, out);
     if (raft !== undefined) streamRaftEvents(raft, peer, out);
   } else {
+    early.stop();
     process.stderr.write(`hypersync node ${peer.peerId} running${raft !== undefined ? ' (raft member)' : ''} (Ctrl-C to stop)\n`);
   }
   return runUntilSignal(async () => {
+    await nodeSync.close();
     await raft?.stop();
     await peer.stop();
   });
@@ -294,6 +352,7 @@ export async function relayCommand(argv: string[], out: Out): Promise<number> {
   if (p.values['json-events'] === true) {
     out(`${JSON.stringify(ready)}\n`);
     streamEvents(relay.peer, out, relay.raft !== undefined);
+    streamSyncEvents(relay.sync, out);
   } else {
     out(`relay ${relay.peerId}\n  libp2p: ${relay.multiaddrs.join(' ')}\n  api:    ${relay.http.url}/api/v1 (docs ${relay.http.url}/docs, health ${relay.http.url}/healthz)\n`);
   }

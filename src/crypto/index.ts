@@ -1,13 +1,14 @@
-// The crypto layer's public face: the platform adapter (node:crypto on Node, @noble in the
-// browser, picked at build/resolve time through package.json `imports`), canonical JSON,
-// `sha256:<hex>` digests, encodings, and the bridge between libp2p keys/PeerIds and raw
-// ed25519 keys (the PeerId *is* the signer: its public key is inside it).
+// The crypto layer's public face: the platform adapter (node:crypto on Node; in browsers
+// WebCrypto Ed25519 with a @noble fallback, picked at build/resolve time through package.json
+// `imports`), canonical JSON, `sha256:<hex>` digests, encodings, and the bridge between
+// libp2p keys/PeerIds and raw ed25519 keys (the PeerId *is* the signer: its public key is
+// inside it). No libp2p code runs here (types only), so the standalone verifier can use it.
 import adapter from '#crypto-adapter';
-import { publicKeyFromRaw } from '@libp2p/crypto/keys';
-import { peerIdFromPublicKey, peerIdFromString } from '@libp2p/peer-id';
 import type { PrivateKey } from '@libp2p/interface';
 import { canonicalBytes } from './jcs.ts';
 import { hexEncode } from './encoding.ts';
+import { KeyCache, MAX_CACHED_KEYS } from './key-cache.ts';
+import { ed25519KeyFromPeerId, peerIdFromEd25519Key } from './peer-id.ts';
 import type { CryptoAdapter } from './types.ts';
 
 export type { CryptoAdapter, Ed25519Signer } from './types.ts';
@@ -39,33 +40,26 @@ export function isDigest(value: unknown): value is string {
 }
 
 /** Upper bound on cached PeerId → public key decodings (the oldest makes room when full). */
-export const MAX_CACHED_PEER_IDS = 4096;
-const peerKeys = new Map<string, Uint8Array>();
+export const MAX_CACHED_PEER_IDS = MAX_CACHED_KEYS;
+const peerKeys = new KeyCache<Uint8Array>(MAX_CACHED_PEER_IDS);
 
-/** The raw 32-byte ed25519 public key inside a PeerId string; KeyError if it has none. */
+/** The raw 32-byte ed25519 public key inside a PeerId string (`12D3KooW…`); KeyError if it has none. */
 export function publicKeyFromPeerId(peerId: string): Uint8Array {
   const cached = peerKeys.get(peerId);
   if (cached !== undefined) return cached;
-  let raw: Uint8Array | undefined;
+  let raw: Uint8Array;
   try {
-    const id = peerIdFromString(peerId);
-    raw = id.type === 'Ed25519' ? id.publicKey.raw : undefined;
+    raw = ed25519KeyFromPeerId(peerId);
   } catch {
-    throw new KeyError(`not a PeerId: ${peerId.slice(0, 80)}`);
+    throw new KeyError(`not an ed25519 PeerId: ${peerId.slice(0, 80)}`);
   }
-  if (raw === undefined || raw.length !== 32) throw new KeyError(`PeerId ${peerId.slice(0, 80)} does not carry an ed25519 key`);
-  if (peerKeys.size >= MAX_CACHED_PEER_IDS) {
-    const oldest = peerKeys.keys().next();
-    if (oldest.done !== true) peerKeys.delete(oldest.value);
-  }
-  peerKeys.set(peerId, raw);
-  return raw;
+  return peerKeys.getOrCreate(peerId, () => raw);
 }
 
 /** The PeerId string (`12D3KooW…`) of a raw ed25519 public key. */
 export function peerIdFromPublicKeyBytes(publicKey: Uint8Array): string {
   if (publicKey.length !== 32) throw new KeyError(`ed25519 public key must be 32 bytes, got ${publicKey.length}`);
-  return peerIdFromPublicKey(publicKeyFromRaw(publicKey)).toString();
+  return peerIdFromEd25519Key(publicKey);
 }
 
 /** The 32-byte ed25519 seed of a libp2p private key (libp2p's raw form is seed ‖ public key). */

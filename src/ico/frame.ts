@@ -4,7 +4,7 @@
 // the hot path neither canonicalizes nor signs per message. decodeFrame never throws; a binary
 // frame is judged as a whole (one bad byte or a replayed seq drops every message in it).
 import { base64urlDecode, base64urlEncode, bytesEqual, crypto, MAX_JCS_DEPTH, parseJson, peerIdFromPublicKeyBytes, publicKeyFromPeerId, varintLength, writeVarint } from '../crypto/index.ts';
-import { decodeEnvelope, type DecodeContext, type EnvelopeSealer } from './envelope.ts';
+import { decodeEnvelope, openEnvelope, type DecodeContext, type DecodeResult, type EnvelopeSealer } from './envelope.ts';
 import {
   BadSignatureError, FrameTooLargeError, IcoError, MalformedEnvelopeError, ReplayedError, SenderMismatchError, TimestampSkewError,
   UnknownTypeError,
@@ -281,20 +281,61 @@ const malformed = (why: string): FrameDecodeResult => ({ ok: false, error: new M
  */
 export function decodeFrame(bytes: Uint8Array, ctx: DecodeContext): FrameDecodeResult {
   try {
-    if (bytes.length === 0 || bytes[0] !== BINARY_FRAME_MAGIC) {
-      const r = decodeEnvelope(bytes, ctx);
-      if (!r.ok) return r;
-      const raw = payloadBytes(r.envelope.payload);
-      return { ok: true, encoding: 'json', messages: [raw === undefined ? { envelope: r.envelope } : { envelope: r.envelope, bytes: raw }] };
-    }
-    return decodeBinary(bytes, ctx);
+    if (bytes.length === 0 || bytes[0] !== BINARY_FRAME_MAGIC) return jsonFrame(decodeEnvelope(bytes, ctx));
+    const frame = prepareBinary(bytes, ctx);
+    if ('ok' in frame) return frame;
+    return crypto.verify(frame.publicKey, bytes.subarray(0, frame.end), bytes.subarray(frame.end)) ? finishBinary(frame) : badSignature(frame);
   } catch (e) {
-    // Only a bug can land here; still a typed drop rather than an exception past the codec.
-    return { ok: false, error: e instanceof IcoError ? e : new MalformedEnvelopeError(`undecodable frame: ${e instanceof Error ? e.message : String(e)}`) };
+    return undecodable(e);
   }
 }
 
-function decodeBinary(bytes: Uint8Array, ctx: DecodeContext): FrameDecodeResult {
+/**
+ * decodeFrame with the adapter's asynchronous signature check: native WebCrypto in a browser
+ * tab (8-18x noble there). Same verdicts; never rejects. The replay window moves only when
+ * the frame is finished, so frames of one stream must be opened in order.
+ */
+export async function openFrame(bytes: Uint8Array, ctx: DecodeContext): Promise<FrameDecodeResult> {
+  try {
+    if (bytes.length === 0 || bytes[0] !== BINARY_FRAME_MAGIC) return jsonFrame(await openEnvelope(bytes, ctx));
+    const frame = prepareBinary(bytes, ctx);
+    if ('ok' in frame) return frame;
+    return (await crypto.verifyAsync(frame.publicKey, bytes.subarray(0, frame.end), bytes.subarray(frame.end))) ? finishBinary(frame) : badSignature(frame);
+  } catch (e) {
+    return undecodable(e);
+  }
+}
+
+function jsonFrame(r: DecodeResult): FrameDecodeResult {
+  if (!r.ok) return r;
+  const raw = payloadBytes(r.envelope.payload);
+  return { ok: true, encoding: 'json', messages: [raw === undefined ? { envelope: r.envelope } : { envelope: r.envelope, bytes: raw }] };
+}
+
+function undecodable(e: unknown): FrameDecodeResult {
+  // Only a bug can land here; still a typed drop rather than an exception past the codec.
+  return { ok: false, error: e instanceof IcoError ? e : new MalformedEnvelopeError(`undecodable frame: ${e instanceof Error ? e.message : String(e)}`) };
+}
+
+/** A binary frame checked for everything but its signature (over bytes [0, end)). */
+interface BinaryFrame {
+  bytes: Uint8Array;
+  ctx: DecodeContext;
+  parsed: ParsedMessage[];
+  major: number;
+  minor: number;
+  firstSeq: number;
+  timestampMs: number;
+  senderId: string;
+  publicKey: Uint8Array;
+  end: number;
+}
+
+function badSignature(frame: BinaryFrame): FrameDecodeResult {
+  return { ok: false, error: new BadSignatureError(`frame signature does not verify for ${frame.senderId}`) };
+}
+
+function prepareBinary(bytes: Uint8Array, ctx: DecodeContext): BinaryFrame | FrameDecodeResult {
   const limits = { ...DEFAULT_CODEC_LIMITS, ...ctx.limits };
   if (bytes.length > limits.maxFrameBytes) {
     return { ok: false, error: new FrameTooLargeError(`frame of ${bytes.length} bytes exceeds the ${limits.maxFrameBytes}-byte limit`) };
@@ -359,8 +400,13 @@ function decodeBinary(bytes: Uint8Array, ctx: DecodeContext): FrameDecodeResult 
   if (Math.abs(skew) > limits.maxSkewMs) {
     return { ok: false, error: new TimestampSkewError(`timestamp is ${Math.round(skew / 1000)} s ${skew > 0 ? 'ahead of' : 'behind'} our clock (limit ±${limits.maxSkewMs / 1000} s)`) };
   }
+  return { bytes, ctx, parsed, major, minor, firstSeq, timestampMs, senderId, publicKey, end };
+}
+
+/** After the signature verified: types, payloads, then the replay window. */
+function finishBinary({ bytes, ctx, parsed, major, minor, firstSeq, timestampMs, senderId, end }: BinaryFrame): FrameDecodeResult {
+  const count = parsed.length;
   const signature = bytes.subarray(end);
-  if (!crypto.verify(publicKey, bytes.subarray(0, end), signature)) return { ok: false, error: new BadSignatureError(`frame signature does not verify for ${senderId}`) };
   // Only a genuinely signed frame gets to name an unknown type (a newer peer, not garbage).
   for (const m of parsed) {
     const type = TYPE_OF_CODE[m.typeCode];

@@ -39,6 +39,8 @@ export interface LocalInfo {
   capabilities: string[];
   version?: string;
   treeHead?: TreeHeadSummary | null;
+  /** The sync layer's state summary, read when our HELLO is built. */
+  state?: () => { [key: string]: Json } | null;
 }
 
 export interface SessionOptions {
@@ -78,8 +80,10 @@ export function parseHello(payload: { [key: string]: Json }): HelloPayload | nul
   const jt = p['join_token'];
   const tokenOk = jt === null || (typeof jt === 'object' && !Array.isArray(jt));
   const hb = p['heartbeat_ms'];
+  const st = p['state'];
+  const stateOk = st === undefined || (typeof st === 'object' && st !== null && !Array.isArray(st) && Object.keys(st).length <= MAX_HELLO_LIST);
   if (
-    typeof p['version'] !== 'string' || typeof p['cluster'] !== 'string' || !isStringList(p['roles'], ROLES) ||
+    !stateOk || typeof p['version'] !== 'string' || typeof p['cluster'] !== 'string' || !isStringList(p['roles'], ROLES) ||
     !isStringList(p['capabilities']) || !treeOk || !tokenOk || typeof hb !== 'number' || !(hb > 0 && hb <= 3_600_000)
   ) {
     return null;
@@ -144,6 +148,8 @@ export class IcoSession {
       join_token: this.#joinToken,
       heartbeat_ms: this.heartbeatMs,
     };
+    const state = this.#local.state?.() ?? null;
+    if (state !== null) payload['state'] = state;
     return { type: 'HELLO', payload };
   }
 

@@ -55,6 +55,7 @@ export interface HelloPayload extends Record<string, Json> {
   tree_head: TreeHeadSummary | null;
   join_token: JoinToken | null;
   heartbeat_ms: number;
+  // Optional `state`: the sync layer's state summary ({sync, n, h}); absent from peers without one.
 }
 
 export interface HeartbeatPayload extends Record<string, Json> {

@@ -11,7 +11,11 @@ export interface ClusterConfig {
   allowlist: string[];
   /** Initial Raft membership (PeerIds); absent: the cluster runs no Raft group. */
   raft?: { voters: string[]; learners: string[] };
+  /** Sync conflict policies by key prefix (`lww`, `max`, `min`, `union`, `manual`), on top of the built-in table. */
+  sync?: { policies: Record<string, string> };
 }
+
+const SYNC_POLICY_NAMES = ['lww', 'max', 'min', 'union', 'manual'];
 
 export class ClusterConfigError extends Error {
   readonly code = 'CLUSTER_CONFIG_INVALID';
@@ -22,7 +26,7 @@ export const CLUSTER_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 export function parseClusterConfig(value: unknown, source = 'cluster config'): ClusterConfig {
   if (typeof value !== 'object' || value === null) throw new ClusterConfigError(`${source}: must be a JSON object`);
-  const { cluster, clusterPublicKey, allowlist, raft } = value as Record<string, unknown>;
+  const { cluster, clusterPublicKey, allowlist, raft, sync } = value as Record<string, unknown>;
   if (typeof cluster !== 'string' || !CLUSTER_ID_PATTERN.test(cluster)) throw new ClusterConfigError(`${source}: 'cluster' must match ${CLUSTER_ID_PATTERN}`);
   if (typeof clusterPublicKey !== 'string') throw new ClusterConfigError(`${source}: 'clusterPublicKey' must be base64url`);
   try {
@@ -41,6 +45,16 @@ export function parseClusterConfig(value: unknown, source = 'cluster config'): C
   }
   const out: ClusterConfig = { cluster, clusterPublicKey, allowlist: allowlist as string[] };
   if (raft !== undefined) out.raft = parseRaftMembers(raft, source);
+  if (sync !== undefined) {
+    const policies = (sync as { policies?: unknown } | null)?.policies;
+    if (typeof policies !== 'object' || policies === null || Array.isArray(policies)) throw new ClusterConfigError(`${source}: 'sync' must be {policies: {prefix: policy}}`);
+    for (const [prefix, name] of Object.entries(policies)) {
+      if (typeof name !== 'string' || !SYNC_POLICY_NAMES.includes(name) || prefix.length > 256) {
+        throw new ClusterConfigError(`${source}: sync policy for ${JSON.stringify(prefix).slice(0, 60)} must be one of ${SYNC_POLICY_NAMES.join(', ')}`);
+      }
+    }
+    out.sync = { policies: policies as Record<string, string> };
+  }
   return out;
 }
 

@@ -3,7 +3,7 @@
 // shape; the libp2p details stay behind it.
 import type { WireEncoding } from '../ico/frame.ts';
 import type { WireStats } from './ico-channel.ts';
-import type { Envelope, IcoType, JoinToken, JsonObject, PeerRole } from '../ico/types.ts';
+import type { Envelope, IcoType, Json, JoinToken, JsonObject, PeerRole } from '../ico/types.ts';
 
 /**
  * What send() and broadcast() carry: a JSON object, or raw bytes (a binary frame carries them
@@ -30,6 +30,8 @@ export interface PeerInfo {
   lastSeen: number;
   /** Negotiated ICO version once established. */
   version?: string;
+  /** The sync state summary the peer's HELLO carried, if any. */
+  sync?: { [key: string]: Json };
 }
 
 export interface ConnectionInfo {
@@ -83,6 +85,8 @@ export interface HyperSyncPeer {
   /** Subscribes to an event type ('*' for all); returns the unsubscribe function. */
   on<T extends PeerEventType>(type: T, handler: (event: PeerEventOf<T>) => void): () => void;
   on(type: '*', handler: (event: PeerEvent) => void): () => void;
+  /** Scores a peer down for invalid application content (a forged sync record); counted like an invalid frame. */
+  report(peerId: string, code: string, reason: string): void;
   /** Graceful stop: GOODBYE to every established peer, then close. */
   stop(): Promise<void>;
 }
@@ -104,6 +108,8 @@ export interface PeerOptions {
   dataDir?: string;
   /** Node only: listen addresses (defaults: TCP, WS and WebRTC on 127.0.0.1 random ports). */
   listen?: string[];
+  /** The sync layer's state summary for our HELLO (read when each session starts). */
+  helloState?: () => { [key: string]: Json } | null;
   /** Wire encoding on direct streams (default: 'binary' on Node, 'json' in browsers). */
   wire?: WireMode;
 }

@@ -2,3 +2,5 @@
 export * from './receipt.ts';
 export * from './merkle.ts';
 export * from './log.ts';
+export * from './tree-head.ts';
+export * from './proof.ts';

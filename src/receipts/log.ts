@@ -7,12 +7,15 @@
 // Each append writes its receipt, id, new Merkle nodes and head in ONE atomic batch, so a
 // crash leaves the log at some acknowledged prefix. Concurrent appends are group-committed:
 // one durable batch (one fsync) for a group; the next group is signed while one is written.
-import { base64urlDecode, base64urlEncode, canonicalBytes, crypto, hexEncode, utf8Decode, utf8Encode, type Ed25519Signer } from '../crypto/index.ts';
+import { hexEncode, utf8Decode, utf8Encode, type Ed25519Signer } from '../crypto/index.ts';
 import type { Json } from '../ico/types.ts';
 import type { BatchOp, Store } from '../store/types.ts';
 import { prefixedKey, readU64, u64, writeU64 } from '../store/keys.ts';
 import { consistencyPath, inclusionPath, leafHash, MerkleFrontier, type NodeReader } from './merkle.ts';
-import { buildReceiptWithBytes, GENESIS_HASH, receiptHashBytes, type BuiltReceipt, type Receipt } from './receipt.ts';
+import { GENESIS_HASH, receiptHashBytes, receiptOperation, signedReceipt, unsignedReceipt, type BuiltReceipt, type Receipt, type UnsignedReceipt } from './receipt.ts';
+import { signTreeHead, type InclusionProof, type SignedTreeHead } from './tree-head.ts';
+
+export { verifyTreeHead, type InclusionProof, type SignedTreeHead } from './tree-head.ts';
 
 /** Appends committed together at most (bounds one batch's size and one fsync's latency). */
 export const MAX_APPENDS_PER_BATCH = 512;
@@ -30,23 +33,6 @@ export class ReceiptLogError extends Error {
     super(message);
     this.code = code;
   }
-}
-
-export interface SignedTreeHead {
-  size: number;
-  root: string;
-  timestamp: string;
-  signer: string;
-  signature: string;
-}
-
-export interface InclusionProof {
-  receipt_id: string;
-  index: number;
-  tree_size: number;
-  /** Leaf data is the receipt hash bytes; the proof's hashes in hex. */
-  leaf_hash: string;
-  path: string[];
 }
 
 const key = prefixedKey;
@@ -89,6 +75,24 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
+/** A signed group, ready to be written as one atomic batch. */
+interface Batch {
+  ops: BatchOp[];
+  members: Array<[Pending, Receipt]>;
+  /** The log's head and frontier once the batch is durable. */
+  head: Head;
+  frontier: MerkleFrontier;
+}
+
+/** A pending append's operation, or why it has none (it fails alone). */
+function operationOf(p: Pending): Receipt['operation'] | { error: unknown } {
+  try {
+    return receiptOperation(p.operator_id, p.inputs, p.outputs);
+  } catch (error) {
+    return { error };
+  }
+}
+
 export interface ReceiptLogOptions {
   signer: Ed25519Signer;
   /** PeerId of the signer (its key signs receipts and tree heads). */
@@ -116,6 +120,8 @@ export class ReceiptLog {
   #durable: { head: Head; frontier: MerkleFrontier };
   #queue: Pending[] = [];
   #buildScheduled = false;
+  /** A build is signing a group (signing is asynchronous; one build at a time). */
+  #building = false;
   /** Batches built and handed to the store, not yet durable (≤ MAX_BATCHES_IN_FLIGHT). */
   #inFlight = 0;
   /** The chain of batch writes: each starts when the one before it is durable. */
@@ -163,65 +169,104 @@ export class ReceiptLog {
 
   /**
    * Schedules a build as a microtask, so every append made in the same turn (or resolved by
-   * the same acknowledgement) joins one group.
+   * the same acknowledgement) joins one group. One build runs at a time.
    */
   #kick(): void {
-    if (this.#buildScheduled) return;
+    if (this.#buildScheduled || this.#building) return;
     this.#buildScheduled = true;
     queueMicrotask(() => {
       this.#buildScheduled = false;
-      this.#build();
+      void this.#build();
     });
   }
 
   /**
-   * Builds groups of receipts, each one batch, and chains their writes. Signing (CPU) of the
-   * next group overlaps the write (fsync) of the previous one: when nothing is being written
-   * a long queue is split in two, so there always is a next group. A receipt is
-   * acknowledged only when its own batch is durable; batches become durable in order.
+   * Builds groups of receipts, each one batch, and chains their writes. Signing (CPU, or
+   * WebCrypto off the main thread) of the next group overlaps the write (fsync) of the
+   * previous one: when nothing is being written a long queue is split in two, so there always
+   * is a next group. Receipts of a group are signed one after another (each links to the hash
+   * of the one before, signature included). A receipt is acknowledged only when its own batch
+   * is durable; batches become durable in order.
    */
-  #build(): void {
-    while (this.#queue.length > 0 && this.#inFlight < MAX_BATCHES_IN_FLIGHT) {
-      const take = this.#inFlight === 0 && this.#queue.length >= 2 * MIN_SPLIT_GROUP ? Math.ceil(this.#queue.length / 2) : this.#queue.length;
-      const group = this.#queue.splice(0, Math.min(take, this.#maxGroup));
-      const ops: BatchOp[] = [];
-      const members: Array<[Pending, Receipt]> = [];
-      let head = this.#head;
-      const frontier = new MerkleFrontier(this.#frontier.size, [...this.#frontier.nodes]);
-      for (const p of group) {
-        let built: BuiltReceipt;
-        try {
-          // Timestamps never go backwards along the chain, whatever the wall clock does.
-          const now = Math.max(p.now, head.last_timestamp);
-          built = buildReceiptWithBytes({ operator_id: p.operator_id, inputs: p.inputs, outputs: p.outputs, index: head.size, prevHash: head.last_hash, signer: this.#signer, signerId: this.peerId, now });
-        } catch (e) {
-          // Bad input (an invalid operator id, inputs that are not JSON) fails that append only.
-          p.reject(e);
+  async #build(): Promise<void> {
+    this.#building = true;
+    try {
+      while (this.#queue.length > 0 && this.#inFlight < MAX_BATCHES_IN_FLIGHT) {
+        const take = this.#inFlight === 0 && this.#queue.length >= 2 * MIN_SPLIT_GROUP ? Math.ceil(this.#queue.length / 2) : this.#queue.length;
+        const group = this.#queue.splice(0, Math.min(take, this.#maxGroup));
+        const epoch = this.#epoch;
+        const batch = await this.#sign(group);
+        if (epoch !== this.#epoch) {
+          // A batch this group builds on failed while it was being signed: its indexes and
+          // links point at receipts that are not there.
+          const e = new ReceiptLogError('RECEIPT_INVALID', 'the receipt log failed to persist an earlier batch');
+          for (const [p] of batch.members) p.reject(e);
           continue;
         }
-        const { receipt, bytes, hash } = built;
-        // The stored value is the receipt's canonical JSON (any JSON reader parses it).
-        ops.push({ type: 'put', key: keys.receipt(head.size), value: bytes });
-        ops.push({ type: 'put', key: keys.id(receipt.receipt_id), value: u64(head.size) });
-        for (const [level, index, node] of frontier.append(leafHash(hash))) ops.push({ type: 'put', key: keys.node(level, index), value: node });
-        head = { size: head.size + 1, last_hash: `sha256:${hexEncode(hash)}`, last_timestamp: Date.parse(receipt.timestamp) };
-        if (p.extra !== undefined) ops.push(...p.extra);
-        members.push([p, receipt]);
+        if (batch.members.length === 0) continue;
+        this.#write(batch);
+        // Build the next group in a later microtask: the write just chained is queued first,
+        // so its batch is handed to the store (and its fsync runs off the main thread) before
+        // the signing of the next group starts, instead of after it.
+        break;
       }
-      if (members.length === 0) continue;
-      ops.push({ type: 'put', key: keys.head(), value: utf8Encode(JSON.stringify(head)) });
-      this.#write(ops, members, head, frontier);
-      // Build the next group in a later microtask: the write just chained is queued first,
-      // so its batch is handed to the store (and its fsync runs off the main thread) before
-      // the signing of the next group starts, instead of after it.
-      if (this.#queue.length > 0 && this.#inFlight < MAX_BATCHES_IN_FLIGHT) this.#kick();
-      return;
+    } finally {
+      this.#building = false;
     }
-    this.#notifyIfIdle();
+    if (this.#queue.length > 0 && this.#inFlight < MAX_BATCHES_IN_FLIGHT) this.#kick();
+    else this.#notifyIfIdle();
+  }
+
+  /**
+   * Signs a group in chain order on the state built so far, and lays out its batch: receipt,
+   * id, new Merkle nodes, the caller's own writes, then the head. Bad input (an invalid
+   * operator id, inputs that are not JSON) fails its own append only.
+   */
+  async #sign(group: Pending[]): Promise<Batch> {
+    const ops: BatchOp[] = [];
+    const members: Array<[Pending, Receipt]> = [];
+    let head = this.#head;
+    const frontier = new MerkleFrontier(this.#frontier.size, [...this.#frontier.nodes]);
+    let next = operationOf(group[0]!);
+    for (let g = 0; g < group.length; g++) {
+      const p = group[g]!;
+      const operation = next;
+      let unsigned: UnsignedReceipt | undefined;
+      let signature: Promise<Uint8Array> | undefined;
+      try {
+        if ('error' in operation) throw operation.error;
+        // Timestamps never go backwards along the chain, whatever the wall clock does.
+        unsigned = unsignedReceipt(operation, { index: head.size, prevHash: head.last_hash, signerId: this.peerId, now: Math.max(p.now, head.last_timestamp) });
+        signature = this.#signer.signAsync(unsigned.message);
+      } catch (e) {
+        p.reject(e);
+      }
+      // The next receipt's operation (JCS and hashes of its inputs and outputs) does not
+      // depend on the chain: it is computed while this signature is being made.
+      if (g + 1 < group.length) next = operationOf(group[g + 1]!);
+      if (unsigned === undefined || signature === undefined) continue;
+      let built: BuiltReceipt;
+      try {
+        built = signedReceipt(unsigned, await signature);
+      } catch (e) {
+        p.reject(e);
+        continue;
+      }
+      const { receipt, bytes, hash } = built;
+      // The stored value is the receipt's canonical JSON (any JSON reader parses it).
+      ops.push({ type: 'put', key: keys.receipt(head.size), value: bytes });
+      ops.push({ type: 'put', key: keys.id(receipt.receipt_id), value: u64(head.size) });
+      for (const [level, index, node] of frontier.append(leafHash(hash))) ops.push({ type: 'put', key: keys.node(level, index), value: node });
+      head = { size: head.size + 1, last_hash: `sha256:${hexEncode(hash)}`, last_timestamp: Date.parse(receipt.timestamp) };
+      if (p.extra !== undefined) ops.push(...p.extra);
+      members.push([p, receipt]);
+    }
+    ops.push({ type: 'put', key: keys.head(), value: utf8Encode(JSON.stringify(head)) });
+    return { ops, members, head, frontier };
   }
 
   /** Adopts a built group's state now and writes its batch after every earlier one. */
-  #write(ops: BatchOp[], members: Array<[Pending, Receipt]>, head: Head, frontier: MerkleFrontier): void {
+  #write({ ops, members, head, frontier }: Batch): void {
     const epoch = this.#epoch;
     this.#head = head;
     this.#frontier = frontier;
@@ -255,14 +300,18 @@ export class ReceiptLog {
     });
   }
 
+  #idle(): boolean {
+    return this.#queue.length === 0 && this.#inFlight === 0 && !this.#buildScheduled && !this.#building;
+  }
+
   #notifyIfIdle(): void {
-    if (this.#queue.length > 0 || this.#inFlight > 0 || this.#buildScheduled) return;
+    if (!this.#idle()) return;
     for (const wake of this.#idleWaiters.splice(0)) wake();
   }
 
   /** Resolves once every append made so far is durable or has failed. */
   flushed(): Promise<void> {
-    if (this.#queue.length === 0 && this.#inFlight === 0 && !this.#buildScheduled) return Promise.resolve();
+    if (this.#idle()) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
@@ -302,8 +351,7 @@ export class ReceiptLog {
 
   /** A tree head over the current size, signed by this log's signer. */
   signedTreeHead(now: number = Date.now()): SignedTreeHead {
-    const body = { size: this.#durable.head.size, root: `sha256:${hexEncode(this.root())}`, timestamp: new Date(now).toISOString(), signer: this.peerId };
-    return { ...body, signature: base64urlEncode(this.#signer.sign(canonicalBytes(body))) };
+    return signTreeHead(this.#durable.head.size, `sha256:${hexEncode(this.root())}`, now, this.#signer, this.peerId);
   }
 
   async inclusionProof(receiptId: string, treeSize = this.size): Promise<InclusionProof> {
@@ -325,15 +373,5 @@ export class ReceiptLog {
   async close(): Promise<void> {
     await this.flushed();
     await this.#store.close();
-  }
-}
-
-/** Verifies a signed tree head's signature (pure; browser-safe). */
-export function verifyTreeHead(sth: SignedTreeHead, publicKey: Uint8Array): boolean {
-  const { signature, ...body } = sth;
-  try {
-    return crypto.verify(publicKey, canonicalBytes(body), base64urlDecode(signature));
-  } catch {
-    return false;
   }
 }

@@ -1,9 +1,12 @@
-// Self-contained proof bundles: a receipt, its inclusion proof and the signed tree head it is
-// proven against. Anyone can check one offline (pure; works in the browser).
-import { hexDecode, publicKeyFromPeerId } from '../crypto/index.ts';
-import { leafHash, verifyInclusion } from './merkle.ts';
-import { checkSignature, receiptHashBytes, receiptShapeProblem, type Receipt } from './receipt.ts';
-import { verifyTreeHead, type InclusionProof, type SignedTreeHead } from './log.ts';
+// Offline checks of what a log hands out: proof bundles (a receipt, its RFC 9162 inclusion
+// proof and the signed tree head it is proven against) and consistency proofs between two
+// signed tree heads. Pure (no store); every check runs the cheap parts first and ends with
+// the signatures, which the synchronous form verifies one by one and the asynchronous form
+// (native WebCrypto in a browser) all at once.
+import { crypto } from '../crypto/index.ts';
+import { leafHash, verifyConsistency, verifyInclusion } from './merkle.ts';
+import { BAD_SIGNATURE, prepareReceipt, receiptShapeProblem, type Receipt, type ReceiptFailureCode, type SignatureCheck } from './receipt.ts';
+import { proofHashes, treeHeadRoot, treeHeadShapeProblem, treeHeadSignature, type InclusionProof, type SignedTreeHead } from './tree-head.ts';
 
 export interface ProofBundle {
   receipt: Receipt;
@@ -11,35 +14,131 @@ export interface ProofBundle {
   tree_head: SignedTreeHead;
 }
 
-/** Returns null when the bundle proves the receipt is in the signed tree, else the reason. */
-export function proofBundleProblem(value: unknown): string | null {
-  if (typeof value !== 'object' || value === null) return 'not a JSON object';
-  const { receipt, proof, tree_head: sth } = value as Partial<ProofBundle>;
+/** Two signed heads of one log and the RFC 9162 proof that the first is a prefix of the second. */
+export interface ConsistencyBundle {
+  first: SignedTreeHead;
+  second: SignedTreeHead;
+  /** Hashes in lowercase hex, as `GET …/consistency` and ReceiptLog.consistencyProof() give them. */
+  proof: string[];
+}
+
+export type ProofFailureCode =
+  | ReceiptFailureCode
+  | 'BUNDLE_MALFORMED'
+  | 'TREE_HEAD_MALFORMED'
+  | 'TREE_HEAD_SIGNATURE_INVALID'
+  | 'TREE_HEAD_SIGNER_MISMATCH'
+  | 'PROOF_MALFORMED'
+  | 'PROOF_MISMATCH'
+  | 'INCLUSION_PROOF_INVALID'
+  | 'CONSISTENCY_PROOF_INVALID';
+
+export type ProofFailure = { ok: false; code: ProofFailureCode; reason: string };
+export type ProofVerdict = { ok: true } | ProofFailure;
+
+function failure(code: ProofFailureCode, reason: string): ProofFailure {
+  return { ok: false, code, reason };
+}
+
+/** Everything is checked but these signatures; each fails as its `failure` when it does not verify. */
+type Pending = ProofFailure | { signatures: Array<{ check: SignatureCheck; failure: ProofFailure }> };
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** A shape-checked tree head's signature check, or the failure; `signer` pins the expected PeerId. */
+function headSignature(value: unknown, what: string, signer: string | undefined): ProofFailure | { head: SignedTreeHead; check: SignatureCheck; failure: ProofFailure } {
+  const shape = treeHeadShapeProblem(value);
+  if (shape !== null) return failure('TREE_HEAD_MALFORMED', `${what}: ${shape}`);
+  const head = value as SignedTreeHead;
+  if (signer !== undefined && head.signer !== signer) return failure('TREE_HEAD_SIGNER_MISMATCH', `${what}: signed by ${head.signer}, expected ${signer}`);
+  const check = treeHeadSignature(head);
+  if (typeof check === 'string') return failure('TREE_HEAD_MALFORMED', `${what}: ${check}`);
+  return { head, check, failure: failure('TREE_HEAD_SIGNATURE_INVALID', `${what}: signature does not verify`) };
+}
+
+function prepareBundle(value: unknown, signer: string | undefined): Pending {
+  if (!isObject(value)) return failure('BUNDLE_MALFORMED', 'not a JSON object');
+  const { receipt, proof, tree_head: sth } = value;
   const shape = receiptShapeProblem(receipt);
-  if (shape !== null) return `receipt: ${shape}`;
+  if (shape !== null) return failure('RECEIPT_MALFORMED', `receipt: ${shape}`);
   const r = receipt as Receipt;
-  const sig = checkSignature(r);
-  if (sig !== null) return `receipt: ${sig}`;
-  if (typeof proof !== 'object' || proof === null || !Array.isArray(proof.path) || typeof proof.index !== 'number' || typeof proof.tree_size !== 'number') return 'proof: malformed';
-  if (typeof sth !== 'object' || sth === null || typeof sth.root !== 'string' || typeof sth.signer !== 'string') return 'tree_head: malformed';
-  if (proof.index !== r.index) return `proof is for index ${proof.index}, the receipt has index ${r.index}`;
-  if (proof.tree_size !== sth.size) return `proof is for a tree of ${proof.tree_size}, the tree head has ${sth.size}`;
-  let key: Uint8Array;
-  try {
-    key = publicKeyFromPeerId(sth.signer);
-  } catch {
-    return 'tree_head: signer is not an ed25519 PeerId';
+  if (signer !== undefined && r.signer !== signer) return failure('RECEIPT_SIGNATURE_INVALID', `receipt: signed by ${r.signer}, expected ${signer}`);
+  const prepared = prepareReceipt(r);
+  if ('problem' in prepared) return failure('RECEIPT_SIGNATURE_INVALID', `receipt: ${prepared.problem}`);
+  if (!isObject(proof) || typeof proof['index'] !== 'number' || typeof proof['tree_size'] !== 'number') return failure('PROOF_MALFORMED', 'proof: malformed');
+  const path = proofHashes(proof['path']);
+  if (path === null) return failure('PROOF_MALFORMED', 'proof: path must be at most 64 hashes in lowercase hex');
+  const head = headSignature(sth, 'tree_head', signer);
+  if ('ok' in head) return head;
+  if (proof['index'] !== r.index) return failure('PROOF_MISMATCH', `proof is for index ${proof['index']}, the receipt has index ${r.index}`);
+  if (proof['tree_size'] !== head.head.size) return failure('PROOF_MISMATCH', `proof is for a tree of ${proof['tree_size']}, the tree head has ${head.head.size}`);
+  if (!verifyInclusion(leafHash(prepared.hash), r.index, head.head.size, path, treeHeadRoot(head.head))) return failure('INCLUSION_PROOF_INVALID', 'inclusion proof does not lead to the signed root');
+  return {
+    signatures: [
+      { check: prepared.check, failure: failure('RECEIPT_SIGNATURE_INVALID', `receipt: ${BAD_SIGNATURE}`) },
+      { check: head.check, failure: head.failure },
+    ],
+  };
+}
+
+function prepareConsistency(value: unknown, signer: string | undefined): Pending {
+  if (!isObject(value)) return failure('BUNDLE_MALFORMED', 'not a JSON object');
+  const first = headSignature(value['first'], 'first', signer);
+  if ('ok' in first) return first;
+  const second = headSignature(value['second'], 'second', signer ?? first.head.signer);
+  if ('ok' in second) return second;
+  const proof = proofHashes(value['proof']);
+  if (proof === null) return failure('PROOF_MALFORMED', 'proof must be at most 64 hashes in lowercase hex');
+  const [a, b] = [first.head, second.head];
+  if (a.size > b.size) return failure('PROOF_MISMATCH', `the first head (size ${a.size}) is larger than the second (size ${b.size})`);
+  if (!verifyConsistency(a.size, b.size, treeHeadRoot(a), treeHeadRoot(b), proof)) {
+    return failure('CONSISTENCY_PROOF_INVALID', `the tree of size ${b.size} does not extend the tree of size ${a.size}`);
   }
-  if (!verifyTreeHead(sth, key)) return 'tree_head: signature does not verify';
-  let path: Uint8Array[];
-  let root: Uint8Array;
-  try {
-    path = proof.path.map((h) => hexDecode(String(h)));
-    root = hexDecode(sth.root.replace(/^sha256:/, ''));
-  } catch {
-    return 'proof: hashes must be lowercase hex';
-  }
-  const leaf = leafHash(receiptHashBytes(r));
-  if (!verifyInclusion(leaf, r.index, sth.size, path, root)) return 'inclusion proof does not lead to the signed root';
-  return null;
+  return { signatures: [first, second].map((h) => ({ check: h.check, failure: h.failure })) };
+}
+
+function finishSync(pending: Pending): ProofVerdict {
+  if ('ok' in pending) return pending;
+  for (const s of pending.signatures) if (!crypto.verify(s.check.publicKey, s.check.message, s.check.signature)) return s.failure;
+  return { ok: true };
+}
+
+async function finishAsync(pending: Pending): Promise<ProofVerdict> {
+  if ('ok' in pending) return pending;
+  const holds = await Promise.all(pending.signatures.map((s) => crypto.verifyAsync(s.check.publicKey, s.check.message, s.check.signature)));
+  const bad = pending.signatures.find((_, i) => !holds[i]);
+  return bad === undefined ? { ok: true } : bad.failure;
+}
+
+export interface ProofOptions {
+  /** Expected signer PeerId of the receipt and the tree head(s). */
+  signer?: string;
+}
+
+/** Returns null when the bundle proves the receipt is in the signed tree, else the reason (synchronous). */
+export function proofBundleProblem(value: unknown, opts: ProofOptions = {}): string | null {
+  const verdict = finishSync(prepareBundle(value, opts.signer));
+  return verdict.ok ? null : verdict.reason;
+}
+
+/**
+ * A receipt is in the tree its signed head commits to: the receipt's step 1 (shape, id,
+ * signature), the head's signature, and the RFC 9162 inclusion proof from the receipt's leaf
+ * to the head's root. Steps 2-5 need the chain or the inputs: see verifyReceipt/verifyChain.
+ */
+export async function verifyProofBundle(value: unknown, opts: ProofOptions = {}): Promise<ProofVerdict> {
+  return finishAsync(prepareBundle(value, opts.signer));
+}
+
+/** Both heads are signed by one signer, and the second tree extends the first (RFC 9162 consistency). */
+export async function verifyConsistencyBundle(value: unknown, opts: ProofOptions = {}): Promise<ProofVerdict> {
+  return finishAsync(prepareConsistency(value, opts.signer));
+}
+
+/** A signed tree head on its own: its shape and its signer's signature (`signer` pins the PeerId). */
+export async function verifySignedTreeHead(value: unknown, opts: ProofOptions = {}): Promise<ProofVerdict> {
+  const head = headSignature(value, 'tree_head', opts.signer);
+  return finishAsync('ok' in head ? head : { signatures: [{ check: head.check, failure: head.failure }] });
 }

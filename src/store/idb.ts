@@ -1,7 +1,7 @@
 // IndexedDB store (browser) through `idb`. Keys are binary IndexedDB keys, which compare as
 // unsigned bytes, matching the other adapters. Range scans read bounded pages, each in its
 // own transaction, so a slow consumer never holds a transaction open.
-import { openDB, type IDBPDatabase } from 'idb';
+import { openDB, unwrap, type IDBPDatabase } from 'idb';
 import { checkBatch, checkKey, checkRange, checkValue, StoreError, type BatchOp, type RangeOptions, type Store } from './types.ts';
 
 const OBJECT_STORE = 'kv';
@@ -13,6 +13,12 @@ function toBytes(v: unknown): Uint8Array {
   if (v instanceof ArrayBuffer) return new Uint8Array(v);
   if (ArrayBuffer.isView(v)) return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
   throw new StoreError('STORE_INVALID', 'IndexedDB returned a non-binary value');
+}
+
+/** A view of a whole buffer as is, else a copy: IndexedDB clones a view's entire underlying buffer. */
+function ownBuffer(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  const whole = bytes.buffer instanceof ArrayBuffer && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
+  return whole ? (bytes as Uint8Array<ArrayBuffer>) : bytes.slice();
 }
 
 function keyRange(o: RangeOptions, after?: Uint8Array): IDBKeyRange | undefined {
@@ -86,10 +92,14 @@ export class IdbStore implements Store {
     this.#live();
     checkBatch(ops);
     // One readwrite transaction with durability 'strict': all or nothing, on disk when done.
+    // The requests go to the native object store: idb's wrapper would make a promise and two
+    // listeners per request (a fifth of a tab's CPU per receipt append, profiled), and the
+    // transaction's outcome is all a batch needs.
     const tx = this.#db.transaction(OBJECT_STORE, 'readwrite', { durability: 'strict' });
+    const store = unwrap(tx).objectStore(OBJECT_STORE);
     for (const op of ops) {
-      if (op.type === 'put') void tx.store.put(Uint8Array.from(op.value), Uint8Array.from(op.key));
-      else void tx.store.delete(Uint8Array.from(op.key));
+      if (op.type === 'put') store.put(ownBuffer(op.value), ownBuffer(op.key));
+      else store.delete(ownBuffer(op.key));
     }
     await tx.done;
   }

@@ -22,6 +22,7 @@ import type { Envelope } from '../../src/ico/types.ts';
 import {
   MAX_PENDING_BYTES, MAX_PENDING_SENDS, MessageTooLargeError, SendQueueFullError, startPeer, type HyperSyncPeer, type PeerEvent, type PeerOptions, type WireStats,
 } from '../../src/net/index.ts';
+import type { InternalPeerOptions } from '../../src/net/peer.ts';
 import { ICO_PROTOCOL, ICO_PROTOCOL_LEGACY } from '../../src/net/protocol.ts';
 import { YamuxStream } from '@libp2p/yamux/stream';
 
@@ -37,7 +38,7 @@ function libp2pOf(p: HyperSyncPeer): Libp2p {
   return (p as unknown as { libp2p: Libp2p }).libp2p;
 }
 
-async function peer(i: number, extra: Partial<PeerOptions> = {}): Promise<HyperSyncPeer> {
+async function peer(i: number, extra: Partial<InternalPeerOptions> = {}): Promise<HyperSyncPeer> {
   const p = await startPeer({ cluster: CLUSTER, roles: ['voter'], relays: [], allowlist: ids, privateKey: keys[i]!, listen: LISTEN, heartbeatMs: 500, ...extra });
   peers.push(p);
   return p;
@@ -92,7 +93,7 @@ function delta(before: WireStats, after: WireStats): WireStats {
 }
 
 before(async () => {
-  for (let i = 0; i < 6; i++) {
+  for (let i = 0; i < 9; i++) {
     keys.push(await generateKeyPair('Ed25519'));
     ids.push(peerIdFromPrivateKey(keys[i]!).toString());
   }
@@ -291,4 +292,37 @@ test('an ICO 1.0 peer (writes on the stream it opened, reads the one it accepted
   const got = await until('the legacy peer’s message at A', () => atA[0]);
   assert.equal(got.encoding, 'json');
   assert.equal(got.envelope.sender, legacyId);
+});
+
+test('a peer that opens frames asynchronously (as a tab with WebCrypto does) gets binary and JSON frames in order, each once', async () => {
+  const [a, c] = [peers[0]!, peers[2]!];
+  const f = await peer(6, { openFrames: 'async' });
+  await connect(a, f);
+  await connect(c, f);
+  const binary = inbox(f, 'async-bin');
+  const json = inbox(f, 'async-json');
+  const before = f.wireStats();
+  await Promise.all([
+    ...Array.from({ length: 60 }, (_, i) => a.send(f.peerId, 'CONSENSUS', { probe: 'async-bin', i })),
+    ...Array.from({ length: 30 }, (_, i) => c.send(f.peerId, 'STATE_SYNC', { probe: 'async-json', i })),
+  ]);
+  await until('90 messages opened asynchronously', () => (binary.length === 60 && json.length === 30 ? true : undefined));
+  assert.deepEqual(binary.map((e) => e.envelope.payload['i']), Array.from({ length: 60 }, (_, i) => i), 'binary frames in order');
+  assert.deepEqual(json.map((e) => e.envelope.payload['i']), Array.from({ length: 30 }, (_, i) => i), 'JSON frames in order');
+  const d = delta(before, f.wireStats());
+  assert.equal(d.dropped, 0);
+  assert.equal(d.verifications, d.framesIn, 'each frame verified once');
+  assert.ok(d.framesIn >= 31, `${d.framesIn} frames (every JSON message is its own)`);
+});
+
+test('frames waiting for their asynchronous check are bounded: past the limit the connection is closed (ICO_BACKLOG)', async () => {
+  const c = peers[2]!;
+  const h = await peer(7, { openFrames: 'async', maxFramesOpening: 2 });
+  const dropped: string[] = [];
+  h.on('ico:dropped', (e) => dropped.push(e.code));
+  await connect(c, h);
+  // A JSON peer's burst leaves as several frames per stream write: the reader hands them over together.
+  await Promise.allSettled(Array.from({ length: 40 }, (_, i) => c.send(h.peerId, 'STATE_SYNC', { probe: 'flood', i })));
+  await until('the backlog drop', () => (dropped.includes('ICO_BACKLOG') ? true : undefined));
+  await until('the connection closed', () => (libp2pOf(h).getConnections(peerIdFromString(c.peerId)).every((conn) => conn.status !== 'open') ? true : undefined));
 });

@@ -7,7 +7,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { base64urlEncode, canonicalBytes, crypto, seedFromLibp2pPrivateKey } from '../../src/crypto/index.ts';
 import { nobleCrypto } from '../../src/crypto/noble.ts';
-import { decodeEnvelope, validateEnvelope, EnvelopeSealer, signingBytes } from '../../src/ico/envelope.ts';
+import { decodeEnvelope, openEnvelope, validateEnvelope, EnvelopeSealer, signingBytes } from '../../src/ico/envelope.ts';
 import { ReplayGuard } from '../../src/ico/replay.ts';
 import { ICO_VERSION, type Envelope, type IcoErrorCode } from '../../src/ico/types.ts';
 import { identity } from './ico-fixtures.ts';
@@ -50,7 +50,7 @@ test('seq rises monotonically, also across a restarted sealer', () => {
   assert.ok(s1 < s2 && s2 < s3);
 });
 
-test('every field tampered is rejected with the right error', () => {
+function tamperedCases(): Array<[string, Record<string, unknown>, IcoErrorCode]> {
   const { envelope } = alice.sealer.seal('STATE_SYNC', { k: 'v' }, NOW);
   const cases: Array<[string, Record<string, unknown>, IcoErrorCode]> = [
     ['v changed', { ...envelope, v: '1.9' }, 'ICO_BAD_SIGNATURE'],
@@ -75,7 +75,34 @@ test('every field tampered is rejected with the right error', () => {
     delete copy[field];
     cases.push([`missing ${field}`, copy, 'ICO_MALFORMED']);
   }
-  for (const [name, value, code] of cases) assert.equal(codeOf(bytesOf(value)), code, name);
+  return cases;
+}
+
+test('every field tampered is rejected with the right error', () => {
+  for (const [name, value, code] of tamperedCases()) assert.equal(codeOf(bytesOf(value)), code, name);
+});
+
+test('openEnvelope (the asynchronous signature check a browser tab uses) gives decodeEnvelope\'s verdict on tampering, flipped bytes, replay and unknown types', async () => {
+  const verdict = (r: Awaited<ReturnType<typeof openEnvelope>>): string => (r.ok ? `ok ${JSON.stringify(r.envelope)}` : `${r.error.code} ${r.error.message}`);
+  const ctx = { now: NOW, expectedSender: alice.peerId };
+  for (const [name, value] of tamperedCases()) assert.equal(verdict(await openEnvelope(bytesOf(value), ctx)), verdict(decodeEnvelope(bytesOf(value), ctx)), name);
+  const unknown = bytesOf(resign({ v: '1.0', type: 'GOSSIP' as Envelope['type'], sender: alice.peerId, seq: 5, timestamp: '2026-11-24T12:00:00.000Z', payload: {} }));
+  assert.equal(verdict(await openEnvelope(unknown, ctx)), verdict(decodeEnvelope(unknown, ctx)));
+  assert.match(verdict(await openEnvelope(unknown, ctx)), /^ICO_UNKNOWN_TYPE/);
+  const [syncGuard, asyncGuard] = [new ReplayGuard(), new ReplayGuard()];
+  const frames = Array.from({ length: 5 }, (_, i) => alice.sealer.seal('HEARTBEAT', { i }, NOW).bytes);
+  for (const frame of [frames[1]!, frames[0]!, frames[1]!, frames[4]!, frames[2]!, frames[4]!]) {
+    assert.equal(verdict(await openEnvelope(frame, { ...ctx, replay: asyncGuard })), verdict(decodeEnvelope(frame, { ...ctx, replay: syncGuard })));
+  }
+  await fc.assert(
+    fc.asyncProperty(fc.nat(), async (pos) => {
+      const { bytes } = alice.sealer.seal('CONSENSUS', { pos }, NOW);
+      const flipped = Uint8Array.from(bytes);
+      flipped[pos % flipped.length] = (flipped[pos % flipped.length] as number) ^ 0x01;
+      assert.equal(verdict(await openEnvelope(flipped, { now: NOW })), verdict(decodeEnvelope(flipped, { now: NOW })));
+    }),
+    { numRuns: 300 },
+  );
 });
 
 test('garbage, non-JSON, wrong JSON shapes and invalid UTF-8 are malformed', () => {

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { canonicalize } from '../../src/crypto/index.ts';
 import { decodeEnvelope, EnvelopeSealer } from '../../src/ico/envelope.ts';
 import {
-  BINARY_FRAME_MAGIC, BINARY_FRAME_OVERHEAD, bytesPayload, decodeFrame, encodeJsonPayload, MAX_MESSAGES_PER_FRAME, PAYLOAD_BYTES, PAYLOAD_JSON, payloadBytes,
+  BINARY_FRAME_MAGIC, BINARY_FRAME_OVERHEAD, bytesPayload, decodeFrame, encodeJsonPayload, MAX_MESSAGES_PER_FRAME, openFrame, PAYLOAD_BYTES, PAYLOAD_JSON, payloadBytes,
   sealBinaryFrame, type BinaryMessage, type FrameDecodeResult,
 } from '../../src/ico/frame.ts';
 import { ReplayGuard } from '../../src/ico/replay.ts';
@@ -252,4 +252,21 @@ test('the JSON decoder still refuses a binary frame (only decodeFrame reads both
   const { frame } = sealBinaryFrame(sealer, [json('CONSENSUS', { k: 1 })], NOW);
   const r = decodeEnvelope(frame, { now: NOW });
   assert.equal(r.ok, false);
+});
+
+test('openFrame (the asynchronous signature check a browser tab uses) gives decodeFrame\'s verdict: byte flips, truncations, JSON frames, replay, types after the signature', async () => {
+  const verdict = (r: FrameDecodeResult): string => (r.ok ? `ok ${r.encoding} ${JSON.stringify(r.messages.map((m) => m.envelope))}` : `${r.error.code} ${r.error.message}`);
+  const sealer = new EnvelopeSealer({ signer: alice.signer, sender: alice.peerId });
+  const { frame } = sealBinaryFrame(sealer, [json('CONSENSUS', { a: [1, 2, 3] }), raw('STATE_SYNC', Uint8Array.of(9, 8, 7))], NOW);
+  const ctx = { now: NOW, expectedSender: alice.peerId };
+  const cases: Uint8Array[] = [frame, alice.sealer.seal('STATE_SYNC', { k: 'v' }, NOW).bytes, resign(Uint8Array.from(frame, (b, i) => (i === FIRST_MESSAGE_AT ? 0xee : b)))];
+  for (let i = 0; i < frame.length; i++) cases.push(Uint8Array.from(frame, (b, j) => (j === i ? b ^ 0x01 : b)));
+  for (let n = 0; n < frame.length; n += 7) cases.push(frame.subarray(0, n));
+  for (const bytes of cases) assert.equal(verdict(await openFrame(bytes, ctx)), verdict(decodeFrame(bytes, ctx)));
+  const [syncGuard, asyncGuard] = [new ReplayGuard(), new ReplayGuard()];
+  const frames = Array.from({ length: 4 }, (_, i) => sealBinaryFrame(sealer, [json('HEARTBEAT', { beat: i })], NOW).frame);
+  for (const f of [frames[1]!, frames[0]!, frames[1]!, frames[3]!, frames[2]!, frames[3]!]) {
+    assert.equal(verdict(await openFrame(f, { ...ctx, replay: asyncGuard })), verdict(decodeFrame(f, { ...ctx, replay: syncGuard })));
+  }
+  assert.match(verdict(await openFrame(frames[0]!, { ...ctx, replay: asyncGuard })), /^ICO_REPLAYED/);
 });

@@ -197,7 +197,8 @@ test('sizes, roots and tree heads show only durable receipts; the next group is 
   const store = new GatedStore();
   // Records how many batches had reached the store when each receipt was signed.
   const batchesAtSign: number[] = [];
-  const watched = { publicKey: signer.publicKey, sign: (m: Uint8Array): Uint8Array => (batchesAtSign.push(store.gates.length), signer.sign(m)) };
+  const sign = (m: Uint8Array): Uint8Array => (batchesAtSign.push(store.gates.length), signer.sign(m));
+  const watched = { publicKey: signer.publicKey, sign, signAsync: async (m: Uint8Array): Promise<Uint8Array> => sign(m) };
   const log = await ReceiptLog.open(store, { signer: watched, peerId });
   const first = Array.from({ length: 80 }, (_, i) => log.append({ operator_id: 'kv.put', inputs: i, outputs: i }, T0));
   // Nothing was being written, so the 80 queued appends are split in two groups, both built

@@ -1,0 +1,31 @@
+// Runs every verifier entry point on the fixtures the test wrote (valid and tampered
+// receipts, chains, proof and consistency bundles, tree heads) and returns the verdicts, so
+// the test can hold them equal to Node's. Plain JavaScript: it runs as served, unbundled.
+export async function runChecks(verify, f) {
+  const verdicts = {};
+  const record = async (name, promise) => {
+    try {
+      verdicts[name] = await promise;
+    } catch (e) {
+      verdicts[name] = { threw: String(e) };
+    }
+  };
+  const now = f.now;
+  await record('receipt', verify.verifyReceipt(f.chain[5], { now, previous: f.chain[4], inputs: f.io[5].inputs, outputs: f.io[5].outputs }));
+  await record('receipt: forged signature', verify.verifyReceipt(f.forgedSignature, { now }));
+  await record('receipt: wrong inputs', verify.verifyReceipt(f.chain[5], { now, previous: f.chain[4], inputs: { k: -1 } }));
+  await record('receipt: broken link', verify.verifyReceipt(f.chain[6], { now, previous: f.chain[4] }));
+  await record('receipt: from the future', verify.verifyReceipt(f.chain[5], { now: f.t0, maxFutureSkewMs: 1000 }));
+  await record('receipt: garbage', verify.verifyReceipt({ hello: 'world' }));
+  await record('chain', verify.verifyChain(f.chain, { now, signer: f.signer }));
+  await record('chain: forged at 30', verify.verifyChain(f.chainForged, { now }));
+  await record('chain: gap at 12', verify.verifyChain(f.chainGap, { now }));
+  await record('bundle', verify.verifyProofBundle(f.bundle, { signer: f.signer }));
+  await record('bundle: altered path', verify.verifyProofBundle(f.bundleAltered));
+  await record('bundle: forged tree head', verify.verifyProofBundle(f.bundleForgedHead));
+  await record('consistency', verify.verifyConsistencyBundle(f.consistency, { signer: f.signer }));
+  await record('consistency: swapped', verify.verifyConsistencyBundle({ first: f.consistency.second, second: f.consistency.first, proof: f.consistency.proof }));
+  await record('consistency: altered', verify.verifyConsistencyBundle(f.consistencyAltered));
+  await record('tree head', verify.verifySignedTreeHead(f.consistency.second));
+  return { backend: verify.cryptoBackend, verdicts };
+}

@@ -1,0 +1,93 @@
+// Receipt logs as a synced dataset: a peer mirrors another signer's log through the sync
+// engine, verifies every receipt and the signed head (root recomputed, consistency proof
+// from its last head), serves the copy on to a third peer, and refuses tampered parts whole.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ReceiptLog } from '../../src/receipts/log.ts';
+import type { Receipt } from '../../src/receipts/receipt.ts';
+import { MemoryStore } from '../../src/store/memory.ts';
+import { DocStore } from '../../src/sync/docstore.ts';
+import { SyncEngine, type SyncEvent } from '../../src/sync/engine.ts';
+import { identityFromSeed } from '../../src/sync/identity.ts';
+import { ReceiptMirror, type LogPart } from '../../src/sync/receipt-mirror.ts';
+import type { JsonObject } from '../../src/ico/types.ts';
+
+function seed(n: number): Uint8Array {
+  const s = new Uint8Array(32);
+  s[0] = n;
+  return s;
+}
+
+async function peer(n: number, nodes: Map<string, SyncEngine>, own: ReceiptLog[] = []): Promise<{ id: string; engine: SyncEngine; mirror: ReceiptMirror; events: SyncEvent[] }> {
+  const id = identityFromSeed(seed(n));
+  const docs = await DocStore.open({ store: new MemoryStore(), self: id.peerId, signer: id.signer });
+  const mirror = await ReceiptMirror.open(new MemoryStore(), own);
+  const events: SyncEvent[] = [];
+  const engine = new SyncEngine({
+    docs,
+    receipts: mirror,
+    transport: {
+      send: async (to, payload: JsonObject) => {
+        setImmediate(() => void nodes.get(to)?.receive(id.peerId, payload));
+      },
+      broadcast: async () => undefined,
+    },
+  });
+  engine.on((e) => events.push(e));
+  nodes.set(id.peerId, engine);
+  return { id: id.peerId, engine, mirror, events };
+}
+
+async function until(check: () => boolean | Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 10_000 && !(await check()); i++) await new Promise((r) => setImmediate(r));
+  assert.ok(await check(), 'condition reached');
+}
+
+test('a peer mirrors a signer log through sync, follows it with consistency proofs, and serves it on', async () => {
+  const nodes = new Map<string, SyncEngine>();
+  const sId = identityFromSeed(seed(50));
+  const log = await ReceiptLog.open(new MemoryStore(), { signer: sId.signer, peerId: sId.peerId });
+  const t0 = Date.now() - 60_000;
+  for (let i = 0; i < 600; i++) await log.append({ operator_id: 'kv.put', inputs: { key: `k${i}` }, outputs: { ok: true } }, t0 + i);
+  const s = await peer(50, nodes, [log]);
+  const a = await peer(1, nodes);
+  const c = await peer(3, nodes);
+  await a.engine.sync(s.id);
+  await until(() => a.mirror.sizeOf(sId.peerId) === 600);
+  assert.deepEqual(await a.mirror.get(sId.peerId, 599), await log.get(599));
+  for (let i = 600; i < 610; i++) await log.append({ operator_id: 'kv.put', inputs: { key: `k${i}` }, outputs: { ok: true } }, t0 + i);
+  await a.engine.sync(s.id);
+  await until(() => a.mirror.sizeOf(sId.peerId) === 610);
+  // C never talks to the signer: it gets the log from A's verified copy.
+  await c.engine.sync(a.id);
+  await until(() => c.mirror.sizeOf(sId.peerId) === 610);
+  assert.deepEqual(await c.mirror.get(sId.peerId, 609), await log.get(609));
+  assert.equal(a.events.filter((e) => e.type === 'rejected').length + c.events.filter((e) => e.type === 'rejected').length, 0);
+});
+
+test('a tampered receipt, a forged proof and a head over the wrong size are refused whole', async () => {
+  const sId = identityFromSeed(seed(51));
+  const log = await ReceiptLog.open(new MemoryStore(), { signer: sId.signer, peerId: sId.peerId });
+  for (let i = 0; i < 40; i++) await log.append({ operator_id: 'echo', inputs: { i }, outputs: { i } }, Date.now() - 1000 + i);
+  const source = await ReceiptMirror.open(new MemoryStore(), [log]);
+  const parts = async (from: number): Promise<LogPart[]> => {
+    const out: LogPart[] = [];
+    for await (const p of source.serve(sId.peerId, from)) out.push(p);
+    return out;
+  };
+  const m = await ReceiptMirror.open(new MemoryStore());
+  const [first] = await parts(0);
+  const tampered: LogPart = { ...(first as LogPart), receipts: (first as LogPart).receipts.map((r, i) => (i === 7 ? ({ ...r, timestamp: new Date(0).toISOString() } as Receipt) : r)) };
+  await assert.rejects(m.accept(tampered), { code: 'SYNC_BAD_RECEIPT', message: /receipt 7 .*step 1/ });
+  assert.equal(m.sizeOf(sId.peerId), 0);
+  assert.equal(await m.accept(first as LogPart), 40);
+  for (let i = 40; i < 50; i++) await log.append({ operator_id: 'echo', inputs: { i }, outputs: { i } }, Date.now() - 100 + i);
+  const [next] = await parts(40);
+  assert.ok((next as LogPart).proof !== undefined && (next as LogPart).proof!.length > 0);
+  const forgedProof = { ...(next as LogPart), proof: (next as LogPart).proof!.map(() => 'ab'.repeat(32)) };
+  await assert.rejects(m.accept(forgedProof), { code: 'SYNC_BAD_RECEIPT', message: /not consistent/ });
+  await assert.rejects(m.accept({ ...(next as LogPart), sth: { ...(next as LogPart).sth!, size: 51 } }), { code: 'SYNC_BAD_RECEIPT' });
+  assert.equal(m.sizeOf(sId.peerId), 40, 'nothing of the refused parts was kept');
+  assert.equal(await m.accept(next as LogPart), 10);
+  assert.equal(m.sizeOf(sId.peerId), 50);
+});
