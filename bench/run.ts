@@ -10,6 +10,7 @@ const suites: Record<string, () => Promise<BenchModule>> = {
   receipts: () => import('./receipts.bench.ts'),
   verify: () => import('./verify.bench.ts'),
   raft: () => import('./raft.bench.ts'),
+  'pbft-core': () => import('./pbft-core.bench.ts'),
   'raft-durable': () => import('./raft-durable.bench.ts'),
   'raft-cluster': () => import('./raft-cluster.bench.ts'),
   engine: () => import('./engine.bench.ts'),

@@ -1,0 +1,148 @@
+// PbftClient: the pure client side of PBFT for one client id. It signs a request, sends it to
+// the primary it believes in, broadcasts it to every replica when no answer comes in time (so
+// backups watch the primary), and accepts a result once f+1 replicas sent matching, verified
+// replies; those replies form the ReplyCertificate a receipt carries. One request is
+// outstanding at a time (Castro-Liskov's duplicate table keeps one reply per client): a
+// process with many concurrent callers runs one PbftClient per slot (`<PeerId>/<slot>`).
+import { PbftAuth, bytesKey } from './auth.ts';
+import { replyCertificate, type ReplyCertificate } from './certificate.ts';
+import { requestSignedPart } from './codec.ts';
+import { PbftSubmitError } from './errors.ts';
+import { rootFromPath } from './merkle.ts';
+import { BROADCAST, PBFT_DEFAULTS, type Membership, type NodeId, type PbftSigner, type PbftVerifier, type ReplyMessage, type RequestMessage } from './types.ts';
+import { primaryOf } from './view-change.ts';
+
+/** Ticks before an unanswered request is broadcast to every replica (and again after as many). */
+export const DEFAULT_RETRANSMIT_TICKS = 20;
+/** Retransmissions before the client gives the request up. */
+export const DEFAULT_MAX_RETRANSMITS = 1000;
+
+export interface PbftClientConfig {
+  readonly id: string;
+  readonly membership: Membership;
+  readonly signer: PbftSigner;
+  readonly verifier: PbftVerifier;
+  /** Timestamp of the first request; +1 per request (HyperSync: ms since epoch × 1024 at start). */
+  readonly firstTimestamp: number;
+  readonly retransmitTicks?: number;
+  readonly maxRetransmits?: number;
+  readonly maxOpBytes?: number;
+  /** Share one PbftAuth between clients and replicas of one process (digest caches). */
+  readonly auth?: PbftAuth;
+}
+
+export interface ClientCompletion {
+  readonly request: RequestMessage;
+  readonly result: Uint8Array;
+  readonly seq: number;
+  readonly certificate: ReplyCertificate;
+}
+
+export interface ClientOutput {
+  /** `to` is a replica id, or BROADCAST for every replica. */
+  readonly messages: readonly { readonly to: NodeId; readonly message: RequestMessage }[];
+  readonly completed: readonly ClientCompletion[];
+  /** Requests given up after maxRetransmits. */
+  readonly failed: readonly RequestMessage[];
+}
+
+interface Outstanding {
+  readonly request: RequestMessage;
+  elapsed: number;
+  retransmits: number;
+  /** The latest verified reply per replica. */
+  readonly replies: Map<number, { reply: ReplyMessage; group: string }>;
+}
+
+export class PbftClient {
+  readonly id: string;
+  readonly auth: PbftAuth;
+  private readonly signer: PbftSigner;
+  private readonly retransmitTicks: number;
+  private readonly maxRetransmits: number;
+  private readonly maxOpBytes: number;
+  private nextTimestamp: number;
+  private view = 0;
+  private outstanding: Outstanding | undefined;
+  private messages: { to: NodeId; message: RequestMessage }[] = [];
+  private completed: ClientCompletion[] = [];
+  private failed: RequestMessage[] = [];
+  /** Signatures verified on replies (for per-request accounting). */
+  verifications = 0;
+
+  constructor(cfg: PbftClientConfig) {
+    this.id = cfg.id;
+    this.auth = cfg.auth ?? new PbftAuth(cfg.membership, cfg.verifier);
+    this.signer = cfg.signer;
+    this.nextTimestamp = cfg.firstTimestamp;
+    this.retransmitTicks = cfg.retransmitTicks ?? DEFAULT_RETRANSMIT_TICKS;
+    this.maxRetransmits = cfg.maxRetransmits ?? DEFAULT_MAX_RETRANSMITS;
+    this.maxOpBytes = cfg.maxOpBytes ?? PBFT_DEFAULTS.maxOpBytes;
+    if (new TextEncoder().encode(cfg.id).byteLength > PBFT_DEFAULTS.maxClientIdBytes) throw new PbftSubmitError('tooLarge', 'client id over 128 bytes');
+  }
+
+  /** The view the client believes current (from the replies it accepted). */
+  currentView(): number {
+    return this.view;
+  }
+
+  busy(): boolean {
+    return this.outstanding !== undefined;
+  }
+
+  /** Signs and sends `op`; throws PbftSubmitError while another request is outstanding. */
+  submit(op: Uint8Array): RequestMessage {
+    if (this.outstanding !== undefined) throw new PbftSubmitError('outstanding', `request ${this.outstanding.request.timestamp} is still waiting`);
+    if (op.byteLength > this.maxOpBytes) throw new PbftSubmitError('tooLarge', `op of ${op.byteLength} bytes over ${this.maxOpBytes}`);
+    if (!Number.isSafeInteger(this.nextTimestamp)) throw new PbftSubmitError('timestamp', 'timestamps exhausted');
+    const unsigned = { client: this.id, timestamp: this.nextTimestamp++, op };
+    const digest = this.auth.digestSignedPart(requestSignedPart(unsigned));
+    const request: RequestMessage = { type: 'request', ...unsigned, signature: this.signer.sign(digest) };
+    this.auth.remember(request, digest);
+    this.outstanding = { request, elapsed: 0, retransmits: 0, replies: new Map() };
+    const primary = this.auth.membership.replicas[primaryOf(this.view, this.auth.quorums.n)];
+    this.messages.push({ to: primary?.id ?? BROADCAST, message: request });
+    return request;
+  }
+
+  tick(): void {
+    const o = this.outstanding;
+    if (o === undefined || ++o.elapsed < this.retransmitTicks) return;
+    o.elapsed = 0;
+    if (++o.retransmits > this.maxRetransmits) {
+      this.outstanding = undefined;
+      this.failed.push(o.request);
+      return;
+    }
+    this.messages.push({ to: BROADCAST, message: o.request });
+  }
+
+  /** A REPLY from the network; anything unverifiable or for another request is ignored. */
+  step(m: ReplyMessage): void {
+    const o = this.outstanding;
+    if (o === undefined || m.client !== this.id || m.timestamp !== o.request.timestamp || m.replica >= this.auth.quorums.n) return;
+    const resultDigest = this.auth.verifier.digest(m.result);
+    const leaf = this.auth.replyLeafFromDigest(m.client, m.timestamp, resultDigest);
+    const root = rootFromPath(this.auth.verifier.digest, leaf, m.index, m.leafCount, m.path);
+    if (root === undefined || bytesKey(root) !== bytesKey(m.root)) return;
+    this.verifications++;
+    if (!this.auth.verifyReplyRoot(m.view, m.seq, m.root, m.replica, m.signature)) return;
+    const group = `${m.seq}:${bytesKey(resultDigest)}`;
+    o.replies.set(m.replica, { reply: m, group });
+    const matching: ReplyMessage[] = [];
+    for (const r of o.replies.values()) if (r.group === group) matching.push(r.reply);
+    if (matching.length < this.auth.quorums.f + 1) return;
+    this.outstanding = undefined;
+    this.view = Math.max(this.view, ...matching.map((r) => r.view));
+    this.completed.push({ request: o.request, result: m.result, seq: m.seq, certificate: replyCertificate(matching, resultDigest) });
+  }
+
+  /** Requests to send, results certified, requests given up; empty arrays when idle. */
+  drain(): ClientOutput {
+    const out = { messages: this.messages, completed: this.completed, failed: this.failed };
+    this.messages = [];
+    this.completed = [];
+    this.failed = [];
+    return out;
+  }
+}
