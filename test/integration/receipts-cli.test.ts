@@ -191,7 +191,7 @@ test('prove --index on a data dir, and exactly one of --id and --index', () => {
 
 describeApi();
 
-/** export and prove against a real relay API (HTTPS, bearer token) over a LocalBackend. */
+/** export and prove against a real relay API (HTTPS, bearer token) over an EngineBackend (single engine). */
 function describeApi(): void {
   const TOKEN = 'receipts-cli-token-0123456789';
   /** More than one page, so the export has to page. */
