@@ -356,8 +356,10 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
 
   async #handle(rd: Ready): Promise<void> {
     // A leader may send before its own write is durable (Raft thesis §10.2.1): it counts
-    // itself towards a quorum only after advance(). Everyone else persists first.
-    const early = this.#node.currentRole() === 'leader';
+    // itself towards a quorum only after advance(). Everyone else persists first, and so does
+    // a leader whose term or vote changed in this Ready (a single voter elects itself and
+    // sends in one Ready): no message of a term leaves before that term is on disk.
+    const early = this.#node.currentRole() === 'leader' && !this.#storage.changesTermOrVote(rd.hardState);
     if (early) this.#send(rd.messages);
     await this.#storage.persist(rd, { durable: this.#syncWhileLearner || this.#node.config().voters.includes(this.id) });
     if (this.#stopped) return;
