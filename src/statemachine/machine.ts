@@ -13,7 +13,24 @@ import type { ApplyResult, Command, KvView } from './types.ts';
 
 /** Client sessions remembered for deduplication; the oldest (by ordinal) is evicted beyond it. */
 export const MAX_SESSIONS = 100_000;
-export const SNAPSHOT_VERSION = 1;
+export const SNAPSHOT_VERSION = 2;
+const NEWLINE = 0x0a;
+
+function corrupt(why: string): StateMachineError {
+  return new StateMachineError('SNAPSHOT_CORRUPT', `snapshot: ${why}`);
+}
+
+function parseRecord(bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(utf8Decode(bytes));
+  } catch {
+    throw corrupt('a record is not UTF-8 JSON');
+  }
+}
+
+function isCount(n: unknown): n is number {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+}
 
 export interface StateMachineOptions {
   /** Session-table bound (default MAX_SESSIONS). Every replica must use the same value. */
@@ -154,55 +171,105 @@ export class StateMachine {
     }
   }
 
-  /** Deterministic bytes (RFC 8785): equal states give equal bytes on every replica. */
+  /**
+   * Deterministic bytes: equal states give equal bytes on every replica. One RFC 8785 line per
+   * record (a header {v, ordinal, kv, sessions} with the record counts, then each [key, value]
+   * in key order, then each session in ordinal order), each ending in a newline, which RFC 8785
+   * never puts inside a value. No single string holds the whole state, so a state of any size
+   * fits (V8 caps one string near 512 MiB).
+   */
   snapshot(): Uint8Array {
     const kv = [...this.#kv.entries()].sort((a, b) => compareStrings(a[0], b[0]));
-    const sessions = [...this.#sessions.values()].sort((a, b) => a.ordinal - b.ordinal).map((s): Json => [s.client, s.key, s.ordinal, s.timestamp, s.outputs]);
-    return canonicalBytes({ v: SNAPSHOT_VERSION, ordinal: this.#ordinal, kv, sessions });
+    const sessions = [...this.#sessions.values()].sort((a, b) => a.ordinal - b.ordinal);
+    const lines: Uint8Array[] = [canonicalBytes({ v: SNAPSHOT_VERSION, ordinal: this.#ordinal, kv: kv.length, sessions: sessions.length })];
+    for (const [key, value] of kv) lines.push(canonicalBytes([key, value]));
+    for (const x of sessions) lines.push(canonicalBytes([x.client, x.key, x.ordinal, x.timestamp, x.outputs]));
+    let total = 0;
+    for (const l of lines) total += l.length + 1;
+    const out = new Uint8Array(total);
+    let off = 0;
+    for (const l of lines) {
+      out.set(l, off);
+      off += l.length;
+      out[off++] = NEWLINE;
+    }
+    return out;
   }
 
   /** Rebuilds a machine from snapshot bytes; SNAPSHOT_CORRUPT on anything but a well-formed snapshot. */
   static restore(bytes: Uint8Array, registry?: OperatorRegistry, options: StateMachineOptions = {}): StateMachine {
-    const corrupt = (why: string): StateMachineError => new StateMachineError('SNAPSHOT_CORRUPT', `snapshot: ${why}`);
-    let value: unknown;
-    try {
-      value = JSON.parse(utf8Decode(bytes));
-    } catch {
-      throw corrupt('not UTF-8 JSON');
-    }
+    const firstEnd = bytes.indexOf(NEWLINE);
+    // Version 1 (one JSON object, no newline anywhere) is still read: older data dirs hold it.
+    if (firstEnd < 0) return StateMachine.#restoreV1(bytes, registry, options);
+    const header = parseRecord(bytes.subarray(0, firstEnd));
+    if (typeof header !== 'object' || header === null || Array.isArray(header)) throw corrupt('the header is not an object');
+    const h = header as Record<string, unknown>;
+    if (Object.keys(h).sort().join(',') !== 'kv,ordinal,sessions,v') throw corrupt('header fields must be exactly v, ordinal, kv, sessions');
+    if (h['v'] !== SNAPSHOT_VERSION) throw corrupt(`unsupported version ${String(h['v']).slice(0, 20)}`);
+    const ordinal = h['ordinal'];
+    if (!isCount(ordinal)) throw corrupt('ordinal must be a non-negative integer');
+    if (!isCount(h['kv']) || !isCount(h['sessions'])) throw corrupt('kv and sessions must be record counts');
+    let pos = firstEnd + 1;
+    const next = (): unknown => {
+      const end = bytes.indexOf(NEWLINE, pos);
+      if (end < 0) throw corrupt('fewer records than the header counts');
+      const v = parseRecord(bytes.subarray(pos, end));
+      pos = end + 1;
+      return v;
+    };
+    const machine = new StateMachine(registry, options);
+    const load = machine.#loader(ordinal);
+    for (let i = 0; i < h['kv']; i++) load.kv(next());
+    for (let i = 0; i < h['sessions']; i++) load.session(next());
+    if (pos !== bytes.length) throw corrupt('bytes after the last record');
+    machine.#ordinal = ordinal;
+    return machine;
+  }
+
+  static #restoreV1(bytes: Uint8Array, registry: OperatorRegistry | undefined, options: StateMachineOptions): StateMachine {
+    const value = parseRecord(bytes);
     if (typeof value !== 'object' || value === null || Array.isArray(value)) throw corrupt('not an object');
     const snap = value as Record<string, unknown>;
     if (Object.keys(snap).sort().join(',') !== 'kv,ordinal,sessions,v') throw corrupt('fields must be exactly v, ordinal, kv, sessions');
-    if (snap['v'] !== SNAPSHOT_VERSION) throw corrupt(`unsupported version ${String(snap['v']).slice(0, 20)}`);
+    if (snap['v'] !== 1) throw corrupt(`unsupported version ${String(snap['v']).slice(0, 20)}`);
     const ordinal = snap['ordinal'];
-    if (typeof ordinal !== 'number' || !Number.isSafeInteger(ordinal) || ordinal < 0) throw corrupt('ordinal must be a non-negative integer');
+    if (!isCount(ordinal)) throw corrupt('ordinal must be a non-negative integer');
     const kv = snap['kv'];
     const sessions = snap['sessions'];
     if (!Array.isArray(kv) || !Array.isArray(sessions)) throw corrupt('kv and sessions must be arrays');
     const machine = new StateMachine(registry, options);
-    let previousKey: string | null = null;
-    for (const entry of kv as unknown[]) {
-      if (!Array.isArray(entry) || entry.length !== 2 || typeof entry[0] !== 'string') throw corrupt('a kv entry must be [key, value]');
-      const [key, v] = entry as [string, unknown];
-      if (previousKey !== null && compareStrings(previousKey, key) >= 0) throw corrupt('kv keys must be sorted and unique');
-      if (v === null || canonicalSize(v) < 0) throw corrupt(`the value of ${key.slice(0, 64)} is not a non-null JSON value`);
-      machine.#kv.set(key, v as Json);
-      previousKey = key;
-    }
-    let previousOrdinal = -1;
-    for (const entry of sessions as unknown[]) {
-      if (!Array.isArray(entry) || entry.length !== 5) throw corrupt('a session must be [client, key, ordinal, timestamp, outputs]');
-      const [client, key, o, timestamp, outputs] = entry as unknown[];
-      if (sessionProblem({ client, key }) !== null) throw corrupt('a session client or key is invalid');
-      if (typeof o !== 'number' || !Number.isSafeInteger(o) || o <= previousOrdinal || o >= ordinal) throw corrupt('session ordinals must increase and stay below the ordinal');
-      if (typeof timestamp !== 'number' || !Number.isSafeInteger(timestamp) || timestamp < 0) throw corrupt('a session timestamp is invalid');
-      if (canonicalSize(outputs) < 0) throw corrupt('session outputs are not JSON');
-      const id = sessionId(client as string, key as string);
-      if (machine.#sessions.has(id)) throw corrupt('a session appears twice');
-      machine.#remember({ client: client as string, key: key as string, ordinal: o, timestamp, outputs: outputs as Json });
-      previousOrdinal = o;
-    }
+    const load = machine.#loader(ordinal);
+    for (const entry of kv as unknown[]) load.kv(entry);
+    for (const entry of sessions as unknown[]) load.session(entry);
     machine.#ordinal = ordinal;
     return machine;
+  }
+
+  /** Checks and adds snapshot records in order: kv entries sorted by key, sessions by ordinal. */
+  #loader(ordinal: number): { kv: (entry: unknown) => void; session: (entry: unknown) => void } {
+    let previousKey: string | null = null;
+    let previousOrdinal = -1;
+    return {
+      kv: (entry) => {
+        if (!Array.isArray(entry) || entry.length !== 2 || typeof entry[0] !== 'string') throw corrupt('a kv entry must be [key, value]');
+        const [key, v] = entry as [string, unknown];
+        if (previousKey !== null && compareStrings(previousKey, key) >= 0) throw corrupt('kv keys must be sorted and unique');
+        if (v === null || canonicalSize(v) < 0) throw corrupt(`the value of ${key.slice(0, 64)} is not a non-null JSON value`);
+        this.#kv.set(key, v as Json);
+        previousKey = key;
+      },
+      session: (entry) => {
+        if (!Array.isArray(entry) || entry.length !== 5) throw corrupt('a session must be [client, key, ordinal, timestamp, outputs]');
+        const [client, key, o, timestamp, outputs] = entry as unknown[];
+        if (sessionProblem({ client, key }) !== null) throw corrupt('a session client or key is invalid');
+        if (typeof o !== 'number' || !Number.isSafeInteger(o) || o <= previousOrdinal || o >= ordinal) throw corrupt('session ordinals must increase and stay below the ordinal');
+        if (typeof timestamp !== 'number' || !Number.isSafeInteger(timestamp) || timestamp < 0) throw corrupt('a session timestamp is invalid');
+        if (canonicalSize(outputs) < 0) throw corrupt('session outputs are not JSON');
+        const id = sessionId(client as string, key as string);
+        if (this.#sessions.has(id)) throw corrupt('a session appears twice');
+        this.#remember({ client: client as string, key: key as string, ordinal: o, timestamp, outputs: outputs as Json });
+        previousOrdinal = o;
+      },
+    };
   }
 }

@@ -238,7 +238,10 @@ test('snapshot/restore: equal bytes, and equal behaviour afterwards (including d
 test('restore rejects corrupt snapshots with SNAPSHOT_CORRUPT', () => {
   const m = new StateMachine();
   ok(m.apply(cmd('kv.put', { key: 'a', value: 1 }, { client: 'c', key: 'k' })));
-  const good = JSON.parse(utf8Decode(m.snapshot())) as Record<string, Json>;
+  // Version 1, one JSON object (still read for older data dirs).
+  const session = JSON.parse((utf8Decode(m.snapshot()).split('\n')[2]) as string) as Json;
+  const good: Record<string, Json> = { v: 1, ordinal: 1, kv: [['a', 1]], sessions: [session] };
+  assert.deepEqual(StateMachine.restore(utf8Encode(JSON.stringify(good))).snapshot(), m.snapshot());
   const bad: unknown[] = [
     'not json', '[]', '{}',
     { ...good, v: 2 }, { ...good, ordinal: -1 }, { ...good, extra: 1 },
@@ -251,6 +254,29 @@ test('restore rejects corrupt snapshots with SNAPSHOT_CORRUPT', () => {
     assert.throws(() => StateMachine.restore(bytes), (e: unknown) => e instanceof StateMachineError && e.code === 'SNAPSHOT_CORRUPT', JSON.stringify(b).slice(0, 80));
   }
   assert.throws(() => StateMachine.restore(Uint8Array.of(0xff, 0xfe)), (e: unknown) => e instanceof StateMachineError && e.code === 'SNAPSHOT_CORRUPT');
+});
+
+test('snapshot lines: one record per line; a version-1 snapshot (one JSON object) still restores; corrupt lines are SNAPSHOT_CORRUPT', () => {
+  const m = new StateMachine();
+  ok(m.apply(cmd('kv.put', { key: 'b', value: 'x\ny' }, { client: 'c', key: 'k' })));
+  ok(m.apply(cmd('kv.put', { key: 'a', value: 2 })));
+  const lines = utf8Decode(m.snapshot()).split('\n');
+  assert.deepEqual(lines.slice(0, 3), ['{"kv":2,"ordinal":2,"sessions":1,"v":2}', '["a",2]', '["b","x\\ny"]']);
+  assert.match(lines[3] as string, /^\["c","k",0,\d+,\{"ok":true\}\]$/);
+  assert.equal(lines[4], '');
+  const v1 = utf8Encode(JSON.stringify({ v: 1, ordinal: 2, kv: [['a', 2], ['b', 'x\ny']], sessions: [JSON.parse(lines[3] as string) as Json] }));
+  assert.deepEqual(StateMachine.restore(v1).snapshot(), m.snapshot());
+  const bad = [
+    lines.slice(0, 3).join('\n') + '\n', // fewer records than counted
+    lines.join('\n') + '["z",1]\n', // more
+    lines.join('\n').slice(0, -1), // the last record unterminated
+    [lines[0], lines[2], lines[1], lines[3], ''].join('\n'), // keys out of order
+    ['{"kv":2,"ordinal":2,"sessions":1,"v":3}', ...lines.slice(1)].join('\n'),
+    ['{"kv":-1,"ordinal":2,"sessions":1,"v":2}', ...lines.slice(1)].join('\n'),
+    [lines[0], '["a",null]', ...lines.slice(2)].join('\n'),
+    [lines[0], lines[1], lines[2], '["c","k",5,0,{}]', ''].join('\n'),
+  ];
+  for (const b of bad) assert.throws(() => StateMachine.restore(utf8Encode(b)), (e: unknown) => e instanceof StateMachineError && e.code === 'SNAPSHOT_CORRUPT', b.slice(0, 120));
 });
 
 test('the session table is bounded: the oldest session by ordinal is evicted, deterministically', () => {

@@ -46,8 +46,11 @@ import {
 export const DEFAULT_ELECTION_TICKS = 8;
 /** Ticks between leader heartbeats (must stay below the election ticks). */
 export const DEFAULT_HEARTBEAT_TICKS = 2;
-/** Max snapshot bytes a follower buffers while receiving chunks. */
-export const MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024;
+/**
+ * Max snapshot bytes a follower buffers while receiving chunks: the state a cluster may hold
+ * (a devnet with 500 MiB of state keeps working; the storage saves any size in bounded batches).
+ */
+export const MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024 * 1024;
 
 const EMPTY = new Uint8Array(0);
 

@@ -20,8 +20,8 @@ import { decodeConsensusPayload, encodeConsensusPayload, MAX_MESSAGES_PER_ENVELO
 
 export type RaftEvent =
   | { type: 'raft:role'; role: string; leader: string; term: number }
-  | { type: 'raft:snapshot-installed'; index: number }
-  | { type: 'raft:snapshot-taken'; index: number }
+  | { type: 'raft:snapshot-installed'; index: number; bytes: number }
+  | { type: 'raft:snapshot-taken'; index: number; bytes: number }
   | { type: 'raft:fatal'; error: string };
 
 export interface RaftRuntimeOptions<R extends ReplicaPort> {
@@ -376,7 +376,7 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
       this.#applied = rd.snapshot.meta.index;
       this.#snapIndex = rd.snapshot.meta.index;
       this.#log.info({ index: rd.snapshot.meta.index }, 'snapshot installed from the leader');
-      this.#emit({ type: 'raft:snapshot-installed', index: rd.snapshot.meta.index });
+      this.#emit({ type: 'raft:snapshot-installed', index: rd.snapshot.meta.index, bytes: rd.snapshot.data.length });
       this.#commands.onSnapshotInstalled(this.#applied);
     }
     for (const e of rd.committedEntries) this.#apply(e);
@@ -422,7 +422,7 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
     this.#snapIndex = index;
     await this.#storage.saveSnapshot(this.#node.log.snapshot);
     this.#log.info({ index }, 'snapshot taken, log compacted');
-    this.#emit({ type: 'raft:snapshot-taken', index });
+    this.#emit({ type: 'raft:snapshot-taken', index, bytes: this.#node.log.snapshot.data.length });
   }
 
   #halt(reason: string): void {
