@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Entry } from '../../src/consensus/raft/index.ts';
 import { RaftRuntime } from '../../src/consensus/raft/runtime/runtime.ts';
-import { MAX_PERSIST_BATCH_BYTES, RaftStorage } from '../../src/consensus/raft/runtime/storage.ts';
+import { MAX_PERSIST_BATCH_BYTES, RaftStorage, SNAPSHOT_CHUNK_BYTES } from '../../src/consensus/raft/runtime/storage.ts';
 import { decodeConsensusPayload } from '../../src/consensus/raft/runtime/wire.ts';
 import { crypto, peerIdFromPublicKeyBytes } from '../../src/crypto/index.ts';
 import type { JsonObject } from '../../src/ico/types.ts';
@@ -46,7 +46,8 @@ test('a power cut at any sync of a snapshot larger than one batch keeps the old 
     arm();
     const saved = storage.saveSnapshot({ meta: { index: 8, term: 1, conf }, data: next });
     const finished = await Promise.race([saved.then(() => true), cut.then(() => false)]);
-    const after = await RaftStorage.open(await store.powerLoss());
+    const disk = await store.powerLoss();
+    const after = await RaftStorage.open(disk);
     const snap = after.state.snapshot;
     assert.ok(snap !== undefined, `cut at sync ${k}: a snapshot survives`);
     seen.add(snap.meta.index);
@@ -55,6 +56,11 @@ test('a power cut at any sync of a snapshot larger than one batch keeps the old 
     assert.ok(Buffer.from(snap.data).equals(Buffer.from(want)), `cut at sync ${k}: snapshot ${snap.meta.index} is whole`);
     assert.deepEqual(after.state.entries.map((e) => e.index), Array.from({ length: 10 - snap.meta.index }, (_, i) => snap.meta.index + 1 + i), `cut at sync ${k}`);
     if (finished) assert.equal(snap.meta.index, 8, 'a completed save is durable');
+    // Chunks of a write cut short, or of the replaced generation, do not stay behind.
+    await after.storage.close();
+    let chunks = 0;
+    for await (const _ of disk.range({ gte: Uint8Array.of(0x64), lt: Uint8Array.of(0x65) })) chunks++;
+    assert.equal(chunks, Math.ceil(snap.data.length / SNAPSHOT_CHUNK_BYTES), `cut at sync ${k}: chunks left on disk`);
   }
   assert.deepEqual([...seen].sort(), [5, 8], 'the cuts fell both before and after the switch');
 });

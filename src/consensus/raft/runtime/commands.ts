@@ -12,6 +12,13 @@ import { encodeCommand } from '../../../statemachine/command.ts';
 import { APPLIED_MEMORY, ATTEMPT_TIMEOUT_MS, FORWARD_GATHER_MAX_MS, MAX_FORWARDS_IN_FLIGHT, REPROPOSE_TICKS } from './limits.ts';
 import { encodeConsensusPayload, MAX_PROPOSALS_PER_ENVELOPE, type ForwardedProposal, type ProposalAnswer } from './wire.ts';
 
+/**
+ * Session keys of requests without an idempotency key start with this (a client's key is sent
+ * as `idem:` + key): the leader marks their sessions `retry`, kept only for the runtime's own
+ * retries and never evicting a client's key.
+ */
+export const RETRY_KEY_PREFIX = 'req:';
+
 /** A command as it waits here: the session makes every retry of it the same command. */
 export type Proposal = Omit<ForwardedProposal, 'id'>;
 
@@ -206,7 +213,7 @@ export class ClientCommands {
   /** Leader side: stamp and append commands; answers carry (index, term) or a refusal. */
   proposeLocal(props: readonly ForwardedProposal[]): ProposalAnswer[] {
     this.#lastStamp = Math.max(this.#lastStamp, this.#d.timers.now());
-    const datas = props.map((p) => encodeCommand({ operator_id: p.operator_id, inputs: p.inputs, timestamp: this.#lastStamp, session: { client: p.client, key: p.key } }));
+    const datas = props.map((p) => encodeCommand({ operator_id: p.operator_id, inputs: p.inputs, timestamp: this.#lastStamp, session: p.key.startsWith(RETRY_KEY_PREFIX) ? { client: p.client, key: p.key, retry: true } : { client: p.client, key: p.key } }));
     try {
       const first = this.#d.node.proposeBatch(datas);
       const term = this.#d.node.currentTerm();

@@ -11,7 +11,7 @@ import type { Json, JsonObject } from '../../../ico/types.ts';
 import { createLogger, type Logger } from '../../../log/logger.ts';
 import { commandProblem } from '../../../statemachine/command.ts';
 import type { ApplyResult } from '../../../statemachine/types.ts';
-import { ClientCommands, type CommandStats } from './commands.ts';
+import { ClientCommands, RETRY_KEY_PREFIX, type CommandStats } from './commands.ts';
 import { DEFAULT_SNAPSHOT_EVERY, DEFAULT_TICK_MS, LEADERLESS_ELECTIONS, MAX_READIES_PER_RUN, RUNTIME_RAFT_LIMITS } from './limits.ts';
 import { LinearizableReads } from './reads.ts';
 import { RaftStorage } from './storage.ts';
@@ -127,7 +127,7 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
     this.#applied = applied;
     this.#snapIndex = applied;
     const rnd = opts.random ?? Math.random;
-    this.#anonPrefix = `req:${Math.floor(rnd() * 2 ** 52).toString(36)}.`;
+    this.#anonPrefix = `${RETRY_KEY_PREFIX}${Math.floor(rnd() * 2 ** 52).toString(36)}.`;
     const kick = (): void => this.#schedule();
     const appliedIndex = (): number => this.#applied;
     const leaderlessWaitMs = LEADERLESS_ELECTIONS * 2 * (opts.electionTicks ?? DEFAULT_ELECTION_TICKS) * this.#tickMs;
@@ -420,9 +420,17 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
     if (this.#stopped) return;
     this.#node.compact(index, this.replica.snapshot());
     this.#snapIndex = index;
-    await this.#storage.saveSnapshot(this.#node.log.snapshot);
-    this.#log.info({ index }, 'snapshot taken, log compacted');
-    this.#emit({ type: 'raft:snapshot-taken', index, bytes: this.#node.log.snapshot.data.length });
+    // Saved beside the Ready loop (a large state takes seconds to write, and a leader that
+    // stalls that long loses its followers): until the new meta is durable, the disk keeps
+    // the previous snapshot and the entries after it, which rebuild the same state.
+    const snapshot = this.#node.log.snapshot;
+    this.#storage.saveSnapshot(snapshot).then(
+      () => {
+        this.#log.info({ index, bytes: snapshot.data.length }, 'snapshot taken, log compacted');
+        this.#emit({ type: 'raft:snapshot-taken', index, bytes: snapshot.data.length });
+      },
+      (e: unknown) => this.#fail(e as Error),
+    );
   }
 
   #halt(reason: string): void {

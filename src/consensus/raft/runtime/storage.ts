@@ -127,7 +127,7 @@ export class RaftStorage {
     const rawHard = await store.get(HARD);
     if (rawHard === undefined) {
       const storage = new RaftStorage(store, { term: 0, vote: '', commit: 0, last: 0 }, 1, undefined);
-      storage.#sweepChunks();
+      await storage.#sweepChunks();
       return { storage, state: { hardState: { term: 0, vote: '', commit: 0 }, entries: [] }, fresh: true };
     }
     const hard = parseJson<HardRecord>(rawHard, 'hard state');
@@ -161,7 +161,7 @@ export class RaftStorage {
     }
     if (hard.last > snapIndex && entries.length !== hard.last - snapIndex) throw new RaftStorageError(`log ends at ${snapIndex + entries.length}, hard state says ${hard.last}`);
     const storage = new RaftStorage(store, hard, diskFirst, record);
-    storage.#sweepChunks();
+    await storage.#sweepChunks();
     const state: PersistedState = { hardState: { term: hard.term, vote: hard.vote, commit: hard.commit }, entries, ...(snapshot !== undefined ? { snapshot } : {}) };
     return { storage, state, fresh: false };
   }
@@ -306,31 +306,30 @@ export class RaftStorage {
 
   /**
    * Chunks of any generation but the meta's are garbage: a snapshot write cut short, or an
-   * older generation whose deletion a crash interrupted. Swept once after open.
+   * older generation whose deletion a crash interrupted. Swept once while opening, before any
+   * new snapshot write could be mistaken for garbage.
    */
-  #sweepChunks(): void {
+  async #sweepChunks(): Promise<void> {
     const keep = this.#snap?.gen ?? 0;
     const keepChunks = this.#snap?.chunks ?? 0;
-    this.#cleanup = this.#cleanup.then(async () => {
-      // Around the kept generation's keys, so its chunks are not read twice (the range reads
-      // values); the layout before generations interleaves with it, so it is scanned whole.
-      const all = { gte: Uint8Array.of(CHUNK_PREFIX), lt: Uint8Array.of(CHUNK_PREFIX + 1) };
-      const ranges = keep === 0 ? [all] : [{ gte: all.gte, lt: chunkKey(keep, 0) }, { gte: chunkKey(keep, keepChunks), lt: all.lt }];
-      let doomed: Uint8Array[] = [];
-      for (const range of ranges) {
-        for await (const [k] of this.#store.range(range)) {
-          const gen = k.length === 13 ? readU64(k, 1) : 0;
-          const i = new DataView(k.buffer, k.byteOffset, k.byteLength).getUint32(k.length - 4);
-          if (gen === keep && i < keepChunks) continue;
-          doomed.push(k);
-          if (doomed.length >= DELETE_BATCH) {
-            await this.#store.batch(doomed.map((key): BatchOp => ({ type: 'del', key })), { sync: false });
-            doomed = [];
-          }
+    // Around the kept generation's keys, so its chunks are not read twice (the range reads
+    // values); the layout before generations interleaves with it, so it is scanned whole.
+    const all = { gte: Uint8Array.of(CHUNK_PREFIX), lt: Uint8Array.of(CHUNK_PREFIX + 1) };
+    const ranges = keep === 0 ? [all] : [{ gte: all.gte, lt: chunkKey(keep, 0) }, { gte: chunkKey(keep, keepChunks), lt: all.lt }];
+    let doomed: Uint8Array[] = [];
+    for (const range of ranges) {
+      for await (const [k] of this.#store.range(range)) {
+        const gen = k.length === 13 ? readU64(k, 1) : 0;
+        const i = new DataView(k.buffer, k.byteOffset, k.byteLength).getUint32(k.length - 4);
+        if (gen === keep && i < keepChunks) continue;
+        doomed.push(k);
+        if (doomed.length >= DELETE_BATCH) {
+          await this.#store.batch(doomed.map((key): BatchOp => ({ type: 'del', key })), { sync: false });
+          doomed = [];
         }
       }
-      if (doomed.length > 0) await this.#store.batch(doomed.map((key): BatchOp => ({ type: 'del', key })), { sync: false });
-    }).catch(() => undefined);
+    }
+    if (doomed.length > 0) await this.#store.batch(doomed.map((key): BatchOp => ({ type: 'del', key })), { sync: false });
   }
 
   /** Whether persisting `hs` changes the durable term or vote (then it must be synced before sending). */
