@@ -104,6 +104,11 @@ export class Replica implements ReplicaPort {
     return this.#sm.ordinal;
   }
 
+  /** Sessions the state machine remembers (clients' keys, retry sessions). */
+  get sessions(): StateMachine['sessions'] {
+    return this.#sm.sessions;
+  }
+
   get registry(): OperatorRegistry {
     return this.#sm.registry;
   }
