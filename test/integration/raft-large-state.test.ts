@@ -25,7 +25,7 @@ let c: RaftCluster;
 before(async () => {
   // Long ticks (elections after 1.6-3.2 s): this test is about state size, and on a loaded
   // 2-core machine 64 KiB values can starve a follower past the default 400-800 ms.
-  c = await startRaftCluster({ voters: 3, snapshotEvery: SNAPSHOT_EVERY, tickMs: 200 });
+  c = await startRaftCluster({ voters: 3, snapshotEvery: SNAPSHOT_EVERY, tickMs: 200, readyTimeoutMs: 120_000 });
   await until('a leader known to the relay', () => clusterStatus(c.api), (s) => s.leader !== null, 30_000);
 });
 
