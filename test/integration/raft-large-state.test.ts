@@ -17,8 +17,11 @@ const VALUES = Math.ceil((STATE_MIB * 1024 * 1024) / VALUE_CHARS);
 /** About four snapshots while the state grows, the last one over the old limit. */
 const SNAPSHOT_EVERY = Math.max(100, Math.floor(VALUES / 4));
 const CLIENTS = 4;
-/** Per value: a loaded 2-core machine writes a 64 KiB value in well under this. */
-const MS_PER_VALUE = 200;
+/**
+ * Time budget per value. Unloaded, a value takes about 0.2 s; a 2-core machine shared with
+ * other test runs (load 30) was measured near 2 s, so the budget is generous.
+ */
+const MS_PER_VALUE = 3000;
 
 let c: RaftCluster;
 
@@ -39,7 +42,7 @@ function value(i: number): string {
 }
 
 async function put(i: number): Promise<void> {
-  for (let attempt = 0; attempt < 40; attempt++) {
+  for (let attempt = 0; attempt < 100; attempt++) {
     const r = await execute(c.api, 'kv.put', { key: `big-${i}`, value: value(i) }, { idempotency_key: `big-${i}`, timeout_ms: 10_000 });
     if (r.httpStatus === 200) return;
     assert.ok([0, 503, 504].includes(r.httpStatus), `unexpected ${r.httpStatus}: ${JSON.stringify(r.body).slice(0, 300)}`);
@@ -50,7 +53,7 @@ async function put(i: number): Promise<void> {
 
 const bigSnapshot = (type: string) => (e: JsonEvent): boolean => e.type === type && Number(e['bytes']) > MAX_BATCH_BYTES;
 
-test(`${STATE_MIB} MiB of state (${VALUES} values of 64 KiB): snapshots over the 32 MiB batch limit are taken, installed by a voter that was down, and reloaded; the cluster keeps serving`, { timeout: 60_000 + VALUES * MS_PER_VALUE * 3 }, async () => {
+test(`${STATE_MIB} MiB of state (${VALUES} values of 64 KiB): snapshots over the 32 MiB batch limit are taken, installed by a voter that was down, and reloaded; the cluster keeps serving`, { timeout: 120_000 + VALUES * MS_PER_VALUE * 2 }, async () => {
   // A follower goes down before the state grows: it will need the whole state by snapshot.
   const first = await clusterStatus(c.api);
   const downIndex = c.nodes.findIndex((n) => n.peerId !== first.leader);

@@ -27,6 +27,8 @@ interface PendingCommand {
   readonly started: number;
   /** Since when it has found no leader, uninterrupted (0: a leader was known last time). */
   leaderlessSince: number;
+  /** Where the leader put it, while that answer stands (cleared when it is sent again). */
+  accepted: { index: number; term: number } | undefined;
   readonly resolve: (o: CommandOutcome) => void;
   readonly reject: (e: Error) => void;
   detach: () => void;
@@ -93,7 +95,7 @@ export class ClientCommands {
     if (this.#commands.size >= MAX_PENDING_COMMANDS) return Promise.reject(new UnavailableError(`${MAX_PENDING_COMMANDS} commands pending: overloaded, retry later`));
     return new Promise((resolve, reject) => {
       const id = this.#nextId++;
-      const cmd: PendingCommand = { prop, started: this.#d.timers.now(), leaderlessSince: 0, resolve, reject, detach: () => undefined, done: false };
+      const cmd: PendingCommand = { prop, started: this.#d.timers.now(), leaderlessSince: 0, accepted: undefined, resolve, reject, detach: () => undefined, done: false };
       this.#commands.set(id, cmd);
       cmd.detach = onAbort(signal, () => this.#finish(id, waitEnded(abortError(signal as AbortSignal, 'command'))));
       if (!cmd.done) this.#enqueue(id);
@@ -111,6 +113,8 @@ export class ClientCommands {
   }
 
   #enqueue(id: number): void {
+    const c = this.#commands.get(id);
+    if (c !== undefined) c.accepted = undefined;
     this.#outbox.push(id);
     if (this.#outboxScheduled) return;
     this.#outboxScheduled = true;
@@ -205,6 +209,14 @@ export class ClientCommands {
         this.#finish(id, new UnavailableError(`not applied within ${MAX_WAIT_MS} ms (it may still apply; retry with the same idempotency key)`));
         return;
       }
+      // Appended by the leader of the current term, which is still leading: the entry commits
+      // or a new term overwrites it, and both are seen here. Appending it again would only
+      // grow the log (a loaded cluster would then fall further behind with every attempt).
+      const a = c.accepted;
+      if (a !== undefined && a.term === this.#d.node.currentTerm() && this.#d.node.currentLeader() !== '' && a.index > this.#d.applied()) {
+        this.#armRetry(id);
+        return;
+      }
       this.#stats.retries++;
       this.#enqueue(id);
     });
@@ -252,6 +264,7 @@ export class ClientCommands {
       this.#enqueue(a.id);
       return;
     }
+    (this.#commands.get(a.id) as PendingCommand).accepted = { index: a.index, term: a.term };
     let list = this.#waiters.get(a.index);
     if (list === undefined) this.#waiters.set(a.index, (list = []));
     list.push({ term: a.term, resolve: (o) => this.#finish(a.id, null, o), retry: () => this.#enqueue(a.id) });
