@@ -919,7 +919,10 @@ export class RaftNode {
     const chunk = this.limits.snapshotChunkBytes;
     const total = snap.data.byteLength;
     const chunks = Math.max(1, Math.ceil(total / chunk));
-    while (pr.snapSentChunks < chunks && pr.snapSentChunks - pr.snapAckedChunks < this.limits.maxInflightMsgs) {
+    // The window is bounded in bytes too (maxInflightBytes), so a large snapshot does not queue
+    // megabytes ahead of a follower's heartbeats.
+    const window = this.limits.maxInflightBytes > 0 ? Math.max(1, Math.min(this.limits.maxInflightMsgs, Math.floor(this.limits.maxInflightBytes / chunk))) : this.limits.maxInflightMsgs;
+    while (pr.snapSentChunks < chunks && pr.snapSentChunks - pr.snapAckedChunks < window) {
       const offset = pr.snapSentChunks * chunk;
       this.send({
         type: 'snapshot',
