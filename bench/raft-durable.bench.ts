@@ -11,6 +11,7 @@ import { RaftNode, bootstrapState, type Message, type NodeId, type Ready } from 
 import { RaftStorage } from '../src/consensus/raft/runtime/storage.ts';
 import { Xoshiro128 } from '../src/sim/prng.ts';
 import { LevelStore } from '../src/store/level.ts';
+import type { BatchOp, BatchOptions, RangeOptions, Store } from '../src/store/types.ts';
 import { measureInMemory } from './raft.bench.ts';
 import { percentile, type BenchRow } from './table.ts';
 
@@ -23,6 +24,41 @@ const COMPACT_EVERY = 20_000;
 const CONCURRENT_PROPOSERS = 64;
 const VOTERS: readonly NodeId[] = ['n1', 'n2', 'n3'];
 const LIMITS = { maxEntriesPerMsg: 4096, maxBytesPerMsg: 4 * 1024 * 1024, maxUncommittedEntries: 1 << 20 };
+
+/** Storage writes (batches) and fsyncs (synced batches) of every member, counted at the Store. */
+const io = { writes: 0, fsyncs: 0 };
+
+/** Counts what reaches LevelDB, the same way on any version of RaftStorage. */
+class CountingStore implements Store {
+  readonly #inner: Store;
+  constructor(inner: Store) {
+    this.#inner = inner;
+  }
+  get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    return this.#inner.get(key);
+  }
+  put(key: Uint8Array, value: Uint8Array): Promise<void> {
+    io.writes++;
+    io.fsyncs++;
+    return this.#inner.put(key, value);
+  }
+  delete(key: Uint8Array): Promise<void> {
+    io.writes++;
+    io.fsyncs++;
+    return this.#inner.delete(key);
+  }
+  range(options?: RangeOptions): AsyncIterable<[Uint8Array, Uint8Array]> {
+    return this.#inner.range(options);
+  }
+  batch(ops: BatchOp[], options?: BatchOptions): Promise<void> {
+    io.writes++;
+    if (options?.sync !== false) io.fsyncs++;
+    return this.#inner.batch(ops, options);
+  }
+  close(): Promise<void> {
+    return this.#inner.close();
+  }
+}
 
 /** One durable member: the driver's Ready loop without timers, sockets or a state machine. */
 class DurableMember {
@@ -126,7 +162,7 @@ async function openCluster(): Promise<DurableCluster> {
   const boot = bootstrapState(VOTERS);
   for (const id of VOTERS) {
     const store = await LevelStore.open(join(dir, id));
-    const { storage, state, fresh } = await RaftStorage.open(store);
+    const { storage, state, fresh } = await RaftStorage.open(new CountingStore(store));
     if (fresh) await storage.persist({ hardState: boot.hardState, entries: boot.entries });
     const node = new RaftNode({ id, random: rng.fork(), preVote: true, checkQuorum: true, storage: fresh ? boot : state, limits: LIMITS });
     members.set(id, new DurableMember(node, storage, store, send, onAdvance));
@@ -163,6 +199,9 @@ interface Measurement {
   latencyMs: number[];
   /** Leader Readies (each one durable batch) per committed entry. */
   readiesPerEntry: number;
+  /** Storage writes and fsyncs of all three members per committed entry. */
+  writesPerEntry: number;
+  fsyncsPerEntry: number;
 }
 
 /** `proposers` closed-loop proposers, each proposing `batch` entries and waiting for commit. */
@@ -174,6 +213,7 @@ async function measureDurable(batch: number, proposers: number, ms: number): Pro
     const latencyMs: number[] = [];
     let committed = 0;
     const readiesBefore = c.leader.readyCount;
+    const ioBefore = { ...io };
     const start = performance.now();
     const end = start + ms;
     const proposer = async (): Promise<void> => {
@@ -188,7 +228,8 @@ async function measureDurable(batch: number, proposers: number, ms: number): Pro
     };
     await Promise.all(Array.from({ length: proposers }, () => proposer()));
     const elapsed = performance.now() - start;
-    return { entriesPerSec: (committed * 1000) / elapsed, latencyMs, readiesPerEntry: (c.leader.readyCount - readiesBefore) / Math.max(1, committed) };
+    const n = Math.max(1, committed);
+    return { entriesPerSec: (committed * 1000) / elapsed, latencyMs, readiesPerEntry: (c.leader.readyCount - readiesBefore) / n, writesPerEntry: (io.writes - ioBefore.writes) / n, fsyncsPerEntry: (io.fsyncs - ioBefore.fsyncs) / n };
   } finally {
     await c.close();
   }
@@ -214,6 +255,8 @@ export async function run(): Promise<BenchRow[]> {
       baseline: { name: 'in memory 1 entry', value: mem1.entriesPerSec },
       ratio: one.entriesPerSec / mem1.entriesPerSec,
     },
+    { suite: 'raft-durable', name: 'storage writes per committed entry (3 members), 1 entry/round', value: one.writesPerEntry, unit: 'writes', note: `${one.fsyncsPerEntry.toFixed(3)} fsyncs per entry` },
+    { suite: 'raft-durable', name: `storage writes per committed entry (3 members), ${CONCURRENT_PROPOSERS} proposers`, value: clients.writesPerEntry, unit: 'writes', note: `${clients.fsyncsPerEntry.toFixed(3)} fsyncs per entry` },
     { suite: 'raft-durable', name: 'LevelDB commit latency p50, 1 entry', value: percentile(one.latencyMs, 50), unit: 'ms' },
     { suite: 'raft-durable', name: 'LevelDB commit latency p99, 1 entry', value: percentile(one.latencyMs, 99), unit: 'ms' },
     {

@@ -44,8 +44,8 @@ export interface ReplicaOptions {
   signer: Ed25519Signer;
   peerId: string;
   registry?: OperatorRegistry;
-  /** The state machine's session bound (every replica of one cluster must use the same). */
-  maxSessions?: number;
+  /** The state machine's session limits (every replica of one cluster must use the same). */
+  sessions?: StateMachineOptions;
   /**
    * Default false: receipts are written without fsync, because re-applying the engine's durable
    * log rebuilds them bit for bit (ed25519 is deterministic, the timestamp comes from the
@@ -77,7 +77,7 @@ export class Replica implements ReplicaPort {
   private constructor(opts: ReplicaOptions, log: ReceiptLog, offset: number) {
     this.#store = opts.store;
     this.log = log;
-    this.#machineOptions = opts.maxSessions === undefined ? {} : { maxSessions: opts.maxSessions };
+    this.#machineOptions = opts.sessions ?? {};
     this.#sm = new StateMachine(opts.registry, this.#machineOptions);
     this.#offset = offset;
     this.#registry = opts.registry;
@@ -102,6 +102,11 @@ export class Replica implements ReplicaPort {
   /** Executions applied so far (the ordinal the next one gets). */
   get ordinal(): number {
     return this.#sm.ordinal;
+  }
+
+  /** Sessions the state machine remembers (clients' keys, retry sessions). */
+  get sessions(): StateMachine['sessions'] {
+    return this.#sm.sessions;
   }
 
   get registry(): OperatorRegistry {

@@ -28,8 +28,8 @@ const MAX_SETTLE_ROUNDS = 10_000;
 const MICROTASK_YIELDS_PER_ROUND = 1_000;
 /** Small Raft limits, so flow control, chunked snapshots and read queues are exercised. */
 export const SIM_RAFT_LIMITS: Partial<RaftLimits> = { snapshotChunkBytes: 2048, maxInflightMsgs: 4, maxEntriesPerMsg: 8, maxBytesPerMsg: 1024, maxPendingReads: 64 };
-/** Above the writes of a run: no session is evicted, so exactly-once holds for every retry. */
-const SIM_MAX_SESSIONS = 4096;
+/** Longer than any run's simulated time: no session expires, so exactly-once holds for every retry. */
+const SIM_SESSION_TTL_MS = 24 * 60 * 60_000;
 
 export class Violation extends Error {
   override name = 'SimViolation';
@@ -189,7 +189,7 @@ export class SimCluster {
         if (!live()) return;
         node.receiptStore = receiptStore;
         const signer = crypto.createSigner(crypto.sha256(utf8Encode(`sim-signer-${node.id}`)));
-        replica = await Replica.open({ store: receiptStore, signer, peerId: peerIdFromPublicKeyBytes(signer.publicKey), registry: simRegistry(), maxSessions: SIM_MAX_SESSIONS });
+        replica = await Replica.open({ store: receiptStore, signer, peerId: peerIdFromPublicKeyBytes(signer.publicKey), registry: simRegistry(), sessions: { sessionTtlMs: SIM_SESSION_TTL_MS } });
       } else {
         replica = new KvReplica();
       }

@@ -23,7 +23,9 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 export function sessionProblem(session: unknown): string | null {
   if (!isPlainObject(session)) return 'session must be an object';
   const keys = Object.keys(session);
-  if (keys.length !== 2 || !('client' in session) || !('key' in session)) return 'session must be exactly {client, key}';
+  const retry = 'retry' in session;
+  if (keys.length !== (retry ? 3 : 2) || !('client' in session) || !('key' in session)) return 'session must be exactly {client, key} or {client, key, retry: true}';
+  if (retry && session['retry'] !== true) return 'session.retry must be true when present';
   for (const name of ['client', 'key'] as const) {
     const v = session[name];
     if (typeof v !== 'string' || v.length === 0 || v.length > MAX_SESSION_FIELD_CHARS) return `session.${name} must be a string of 1..${MAX_SESSION_FIELD_CHARS} characters`;
@@ -68,8 +70,8 @@ export function decodeCommand(bytes: Uint8Array): Command | StateMachineError {
   }
   const problem = commandProblem(value);
   if (problem !== null) return invalid(problem);
-  const v = value as { operator_id: string; inputs: Json; timestamp: number; session?: { client: string; key: string } };
-  return v.session === undefined
-    ? { operator_id: v.operator_id, inputs: v.inputs, timestamp: v.timestamp }
-    : { operator_id: v.operator_id, inputs: v.inputs, timestamp: v.timestamp, session: { client: v.session.client, key: v.session.key } };
+  const v = value as { operator_id: string; inputs: Json; timestamp: number; session?: { client: string; key: string; retry?: true } };
+  if (v.session === undefined) return { operator_id: v.operator_id, inputs: v.inputs, timestamp: v.timestamp };
+  const session = v.session.retry === true ? { client: v.session.client, key: v.session.key, retry: true as const } : { client: v.session.client, key: v.session.key };
+  return { operator_id: v.operator_id, inputs: v.inputs, timestamp: v.timestamp, session };
 }

@@ -11,21 +11,119 @@ import { OperatorError, StateMachineError } from './errors.ts';
 import { canonicalSize, type OperatorRegistry } from './registry.ts';
 import type { ApplyResult, Command, KvView } from './types.ts';
 
-/** Client sessions remembered for deduplication; the oldest (by ordinal) is evicted beyond it. */
-export const MAX_SESSIONS = 100_000;
-export const SNAPSHOT_VERSION = 1;
+/**
+ * A client's idempotency key is remembered at least this long, measured by the leader-stamped
+ * time of the entries (never a local clock, so every replica forgets at the same entry).
+ */
+export const SESSION_TTL_MS = 10 * 60_000;
+/** Bytes of keyed sessions (outputs, client, key) held at most; beyond it the oldest go first. */
+export const MAX_SESSION_BYTES = 64 * 1024 * 1024;
+/**
+ * Requests without a key get a session of their own only for the runtime's retries of them
+ * (`session.retry`): in a separate table, so they never evict a client's key, kept this long...
+ */
+export const RETRY_SESSION_TTL_MS = 2 * 60_000;
+/** ...and at most this many... */
+export const MAX_RETRY_SESSIONS = 65_536;
+/** ...holding at most these bytes. */
+export const MAX_RETRY_SESSION_BYTES = 16 * 1024 * 1024;
+/** Bytes a session costs beyond its strings and outputs (the table's own bookkeeping). */
+const SESSION_OVERHEAD_BYTES = 64;
+export const SNAPSHOT_VERSION = 2;
+const NEWLINE = 0x0a;
 
+function corrupt(why: string): StateMachineError {
+  return new StateMachineError('SNAPSHOT_CORRUPT', `snapshot: ${why}`);
+}
+
+function parseRecord(bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(utf8Decode(bytes));
+  } catch {
+    throw corrupt('a record is not UTF-8 JSON');
+  }
+}
+
+function isCount(n: unknown): n is number {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+}
+
+/** Session-table limits; every replica of one cluster must use the same. */
 export interface StateMachineOptions {
-  /** Session-table bound (default MAX_SESSIONS). Every replica must use the same value. */
-  maxSessions?: number;
+  /** Keyed sessions are kept at least this long (default SESSION_TTL_MS). */
+  sessionTtlMs?: number;
+  /** Bytes of keyed sessions at most (default MAX_SESSION_BYTES). */
+  maxSessionBytes?: number;
+  /** Retry sessions at most (default MAX_RETRY_SESSIONS). */
+  maxRetrySessions?: number;
 }
 
 interface Session {
   client: string;
   key: string;
+  retry: boolean;
   ordinal: number;
   timestamp: number;
   outputs: Json;
+  bytes: number;
+}
+
+/**
+ * Sessions in ordinal order (entries are only added with a fresh, larger ordinal), forgotten
+ * oldest first once older than `ttlMs` at the current entry's time, or beyond the bounds.
+ */
+class SessionTable {
+  readonly #byId = new Map<string, Session>();
+  readonly #ttlMs: number;
+  readonly #maxBytes: number;
+  readonly #maxCount: number;
+  #bytes = 0;
+
+  constructor(ttlMs: number, maxBytes: number, maxCount: number) {
+    this.#ttlMs = ttlMs;
+    this.#maxBytes = maxBytes;
+    this.#maxCount = maxCount;
+  }
+
+  get size(): number {
+    return this.#byId.size;
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  get(id: string): Session | undefined {
+    return this.#byId.get(id);
+  }
+
+  values(): IterableIterator<Session> {
+    return this.#byId.values();
+  }
+
+  add(id: string, s: Session): void {
+    this.#byId.set(id, s);
+    this.#bytes += s.bytes;
+    this.#trim(() => this.#bytes > this.#maxBytes || this.#byId.size > this.#maxCount);
+  }
+
+  /** Forgets sessions older than the TTL at entry time `now` (oldest first; stops at a younger one). */
+  expire(now: number): void {
+    this.#trim((oldest) => oldest.timestamp + this.#ttlMs <= now);
+  }
+
+  #trim(over: (oldest: Session) => boolean): void {
+    for (const [id, oldest] of this.#byId) {
+      if (!over(oldest)) return;
+      this.#byId.delete(id);
+      this.#bytes -= oldest.bytes;
+    }
+  }
+}
+
+function positive(name: string, v: number): number {
+  if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`${name} must be a positive integer, got ${v}`);
+  return v;
 }
 
 /** Writes of one run, applied to the state only if the run succeeds. */
@@ -74,17 +172,17 @@ function compareStrings(a: string, b: string): number {
 
 export class StateMachine {
   readonly registry: OperatorRegistry;
-  readonly maxSessions: number;
   readonly #kv = new Map<string, Json>();
-  /** Insertion order is ordinal order (entries are only added with a fresh, larger ordinal). */
-  readonly #sessions = new Map<string, Session>();
+  /** Clients' idempotency keys. */
+  readonly #keyed: SessionTable;
+  /** The runtime's own retry sessions of requests without a key: never evict a keyed one. */
+  readonly #retries: SessionTable;
   #ordinal = 0;
 
   constructor(registry: OperatorRegistry = builtinRegistry(), options: StateMachineOptions = {}) {
-    const max = options.maxSessions ?? MAX_SESSIONS;
-    if (!Number.isSafeInteger(max) || max < 1) throw new RangeError(`maxSessions must be a positive integer, got ${max}`);
     this.registry = registry;
-    this.maxSessions = max;
+    this.#keyed = new SessionTable(positive('sessionTtlMs', options.sessionTtlMs ?? SESSION_TTL_MS), positive('maxSessionBytes', options.maxSessionBytes ?? MAX_SESSION_BYTES), Number.POSITIVE_INFINITY);
+    this.#retries = new SessionTable(RETRY_SESSION_TTL_MS, MAX_RETRY_SESSION_BYTES, positive('maxRetrySessions', options.maxRetrySessions ?? MAX_RETRY_SESSIONS));
   }
 
   /** Number of executions applied so far = the ordinal the next execution gets = receipt log size. */
@@ -92,17 +190,21 @@ export class StateMachine {
     return this.#ordinal;
   }
 
-  get sessionCount(): number {
-    return this.#sessions.size;
+  /** Sessions remembered: clients' keys and retry sessions, and the bytes the keyed ones hold. */
+  get sessions(): { keyed: number; keyedBytes: number; retry: number } {
+    return { keyed: this.#keyed.size, keyedBytes: this.#keyed.bytes, retry: this.#retries.size };
   }
 
   apply(cmd: Command): ApplyResult {
     const invalid = this.registry.validate(cmd.operator_id, cmd.inputs);
     if (invalid !== null) return { ok: false, ...invalid };
+    // Time passes with every entry, keyed or not: forget what is older than the TTLs now.
+    this.#keyed.expire(cmd.timestamp);
+    this.#retries.expire(cmd.timestamp);
     if (cmd.session !== undefined) {
       const problem = sessionProblem(cmd.session);
       if (problem !== null) return { ok: false, code: 'INVALID_COMMAND', message: problem };
-      const seen = this.#sessions.get(sessionId(cmd.session.client, cmd.session.key));
+      const seen = this.#table(cmd.session.retry === true).get(sessionId(cmd.session.client, cmd.session.key));
       if (seen !== undefined) return { ok: true, outputs: structuredClone(seen.outputs), ordinal: seen.ordinal, timestamp: seen.timestamp, replayed: true };
     }
     const def = this.registry.get(cmd.operator_id);
@@ -116,14 +218,15 @@ export class StateMachine {
       throw e;
     }
     // Receipts hash the outputs: ones that cannot be canonicalized fail here, on every replica alike.
-    if (canonicalSize(outputs) < 0) return { ok: false, code: 'OPERATOR_FAILED', message: `OUTPUT_INVALID: ${cmd.operator_id} returned outputs that are not plain JSON` };
+    const outputBytes = canonicalSize(outputs);
+    if (outputBytes < 0) return { ok: false, code: 'OPERATOR_FAILED', message: `OUTPUT_INVALID: ${cmd.operator_id} returned outputs that are not plain JSON` };
     for (const [key, value] of overlay.writes) {
       if (value === undefined) this.#kv.delete(key);
       else this.#kv.set(key, structuredClone(value));
     }
     const ordinal = this.#ordinal++;
     outputs = structuredClone(outputs);
-    if (cmd.session !== undefined) this.#remember({ client: cmd.session.client, key: cmd.session.key, ordinal, timestamp: cmd.timestamp, outputs });
+    if (cmd.session !== undefined) this.#remember(cmd.session.client, cmd.session.key, cmd.session.retry === true, ordinal, cmd.timestamp, outputs, outputBytes);
     return { ok: true, outputs: structuredClone(outputs), ordinal, timestamp: cmd.timestamp, replayed: false };
   }
 
@@ -145,64 +248,119 @@ export class StateMachine {
     return { ok: true, outputs: structuredClone(outputs), ordinal: -1, timestamp, replayed: false };
   }
 
-  #remember(s: Session): void {
-    this.#sessions.set(sessionId(s.client, s.key), s);
-    while (this.#sessions.size > this.maxSessions) {
-      const oldest = this.#sessions.keys().next();
-      if (oldest.done === true) break;
-      this.#sessions.delete(oldest.value);
-    }
+  #table(retry: boolean): SessionTable {
+    return retry ? this.#retries : this.#keyed;
   }
 
-  /** Deterministic bytes (RFC 8785): equal states give equal bytes on every replica. */
+  #remember(client: string, key: string, retry: boolean, ordinal: number, timestamp: number, outputs: Json, outputBytes: number): void {
+    const bytes = client.length + key.length + outputBytes + SESSION_OVERHEAD_BYTES;
+    this.#table(retry).add(sessionId(client, key), { client, key, retry, ordinal, timestamp, outputs, bytes });
+  }
+
+  /**
+   * Deterministic bytes: equal states give equal bytes on every replica. One RFC 8785 line per
+   * record (a header {v, ordinal, kv, sessions} with the record counts, then each [key, value]
+   * in key order, then each session [kind, client, key, ordinal, timestamp, outputs] in ordinal
+   * order, kind 'key' or 'retry'), each ending in a newline, which RFC 8785
+   * never puts inside a value. No single string holds the whole state, so a state of any size
+   * fits (V8 caps one string near 512 MiB).
+   */
   snapshot(): Uint8Array {
     const kv = [...this.#kv.entries()].sort((a, b) => compareStrings(a[0], b[0]));
-    const sessions = [...this.#sessions.values()].sort((a, b) => a.ordinal - b.ordinal).map((s): Json => [s.client, s.key, s.ordinal, s.timestamp, s.outputs]);
-    return canonicalBytes({ v: SNAPSHOT_VERSION, ordinal: this.#ordinal, kv, sessions });
+    const sessions = [...this.#keyed.values(), ...this.#retries.values()].sort((a, b) => a.ordinal - b.ordinal);
+    const lines: Uint8Array[] = [canonicalBytes({ v: SNAPSHOT_VERSION, ordinal: this.#ordinal, kv: kv.length, sessions: sessions.length })];
+    for (const [key, value] of kv) lines.push(canonicalBytes([key, value]));
+    for (const x of sessions) lines.push(canonicalBytes([x.retry ? 'retry' : 'key', x.client, x.key, x.ordinal, x.timestamp, x.outputs]));
+    let total = 0;
+    for (const l of lines) total += l.length + 1;
+    const out = new Uint8Array(total);
+    let off = 0;
+    for (const l of lines) {
+      out.set(l, off);
+      off += l.length;
+      out[off++] = NEWLINE;
+    }
+    return out;
   }
 
   /** Rebuilds a machine from snapshot bytes; SNAPSHOT_CORRUPT on anything but a well-formed snapshot. */
   static restore(bytes: Uint8Array, registry?: OperatorRegistry, options: StateMachineOptions = {}): StateMachine {
-    const corrupt = (why: string): StateMachineError => new StateMachineError('SNAPSHOT_CORRUPT', `snapshot: ${why}`);
-    let value: unknown;
-    try {
-      value = JSON.parse(utf8Decode(bytes));
-    } catch {
-      throw corrupt('not UTF-8 JSON');
+    const firstEnd = bytes.indexOf(NEWLINE);
+    // Version 1 (one JSON object, no newline anywhere) is still read: older data dirs hold it.
+    if (firstEnd < 0) return StateMachine.#restoreV1(bytes, registry, options);
+    const header = parseRecord(bytes.subarray(0, firstEnd));
+    if (typeof header !== 'object' || header === null || Array.isArray(header)) throw corrupt('the header is not an object');
+    const h = header as Record<string, unknown>;
+    if (Object.keys(h).sort().join(',') !== 'kv,ordinal,sessions,v') throw corrupt('header fields must be exactly v, ordinal, kv, sessions');
+    if (h['v'] !== SNAPSHOT_VERSION) throw corrupt(`unsupported version ${String(h['v']).slice(0, 20)}`);
+    const ordinal = h['ordinal'];
+    if (!isCount(ordinal)) throw corrupt('ordinal must be a non-negative integer');
+    if (!isCount(h['kv']) || !isCount(h['sessions'])) throw corrupt('kv and sessions must be record counts');
+    let pos = firstEnd + 1;
+    const next = (): unknown => {
+      const end = bytes.indexOf(NEWLINE, pos);
+      if (end < 0) throw corrupt('fewer records than the header counts');
+      const v = parseRecord(bytes.subarray(pos, end));
+      pos = end + 1;
+      return v;
+    };
+    const machine = new StateMachine(registry, options);
+    const load = machine.#loader(ordinal);
+    for (let i = 0; i < h['kv']; i++) load.kv(next());
+    for (let i = 0; i < h['sessions']; i++) {
+      const line = next();
+      if (!Array.isArray(line) || line.length !== 6 || (line[0] !== 'key' && line[0] !== 'retry')) throw corrupt('a session must be [kind, client, key, ordinal, timestamp, outputs]');
+      load.session(line.slice(1), line[0] === 'retry');
     }
+    if (pos !== bytes.length) throw corrupt('bytes after the last record');
+    machine.#ordinal = ordinal;
+    return machine;
+  }
+
+  static #restoreV1(bytes: Uint8Array, registry: OperatorRegistry | undefined, options: StateMachineOptions): StateMachine {
+    const value = parseRecord(bytes);
     if (typeof value !== 'object' || value === null || Array.isArray(value)) throw corrupt('not an object');
     const snap = value as Record<string, unknown>;
     if (Object.keys(snap).sort().join(',') !== 'kv,ordinal,sessions,v') throw corrupt('fields must be exactly v, ordinal, kv, sessions');
-    if (snap['v'] !== SNAPSHOT_VERSION) throw corrupt(`unsupported version ${String(snap['v']).slice(0, 20)}`);
+    if (snap['v'] !== 1) throw corrupt(`unsupported version ${String(snap['v']).slice(0, 20)}`);
     const ordinal = snap['ordinal'];
-    if (typeof ordinal !== 'number' || !Number.isSafeInteger(ordinal) || ordinal < 0) throw corrupt('ordinal must be a non-negative integer');
+    if (!isCount(ordinal)) throw corrupt('ordinal must be a non-negative integer');
     const kv = snap['kv'];
     const sessions = snap['sessions'];
     if (!Array.isArray(kv) || !Array.isArray(sessions)) throw corrupt('kv and sessions must be arrays');
     const machine = new StateMachine(registry, options);
-    let previousKey: string | null = null;
-    for (const entry of kv as unknown[]) {
-      if (!Array.isArray(entry) || entry.length !== 2 || typeof entry[0] !== 'string') throw corrupt('a kv entry must be [key, value]');
-      const [key, v] = entry as [string, unknown];
-      if (previousKey !== null && compareStrings(previousKey, key) >= 0) throw corrupt('kv keys must be sorted and unique');
-      if (v === null || canonicalSize(v) < 0) throw corrupt(`the value of ${key.slice(0, 64)} is not a non-null JSON value`);
-      machine.#kv.set(key, v as Json);
-      previousKey = key;
-    }
-    let previousOrdinal = -1;
-    for (const entry of sessions as unknown[]) {
-      if (!Array.isArray(entry) || entry.length !== 5) throw corrupt('a session must be [client, key, ordinal, timestamp, outputs]');
-      const [client, key, o, timestamp, outputs] = entry as unknown[];
-      if (sessionProblem({ client, key }) !== null) throw corrupt('a session client or key is invalid');
-      if (typeof o !== 'number' || !Number.isSafeInteger(o) || o <= previousOrdinal || o >= ordinal) throw corrupt('session ordinals must increase and stay below the ordinal');
-      if (typeof timestamp !== 'number' || !Number.isSafeInteger(timestamp) || timestamp < 0) throw corrupt('a session timestamp is invalid');
-      if (canonicalSize(outputs) < 0) throw corrupt('session outputs are not JSON');
-      const id = sessionId(client as string, key as string);
-      if (machine.#sessions.has(id)) throw corrupt('a session appears twice');
-      machine.#remember({ client: client as string, key: key as string, ordinal: o, timestamp, outputs: outputs as Json });
-      previousOrdinal = o;
-    }
+    const load = machine.#loader(ordinal);
+    for (const entry of kv as unknown[]) load.kv(entry);
+    for (const entry of sessions as unknown[]) load.session(entry, false);
     machine.#ordinal = ordinal;
     return machine;
+  }
+
+  /** Checks and adds snapshot records in order: kv entries sorted by key, sessions by ordinal. */
+  #loader(ordinal: number): { kv: (entry: unknown) => void; session: (entry: unknown, retry: boolean) => void } {
+    let previousKey: string | null = null;
+    let previousOrdinal = -1;
+    return {
+      kv: (entry) => {
+        if (!Array.isArray(entry) || entry.length !== 2 || typeof entry[0] !== 'string') throw corrupt('a kv entry must be [key, value]');
+        const [key, v] = entry as [string, unknown];
+        if (previousKey !== null && compareStrings(previousKey, key) >= 0) throw corrupt('kv keys must be sorted and unique');
+        if (v === null || canonicalSize(v) < 0) throw corrupt(`the value of ${key.slice(0, 64)} is not a non-null JSON value`);
+        this.#kv.set(key, v as Json);
+        previousKey = key;
+      },
+      session: (entry, retry) => {
+        if (!Array.isArray(entry) || entry.length !== 5) throw corrupt('a session must be [client, key, ordinal, timestamp, outputs]');
+        const [client, key, o, timestamp, outputs] = entry as unknown[];
+        if (sessionProblem({ client, key }) !== null) throw corrupt('a session client or key is invalid');
+        if (typeof o !== 'number' || !Number.isSafeInteger(o) || o <= previousOrdinal || o >= ordinal) throw corrupt('session ordinals must increase and stay below the ordinal');
+        if (typeof timestamp !== 'number' || !Number.isSafeInteger(timestamp) || timestamp < 0) throw corrupt('a session timestamp is invalid');
+        const size = canonicalSize(outputs);
+        if (size < 0) throw corrupt('session outputs are not JSON');
+        if (this.#table(retry).get(sessionId(client as string, key as string)) !== undefined) throw corrupt('a session appears twice');
+        this.#remember(client as string, key as string, retry, o, timestamp, outputs as Json, size);
+        previousOrdinal = o;
+      },
+    };
   }
 }

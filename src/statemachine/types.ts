@@ -41,9 +41,11 @@ export interface Command {
   /**
    * Exactly-once: a command whose (client, key) was already applied is not applied again;
    * the first application's result is returned instead. `key` is the caller's
-   * idempotency key, or a unique request id the client reuses on retries.
+   * idempotency key, or a unique request id the client reuses on retries. `retry: true` marks
+   * a session that exists only for the runtime's own retries of a request without a key: it
+   * is kept in a separate, shorter-lived table and never evicts a client's key.
    */
-  readonly session?: { readonly client: string; readonly key: string };
+  readonly session?: { readonly client: string; readonly key: string; readonly retry?: true };
 }
 
 export type ApplyErrorCode = 'UNKNOWN_OPERATOR' | 'INVALID_INPUT' | 'OPERATOR_FAILED' | 'INVALID_COMMAND';

@@ -40,6 +40,8 @@ export interface ClusterOptions {
   relayArgs?: string[];
   /** Extra flags for every node (e.g. `--wire json`). */
   nodeArgs?: string[];
+  /** How long each process may take to print its ready line (default 30 s). */
+  readyTimeoutMs?: number;
 }
 
 export async function startRaftCluster(o: ClusterOptions = {}): Promise<RaftCluster> {
@@ -61,7 +63,7 @@ export async function startRaftCluster(o: ClusterOptions = {}): Promise<RaftClus
   writeFileSync(join(dir, 'token'), `${token}\n`, { mode: 0o600 });
   const relayArgs = (port: string, httpPort: string): string[] => ['relay', '--cluster-config', configPath, '--data-dir', relayDir, '--port', port, '--http-port', httpPort, '--insecure', '--token-file', join(dir, 'token'), '--json-events', ...(o.tickMs !== undefined ? ['--raft-tick-ms', String(o.tickMs)] : []), ...(o.relayArgs ?? [])];
   const relay = run('relay', relayArgs('0', '0'));
-  const ready = await relay.ready();
+  const ready = await relay.ready(o.readyTimeoutMs);
   const relayAddr = (ready['multiaddrs'] as string[]).find((a) => a.includes('/ws')) as string;
   const api = ready['http'] as string;
   tokens.set(api, token);
@@ -79,7 +81,7 @@ export async function startRaftCluster(o: ClusterOptions = {}): Promise<RaftClus
     if (o.tickMs !== undefined) args.push('--tick-ms', String(o.tickMs));
     args.push(...(o.nodeArgs ?? []));
     const proc = run(`node-${i + 1}`, args);
-    await proc.ready();
+    await proc.ready(o.readyTimeoutMs);
     const n: ClusterNode = { name: `node-${i + 1}`, peerId: ids[i] as string, dataDir: nodeDirs[i] as string, proc };
     nodes[i] = n;
     return n;

@@ -14,7 +14,7 @@ import { Replica } from '../../src/replica/replica.ts';
 import { encodeCommand, StateMachine } from '../../src/statemachine/index.ts';
 import { LevelStore } from '../../src/store/level.ts';
 import { MemoryStore } from '../../src/store/memory.ts';
-import type { Store } from '../../src/store/types.ts';
+import { MAX_BATCH_BYTES, type Store } from '../../src/store/types.ts';
 import type { JsonObject } from '../../src/ico/types.ts';
 
 const enc = new TextEncoder();
@@ -105,6 +105,47 @@ function storageSuite(name: string, open: () => Promise<{ store: Store; reopen: 
       const last = await RaftStorage.open(await reopen());
       assert.equal(last.state.snapshot?.meta.index, 50);
       assert.deepEqual(last.state.entries.map((x) => x.index), [51]);
+    });
+
+    test('a snapshot over the store batch limit (32 MiB) is saved in bounded batches and loads whole', async () => {
+      const { store, reopen } = await open();
+      const { storage } = await RaftStorage.open(store);
+      await storage.persist({ hardState: { term: 1, vote: '', commit: 4 }, entries: [1, 2, 3, 4].map((i) => e(i, 1)) });
+      const conf = { voters: ['a'], learners: [] };
+      const big = new Uint8Array(MAX_BATCH_BYTES + 5 * 1024 * 1024);
+      for (let i = 0; i < big.length; i += 4096) big[i] = (i / 4096) % 253;
+      await storage.saveSnapshot({ meta: { index: 3, term: 1, conf }, data: big });
+      // A newer one replaces it (the older generation's chunks go in the background).
+      big[0] = 42;
+      await storage.saveSnapshot({ meta: { index: 4, term: 1, conf }, data: big });
+      await storage.close();
+      const after = await RaftStorage.open(await reopen());
+      assert.equal(after.state.snapshot?.meta.index, 4);
+      assert.equal(after.state.snapshot?.data.length, big.length);
+      assert.ok(after.state.snapshot !== undefined && Buffer.from(after.state.snapshot.data).equals(Buffer.from(big)));
+      // A follower installs one that large from the leader, with entries after it.
+      big[1] = 43;
+      await after.storage.persist({ hardState: { term: 2, vote: '', commit: 90 }, entries: [e(91, 2)], snapshot: { meta: { index: 90, term: 2, conf }, data: big } });
+      await after.storage.close();
+      const last = await RaftStorage.open(await reopen());
+      assert.equal(last.state.snapshot?.meta.index, 90);
+      assert.ok(last.state.snapshot !== undefined && Buffer.from(last.state.snapshot.data).equals(Buffer.from(big)));
+      assert.deepEqual(last.state.entries.map((x) => x.index), [91]);
+      await last.storage.close();
+    });
+
+    test('a Ready holding more than the store batch limit of entries is written in bounded batches', async () => {
+      const { store, reopen } = await open();
+      const { storage } = await RaftStorage.open(store);
+      const value = 'x'.repeat(64 * 1024);
+      const entries = Array.from({ length: Math.ceil(MAX_BATCH_BYTES / value.length) + 40 }, (_, i) => e(i + 1, 1, `${i}:${value}`));
+      await storage.persist({ hardState: { term: 1, vote: 'a', commit: 0 }, entries });
+      assert.ok(storage.stats.batches > 1, `${storage.stats.batches} batches`);
+      await storage.close();
+      const again = await RaftStorage.open(await reopen());
+      assert.equal(again.state.entries.length, entries.length);
+      assert.deepEqual(again.state.hardState, { term: 1, vote: 'a', commit: 0 });
+      await again.storage.close();
     });
   });
 }

@@ -84,3 +84,19 @@ test('simulator seeds with real replicas: signed receipts on power-loss stores s
     assert.ok(r.stats.receipts > 100 && r.stats.crashes > 0, JSON.stringify(r.stats));
   }
 });
+
+test('requests without an idempotency key take retry sessions, never a keyed slot (through the leader and a forwarding member)', async () => {
+  const c = await startCluster(13, true);
+  for (let i = 0; i < 6; i++) {
+    const { result } = await c.settled(engine(c, `n${1 + (i % 4)}`).submit({ operator_id: 'counter.add', inputs: { key: 'anon', delta: 1 } }), WITHIN_MS);
+    assert.ok(result.ok, JSON.stringify(result));
+  }
+  const keyed = await c.settled(engine(c, 'n2').submit({ operator_id: 'counter.add', inputs: { key: 'keyed', delta: 1 }, idempotency: { client: 'test', key: 'k1' } }), WITHIN_MS);
+  assert.ok(keyed.result.ok);
+  const replica = engine(c, 'n1').replica;
+  assert.ok(replica instanceof Replica);
+  assert.ok(await c.run(() => replica.sessions.keyed + replica.sessions.retry === 7, c.clock.now + WITHIN_MS, MAX_EVENTS), JSON.stringify(replica.sessions));
+  assert.equal(replica.sessions.keyed, 1, JSON.stringify(replica.sessions));
+  assert.equal(replica.sessions.retry, 6);
+  c.stop();
+});

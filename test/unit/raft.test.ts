@@ -373,6 +373,28 @@ describe('raft: snapshots and InstallSnapshot in chunks', () => {
     assert.equal(c.node('n2').status().lastIndex, l.status().lastIndex);
   });
 
+  it('unacknowledged snapshot chunks are bounded in bytes (maxInflightBytes) as well as in count', () => {
+    const chunk = 10;
+    const c = threeNodes({ limits: { snapshotChunkBytes: chunk, maxInflightMsgs: 64, maxInflightBytes: 2 * chunk } });
+    const l = c.elect('n1');
+    c.isolate('n2');
+    for (let i = 0; i < 5; i++) l.propose(data(`v${i}`));
+    c.deliverAll();
+    l.compact(l.status().applied, data('z'.repeat(95)));
+    c.heal();
+    // No chunk is ever acknowledged: only the first two may be out.
+    const offsets = new Set<number>();
+    c.drop = (m) => {
+      if (m.type === 'snapshot') offsets.add(m.offset);
+      return m.type === 'snapshotResp';
+    };
+    for (let i = 0; i < 10; i++) c.tickAll();
+    assert.deepEqual([...offsets].sort((x, y) => x - y), [0, chunk]);
+    c.drop = () => false;
+    for (let i = 0; i < 20; i++) c.tickAll();
+    assert.deepEqual(c.disks.get('n2')?.snapshot?.data, data('z'.repeat(95)));
+  });
+
   it('a restarted node recovers term, vote, commit, log and membership from its disk', () => {
     const c = threeNodes();
     const l = c.elect('n1');

@@ -15,6 +15,7 @@ import {
   MAX_VALUE_BYTES,
   OperatorError,
   OperatorRegistry,
+  SESSION_TTL_MS,
   StateMachine,
   StateMachineError,
   type ApplyResult,
@@ -238,7 +239,10 @@ test('snapshot/restore: equal bytes, and equal behaviour afterwards (including d
 test('restore rejects corrupt snapshots with SNAPSHOT_CORRUPT', () => {
   const m = new StateMachine();
   ok(m.apply(cmd('kv.put', { key: 'a', value: 1 }, { client: 'c', key: 'k' })));
-  const good = JSON.parse(utf8Decode(m.snapshot())) as Record<string, Json>;
+  // Version 1, one JSON object (still read for older data dirs).
+  const session = (JSON.parse(utf8Decode(m.snapshot()).split('\n')[2] as string) as Json[]).slice(1);
+  const good: Record<string, Json> = { v: 1, ordinal: 1, kv: [['a', 1]], sessions: [session] };
+  assert.deepEqual(StateMachine.restore(utf8Encode(JSON.stringify(good))).snapshot(), m.snapshot());
   const bad: unknown[] = [
     'not json', '[]', '{}',
     { ...good, v: 2 }, { ...good, ordinal: -1 }, { ...good, extra: 1 },
@@ -253,26 +257,79 @@ test('restore rejects corrupt snapshots with SNAPSHOT_CORRUPT', () => {
   assert.throws(() => StateMachine.restore(Uint8Array.of(0xff, 0xfe)), (e: unknown) => e instanceof StateMachineError && e.code === 'SNAPSHOT_CORRUPT');
 });
 
-test('the session table is bounded: the oldest session by ordinal is evicted, deterministically', () => {
-  const m = new StateMachine(undefined, { maxSessions: 3 });
-  for (let i = 0; i < 5; i++) ok(m.apply(cmd('counter.add', { key: 'c', delta: 1 }, { client: 'x', key: `k${i}` })));
-  assert.equal(m.sessionCount, 3);
-  // k0 and k1 were evicted: a retry executes again; k2..k4 still deduplicate.
-  const k4 = m.apply(cmd('counter.add', { key: 'c', delta: 1 }, { client: 'x', key: 'k4' }));
-  assert.ok(k4.ok && k4.replayed);
-  const k0 = m.apply(cmd('counter.add', { key: 'c', delta: 1 }, { client: 'x', key: 'k0' }));
-  assert.ok(k0.ok && !k0.replayed);
-  assert.deepEqual(k0.outputs, { value: 6 });
-  // k0 re-entered as the newest; k2 is now the oldest and gone.
-  assert.equal(m.sessionCount, 3);
-  const k2 = m.apply(cmd('counter.add', { key: 'c', delta: 1 }, { client: 'x', key: 'k2' }));
-  assert.ok(k2.ok && !k2.replayed);
-  // A restore into a smaller table keeps the newest sessions; into the same bound, the same bytes.
-  assert.deepEqual(StateMachine.restore(m.snapshot(), undefined, { maxSessions: 3 }).snapshot(), m.snapshot());
-  const smaller = StateMachine.restore(m.snapshot(), undefined, { maxSessions: 1 });
-  assert.equal(smaller.sessionCount, 1);
-  const newest = smaller.apply(cmd('counter.add', { key: 'c', delta: 1 }, { client: 'x', key: 'k2' }));
+test('snapshot lines: one record per line; a version-1 snapshot (one JSON object) still restores; corrupt lines are SNAPSHOT_CORRUPT', () => {
+  const m = new StateMachine();
+  ok(m.apply(cmd('kv.put', { key: 'b', value: 'x\ny' }, { client: 'c', key: 'k' })));
+  ok(m.apply(cmd('kv.put', { key: 'a', value: 2 })));
+  const lines = utf8Decode(m.snapshot()).split('\n');
+  assert.deepEqual(lines.slice(0, 3), ['{"kv":2,"ordinal":2,"sessions":1,"v":2}', '["a",2]', '["b","x\\ny"]']);
+  assert.match(lines[3] as string, /^\["key","c","k",0,\d+,\{"ok":true\}\]$/);
+  assert.equal(lines[4], '');
+  const v1 = utf8Encode(JSON.stringify({ v: 1, ordinal: 2, kv: [['a', 2], ['b', 'x\ny']], sessions: [(JSON.parse(lines[3] as string) as Json[]).slice(1)] }));
+  assert.deepEqual(StateMachine.restore(v1).snapshot(), m.snapshot());
+  const bad = [
+    lines.slice(0, 3).join('\n') + '\n', // fewer records than counted
+    lines.join('\n') + '["z",1]\n', // more
+    lines.join('\n').slice(0, -1), // the last record unterminated
+    [lines[0], lines[2], lines[1], lines[3], ''].join('\n'), // keys out of order
+    ['{"kv":2,"ordinal":2,"sessions":1,"v":3}', ...lines.slice(1)].join('\n'),
+    ['{"kv":-1,"ordinal":2,"sessions":1,"v":2}', ...lines.slice(1)].join('\n'),
+    [lines[0], '["a",null]', ...lines.slice(2)].join('\n'),
+    [lines[0], lines[1], lines[2], (lines[3] as string).replace('"key"', '"other"'), ''].join('\n'),
+    [lines[0], lines[1], lines[2], '["key","c","k",5,0,{}]', ''].join('\n'),
+  ];
+  for (const b of bad) assert.throws(() => StateMachine.restore(utf8Encode(b)), (e: unknown) => e instanceof StateMachineError && e.code === 'SNAPSHOT_CORRUPT', b.slice(0, 120));
+});
+
+test('a keyed session is kept for SESSION_TTL_MS of entry time (leader-stamped, no local clock), then forgotten', () => {
+  const m = new StateMachine();
+  const at = (t: number, key: string, session?: { client: string; key: string; retry?: true }): Command => ({ operator_id: 'counter.add', inputs: { key, delta: 1 }, timestamp: t, ...(session !== undefined ? { session } : {}) });
+  ok(m.apply(at(T0, 'c', { client: 'x', key: 'k' })));
+  // Just under the TTL later (by the entries' stamps), a retry still replays.
+  const retry = m.apply(at(T0 + SESSION_TTL_MS - 1, 'c', { client: 'x', key: 'k' }));
+  assert.ok(retry.ok && retry.replayed);
+  // Any entry at or past the TTL forgets it, on every replica at the same entry.
+  ok(m.apply(at(T0 + SESSION_TTL_MS, 'other')));
+  assert.deepEqual(m.sessions, { keyed: 0, keyedBytes: 0, retry: 0 });
+  const late = m.apply(at(T0 + SESSION_TTL_MS + 1, 'c', { client: 'x', key: 'k' }));
+  assert.ok(late.ok && !late.replayed);
+});
+
+test('requests without a key (retry sessions) never evict a client key, however many there are', () => {
+  const m = new StateMachine(undefined, { maxRetrySessions: 3 });
+  ok(m.apply(cmd('counter.add', { key: 'c', delta: 1 }, { client: 'x', key: 'idem:mine' })));
+  for (let i = 0; i < 1000; i++) ok(m.apply({ ...cmd('counter.add', { key: 'c', delta: 1 }), session: { client: 'node', key: `req:${i}`, retry: true } }));
+  assert.equal(m.sessions.keyed, 1);
+  assert.equal(m.sessions.retry, 3);
+  const mine = m.apply(cmd('counter.add', { key: 'c', delta: 1 }, { client: 'x', key: 'idem:mine' }));
+  assert.ok(mine.ok && mine.replayed, 'the client key survives 1000 requests without a key');
+  // The newest retry sessions still deduplicate; the oldest went.
+  const newest = m.apply({ ...cmd('counter.add', { key: 'c', delta: 1 }), session: { client: 'node', key: 'req:999', retry: true } });
   assert.ok(newest.ok && newest.replayed);
+  const oldest = m.apply({ ...cmd('counter.add', { key: 'c', delta: 1 }), session: { client: 'node', key: 'req:0', retry: true } });
+  assert.ok(oldest.ok && !oldest.replayed);
+  // A retry session and a keyed one with the same client and key are different sessions.
+  const sameName = m.apply({ ...cmd('counter.add', { key: 'c', delta: 1 }), session: { client: 'x', key: 'idem:mine', retry: true } });
+  assert.ok(sameName.ok && !sameName.replayed);
+});
+
+test('keyed sessions are capped by bytes: beyond the cap the oldest go first; snapshots keep both tables', () => {
+  const m = new StateMachine(undefined, { maxSessionBytes: 3 * 200 });
+  const big = 'v'.repeat(100);
+  for (let i = 0; i < 5; i++) ok(m.apply(cmd('echo', { v: big }, { client: 'x', key: `k${i}` })));
+  // Each session costs its outputs (~110 bytes), client, key and 64 bytes: three fit.
+  assert.equal(m.sessions.keyed, 3);
+  assert.ok(m.sessions.keyedBytes <= 600 && m.sessions.keyedBytes > 400, String(m.sessions.keyedBytes));
+  const k4 = m.apply(cmd('echo', { v: big }, { client: 'x', key: 'k4' }));
+  assert.ok(k4.ok && k4.replayed);
+  const k0 = m.apply(cmd('echo', { v: big }, { client: 'x', key: 'k0' }));
+  assert.ok(k0.ok && !k0.replayed);
+  ok(m.apply({ ...cmd('counter.add', { key: 'c', delta: 1 }), session: { client: 'node', key: 'req:1', retry: true } }));
+  const restored = StateMachine.restore(m.snapshot(), undefined, { maxSessionBytes: 3 * 200 });
+  assert.deepEqual(restored.snapshot(), m.snapshot());
+  assert.deepEqual(restored.sessions, m.sessions);
+  const again = restored.apply({ ...cmd('counter.add', { key: 'c', delta: 1 }), session: { client: 'node', key: 'req:1', retry: true } });
+  assert.ok(again.ok && again.replayed, 'a retry session survives the snapshot as a retry session');
 });
 
 const keyArb = fc.constantFrom('a', 'b', 'c', 'd', 'é', 'z');
@@ -300,16 +357,19 @@ test('property: two replicas fed the same commands reach byte-identical snapshot
   // Registries hold no state between commands; compiling schemas once keeps 200 runs fast.
   const registry = builtinRegistry();
   fc.assert(
-    fc.property(fc.array(commandArb, { maxLength: 60 }), fc.integer({ min: 1, max: 6 }), (commands, maxSessions) => {
-      const a = new StateMachine(registry, { maxSessions });
-      const b = new StateMachine(registry, { maxSessions });
+    fc.property(fc.array(commandArb, { maxLength: 60 }), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 100, max: 2000 }), (commands, maxRetrySessions, maxSessionBytes) => {
+      const limits = { maxRetrySessions, maxSessionBytes, sessionTtlMs: 20 };
+      const a = new StateMachine(registry, limits);
+      const b = new StateMachine(registry, limits);
       commands.forEach((c, i) => {
-        const command: Command = c.session === null ? { operator_id: c.operator_id, inputs: c.inputs, timestamp: T0 + i } : { operator_id: c.operator_id, inputs: c.inputs, timestamp: T0 + i, session: c.session };
+        // Sessions of client q are retry sessions; the TTL (20 ms of entry time) expires some.
+        const session = c.session === null ? undefined : c.session.client === 'q' ? { ...c.session, retry: true as const } : c.session;
+        const command: Command = session === undefined ? { operator_id: c.operator_id, inputs: c.inputs, timestamp: T0 + i } : { operator_id: c.operator_id, inputs: c.inputs, timestamp: T0 + i, session };
         // Replica b receives the command through the codec, as from a log entry.
         const decoded = decodeCommand(encodeCommand(command));
         assert.ok(!(decoded instanceof StateMachineError));
         assert.deepEqual(b.apply(decoded), a.apply(command));
-        if (i % 17 === 16) assert.deepEqual(StateMachine.restore(a.snapshot(), registry, { maxSessions }).snapshot(), a.snapshot());
+        if (i % 17 === 16) assert.deepEqual(StateMachine.restore(a.snapshot(), registry, limits).snapshot(), a.snapshot());
       });
       assert.deepEqual(a.snapshot(), b.snapshot());
     }),

@@ -46,8 +46,11 @@ import {
 export const DEFAULT_ELECTION_TICKS = 8;
 /** Ticks between leader heartbeats (must stay below the election ticks). */
 export const DEFAULT_HEARTBEAT_TICKS = 2;
-/** Max snapshot bytes a follower buffers while receiving chunks. */
-export const MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024;
+/**
+ * Max snapshot bytes a follower buffers while receiving chunks: the state a cluster may hold
+ * (a devnet with 500 MiB of state keeps working; the storage saves any size in bounded batches).
+ */
+export const MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024 * 1024;
 
 const EMPTY = new Uint8Array(0);
 
@@ -916,7 +919,10 @@ export class RaftNode {
     const chunk = this.limits.snapshotChunkBytes;
     const total = snap.data.byteLength;
     const chunks = Math.max(1, Math.ceil(total / chunk));
-    while (pr.snapSentChunks < chunks && pr.snapSentChunks - pr.snapAckedChunks < this.limits.maxInflightMsgs) {
+    // The window is bounded in bytes too (maxInflightBytes), so a large snapshot does not queue
+    // megabytes ahead of a follower's heartbeats.
+    const window = this.limits.maxInflightBytes > 0 ? Math.max(1, Math.min(this.limits.maxInflightMsgs, Math.floor(this.limits.maxInflightBytes / chunk))) : this.limits.maxInflightMsgs;
+    while (pr.snapSentChunks < chunks && pr.snapSentChunks - pr.snapAckedChunks < window) {
       const offset = pr.snapSentChunks * chunk;
       this.send({
         type: 'snapshot',

@@ -13,6 +13,7 @@ import type { Json } from '../../ico/types.ts';
 import { Replica, replicaKeys } from '../../replica/replica.ts';
 import { decodeCommand, encodeCommand } from '../../statemachine/command.ts';
 import { StateMachineError } from '../../statemachine/errors.ts';
+import type { StateMachineOptions } from '../../statemachine/machine.ts';
 import type { OperatorRegistry } from '../../statemachine/registry.ts';
 import type { ApplyResult, Command } from '../../statemachine/types.ts';
 import { prefixedKey, readU64, u64 } from '../../store/keys.ts';
@@ -80,8 +81,8 @@ export interface SingleEngineOptions {
   now?: () => number;
   /** Default SNAPSHOT_EVERY; smaller in tests. */
   snapshotEvery?: number;
-  /** The state machine's session bound (must be the same on every open of one store). */
-  maxSessions?: number;
+  /** The state machine's session limits (must be the same on every open of one store). */
+  sessions?: StateMachineOptions;
 }
 
 export class SingleEngine implements Consensus<Replica> {
@@ -120,7 +121,7 @@ export class SingleEngine implements Consensus<Replica> {
       signer: opts.signer,
       peerId: opts.peerId,
       ...(opts.registry !== undefined ? { registry: opts.registry } : {}),
-      ...(opts.maxSessions !== undefined ? { maxSessions: opts.maxSessions } : {}),
+      ...(opts.sessions !== undefined ? { sessions: opts.sessions } : {}),
       syncReceipts: true,
       storeOutputs: true,
       recentExecutions: SINGLE_RECENT_EXECUTIONS,

@@ -12,6 +12,13 @@ import { encodeCommand } from '../../../statemachine/command.ts';
 import { APPLIED_MEMORY, ATTEMPT_TIMEOUT_MS, FORWARD_GATHER_MAX_MS, MAX_FORWARDS_IN_FLIGHT, REPROPOSE_TICKS } from './limits.ts';
 import { encodeConsensusPayload, MAX_PROPOSALS_PER_ENVELOPE, type ForwardedProposal, type ProposalAnswer } from './wire.ts';
 
+/**
+ * Session keys of requests without an idempotency key start with this (a client's key is sent
+ * as `idem:` + key): the leader marks their sessions `retry`, kept only for the runtime's own
+ * retries and never evicting a client's key.
+ */
+export const RETRY_KEY_PREFIX = 'req:';
+
 /** A command as it waits here: the session makes every retry of it the same command. */
 export type Proposal = Omit<ForwardedProposal, 'id'>;
 
@@ -20,6 +27,8 @@ interface PendingCommand {
   readonly started: number;
   /** Since when it has found no leader, uninterrupted (0: a leader was known last time). */
   leaderlessSince: number;
+  /** Where the leader put it, while that answer stands (cleared when it is sent again). */
+  accepted: { index: number; term: number } | undefined;
   readonly resolve: (o: CommandOutcome) => void;
   readonly reject: (e: Error) => void;
   detach: () => void;
@@ -86,7 +95,7 @@ export class ClientCommands {
     if (this.#commands.size >= MAX_PENDING_COMMANDS) return Promise.reject(new UnavailableError(`${MAX_PENDING_COMMANDS} commands pending: overloaded, retry later`));
     return new Promise((resolve, reject) => {
       const id = this.#nextId++;
-      const cmd: PendingCommand = { prop, started: this.#d.timers.now(), leaderlessSince: 0, resolve, reject, detach: () => undefined, done: false };
+      const cmd: PendingCommand = { prop, started: this.#d.timers.now(), leaderlessSince: 0, accepted: undefined, resolve, reject, detach: () => undefined, done: false };
       this.#commands.set(id, cmd);
       cmd.detach = onAbort(signal, () => this.#finish(id, waitEnded(abortError(signal as AbortSignal, 'command'))));
       if (!cmd.done) this.#enqueue(id);
@@ -104,6 +113,8 @@ export class ClientCommands {
   }
 
   #enqueue(id: number): void {
+    const c = this.#commands.get(id);
+    if (c !== undefined) c.accepted = undefined;
     this.#outbox.push(id);
     if (this.#outboxScheduled) return;
     this.#outboxScheduled = true;
@@ -198,6 +209,14 @@ export class ClientCommands {
         this.#finish(id, new UnavailableError(`not applied within ${MAX_WAIT_MS} ms (it may still apply; retry with the same idempotency key)`));
         return;
       }
+      // Appended by the leader of the current term, which is still leading: the entry commits
+      // or a new term overwrites it, and both are seen here. Appending it again would only
+      // grow the log (a loaded cluster would then fall further behind with every attempt).
+      const a = c.accepted;
+      if (a !== undefined && a.term === this.#d.node.currentTerm() && this.#d.node.currentLeader() !== '' && a.index > this.#d.applied()) {
+        this.#armRetry(id);
+        return;
+      }
       this.#stats.retries++;
       this.#enqueue(id);
     });
@@ -206,7 +225,7 @@ export class ClientCommands {
   /** Leader side: stamp and append commands; answers carry (index, term) or a refusal. */
   proposeLocal(props: readonly ForwardedProposal[]): ProposalAnswer[] {
     this.#lastStamp = Math.max(this.#lastStamp, this.#d.timers.now());
-    const datas = props.map((p) => encodeCommand({ operator_id: p.operator_id, inputs: p.inputs, timestamp: this.#lastStamp, session: { client: p.client, key: p.key } }));
+    const datas = props.map((p) => encodeCommand({ operator_id: p.operator_id, inputs: p.inputs, timestamp: this.#lastStamp, session: p.key.startsWith(RETRY_KEY_PREFIX) ? { client: p.client, key: p.key, retry: true } : { client: p.client, key: p.key } }));
     try {
       const first = this.#d.node.proposeBatch(datas);
       const term = this.#d.node.currentTerm();
@@ -245,6 +264,7 @@ export class ClientCommands {
       this.#enqueue(a.id);
       return;
     }
+    (this.#commands.get(a.id) as PendingCommand).accepted = { index: a.index, term: a.term };
     let list = this.#waiters.get(a.index);
     if (list === undefined) this.#waiters.set(a.index, (list = []));
     list.push({ term: a.term, resolve: (o) => this.#finish(a.id, null, o), retry: () => this.#enqueue(a.id) });

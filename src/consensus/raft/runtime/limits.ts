@@ -1,6 +1,8 @@
 // Every time and size limit of the Raft runtime, defined once, with the relations between
 // them checked here at load (a broken relation is a bug, so it throws at import).
 import { DEFAULT_ELECTION_TICKS, DEFAULT_HEARTBEAT_TICKS, invariant, type RaftLimits } from '../index.ts';
+import { MAX_WAIT_MS } from '../../engine.ts';
+import { RETRY_SESSION_TTL_MS } from '../../../statemachine/machine.ts';
 
 /** One Raft tick of real time (the core counts elections and heartbeats in ticks). */
 export const DEFAULT_TICK_MS = 50;
@@ -31,9 +33,15 @@ export const RUNTIME_RAFT_LIMITS: Partial<RaftLimits> = {
   maxBytesPerMsg: 256 * 1024,
   snapshotChunkBytes: 128 * 1024,
   maxInflightMsgs: 64,
+  // Bytes of entries unacknowledged per follower: large values (64 KiB each) would otherwise
+  // queue 16 MiB ahead of a follower's heartbeats on its one stream, and a starved follower
+  // then hears nothing for seconds and campaigns.
+  maxInflightBytes: 4 * 1024 * 1024,
   maxEntriesPerMsg: 1024,
 };
 
+// A request without a key keeps its retry session while the runtime may still send it again.
+invariant(RETRY_SESSION_TTL_MS > MAX_WAIT_MS, 'a retry session outlives every retry');
 invariant(FORWARD_GATHER_MAX_MS < DEFAULT_TICK_MS, 'a forward gathers for less than a tick');
 invariant(DEFAULT_HEARTBEAT_TICKS < DEFAULT_ELECTION_TICKS, 'heartbeats come more often than elections');
 // An attempt outlives the longest randomized election timeout: a retry lands on the new leader.

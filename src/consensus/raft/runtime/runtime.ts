@@ -11,7 +11,7 @@ import type { Json, JsonObject } from '../../../ico/types.ts';
 import { createLogger, type Logger } from '../../../log/logger.ts';
 import { commandProblem } from '../../../statemachine/command.ts';
 import type { ApplyResult } from '../../../statemachine/types.ts';
-import { ClientCommands, type CommandStats } from './commands.ts';
+import { ClientCommands, RETRY_KEY_PREFIX, type CommandStats } from './commands.ts';
 import { DEFAULT_SNAPSHOT_EVERY, DEFAULT_TICK_MS, LEADERLESS_ELECTIONS, MAX_READIES_PER_RUN, RUNTIME_RAFT_LIMITS } from './limits.ts';
 import { LinearizableReads } from './reads.ts';
 import { RaftStorage } from './storage.ts';
@@ -20,8 +20,8 @@ import { decodeConsensusPayload, encodeConsensusPayload, MAX_MESSAGES_PER_ENVELO
 
 export type RaftEvent =
   | { type: 'raft:role'; role: string; leader: string; term: number }
-  | { type: 'raft:snapshot-installed'; index: number }
-  | { type: 'raft:snapshot-taken'; index: number }
+  | { type: 'raft:snapshot-installed'; index: number; bytes: number }
+  | { type: 'raft:snapshot-taken'; index: number; bytes: number }
   | { type: 'raft:fatal'; error: string };
 
 export interface RaftRuntimeOptions<R extends ReplicaPort> {
@@ -127,7 +127,7 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
     this.#applied = applied;
     this.#snapIndex = applied;
     const rnd = opts.random ?? Math.random;
-    this.#anonPrefix = `req:${Math.floor(rnd() * 2 ** 52).toString(36)}.`;
+    this.#anonPrefix = `${RETRY_KEY_PREFIX}${Math.floor(rnd() * 2 ** 52).toString(36)}.`;
     const kick = (): void => this.#schedule();
     const appliedIndex = (): number => this.#applied;
     const leaderlessWaitMs = LEADERLESS_ELECTIONS * 2 * (opts.electionTicks ?? DEFAULT_ELECTION_TICKS) * this.#tickMs;
@@ -356,8 +356,10 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
 
   async #handle(rd: Ready): Promise<void> {
     // A leader may send before its own write is durable (Raft thesis §10.2.1): it counts
-    // itself towards a quorum only after advance(). Everyone else persists first.
-    const early = this.#node.currentRole() === 'leader';
+    // itself towards a quorum only after advance(). Everyone else persists first, and so does
+    // a leader whose term or vote changed in this Ready (a single voter elects itself and
+    // sends in one Ready): no message of a term leaves before that term is on disk.
+    const early = this.#node.currentRole() === 'leader' && !this.#storage.changesTermOrVote(rd.hardState);
     if (early) this.#send(rd.messages);
     await this.#storage.persist(rd, { durable: this.#syncWhileLearner || this.#node.config().voters.includes(this.id) });
     if (this.#stopped) return;
@@ -374,7 +376,7 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
       this.#applied = rd.snapshot.meta.index;
       this.#snapIndex = rd.snapshot.meta.index;
       this.#log.info({ index: rd.snapshot.meta.index }, 'snapshot installed from the leader');
-      this.#emit({ type: 'raft:snapshot-installed', index: rd.snapshot.meta.index });
+      this.#emit({ type: 'raft:snapshot-installed', index: rd.snapshot.meta.index, bytes: rd.snapshot.data.length });
       this.#commands.onSnapshotInstalled(this.#applied);
     }
     for (const e of rd.committedEntries) this.#apply(e);
@@ -418,9 +420,17 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
     if (this.#stopped) return;
     this.#node.compact(index, this.replica.snapshot());
     this.#snapIndex = index;
-    await this.#storage.saveSnapshot(this.#node.log.snapshot);
-    this.#log.info({ index }, 'snapshot taken, log compacted');
-    this.#emit({ type: 'raft:snapshot-taken', index });
+    // Saved beside the Ready loop (a large state takes seconds to write, and a leader that
+    // stalls that long loses its followers): until the new meta is durable, the disk keeps
+    // the previous snapshot and the entries after it, which rebuild the same state.
+    const snapshot = this.#node.log.snapshot;
+    this.#storage.saveSnapshot(snapshot).then(
+      () => {
+        this.#log.info({ index, bytes: snapshot.data.length }, 'snapshot taken, log compacted');
+        this.#emit({ type: 'raft:snapshot-taken', index, bytes: snapshot.data.length });
+      },
+      (e: unknown) => this.#fail(e as Error),
+    );
   }
 
   #halt(reason: string): void {
