@@ -3,7 +3,9 @@
 // replica alone doing the same durable work (state machine + command + outputs + signed receipt
 // in one synced LevelDB batch, group-committed), in the same run, at 1 and 64 callers; CPU per
 // command from process.cpuUsage. Raft in-process (three runtimes on real time, memory stores,
-// loopback transport) through a follower and through the leader, for the runtime's own cost.
+// loopback transport) through a follower and through the leader, for the runtime's own cost;
+// linearizable reads at READ_CALLERS callers with leader leases against ReadIndex rounds
+// (leases off), in interleaved rounds of the same run, through the leader and a follower.
 // Knobs: ENGINE_BENCH_OPS (4000), ENGINE_BENCH_ROUNDS (3; rounds interleave, the median is kept).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +22,9 @@ import type { BenchRow } from './table.ts';
 const OPS = Number(process.env['ENGINE_BENCH_OPS'] ?? 4000);
 const ROUNDS = Number(process.env['ENGINE_BENCH_ROUNDS'] ?? 3);
 const CALLERS = [1, 64] as const;
+const READ_CALLERS = 16;
+/** Keys written before the reads (reads spread over them). */
+const READ_KEYS = 100;
 
 interface Measured {
   opsPerSec: number;
@@ -103,8 +108,37 @@ async function raftInProcess(callers: number, through: 'leader' | 'follower'): P
   }
 }
 
+/** Linearizable reads through `through`, with leader leases on or off (ReadIndex rounds only). */
+async function raftReads(through: 'leader' | 'follower', lease: boolean): Promise<Measured> {
+  const c = await startInProcessCluster({ voters: 3, leaseReads: lease });
+  try {
+    const leader = await c.leader();
+    for (let k = 0; k < READ_KEYS; k++) await leader.submit({ operator_id: 'kv.put', inputs: { key: `r${k}`, value: k } });
+    const engine = through === 'leader' ? leader : c.members.find((m) => m !== leader)!;
+    return await measure(READ_CALLERS, OPS, async (i) => {
+      const r = await engine.read('kv.get', { key: `r${i % READ_KEYS}` }, { consistency: 'linearizable' });
+      if (!r.ok) throw new Error(r.message);
+    });
+  } finally {
+    await c.close();
+  }
+}
+
 export async function run(): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
+  for (const through of ['leader', 'follower'] as const) {
+    const lease: Measured[] = [];
+    const readIndex: Measured[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      readIndex.push(await raftReads(through, false));
+      lease.push(await raftReads(through, true));
+    }
+    const l = median(lease);
+    const x = median(readIndex);
+    process.stderr.write(`  engine: linearizable reads through the ${through}, ${READ_CALLERS} callers: lease ${l.opsPerSec.toFixed(0)}/s ${l.cpuUsPerOp.toFixed(0)} µs/read; ReadIndex ${x.opsPerSec.toFixed(0)}/s ${x.cpuUsPerOp.toFixed(0)} µs/read\n`);
+    rows.push({ suite: 'engine', name: `raft in-process: linearizable reads with leader leases, ${READ_CALLERS} callers through the ${through}`, value: Math.round(l.opsPerSec), unit: 'op/s', baseline: { name: 'ReadIndex rounds (leases off), same run', value: Math.round(x.opsPerSec) }, ratio: Math.round((l.opsPerSec / x.opsPerSec) * 100) / 100 });
+    rows.push({ suite: 'engine', name: `raft in-process: CPU per linearizable read with leases, ${READ_CALLERS} callers through the ${through}`, value: Math.round(l.cpuUsPerOp), unit: 'µs', baseline: { name: 'ReadIndex rounds (leases off), same run', value: Math.round(x.cpuUsPerOp) }, ratio: Math.round((l.cpuUsPerOp / x.cpuUsPerOp) * 100) / 100, note: 'all three runtimes; ratio < 1: what the lease saves' });
+  }
   for (const callers of CALLERS) {
     const base: Measured[] = [];
     const single: Measured[] = [];

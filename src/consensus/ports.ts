@@ -20,6 +20,8 @@ export type Cancel = () => void;
 export interface Timers {
   /** Wall-clock time in ms since the epoch (stamps commands; may jump). */
   now(): number;
+  /** Monotonic time in ms (never jumps; leader leases). Absent: now() is monotonic enough. */
+  monotonic?(): number;
   /** Runs `fn` once after `ms`. */
   after(ms: number, fn: () => void): Cancel;
   /** Runs `fn` soon, after the current work and before any timer (setImmediate). */
@@ -29,6 +31,7 @@ export interface Timers {
 /** Real time. Timers are unref'd: an engine never keeps a process alive by itself. */
 export const systemTimers: Timers = {
   now: () => Date.now(),
+  monotonic: () => performance.now(),
   after(ms, fn) {
     const t = setTimeout(fn, ms);
     t.unref();

@@ -30,6 +30,12 @@ const MICROTASK_YIELDS_PER_ROUND = 1_000;
 export const SIM_RAFT_LIMITS: Partial<RaftLimits> = { snapshotChunkBytes: 2048, maxInflightMsgs: 4, maxEntriesPerMsg: 8, maxBytesPerMsg: 1024, maxPendingReads: 64 };
 /** Longer than any run's simulated time: no session expires, so exactly-once holds for every retry. */
 const SIM_SESSION_TTL_MS = 24 * 60 * 60_000;
+/** Clock rates (percent of nominal) a node starts with; skew faults may move them further. */
+const START_RATE_PERCENT: readonly [number, number] = [80, 120];
+/** Clock rates (percent) the skew fault picks from: leases must stay safe across this range. */
+export const SKEW_RATE_PERCENT: readonly [number, number] = [70, 130];
+/** The ratio of the fastest to the slowest simulated clock: the lease bound the runtimes assume. */
+export const SIM_CLOCK_RATE_BOUND = SKEW_RATE_PERCENT[1] / SKEW_RATE_PERCENT[0];
 
 export class Violation extends Error {
   override name = 'SimViolation';
@@ -69,6 +75,10 @@ export interface SimClusterOptions {
   readonly trace?: boolean;
   /** Probability that an fsync is cut by a power failure (the crash between write and fsync). */
   crashMidReady?: () => number;
+  /** The clock-rate bound the runtimes' leader leases assume (default: the skew faults' own bound). */
+  readonly clockRateBound?: number;
+  /** Default true: linearizable reads use leader leases (false: ReadIndex rounds only). */
+  readonly leaseReads?: boolean;
 }
 
 export interface ClusterStats {
@@ -174,7 +184,7 @@ export class SimCluster {
     if (node.runtime !== undefined || node.starting) return;
     const incarnation = ++node.incarnation;
     node.starting = true;
-    node.rate = this.#rng.range(80, 120) / 100;
+    node.rate = this.#rng.range(START_RATE_PERCENT[0], START_RATE_PERCENT[1]) / 100;
     const timers = new NodeTimers(this.clock, node.rate);
     const transport = this.net.endpoint(node.id, incarnation);
     const random = this.#rng.fork();
@@ -204,6 +214,8 @@ export class SimCluster {
         random: () => random.next(),
         snapshotEvery: this.#opts.snapshotEvery,
         raftLimits: SIM_RAFT_LIMITS,
+        clockRateBound: this.#opts.clockRateBound ?? SIM_CLOCK_RATE_BOUND,
+        ...(this.#opts.leaseReads === false ? { leaseReads: false } : {}),
         logger: simLogger(),
         onFatal: (e) => this.fail(e.name === 'RaftInvariantError' ? 'raft invariant' : 'runtime failure', `${node.id}: ${e.name}: ${e.message}\n${e.stack ?? ''}`),
         onApplied: (e) => {

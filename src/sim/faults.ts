@@ -3,7 +3,7 @@
 // duplicates and delays, crashes between write and fsync, clock skew, leader transfers and
 // membership changes (a learner promoted, a voter or learner removed, a fresh joiner added).
 import { ConfChangeRejectedError, LeaderTransferError, ProposalDroppedError, type NodeId } from '../consensus/raft/index.ts';
-import type { SimCluster } from './cluster.ts';
+import { SKEW_RATE_PERCENT, type SimCluster } from './cluster.ts';
 import type { Xoshiro128 } from './prng.ts';
 
 /** Most nodes (voters + learners + joiners) a run may create. */
@@ -65,7 +65,7 @@ export function injectFault(c: SimCluster, rng: Xoshiro128, st: FaultState): voi
     c.trace(() => `net drop=${net.dropRate} dup=${net.dupRate} maxDelay=${net.maxDelay} crashMidReady=${st.crashMidReady}`);
   } else if (r < 74) {
     for (const n of c.nodes.values()) {
-      n.rate = rng.range(70, 130) / 100;
+      n.rate = rng.range(SKEW_RATE_PERCENT[0], SKEW_RATE_PERCENT[1]) / 100;
       if (n.timers !== undefined) n.timers.rate = n.rate;
     }
     c.trace('clock skew changed');

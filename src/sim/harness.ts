@@ -6,6 +6,7 @@ import {
   bootstrapState,
   type Entry,
   type HardState,
+  type LeaseConfig,
   type Message,
   type NodeId,
   type RaftLimits,
@@ -32,6 +33,8 @@ export interface ClusterOptions {
   readonly electionTicks?: number;
   readonly heartbeatTicks?: number;
   readonly limits?: Partial<RaftLimits>;
+  /** Leader leases on every node, on one shared clock (tests move it by hand). */
+  readonly lease?: LeaseConfig;
 }
 
 export class MemoryCluster {
@@ -72,6 +75,7 @@ export class MemoryCluster {
       heartbeatTicks: this.opts.heartbeatTicks ?? 1,
       storage: { hardState: disk.hardState, snapshot: disk.snapshot, entries: disk.entries.slice() },
       ...(this.opts.limits === undefined ? {} : { limits: this.opts.limits }),
+      ...(this.opts.lease === undefined ? {} : { lease: this.opts.lease }),
     });
     this.nodes.set(id, node);
     this.applied.set(id, []);

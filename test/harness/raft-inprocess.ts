@@ -19,7 +19,7 @@ export interface InProcessCluster {
   close(): Promise<void>;
 }
 
-export async function startInProcessCluster(opts: { voters: number; learners?: number; tickMs?: number }): Promise<InProcessCluster> {
+export async function startInProcessCluster(opts: { voters: number; learners?: number; tickMs?: number; leaseReads?: boolean }): Promise<InProcessCluster> {
   const handlers = new Map<string, Handler>();
   const transport = (self: string): EngineTransport => ({
     send(to, payload) {
@@ -41,7 +41,7 @@ export async function startInProcessCluster(opts: { voters: number; learners?: n
   const members: RaftRuntime<Replica>[] = [];
   for (const [i, id] of ids.entries()) {
     const replica = await Replica.open({ store: new MemoryStore(), signer: signers[i]!, peerId: id });
-    const rt = await RaftRuntime.open({ id, transport: transport(id), store: new MemoryStore(), replica, bootstrap: { voters, learners }, tickMs: opts.tickMs ?? DEFAULT_TICK_MS, logger: silentLogger() });
+    const rt = await RaftRuntime.open({ id, transport: transport(id), store: new MemoryStore(), replica, bootstrap: { voters, learners }, tickMs: opts.tickMs ?? DEFAULT_TICK_MS, ...(opts.leaseReads === false ? { leaseReads: false } : {}), logger: silentLogger() });
     members.push(rt);
   }
   for (const m of members) await m.start();

@@ -14,6 +14,7 @@ import {
   invariant,
 } from './errors.ts';
 import { EMPTY_CONF, applyConfChange, confChangeProblem, decodeConfChange, encodeConfChange } from './confchange.ts';
+import { LeaderLease } from './lease.ts';
 import { RaftLog } from './log.ts';
 import { Progress } from './progress.ts';
 import {
@@ -99,6 +100,16 @@ export class RaftNode {
   readonly preVote: boolean;
   readonly checkQuorum: boolean;
   private readonly random: RaftRandom;
+  /** Lease-based reads (with CheckQuorum only); undefined: every read takes a ReadIndex round. */
+  private readonly lease: LeaderLease | undefined;
+  /**
+   * With leases, a node that (re)starts ignores (pre)votes for its first election timeout, as if
+   * it had just heard from a leader: before a crash it may have answered a heartbeat that a
+   * leader's lease still counts on, and it forgot that.
+   */
+  private bootGuard: boolean;
+  /** A leader transfer began in this term: the transferee campaigns past every follower's vote guard. */
+  private transferStarted = false;
 
   private term: number;
   private vote: NodeId;
@@ -140,6 +151,9 @@ export class RaftNode {
     invariant(this.heartbeatTicks > 0 && this.electionTicks > this.heartbeatTicks, 'raft: need 0 < heartbeatTicks < electionTicks');
     this.preVote = cfg.preVote ?? true;
     this.checkQuorum = cfg.checkQuorum ?? true;
+    invariant(cfg.lease === undefined || this.checkQuorum, 'raft: leader leases need CheckQuorum');
+    this.lease = cfg.lease === undefined ? undefined : new LeaderLease(cfg.lease);
+    this.bootGuard = this.lease !== undefined;
     this.limits = { ...RAFT_DEFAULTS, ...cfg.limits };
     invariant(this.limits.snapshotChunkBytes > 0 && this.limits.maxEntriesPerMsg > 0, 'raft: limits must be positive');
 
@@ -177,7 +191,7 @@ export class RaftNode {
     invariant(m.from !== this.id, `raft ${this.id}: message from self`);
     if (m.term > this.term) {
       if (m.type === 'vote') {
-        const inLease = this.checkQuorum && this.leader !== NONE && this.electionElapsed < this.electionTicks;
+        const inLease = this.checkQuorum && (this.leader !== NONE || this.bootGuard) && this.electionElapsed < this.electionTicks;
         // A follower that heard from a live leader recently ignores (pre)votes: this keeps a
         // partitioned node that returns from disrupting a healthy leader (thesis §4.2.3).
         if (!m.transfer && inLease) return;
@@ -273,6 +287,7 @@ export class RaftNode {
     if (pr === undefined || pr.isLearner) throw new LeaderTransferError(`${to} is not a voter`);
     if (this.leadTransferee === to) return;
     this.leadTransferee = to;
+    this.transferStarted = true;
     // The transfer must end within one election timeout (tickHeartbeat aborts it).
     this.electionElapsed = 0;
     if (pr.match === this.log.lastIndex()) this.sendTimeoutNow(to);
@@ -403,6 +418,8 @@ export class RaftNode {
     this.heartbeatElapsed = 0;
     this.resetRandomizedElectionTimeout();
     this.leadTransferee = NONE;
+    this.transferStarted = false;
+    this.lease?.clear();
     this.votes.clear();
     this.progress.clear();
     this.pendingReads = [];
@@ -476,6 +493,7 @@ export class RaftNode {
 
   private tickElection(): void {
     this.electionElapsed++;
+    if (this.electionElapsed >= this.electionTicks) this.bootGuard = false;
     if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
       this.hup(false);
@@ -498,7 +516,8 @@ export class RaftNode {
     }
     if (this.heartbeatElapsed >= this.heartbeatTicks) {
       this.heartbeatElapsed = 0;
-      this.bcastHeartbeat(this.pendingReads.length > 0 ? this.readSeq : 0);
+      // With a lease every heartbeat is a numbered round (its answers renew the lease).
+      this.bcastHeartbeat(this.lease !== undefined ? this.heartbeatRound() : this.pendingReads.length > 0 ? this.readSeq : 0);
     }
   }
 
@@ -660,6 +679,7 @@ export class RaftNode {
         if (pr.match < this.log.lastIndex() || pr.state === 'probe') this.sendAppend(m.from);
         if (m.readSeq > pr.readAck) {
           pr.readAck = m.readSeq;
+          this.lease?.acked(m.from, m.readSeq);
           this.advanceReads();
         }
         return;
@@ -954,7 +974,7 @@ export class RaftNode {
       this.waitingReads.push({ ctx, from });
       return;
     }
-    if (this.conf.voters.length === 1 && this.conf.voters[0] === this.id) {
+    if ((this.conf.voters.length === 1 && this.conf.voters[0] === this.id) || this.leaseHeld()) {
       this.respondRead(ctx, from, this.log.committed);
       return;
     }
@@ -962,10 +982,26 @@ export class RaftNode {
       if (from === this.id) throw new ProposalDroppedError('readQueueFull', this.leader);
       return;
     }
-    const seq = ++this.readSeq;
+    const seq = this.heartbeatRound();
     this.pendingReads.push({ ctx, from, index: this.log.committed, seq });
     // A heartbeat round answered by a quorum proves we were still leader after the request.
     this.bcastHeartbeat(seq);
+  }
+
+  /** A new numbered heartbeat round (ReadIndex confirmation and lease renewal). */
+  private heartbeatRound(): number {
+    const seq = ++this.readSeq;
+    this.lease?.sent(seq);
+    return seq;
+  }
+
+  /**
+   * Whether this leader may answer a read from its commit index alone: a quorum answered a
+   * heartbeat sent within the lease, and no transfer let another voter campaign past the guard.
+   */
+  private leaseHeld(): boolean {
+    if (this.lease === undefined || this.role !== 'leader' || this.transferStarted) return false;
+    return this.lease.held(this.id, this.conf.voters, quorum(this.conf.voters.length));
   }
 
   private releaseWaitingReads(): void {

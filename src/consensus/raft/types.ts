@@ -2,6 +2,8 @@
 // batch. Messages are plain objects (the driver encodes them); ids are opaque strings (peer ids).
 // Every limit the core enforces is named in RAFT_DEFAULTS and can be overridden per node.
 
+import type { LeaseConfig } from './lease.ts';
+
 export type NodeId = string;
 
 /** `''` means "nobody" (no vote cast, no leader known). */
@@ -226,4 +228,9 @@ export interface RaftConfig {
   /** Index the state machine has already applied (>= snapshot index); defaults to the snapshot index. */
   readonly applied?: number;
   readonly limits?: Partial<RaftLimits>;
+  /**
+   * Serve ReadIndex requests from the leader's lease (needs CheckQuorum; see lease.ts for the
+   * clock-drift bound it rests on). Absent: every read is confirmed by a heartbeat round.
+   */
+  readonly lease?: LeaseConfig;
 }

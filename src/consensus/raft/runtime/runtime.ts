@@ -4,7 +4,7 @@
 // it), send (one CONSENSUS payload per destination), install a snapshot, apply committed
 // entries to the replica, serve reads, advance. Invariant: a follower never sends before its
 // write is durable; a leader may (it counts itself only after advance, thesis §10.2.1).
-import { bootstrapState, decodeConfChange, DEFAULT_ELECTION_TICKS, LeaderTransferError, ProposalDroppedError, RaftNode, type ConfChange, type Entry, type Message, type NodeId, type PersistedState, type RaftLimits, type Ready } from '../index.ts';
+import { bootstrapState, decodeConfChange, DEFAULT_CLOCK_RATE_BOUND, DEFAULT_ELECTION_TICKS, leaseDurationMs, LeaderTransferError, ProposalDroppedError, RaftNode, type ConfChange, type Entry, type Message, type NodeId, type PersistedState, type RaftLimits, type Ready } from '../index.ts';
 import { InvalidCommandError, UnavailableError, type CommandOutcome, type Consensus, type EngineMember, type EngineStatus, type ReadOptions, type ReplicaPort, type SubmitCommand, type SubmitOptions } from '../../engine.ts';
 import { systemTimers, type Cancel, type EngineTransport, type Timers } from '../../ports.ts';
 import type { Json, JsonObject } from '../../../ico/types.ts';
@@ -50,6 +50,17 @@ export interface RaftRuntimeOptions<R extends ReplicaPort> {
   heartbeatTicks?: number;
   snapshotEvery?: number;
   raftLimits?: Partial<RaftLimits>;
+  /**
+   * Default true: the leader answers linearizable reads from its lease (CheckQuorum plus the
+   * clock-rate bound below) and falls back to a ReadIndex round when the lease lapsed. False:
+   * every linearizable read takes a ReadIndex round.
+   */
+  leaseReads?: boolean;
+  /**
+   * The most any member's clock may run faster than another's (a ratio, default
+   * DEFAULT_CLOCK_RATE_BOUND = 1.5). Leases are safe only while this holds.
+   */
+  clockRateBound?: number;
   /**
    * Storage failed or an invariant broke: the runtime has stopped and cannot go on safely.
    * Default: rethrow, so the process crashes loudly.
@@ -150,6 +161,12 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
       applied = state.snapshot.meta.index;
     }
     const rnd = opts.random ?? Math.random;
+    const timers = opts.timers ?? systemTimers;
+    const electionTicks = opts.electionTicks ?? DEFAULT_ELECTION_TICKS;
+    const lease =
+      opts.leaseReads === false
+        ? undefined
+        : { now: () => (timers.monotonic !== undefined ? timers.monotonic() : timers.now()), durationMs: leaseDurationMs(electionTicks, opts.tickMs ?? DEFAULT_TICK_MS, opts.clockRateBound ?? DEFAULT_CLOCK_RATE_BOUND) };
     const node = new RaftNode({
       id: opts.id,
       random: { nextInt: (n: number) => Math.floor(rnd() * n) },
@@ -157,6 +174,7 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
       ...(opts.heartbeatTicks !== undefined ? { heartbeatTicks: opts.heartbeatTicks } : {}),
       preVote: true,
       checkQuorum: true,
+      ...(lease !== undefined ? { lease } : {}),
       storage: state,
       applied,
       limits: { ...RUNTIME_RAFT_LIMITS, ...opts.raftLimits },
