@@ -1,0 +1,507 @@
+// Connects the pure PBFT core to time, a transport and the shared replica, all injected
+// (production: the libp2p adapter, system timers, the operator state machine with receipts).
+// One runtime is a replica of the cluster and also its own client: a submit is signed by one of
+// CLIENT_SLOTS PbftClients (`<PeerId>/<slot>`), ordered by the three-phase protocol, executed
+// by every replica, and resolves once f+1 replicas sent matching signed replies (the quorum
+// certificate the outcome carries) and this replica executed it too (its own result and
+// receipt). Reads go through the order as readonly operators (linearizable) or to the local
+// replica (serializable). Invariants: Readies are handled one at a time, in order; nothing the
+// network sends is trusted before the core checked it; bad input is dropped and counted.
+import { type CommandOutcome, type Consensus, type EngineMember, type EngineStatus, type ReadOptions, type SubmitCommand, type SubmitOptions, abortError, InvalidCommandError, MAX_PENDING_COMMANDS, MAX_WAIT_MS, onAbort, UnavailableError } from '../../engine.ts';
+import { systemTimers, type Cancel, type EngineTransport, type Timers } from '../../ports.ts';
+import type { Json, JsonObject } from '../../../ico/types.ts';
+import { createLogger, type Logger } from '../../../log/logger.ts';
+import type { Replica } from '../../../replica/replica.ts';
+import { commandProblem } from '../../../statemachine/command.ts';
+import { StateMachineError } from '../../../statemachine/errors.ts';
+import type { ApplyResult } from '../../../statemachine/types.ts';
+import { publicKeyFromPeerId } from '../../../crypto/index.ts';
+import { PbftAuth, sha256Ed25519 } from '../auth.ts';
+import { certificateToText, type QuorumCertificate } from '../certificate.ts';
+import { PbftClient, type ClientCompletion } from '../client.ts';
+import { DROP_REASONS, type DropReason } from '../errors.ts';
+import { PbftReplica, type PbftStats, type PbftStatus } from '../replica.ts';
+import { BROADCAST, type BatchExecution, type CommittedBatch, type Membership, type NodeId, type PbftLimits, type PbftMessage, type PbftReady, type PbftSigner, type ReplyMessage, type RequestMessage } from '../types.ts';
+import { decodeOp, decodeResult, encodeReadOp, encodeWriteOp, invalidResult, readResult, writeResult } from './operations.ts';
+import { decodePbftPayload, encodePbftPayloads, isPbftPayload } from './wire.ts';
+
+/** One PBFT tick of real time (request and view-change timeouts count ticks). */
+export const DEFAULT_PBFT_TICK_MS = 25;
+/** Concurrent requests of one runtime (one PbftClient each: a client has one request outstanding). */
+export const CLIENT_SLOTS = 64;
+/** Local executions remembered so a submit that hears its certificate late still finds its receipt. */
+export const EXECUTIONS_REMEMBERED = 4096;
+/** Readies handled in one run of the loop before it yields to other work. */
+export const MAX_READIES_PER_RUN = 1_000;
+/** Messages to this replica from itself waiting to be stepped (the clients' requests to it). */
+export const MAX_LOCAL_QUEUE = 4 * CLIENT_SLOTS;
+/** Ticks between a client's retransmissions (it then broadcasts the request to every replica). */
+export const CLIENT_RETRANSMIT_TICKS = 20;
+
+/** The scheme id certificates of this runtime are reported under (src/verify's QuorumCertificateScheme). */
+export const PBFT_CERTIFICATE_SCHEME = 'pbft/1';
+
+/** A quorum certificate as an outcome carries it: the certificate's text and the certified result bytes. */
+export interface CarriedCertificate {
+  readonly scheme: typeof PBFT_CERTIFICATE_SCHEME;
+  /** certificateToText(certificate): base64url of the binary form (PROTOCOL.md). */
+  readonly certificate: string;
+  /** base64url of the certified result (operations.ts: canonical JSON naming the receipt's operation). */
+  readonly result: string;
+}
+
+export interface PbftOutcome extends CommandOutcome {
+  readonly certificate: QuorumCertificate;
+  readonly certifiedResult: Uint8Array;
+}
+
+export interface PbftRuntimeOptions {
+  /** This member's id (its PeerId); must be in the membership. */
+  id: NodeId;
+  membership: Membership;
+  /** Signs protocol messages, replies and this runtime's requests (the peer's identity key). */
+  signer: PbftSigner;
+  transport: EngineTransport;
+  replica: Replica;
+  timers?: Timers;
+  tickMs?: number;
+  limits?: Partial<PbftLimits>;
+  logger?: Logger;
+}
+
+/** Dropped and counted at the runtime boundary, before the core (the core counts its own in stats().dropped). */
+export interface BoundaryDrops {
+  /** Payload entries that were not well-formed PBFT messages. */
+  malformed: number;
+  /** A REPLY for a client slot this runtime does not have. */
+  unknownClient: number;
+  /** Local queue full. */
+  queueFull: number;
+}
+
+export interface PbftRuntimeStatus extends PbftStatus {
+  readonly stats: PbftStats;
+  readonly boundary: BoundaryDrops;
+  /** Core drops and boundary drops, summed per reason. */
+  readonly droppedTotal: number;
+  readonly pendingSubmits: number;
+}
+
+interface Waiter {
+  readonly op: Uint8Array;
+  readonly write: boolean;
+  readonly resolve: (o: PbftOutcome) => void;
+  readonly reject: (e: Error) => void;
+  detach: () => void;
+  done: boolean;
+  /** Set once the request is signed (its key in #inflight). */
+  key?: string;
+  completion?: ClientCompletion;
+}
+
+function requestKey(client: string, timestamp: number): string {
+  return `${client}\u0000${timestamp}`;
+}
+
+/** The client's PeerId (`<PeerId>/<slot>` or a bare PeerId). */
+export function clientPeer(client: string): string {
+  const slash = client.indexOf('/');
+  return slash < 0 ? client : client.slice(0, slash);
+}
+
+/** The public key a client signs with: the ed25519 key inside its PeerId. */
+export function clientKeyOf(client: string): Uint8Array | undefined {
+  try {
+    return publicKeyFromPeerId(clientPeer(client));
+  } catch {
+    return undefined;
+  }
+}
+
+export class PbftRuntime implements Consensus<Replica> {
+  readonly kind = 'pbft' as const;
+  readonly id: NodeId;
+  readonly replica: Replica;
+  readonly core: PbftReplica;
+  readonly membership: Membership;
+  readonly #auth: PbftAuth;
+  readonly #transport: EngineTransport;
+  readonly #timers: Timers;
+  readonly #tickMs: number;
+  readonly #log: Logger;
+  readonly #signer: PbftSigner;
+  readonly #members: readonly NodeId[];
+  readonly #clients: (PbftClient | undefined)[] = new Array<PbftClient | undefined>(CLIENT_SLOTS);
+  readonly #clientsById = new Map<string, PbftClient>();
+  readonly #queued: Waiter[] = [];
+  /** Signed requests waiting for their certificate and this replica's execution, by request key. */
+  readonly #inflight = new Map<string, Waiter>();
+  /** This replica's recent executions by request key (outcome, result bytes). */
+  readonly #executed = new Map<string, { outcome: CommandOutcome }>();
+  readonly #local: PbftMessage[] = [];
+  readonly #boundary: BoundaryDrops = { malformed: 0, unknownClient: 0, queueFull: 0 };
+  readonly #firstTimestamp: number;
+  #nextSlot = 0;
+  #cancelTick: Cancel | undefined;
+  #unsubscribe: (() => void) | undefined;
+  #started = false;
+  #stopped = false;
+  #running = false;
+  #scheduled = false;
+  #idle: Array<() => void> = [];
+  #closing: Promise<void> | undefined;
+  #lastStamp = 0;
+
+  constructor(opts: PbftRuntimeOptions) {
+    this.id = opts.id;
+    this.replica = opts.replica;
+    this.membership = opts.membership;
+    this.#transport = opts.transport;
+    this.#timers = opts.timers ?? systemTimers;
+    this.#tickMs = opts.tickMs ?? DEFAULT_PBFT_TICK_MS;
+    this.#log = opts.logger ?? createLogger('pbft');
+    this.#signer = opts.signer;
+    this.#auth = new PbftAuth(opts.membership, sha256Ed25519);
+    this.#members = opts.membership.replicas.map((r) => r.id);
+    this.core = new PbftReplica({ id: opts.id, membership: opts.membership, signer: opts.signer, verifier: sha256Ed25519, clientKey: clientKeyOf, ...(opts.limits !== undefined ? { limits: opts.limits } : {}) }, this.#auth);
+    // Client timestamps grow per client across restarts: ms since the epoch × 1024 at start.
+    this.#firstTimestamp = this.#timers.now() * 1024;
+  }
+
+  async start(): Promise<void> {
+    if (this.#started || this.#stopped) return;
+    this.#started = true;
+    this.#unsubscribe = this.#transport.onMessage((from, payload) => this.#onPayload(from, payload));
+    let due = this.#timers.now() + this.#tickMs;
+    const tick = (): void => {
+      if (this.#stopped) return;
+      this.core.tick();
+      for (const c of this.#clients) c?.tick();
+      this.#schedule();
+      const now = this.#timers.now();
+      due = now - due > this.#tickMs ? now + this.#tickMs : due + this.#tickMs;
+      this.#cancelTick = this.#timers.after(Math.max(0, due - now), tick);
+    };
+    this.#cancelTick = this.#timers.after(this.#tickMs, tick);
+    this.#schedule();
+  }
+
+  // ---- status -------------------------------------------------------------------------------
+
+  pbftStatus(): PbftRuntimeStatus {
+    const stats = this.core.stats();
+    const core = DROP_REASONS.reduce((sum, r: DropReason) => sum + stats.dropped[r], 0);
+    const b = this.#boundary;
+    return { ...this.core.status(), stats, boundary: { ...b }, droppedTotal: core + b.malformed + b.unknownClient + b.queueFull, pendingSubmits: this.#queued.length + this.#inflight.size };
+  }
+
+  status(): EngineStatus {
+    const s = this.core.status();
+    return { kind: 'pbft', self: this.id, leader: s.active ? s.primary : null, term: s.view, commitIndex: s.lastExecuted, appliedIndex: s.lastExecuted };
+  }
+
+  members(): EngineMember[] {
+    const s = this.core.status();
+    return this.#members.map((peerId) => ({ peerId, role: 'voter' as const, state: peerId === s.primary ? 'primary' : 'backup' }));
+  }
+
+  // ---- client API ---------------------------------------------------------------------------
+
+  submit(cmd: SubmitCommand, opts: SubmitOptions = {}): Promise<PbftOutcome> {
+    const session = cmd.idempotency !== undefined ? { client: cmd.idempotency.client, key: `idem:${cmd.idempotency.key}` } : undefined;
+    const command = { operator_id: cmd.operator_id, inputs: cmd.inputs, timestamp: this.#stamp(), ...(session !== undefined ? { session } : {}) };
+    const problem = commandProblem(command);
+    if (problem !== null) return Promise.reject(new InvalidCommandError(problem));
+    let op: Uint8Array;
+    try {
+      op = encodeWriteOp(command);
+    } catch (e) {
+      if (e instanceof StateMachineError) return Promise.reject(new InvalidCommandError(e.message));
+      throw e;
+    }
+    return this.#order(op, true, opts.signal);
+  }
+
+  async read(operator_id: string, inputs: Json, opts: ReadOptions = {}): Promise<ApplyResult> {
+    if (this.#stopped) throw new UnavailableError('pbft runtime stopped');
+    if (opts.consistency === 'serializable') return this.replica.query(operator_id, inputs);
+    const o = await this.#order(encodeReadOp(operator_id, inputs, this.#stamp()), false, opts.signal);
+    return o.result;
+  }
+
+  /** Wall time for a command, never going back (receipt times follow it). */
+  #stamp(): number {
+    this.#lastStamp = Math.max(this.#lastStamp, this.#timers.now());
+    return this.#lastStamp;
+  }
+
+  #order(op: Uint8Array, write: boolean, signal: AbortSignal | undefined): Promise<PbftOutcome> {
+    if (this.#stopped) return Promise.reject(new UnavailableError('pbft runtime stopped'));
+    if (signal?.aborted === true) return Promise.reject(abortError(signal, 'pbft submit'));
+    if (op.byteLength > this.core.limits.maxOpBytes) return Promise.reject(new InvalidCommandError(`command of ${op.byteLength} bytes over ${this.core.limits.maxOpBytes}`));
+    if (this.#queued.length + this.#inflight.size >= MAX_PENDING_COMMANDS) return Promise.reject(new UnavailableError('pbft runtime overloaded'));
+    return new Promise<PbftOutcome>((resolve, reject) => {
+      const w: Waiter = { op, write, resolve, reject, detach: () => undefined, done: false };
+      const cancelWait = this.#timers.after(MAX_WAIT_MS, () => this.#finish(w, new UnavailableError(`no quorum answered within ${MAX_WAIT_MS} ms`)));
+      const off = onAbort(signal, () => this.#finish(w, signal === undefined ? new UnavailableError('aborted') : this.#abortAnswer(signal)));
+      w.detach = () => {
+        cancelWait();
+        off();
+      };
+      this.#queued.push(w);
+      this.#dispatch();
+    });
+  }
+
+  /** A deadline passing before agreement is UNAVAILABLE (retryable), as etcd answers; a cancel stays a cancel. */
+  #abortAnswer(signal: AbortSignal): Error {
+    const e = abortError(signal, 'pbft submit');
+    return e.code === 'DEADLINE_EXCEEDED' ? new UnavailableError('deadline passed before the replicas agreed') : e;
+  }
+
+  #finish(w: Waiter, result: Error | PbftOutcome): void {
+    if (w.done) return;
+    w.done = true;
+    w.detach();
+    const i = this.#queued.indexOf(w);
+    if (i >= 0) this.#queued.splice(i, 1);
+    if (result instanceof Error) w.reject(result);
+    else w.resolve(result);
+  }
+
+  /** Gives queued requests to free client slots. */
+  #dispatch(): void {
+    while (this.#queued.length > 0 && !this.#stopped) {
+      const slot = this.#freeSlot();
+      if (slot === undefined) return;
+      const w = this.#queued.shift() as Waiter;
+      if (w.done) continue;
+      const request = slot.submit(w.op);
+      w.key = requestKey(request.client, request.timestamp);
+      this.#inflight.set(w.key, w);
+      this.#drainClient(slot);
+    }
+  }
+
+  #freeSlot(): PbftClient | undefined {
+    for (let k = 0; k < CLIENT_SLOTS; k++) {
+      const i = (this.#nextSlot + k) % CLIENT_SLOTS;
+      let c = this.#clients[i];
+      if (c === undefined) {
+        c = new PbftClient({ id: `${this.id}/${i}`, membership: this.membership, signer: this.#signer, verifier: sha256Ed25519, firstTimestamp: this.#firstTimestamp, retransmitTicks: CLIENT_RETRANSMIT_TICKS, maxRetransmits: Math.ceil(MAX_WAIT_MS / (CLIENT_RETRANSMIT_TICKS * this.#tickMs)), auth: this.#auth });
+        this.#clients[i] = c;
+        this.#clientsById.set(c.id, c);
+      }
+      if (!c.busy()) {
+        this.#nextSlot = (i + 1) % CLIENT_SLOTS;
+        return c;
+      }
+    }
+    return undefined;
+  }
+
+  #drainClient(c: PbftClient): void {
+    const out = c.drain();
+    for (const m of out.messages) {
+      if (m.to === BROADCAST) {
+        for (const id of this.#members) this.#deliver(id, [m.message]);
+      } else this.#deliver(m.to, [m.message]);
+    }
+    for (const done of out.completed) this.#onCompleted(done);
+    for (const r of out.failed) {
+      const w = this.#inflight.get(requestKey(r.client, r.timestamp));
+      if (w !== undefined) {
+        this.#inflight.delete(requestKey(r.client, r.timestamp));
+        this.#finish(w, new UnavailableError('no f+1 matching replies after every retransmission'));
+      }
+    }
+    if (out.completed.length > 0 || out.failed.length > 0) this.#dispatch();
+  }
+
+  #onCompleted(done: ClientCompletion): void {
+    const key = requestKey(done.request.client, done.request.timestamp);
+    const w = this.#inflight.get(key);
+    if (w === undefined) return;
+    w.completion = done;
+    this.#settle(key, w);
+  }
+
+  /** Resolves a request once it is certified and (for a write) this replica executed it. */
+  #settle(key: string, w: Waiter): void {
+    const done = w.completion;
+    if (done === undefined) return;
+    const local = this.#executed.get(key);
+    const certified = decodeResult(done.result);
+    if (w.write && local === undefined && this.core.lastExecuted() < done.seq) return; // this replica catches up next
+    this.#inflight.delete(key);
+    if (certified === null) {
+      this.#finish(w, new UnavailableError('the replicas certified a result this runtime cannot read'));
+      return;
+    }
+    // A replica that skipped the seq by state transfer has no receipt of its own for it.
+    const outcome = local?.outcome ?? { result: certified, receipt: null };
+    this.#finish(w, { ...outcome, certificate: done.certificate, certifiedResult: done.result });
+  }
+
+  // ---- inbound ------------------------------------------------------------------------------
+
+  #onPayload(from: string, payload: JsonObject): void {
+    if (this.#stopped || !isPbftPayload(payload)) return;
+    const { messages, malformed } = decodePbftPayload(payload, this.core.limits);
+    this.#boundary.malformed += malformed;
+    if (malformed > 0) this.#log.debug({ from, malformed }, 'malformed PBFT messages dropped');
+    for (const m of messages) this.#stepOne(from, m);
+    this.#schedule();
+  }
+
+  #stepOne(from: string, m: PbftMessage): void {
+    if (m.type === 'reply') {
+      const c = this.#clientsById.get(m.client);
+      if (c === undefined || from !== this.#members[m.replica]) {
+        this.#boundary.unknownClient++;
+        return;
+      }
+      c.step(m);
+      this.#drainClient(c);
+      return;
+    }
+    this.core.step(from, m);
+  }
+
+  /** To a member (this one included: queued and stepped on the next run, never re-entrantly). */
+  #deliver(to: string, messages: readonly PbftMessage[]): void {
+    if (to === this.id) {
+      for (const m of messages) {
+        if (this.#local.length >= MAX_LOCAL_QUEUE) this.#boundary.queueFull++;
+        else this.#local.push(m);
+      }
+      this.#schedule();
+      return;
+    }
+    for (const p of encodePbftPayloads(messages)) {
+      this.#transport.send(to, p).catch((e: unknown) => this.#log.debug({ to, err: (e as Error).message }, 'PBFT send failed'));
+    }
+  }
+
+  // ---- the Ready loop -----------------------------------------------------------------------
+
+  #schedule(): void {
+    if (this.#scheduled || this.#stopped || !this.#started) return;
+    this.#scheduled = true;
+    this.#timers.defer(() => {
+      this.#scheduled = false;
+      void this.#run();
+    });
+  }
+
+  async #run(): Promise<void> {
+    if (this.#running || this.#stopped) return;
+    this.#running = true;
+    try {
+      for (const m of this.#local.splice(0)) this.#stepOne(this.id, m);
+      for (let i = 0; i < MAX_READIES_PER_RUN && !this.#stopped; i++) {
+        const rd = this.core.ready();
+        if (rd === null) break;
+        await this.#handle(rd);
+        for (const m of this.#local.splice(0)) this.#stepOne(this.id, m);
+      }
+      for (const c of this.#clients) if (c !== undefined) this.#drainClient(c);
+    } catch (e) {
+      this.#fail(e as Error);
+    } finally {
+      this.#running = false;
+      for (const wake of this.#idle.splice(0)) wake();
+    }
+    if (this.#local.length > 0 || this.core.hasReady()) this.#schedule();
+  }
+
+  async #handle(rd: PbftReady): Promise<void> {
+    this.#send(rd);
+    if (rd.softState !== undefined) this.#log.info({ view: rd.softState.view, primary: rd.softState.primary, active: rd.softState.active }, 'pbft view');
+    if (rd.restore !== undefined) {
+      await this.replica.restore(rd.restore.appSnapshot);
+      if (this.#stopped) return;
+      this.#log.info({ seq: rd.restore.seq }, 'state transferred from the stable checkpoint');
+    }
+    const executions = rd.committed.map((b) => this.#execute(b));
+    this.core.advance(rd, executions);
+    // Writes certified before this replica executed them settle now.
+    for (const [key, w] of this.#inflight) if (w.completion !== undefined) this.#settle(key, w);
+  }
+
+  #send(rd: PbftReady): void {
+    const byPeer = new Map<string, PbftMessage[]>();
+    const add = (to: string, m: PbftMessage): void => {
+      let l = byPeer.get(to);
+      if (l === undefined) byPeer.set(to, (l = []));
+      l.push(m);
+    };
+    for (const o of rd.messages) {
+      if (o.to === BROADCAST) {
+        for (const id of this.#members) if (id !== this.id) add(id, o.message);
+      } else add(o.to, o.message);
+    }
+    for (const r of rd.replies) this.#reply(r.to, r.message, add);
+    for (const [to, msgs] of byPeer) this.#deliver(to, msgs);
+  }
+
+  #reply(client: string, m: ReplyMessage, add: (to: string, m: PbftMessage) => void): void {
+    const local = this.#clientsById.get(client);
+    if (local !== undefined) {
+      local.step(m);
+      return;
+    }
+    add(clientPeer(client), m);
+  }
+
+  #execute(b: CommittedBatch): BatchExecution {
+    const results: Uint8Array[] = [];
+    b.requests.forEach((r: RequestMessage, i) => {
+      if (b.execute[i] !== true) return;
+      results.push(this.#executeOne(r));
+    });
+    return b.checkpoint ? { seq: b.seq, results, appSnapshot: this.replica.snapshot() } : { seq: b.seq, results };
+  }
+
+  #executeOne(r: RequestMessage): Uint8Array {
+    const op = decodeOp(r.op);
+    if (typeof op === 'string') return invalidResult(op);
+    if (op.kind === 'read') return readResult(this.replica.query(op.operator_id, op.inputs, op.timestamp));
+    const outcome = this.replica.execute(op.command);
+    const key = requestKey(r.client, r.timestamp);
+    this.#executed.set(key, { outcome });
+    if (this.#executed.size > EXECUTIONS_REMEMBERED) this.#executed.delete(this.#executed.keys().next().value as string);
+    return writeResult(outcome.result, op.command);
+  }
+
+  /** An invariant broke (or storage failed): this replica stops rather than diverge. */
+  #fail(e: Error): void {
+    if (this.#stopped) return;
+    this.#log.fatal({ err: e.message, stack: e.stack }, 'pbft runtime failed; stopping');
+    this.#halt(`pbft runtime failed: ${e.message}`);
+  }
+
+  #halt(reason: string): void {
+    this.#stopped = true;
+    this.#cancelTick?.();
+    this.#unsubscribe?.();
+    for (const w of [...this.#queued, ...this.#inflight.values()]) this.#finish(w, new UnavailableError(reason));
+    this.#queued.length = 0;
+    this.#inflight.clear();
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      if (!this.#stopped) this.#halt('node stopping');
+      if (this.#running) await new Promise<void>((resolve) => this.#idle.push(resolve));
+      await this.replica.close();
+    })();
+    return this.#closing;
+  }
+}
+
+/** The certificate an outcome carries, in the text form receipts and the API use. */
+export function carriedCertificate(o: PbftOutcome, encode: (b: Uint8Array) => string): CarriedCertificate {
+  return { scheme: PBFT_CERTIFICATE_SCHEME, certificate: certificateToText(o.certificate), result: encode(o.certifiedResult) };
+}
+
