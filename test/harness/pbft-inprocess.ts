@@ -5,7 +5,7 @@
 import type { EngineTransport } from '../../src/consensus/ports.ts';
 import { PbftRuntime } from '../../src/consensus/pbft/runtime/runtime.ts';
 import type { Membership, PbftLimits } from '../../src/consensus/pbft/types.ts';
-import { crypto, peerIdFromPublicKeyBytes } from '../../src/crypto/index.ts';
+import { crypto, peerIdFromPublicKeyBytes, type Ed25519Signer } from '../../src/crypto/index.ts';
 import type { JsonObject } from '../../src/ico/types.ts';
 import { silentLogger } from '../../src/log/logger.ts';
 import { Replica } from '../../src/replica/replica.ts';
@@ -16,6 +16,8 @@ type Handler = (from: string, payload: JsonObject) => void;
 export interface InProcessPbft {
   readonly members: PbftRuntime[];
   readonly membership: Membership;
+  /** The members' keys, in membership order (tests sign as a Byzantine member with them). */
+  readonly signers: readonly Ed25519Signer[];
   /** Every payload sent goes through here first (tests inject bad input with `inject`). */
   inject(from: string, to: string, payload: JsonObject): void;
   cut(id: string): void;
@@ -55,6 +57,7 @@ export async function startInProcessPbft(opts: { n?: number; tickMs?: number; li
   return {
     members,
     membership,
+    signers,
     inject: (from, to, payload) => deliver(from, to, payload),
     cut: (id) => cut.add(id),
     async close() {

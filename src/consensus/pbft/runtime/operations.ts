@@ -6,7 +6,6 @@
 // (operator, inputs and outputs hashes), which is what ties a certificate to a receipt.
 import { canonicalBytes, digestJson, parseJson, utf8Decode } from '../../../crypto/index.ts';
 import type { Json } from '../../../ico/types.ts';
-import type { Receipt } from '../../../receipts/receipt.ts';
 import { decodeCommand, encodeCommand } from '../../../statemachine/command.ts';
 import { StateMachineError } from '../../../statemachine/errors.ts';
 import type { ApplyResult, Command } from '../../../statemachine/types.ts';
@@ -104,23 +103,6 @@ export function decodeResult(bytes: Uint8Array): ApplyResult | null {
     const code = o['code'];
     if (code !== 'UNKNOWN_OPERATOR' && code !== 'INVALID_INPUT' && code !== 'OPERATOR_FAILED' && code !== 'INVALID_COMMAND') return null;
     return typeof o['path'] === 'string' ? { ok: false, code, message: o['message'], path: o['path'] } : { ok: false, code, message: o['message'] };
-  }
-  return null;
-}
-
-/** Does a certified write result describe exactly this receipt's operation? (null: yes; else why not) */
-export function resultReceiptMismatch(result: Uint8Array, receipt: Receipt): string | null {
-  let v: unknown;
-  try {
-    v = parseJson(utf8Decode(result));
-  } catch {
-    return 'the certified result is not JSON';
-  }
-  if (typeof v !== 'object' || v === null) return 'the certified result is not an object';
-  const o = v as Record<string, unknown>;
-  if (o['ok'] !== true || o['read'] === true) return 'the certified result is not a successful write';
-  for (const k of ['operator_id', 'inputs_hash', 'outputs_hash'] as const) {
-    if (o[k] !== receipt.operation[k]) return `the certified ${k} differs from the receipt's`;
   }
   return null;
 }

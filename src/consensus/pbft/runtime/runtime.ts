@@ -18,6 +18,8 @@ import type { ApplyResult } from '../../../statemachine/types.ts';
 import { publicKeyFromPeerId } from '../../../crypto/index.ts';
 import { PbftAuth, sha256Ed25519 } from '../auth.ts';
 import { certificateToText, type QuorumCertificate } from '../certificate.ts';
+import { PBFT_CERTIFICATE_SCHEME, type CarriedCertificate } from '../receipt-certificate.ts';
+import { base64urlEncode } from '../../../crypto/index.ts';
 import { PbftClient, type ClientCompletion } from '../client.ts';
 import { DROP_REASONS, type DropReason } from '../errors.ts';
 import { PbftReplica, type PbftStats, type PbftStatus } from '../replica.ts';
@@ -36,19 +38,7 @@ export const MAX_READIES_PER_RUN = 1_000;
 /** Messages to this replica from itself waiting to be stepped (the clients' requests to it). */
 export const MAX_LOCAL_QUEUE = 4 * CLIENT_SLOTS;
 /** Ticks between a client's retransmissions (it then broadcasts the request to every replica). */
-export const CLIENT_RETRANSMIT_TICKS = 20;
-
-/** The scheme id certificates of this runtime are reported under (src/verify's QuorumCertificateScheme). */
-export const PBFT_CERTIFICATE_SCHEME = 'pbft/1';
-
-/** A quorum certificate as an outcome carries it: the certificate's text and the certified result bytes. */
-export interface CarriedCertificate {
-  readonly scheme: typeof PBFT_CERTIFICATE_SCHEME;
-  /** certificateToText(certificate): base64url of the binary form (PROTOCOL.md). */
-  readonly certificate: string;
-  /** base64url of the certified result (operations.ts: canonical JSON naming the receipt's operation). */
-  readonly result: string;
-}
+export const CLIENT_RETRANSMIT_TICKS = 10;
 
 export interface PbftOutcome extends CommandOutcome {
   readonly certificate: QuorumCertificate;
@@ -500,8 +490,7 @@ export class PbftRuntime implements Consensus<Replica> {
   }
 }
 
-/** The certificate an outcome carries, in the text form receipts and the API use. */
-export function carriedCertificate(o: PbftOutcome, encode: (b: Uint8Array) => string): CarriedCertificate {
-  return { scheme: PBFT_CERTIFICATE_SCHEME, certificate: certificateToText(o.certificate), result: encode(o.certifiedResult) };
+/** The certificate an outcome carries, in the JSON form receipts and the API use. */
+export function carriedCertificate(o: PbftOutcome): CarriedCertificate {
+  return { scheme: PBFT_CERTIFICATE_SCHEME, certificate: certificateToText(o.certificate), result: base64urlEncode(o.certifiedResult) };
 }
-
