@@ -22,6 +22,11 @@ function tagged(tag: number, body: Uint8Array): Uint8Array {
   return out;
 }
 
+/** Does this op change state (a Command)? */
+export function isWriteOp(op: Uint8Array): boolean {
+  return op[0] === WRITE;
+}
+
 /** Throws StateMachineError (INVALID_COMMAND) for a command out of its limits. */
 export function encodeWriteOp(command: Command): Uint8Array {
   return tagged(WRITE, encodeCommand(command));

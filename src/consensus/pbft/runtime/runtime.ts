@@ -20,25 +20,21 @@ import { PbftAuth, sha256Ed25519 } from '../auth.ts';
 import { certificateToText, type QuorumCertificate } from '../certificate.ts';
 import { PBFT_CERTIFICATE_SCHEME, type CarriedCertificate } from '../receipt-certificate.ts';
 import { base64urlEncode } from '../../../crypto/index.ts';
-import { PbftClient, type ClientCompletion } from '../client.ts';
 import { DROP_REASONS, type DropReason } from '../errors.ts';
 import { PbftReplica, type PbftStats, type PbftStatus } from '../replica.ts';
 import { BROADCAST, type BatchExecution, type CommittedBatch, type Membership, type NodeId, type PbftLimits, type PbftMessage, type PbftReady, type PbftSigner, type ReplyMessage, type RequestMessage } from '../types.ts';
-import { decodeOp, decodeResult, encodeReadOp, encodeWriteOp, invalidResult, readResult, writeResult } from './operations.ts';
+import { CLIENT_SLOTS, PbftRequester, clientKeyOf, clientPeer, requestKey, type Certified } from './requester.ts';
+import { decodeOp, decodeResult, isWriteOp, encodeReadOp, encodeWriteOp, invalidResult, readResult, writeResult } from './operations.ts';
 import { decodePbftPayload, encodePbftPayloads, isPbftPayload } from './wire.ts';
 
 /** One PBFT tick of real time (request and view-change timeouts count ticks). */
 export const DEFAULT_PBFT_TICK_MS = 25;
-/** Concurrent requests of one runtime (one PbftClient each: a client has one request outstanding). */
-export const CLIENT_SLOTS = 64;
 /** Local executions remembered so a submit that hears its certificate late still finds its receipt. */
 export const EXECUTIONS_REMEMBERED = 4096;
 /** Readies handled in one run of the loop before it yields to other work. */
 export const MAX_READIES_PER_RUN = 1_000;
 /** Messages to this replica from itself waiting to be stepped (the clients' requests to it). */
 export const MAX_LOCAL_QUEUE = 4 * CLIENT_SLOTS;
-/** Ticks between a client's retransmissions (it then broadcasts the request to every replica). */
-export const CLIENT_RETRANSMIT_TICKS = 10;
 
 export interface PbftOutcome extends CommandOutcome {
   readonly certificate: QuorumCertificate;
@@ -77,37 +73,6 @@ export interface PbftRuntimeStatus extends PbftStatus {
   readonly pendingSubmits: number;
 }
 
-interface Waiter {
-  readonly op: Uint8Array;
-  readonly write: boolean;
-  readonly resolve: (o: PbftOutcome) => void;
-  readonly reject: (e: Error) => void;
-  detach: () => void;
-  done: boolean;
-  /** Set once the request is signed (its key in #inflight). */
-  key?: string;
-  completion?: ClientCompletion;
-}
-
-function requestKey(client: string, timestamp: number): string {
-  return `${client}\u0000${timestamp}`;
-}
-
-/** The client's PeerId (`<PeerId>/<slot>` or a bare PeerId). */
-export function clientPeer(client: string): string {
-  const slash = client.indexOf('/');
-  return slash < 0 ? client : client.slice(0, slash);
-}
-
-/** The public key a client signs with: the ed25519 key inside its PeerId. */
-export function clientKeyOf(client: string): Uint8Array | undefined {
-  try {
-    return publicKeyFromPeerId(clientPeer(client));
-  } catch {
-    return undefined;
-  }
-}
-
 export class PbftRuntime implements Consensus<Replica> {
   readonly kind = 'pbft' as const;
   readonly id: NodeId;
@@ -119,19 +84,12 @@ export class PbftRuntime implements Consensus<Replica> {
   readonly #timers: Timers;
   readonly #tickMs: number;
   readonly #log: Logger;
-  readonly #signer: PbftSigner;
   readonly #members: readonly NodeId[];
-  readonly #clients: (PbftClient | undefined)[] = new Array<PbftClient | undefined>(CLIENT_SLOTS);
-  readonly #clientsById = new Map<string, PbftClient>();
-  readonly #queued: Waiter[] = [];
-  /** Signed requests waiting for their certificate and this replica's execution, by request key. */
-  readonly #inflight = new Map<string, Waiter>();
+  readonly #requests: PbftRequester<PbftOutcome>;
   /** This replica's recent executions by request key (outcome, result bytes). */
   readonly #executed = new Map<string, { outcome: CommandOutcome }>();
   readonly #local: PbftMessage[] = [];
   readonly #boundary: BoundaryDrops = { malformed: 0, unknownClient: 0, queueFull: 0 };
-  readonly #firstTimestamp: number;
-  #nextSlot = 0;
   #cancelTick: Cancel | undefined;
   #unsubscribe: (() => void) | undefined;
   #started = false;
@@ -150,12 +108,19 @@ export class PbftRuntime implements Consensus<Replica> {
     this.#timers = opts.timers ?? systemTimers;
     this.#tickMs = opts.tickMs ?? DEFAULT_PBFT_TICK_MS;
     this.#log = opts.logger ?? createLogger('pbft');
-    this.#signer = opts.signer;
     this.#auth = new PbftAuth(opts.membership, sha256Ed25519);
     this.#members = opts.membership.replicas.map((r) => r.id);
     this.core = new PbftReplica({ id: opts.id, membership: opts.membership, signer: opts.signer, verifier: sha256Ed25519, clientKey: clientKeyOf, ...(opts.limits !== undefined ? { limits: opts.limits } : {}) }, this.#auth);
-    // Client timestamps grow per client across restarts: ms since the epoch × 1024 at start.
-    this.#firstTimestamp = this.#timers.now() * 1024;
+    this.#requests = new PbftRequester<PbftOutcome>({
+      id: opts.id,
+      membership: opts.membership,
+      signer: opts.signer,
+      auth: this.#auth,
+      timers: this.#timers,
+      tickMs: this.#tickMs,
+      send: (to, request) => this.#deliver(to, [request]),
+      onCertified: (c) => this.#settle(c),
+    });
   }
 
   async start(): Promise<void> {
@@ -166,7 +131,7 @@ export class PbftRuntime implements Consensus<Replica> {
     const tick = (): void => {
       if (this.#stopped) return;
       this.core.tick();
-      for (const c of this.#clients) c?.tick();
+      this.#requests.tick();
       this.#schedule();
       const now = this.#timers.now();
       due = now - due > this.#tickMs ? now + this.#tickMs : due + this.#tickMs;
@@ -182,7 +147,7 @@ export class PbftRuntime implements Consensus<Replica> {
     const stats = this.core.stats();
     const core = DROP_REASONS.reduce((sum, r: DropReason) => sum + stats.dropped[r], 0);
     const b = this.#boundary;
-    return { ...this.core.status(), stats, boundary: { ...b }, droppedTotal: core + b.malformed + b.unknownClient + b.queueFull, pendingSubmits: this.#queued.length + this.#inflight.size };
+    return { ...this.core.status(), stats, boundary: { ...b }, droppedTotal: core + b.malformed + b.unknownClient + b.queueFull, pendingSubmits: this.#requests.pending };
   }
 
   status(): EngineStatus {
@@ -209,13 +174,13 @@ export class PbftRuntime implements Consensus<Replica> {
       if (e instanceof StateMachineError) return Promise.reject(new InvalidCommandError(e.message));
       throw e;
     }
-    return this.#order(op, true, opts.signal);
+    return this.#order(op, opts.signal);
   }
 
   async read(operator_id: string, inputs: Json, opts: ReadOptions = {}): Promise<ApplyResult> {
     if (this.#stopped) throw new UnavailableError('pbft runtime stopped');
     if (opts.consistency === 'serializable') return this.replica.query(operator_id, inputs);
-    const o = await this.#order(encodeReadOp(operator_id, inputs, this.#stamp()), false, opts.signal);
+    const o = await this.#order(encodeReadOp(operator_id, inputs, this.#stamp()), opts.signal);
     return o.result;
   }
 
@@ -225,112 +190,26 @@ export class PbftRuntime implements Consensus<Replica> {
     return this.#lastStamp;
   }
 
-  #order(op: Uint8Array, write: boolean, signal: AbortSignal | undefined): Promise<PbftOutcome> {
+  #order(op: Uint8Array, signal: AbortSignal | undefined): Promise<PbftOutcome> {
     if (this.#stopped) return Promise.reject(new UnavailableError('pbft runtime stopped'));
-    if (signal?.aborted === true) return Promise.reject(abortError(signal, 'pbft submit'));
     if (op.byteLength > this.core.limits.maxOpBytes) return Promise.reject(new InvalidCommandError(`command of ${op.byteLength} bytes over ${this.core.limits.maxOpBytes}`));
-    if (this.#queued.length + this.#inflight.size >= MAX_PENDING_COMMANDS) return Promise.reject(new UnavailableError('pbft runtime overloaded'));
-    return new Promise<PbftOutcome>((resolve, reject) => {
-      const w: Waiter = { op, write, resolve, reject, detach: () => undefined, done: false };
-      const cancelWait = this.#timers.after(MAX_WAIT_MS, () => this.#finish(w, new UnavailableError(`no quorum answered within ${MAX_WAIT_MS} ms`)));
-      const off = onAbort(signal, () => this.#finish(w, signal === undefined ? new UnavailableError('aborted') : this.#abortAnswer(signal)));
-      w.detach = () => {
-        cancelWait();
-        off();
-      };
-      this.#queued.push(w);
-      this.#dispatch();
-    });
+    return this.#requests.order(op, signal);
   }
 
-  /** A deadline passing before agreement is UNAVAILABLE (retryable), as etcd answers; a cancel stays a cancel. */
-  #abortAnswer(signal: AbortSignal): Error {
-    const e = abortError(signal, 'pbft submit');
-    return e.code === 'DEADLINE_EXCEEDED' ? new UnavailableError('deadline passed before the replicas agreed') : e;
-  }
-
-  #finish(w: Waiter, result: Error | PbftOutcome): void {
-    if (w.done) return;
-    w.done = true;
-    w.detach();
-    const i = this.#queued.indexOf(w);
-    if (i >= 0) this.#queued.splice(i, 1);
-    if (result instanceof Error) w.reject(result);
-    else w.resolve(result);
-  }
-
-  /** Gives queued requests to free client slots. */
-  #dispatch(): void {
-    while (this.#queued.length > 0 && !this.#stopped) {
-      const slot = this.#freeSlot();
-      if (slot === undefined) return;
-      const w = this.#queued.shift() as Waiter;
-      if (w.done) continue;
-      const request = slot.submit(w.op);
-      w.key = requestKey(request.client, request.timestamp);
-      this.#inflight.set(w.key, w);
-      this.#drainClient(slot);
-    }
-  }
-
-  #freeSlot(): PbftClient | undefined {
-    for (let k = 0; k < CLIENT_SLOTS; k++) {
-      const i = (this.#nextSlot + k) % CLIENT_SLOTS;
-      let c = this.#clients[i];
-      if (c === undefined) {
-        c = new PbftClient({ id: `${this.id}/${i}`, membership: this.membership, signer: this.#signer, verifier: sha256Ed25519, firstTimestamp: this.#firstTimestamp, retransmitTicks: CLIENT_RETRANSMIT_TICKS, maxRetransmits: Math.ceil(MAX_WAIT_MS / (CLIENT_RETRANSMIT_TICKS * this.#tickMs)), auth: this.#auth });
-        this.#clients[i] = c;
-        this.#clientsById.set(c.id, c);
-      }
-      if (!c.busy()) {
-        this.#nextSlot = (i + 1) % CLIENT_SLOTS;
-        return c;
-      }
-    }
-    return undefined;
-  }
-
-  #drainClient(c: PbftClient): void {
-    const out = c.drain();
-    for (const m of out.messages) {
-      if (m.to === BROADCAST) {
-        for (const id of this.#members) this.#deliver(id, [m.message]);
-      } else this.#deliver(m.to, [m.message]);
-    }
-    for (const done of out.completed) this.#onCompleted(done);
-    for (const r of out.failed) {
-      const w = this.#inflight.get(requestKey(r.client, r.timestamp));
-      if (w !== undefined) {
-        this.#inflight.delete(requestKey(r.client, r.timestamp));
-        this.#finish(w, new UnavailableError('no f+1 matching replies after every retransmission'));
-      }
-    }
-    if (out.completed.length > 0 || out.failed.length > 0) this.#dispatch();
-  }
-
-  #onCompleted(done: ClientCompletion): void {
-    const key = requestKey(done.request.client, done.request.timestamp);
-    const w = this.#inflight.get(key);
-    if (w === undefined) return;
-    w.completion = done;
-    this.#settle(key, w);
-  }
-
-  /** Resolves a request once it is certified and (for a write) this replica executed it. */
-  #settle(key: string, w: Waiter): void {
-    const done = w.completion;
-    if (done === undefined) return;
-    const local = this.#executed.get(key);
+  /** Settles a certified request once (for a write) this replica executed it too. */
+  #settle(c: Certified<PbftOutcome>): void {
+    const done = c.completion;
+    const local = this.#executed.get(c.key);
+    const write = isWriteOp(done.request.op);
+    if (write && local === undefined && this.core.lastExecuted() < done.seq) return; // settled when this replica executes it
     const certified = decodeResult(done.result);
-    if (w.write && local === undefined && this.core.lastExecuted() < done.seq) return; // this replica catches up next
-    this.#inflight.delete(key);
     if (certified === null) {
-      this.#finish(w, new UnavailableError('the replicas certified a result this runtime cannot read'));
+      c.settle(new UnavailableError('the replicas certified a result this runtime cannot read'));
       return;
     }
     // A replica that skipped the seq by state transfer has no receipt of its own for it.
     const outcome = local?.outcome ?? { result: certified, receipt: null };
-    this.#finish(w, { ...outcome, certificate: done.certificate, certifiedResult: done.result });
+    c.settle({ ...outcome, certificate: done.certificate, certifiedResult: done.result });
   }
 
   // ---- inbound ------------------------------------------------------------------------------
@@ -346,13 +225,7 @@ export class PbftRuntime implements Consensus<Replica> {
 
   #stepOne(from: string, m: PbftMessage): void {
     if (m.type === 'reply') {
-      const c = this.#clientsById.get(m.client);
-      if (c === undefined || from !== this.#members[m.replica]) {
-        this.#boundary.unknownClient++;
-        return;
-      }
-      c.step(m);
-      this.#drainClient(c);
+      if (from !== this.#members[m.replica] || !this.#requests.onReply(m)) this.#boundary.unknownClient++;
       return;
     }
     this.core.step(from, m);
@@ -395,7 +268,6 @@ export class PbftRuntime implements Consensus<Replica> {
         await this.#handle(rd);
         for (const m of this.#local.splice(0)) this.#stepOne(this.id, m);
       }
-      for (const c of this.#clients) if (c !== undefined) this.#drainClient(c);
     } catch (e) {
       this.#fail(e as Error);
     } finally {
@@ -416,7 +288,7 @@ export class PbftRuntime implements Consensus<Replica> {
     const executions = rd.committed.map((b) => this.#execute(b));
     this.core.advance(rd, executions);
     // Writes certified before this replica executed them settle now.
-    for (const [key, w] of this.#inflight) if (w.completion !== undefined) this.#settle(key, w);
+    for (const c of [...this.#requests.certified()]) this.#settle(c);
   }
 
   #send(rd: PbftReady): void {
@@ -436,12 +308,8 @@ export class PbftRuntime implements Consensus<Replica> {
   }
 
   #reply(client: string, m: ReplyMessage, add: (to: string, m: PbftMessage) => void): void {
-    const local = this.#clientsById.get(client);
-    if (local !== undefined) {
-      local.step(m);
-      return;
-    }
-    add(clientPeer(client), m);
+    if (this.#requests.isOurs(client)) this.#requests.onReply(m);
+    else add(clientPeer(client), m);
   }
 
   #execute(b: CommittedBatch): BatchExecution {
@@ -475,9 +343,7 @@ export class PbftRuntime implements Consensus<Replica> {
     this.#stopped = true;
     this.#cancelTick?.();
     this.#unsubscribe?.();
-    for (const w of [...this.#queued, ...this.#inflight.values()]) this.#finish(w, new UnavailableError(reason));
-    this.#queued.length = 0;
-    this.#inflight.clear();
+    this.#requests.stop(reason);
   }
 
   close(): Promise<void> {
