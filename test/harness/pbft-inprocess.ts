@@ -3,6 +3,7 @@
 // JSON copy on a later turn of the event loop (as the wire does). `cut(id)` silences a member
 // both ways (a crashed process, as far as the others can tell).
 import type { EngineTransport } from '../../src/consensus/ports.ts';
+import { PbftGateway } from '../../src/consensus/pbft/runtime/gateway.ts';
 import { PbftRuntime } from '../../src/consensus/pbft/runtime/runtime.ts';
 import type { Membership, PbftLimits } from '../../src/consensus/pbft/types.ts';
 import { crypto, peerIdFromPublicKeyBytes, type Ed25519Signer } from '../../src/crypto/index.ts';
@@ -21,6 +22,8 @@ export interface InProcessPbft {
   /** Every payload sent goes through here first (tests inject bad input with `inject`). */
   inject(from: string, to: string, payload: JsonObject): void;
   cut(id: string): void;
+  /** A started non-member client (the relay's side), closed with the cluster. */
+  gateway(): PbftGateway;
   close(): Promise<void>;
 }
 
@@ -48,6 +51,7 @@ export async function startInProcessPbft(opts: { n?: number; tickMs?: number; li
   const signers = Array.from({ length: n }, () => crypto.createSigner(crypto.randomBytes(32)));
   const membership: Membership = { cluster: 'inprocess', replicas: signers.map((s) => ({ id: peerIdFromPublicKeyBytes(s.publicKey), publicKey: s.publicKey })) };
   const members: PbftRuntime[] = [];
+  const gateways: PbftGateway[] = [];
   for (const [i, s] of signers.entries()) {
     const id = membership.replicas[i]!.id;
     const replica = await Replica.open({ store: new MemoryStore(), signer: s, peerId: id });
@@ -60,7 +64,16 @@ export async function startInProcessPbft(opts: { n?: number; tickMs?: number; li
     signers,
     inject: (from, to, payload) => deliver(from, to, payload),
     cut: (id) => cut.add(id),
+    gateway() {
+      const s = crypto.createSigner(crypto.randomBytes(32));
+      const id = peerIdFromPublicKeyBytes(s.publicKey);
+      const g = new PbftGateway({ id, membership, signer: s, transport: transport(id), logger: silentLogger(), ...(opts.tickMs !== undefined ? { tickMs: opts.tickMs } : {}) });
+      g.start();
+      gateways.push(g);
+      return g;
+    },
     async close() {
+      for (const g of gateways) g.close();
       for (const m of members) await m.close();
     },
   };

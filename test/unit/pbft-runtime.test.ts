@@ -146,3 +146,30 @@ test('bad input at the runtime boundary (non-member, stale view, outside the wat
     await c.close();
   }
 });
+
+test('a non-member client (the relay’s side) gets f+1 certified results and a replica’s receipt the certificate vouches for', async () => {
+  const c = await startInProcessPbft();
+  try {
+    const g = c.gateway();
+    const o = await g.submit({ operator_id: 'counter.add', inputs: { key: 'g', delta: 3 }, idempotency: { client: 'alice', key: 'g1' } }, { signal: AbortSignal.timeout(20_000) });
+    assert.deepEqual(o.result.ok && o.result.outputs, { value: 3 });
+    assert.ok(o.receipt !== null, 'a receipt');
+    assert.ok(c.membership.replicas.some((r) => r.id === o.receipt!.signer), 'signed by a member');
+    assert.deepEqual(await verifyCertifiedReceipt(o.receipt, o.certificate, c.membership, pbftCertificateScheme), { ok: true });
+    const again = await g.submit({ operator_id: 'counter.add', inputs: { key: 'g', delta: 3 }, idempotency: { client: 'alice', key: 'g1' } });
+    assert.ok(again.result.ok && again.result.replayed, 'an idempotent retry is replayed');
+    const read = await g.read('kv.get', { key: 'g' });
+    assert.deepEqual(read.result.ok && read.result.outputs, { found: true, value: 3 });
+    assert.equal(read.receipt, null, 'a read has no receipt');
+    // The replicas' status reaches the gateway's cluster view.
+    const deadline = Date.now() + 10_000;
+    while (g.view().replicas.length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const v = g.view();
+    assert.equal(v.replicas.length, 4);
+    assert.equal(v.view, 0);
+    assert.equal(v.primary, c.members[0]!.id);
+    assert.ok(v.replicas.every((s) => s.high_watermark > s.low_watermark));
+  } finally {
+    await c.close();
+  }
+});

@@ -19,13 +19,13 @@ import { publicKeyFromPeerId } from '../../../crypto/index.ts';
 import { PbftAuth, sha256Ed25519 } from '../auth.ts';
 import { certificateToText, type QuorumCertificate } from '../certificate.ts';
 import { PBFT_CERTIFICATE_SCHEME, type CarriedCertificate } from '../receipt-certificate.ts';
-import { base64urlEncode } from '../../../crypto/index.ts';
+import { base64urlEncode, hexEncode } from '../../../crypto/index.ts';
 import { DROP_REASONS, type DropReason } from '../errors.ts';
 import { PbftReplica, type PbftStats, type PbftStatus } from '../replica.ts';
 import { BROADCAST, type BatchExecution, type CommittedBatch, type Membership, type NodeId, type PbftLimits, type PbftMessage, type PbftReady, type PbftSigner, type ReplyMessage, type RequestMessage } from '../types.ts';
 import { CLIENT_SLOTS, PbftRequester, clientKeyOf, clientPeer, requestKey, type Certified } from './requester.ts';
 import { decodeOp, decodeResult, isWriteOp, encodeReadOp, encodeWriteOp, invalidResult, readResult, writeResult } from './operations.ts';
-import { decodePbftPayload, encodePbftPayloads, isPbftPayload } from './wire.ts';
+import { decodePbftPayload, decodeQuery, encodeAnswer, encodePbftPayloads, isPbftPayload, isQueryPayload, type PbftAnswer, type PbftReplicaStatusJson } from './wire.ts';
 
 /** One PBFT tick of real time (request and view-change timeouts count ticks). */
 export const DEFAULT_PBFT_TICK_MS = 25;
@@ -215,12 +215,60 @@ export class PbftRuntime implements Consensus<Replica> {
   // ---- inbound ------------------------------------------------------------------------------
 
   #onPayload(from: string, payload: JsonObject): void {
-    if (this.#stopped || !isPbftPayload(payload)) return;
+    if (this.#stopped) return;
+    if (isQueryPayload(payload)) {
+      this.#answer(from, payload);
+      return;
+    }
+    if (!isPbftPayload(payload)) return;
     const { messages, malformed } = decodePbftPayload(payload, this.core.limits);
     this.#boundary.malformed += malformed;
     if (malformed > 0) this.#log.debug({ from, malformed }, 'malformed PBFT messages dropped');
     for (const m of messages) this.#stepOne(from, m);
     this.#schedule();
+  }
+
+  /** Serves a client's query: its own request's receipt (to that client's peer only), or this replica's status. */
+  #answer(from: string, payload: JsonObject): void {
+    const q = decodeQuery(payload);
+    if (q === null) {
+      this.#boundary.malformed++;
+      return;
+    }
+    const reply = (a: PbftAnswer): void => void this.#transport.send(from, encodeAnswer(a)).catch(() => undefined);
+    if (q.q === 'status') {
+      reply({ q: 'status', status: this.statusJson() });
+      return;
+    }
+    if (clientPeer(q.c) !== from) {
+      this.#boundary.unknownClient++;
+      return;
+    }
+    const receipt = this.#executed.get(requestKey(q.c, q.t))?.outcome.receipt ?? null;
+    if (receipt === null) {
+      reply({ q: 'receipt', c: q.c, t: q.t, receipt: null });
+      return;
+    }
+    receipt.then(
+      (r) => reply({ q: 'receipt', c: q.c, t: q.t, receipt: { ...r, operation: { ...r.operation } } }),
+      () => reply({ q: 'receipt', c: q.c, t: q.t, receipt: null }),
+    );
+  }
+
+  /** This replica's view, watermarks, stable checkpoint and drops, as the API shows them. */
+  statusJson(): PbftReplicaStatusJson {
+    const s = this.pbftStatus();
+    return {
+      self: this.id,
+      view: s.view,
+      primary: s.primary,
+      active: s.active,
+      low_watermark: s.lowWatermark,
+      high_watermark: s.highWatermark,
+      last_executed: s.lastExecuted,
+      stable_checkpoint: { seq: s.stableCheckpoint.seq, digest: hexEncode(s.stableCheckpoint.digest) },
+      dropped_total: s.droppedTotal,
+    };
   }
 
   #stepOne(from: string, m: PbftMessage): void {
