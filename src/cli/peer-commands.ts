@@ -11,7 +11,12 @@ import { readClusterConfig } from '../net/cluster-config.ts';
 import { startPeer } from '../net/peer.ts';
 import { loadOrCreateKey } from '../net/platform-node.ts';
 import { consensusTransport, pbftPayload, raftPayload } from '../net/consensus-transport.ts';
-import type { PbftRuntime } from '../consensus/pbft/runtime/runtime.ts';
+import type { PbftAdversary, PbftRuntime } from '../consensus/pbft/runtime/runtime.ts';
+import { Adversary, BEHAVIOURS, type Behaviour } from '../sim/pbft-byzantine.ts';
+import { Xoshiro128 } from '../sim/prng.ts';
+import { PbftAuth, sha256Ed25519 } from '../consensus/pbft/auth.ts';
+import type { Membership } from '../consensus/pbft/types.ts';
+import type { Ed25519Signer } from '../crypto/index.ts';
 import { DEFAULT_PBFT_TICK_MS } from '../consensus/pbft/runtime/runtime.ts';
 import { openPbftEngine, openRaftEngine, pbftMembership } from '../consensus/open.ts';
 import type { RaftRuntime } from '../consensus/raft/runtime/runtime.ts';
@@ -24,6 +29,9 @@ import { DEFAULT_BODY_LIMIT } from '../../relay/api/server.ts';
 import { int, parse, required, str, UsageError } from './args.ts';
 import { startNodeSync } from '../sync/node-service.ts';
 import type { SyncService } from '../sync/service.ts';
+
+/** The simulator's behaviours a real process can take ('twins' needs two processes under one identity). */
+export const DEVNET_BEHAVIOURS: readonly Behaviour[] = BEHAVIOURS.filter((b) => b !== 'twins');
 
 export const NODE_HELP = `usage: hypersync node --relay MULTIADDR --data-dir DIR [--cluster-config FILE] [options]
 
@@ -47,6 +55,8 @@ options:
   --tick-ms N              Raft tick (default 50; election timeout 8-16 ticks, heartbeat 2)
   --snapshot-every N       snapshot the state machine and compact the Raft log every N
                            applied entries (default 10000)
+  --byzantine BEHAVIOUR    make this PBFT replica misbehave as the simulator's Byzantine replicas
+                           do: ${DEVNET_BEHAVIOURS.join(', ')} (tests and demos)
   --pbft-tick-ms N         PBFT tick when cluster.json's "pbft" section lists this peer
                            (default 25; a backup suspects the primary after 20 ticks)
   --wire binary|json       direct-stream encoding: binary frames with peers that offer them
@@ -231,6 +241,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
     'log-level': { type: 'string' },
     'anti-entropy-ms': { type: 'string' },
     'pbft-tick-ms': { type: 'string' },
+    byzantine: { type: 'string' },
   });
   if (p.values['help'] === true) {
     out(NODE_HELP);
@@ -244,6 +255,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
   const tickMs = int(p, 'tick-ms', 50, 5, 10_000);
   const snapshotEvery = int(p, 'snapshot-every', 10_000, 10, 100_000_000);
   const pbftTickMs = int(p, 'pbft-tick-ms', DEFAULT_PBFT_TICK_MS, 5, 10_000);
+  const byzantine = byzantineBehaviour(str(p, 'byzantine'));
   const dataDir = required(p, 'data-dir');
   const config = await readClusterConfig(str(p, 'cluster-config') ?? clusterConfigIn(dataDir));
   const token = str(p, 'join-token');
@@ -282,7 +294,9 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
   if (config.pbft !== undefined && config.pbft.replicas.includes(peer.peerId)) {
     try {
       const signer = crypto.createSigner(seedFromLibp2pPrivateKey(await loadOrCreateKey(dataDir)));
-      pbft = await openPbftEngine({ dataDir, peerId: peer.peerId, signer, transport: consensusTransport(peer, pbftPayload), membership: pbftMembership(config), tickMs: pbftTickMs });
+      const membership = pbftMembership(config);
+      const adversary = byzantine === undefined ? undefined : byzantineAdversary(byzantine, membership, peer.peerId, signer, config.raft?.learners[0]);
+      pbft = await openPbftEngine({ dataDir, peerId: peer.peerId, signer, transport: consensusTransport(peer, pbftPayload), membership, tickMs: pbftTickMs, ...(adversary !== undefined ? { adversary } : {}) });
       await pbft.start();
     } catch (e) {
       await pbft?.close();
@@ -317,6 +331,21 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
     await raft?.close();
     await peer.stop();
   });
+}
+
+export function byzantineBehaviour(v: string | undefined): Behaviour | undefined {
+  if (v === undefined) return undefined;
+  const b = DEVNET_BEHAVIOURS.find((x) => x === v);
+  if (b === undefined) throw new UsageError(`--byzantine ${v.slice(0, 40)}: one of ${DEVNET_BEHAVIOURS.join(', ')}`);
+  return b;
+}
+
+/** The simulator's Adversary around this replica; a censor ignores the relay's first client slot. */
+function byzantineAdversary(behaviour: Behaviour, membership: Membership, self: string, signer: Ed25519Signer, relay: string | undefined): PbftAdversary {
+  const index = membership.replicas.findIndex((r) => r.id === self);
+  const seed = crypto.randomBytes(4);
+  const rng = new Xoshiro128(new DataView(seed.buffer, seed.byteOffset).getUint32(0));
+  return new Adversary(behaviour, index, { sign: (d) => signer.sign(d) }, new PbftAuth(membership, sha256Ed25519), rng, `${relay ?? ''}/0`);
 }
 
 export async function relayCommand(argv: string[], out: Out): Promise<number> {

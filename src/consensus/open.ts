@@ -6,7 +6,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { publicKeyFromPeerId } from '../crypto/index.ts';
-import { PbftRuntime } from './pbft/runtime/runtime.ts';
+import { PbftRuntime, type PbftAdversary } from './pbft/runtime/runtime.ts';
 import type { Membership } from './pbft/types.ts';
 import type { Ed25519Signer } from '../crypto/index.ts';
 import { Replica } from '../replica/replica.ts';
@@ -79,6 +79,8 @@ export interface OpenPbftOptions {
   membership: Membership;
   tickMs?: number;
   registry?: OperatorRegistry;
+  /** Makes this replica Byzantine (`hypersync node --byzantine`). */
+  adversary?: PbftAdversary;
 }
 
 /**
@@ -93,7 +95,7 @@ export async function openPbftEngine(o: OpenPbftOptions): Promise<PbftRuntime> {
   const store = await LevelStore.open(dir);
   try {
     const replica = await Replica.open({ store, signer: o.signer, peerId: o.peerId, ...(o.registry !== undefined ? { registry: o.registry } : {}) });
-    return new PbftRuntime({ id: o.peerId, membership: o.membership, signer: o.signer, transport: o.transport, replica, ...(o.tickMs !== undefined ? { tickMs: o.tickMs } : {}) });
+    return new PbftRuntime({ id: o.peerId, membership: o.membership, signer: o.signer, transport: o.transport, replica, ...(o.tickMs !== undefined ? { tickMs: o.tickMs } : {}), ...(o.adversary !== undefined ? { adversary: o.adversary } : {}) });
   } catch (e) {
     await store.close().catch(() => undefined);
     throw e;

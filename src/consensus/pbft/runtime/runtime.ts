@@ -53,6 +53,19 @@ export interface PbftRuntimeOptions {
   tickMs?: number;
   limits?: Partial<PbftLimits>;
   logger?: Logger;
+  /**
+   * Makes this replica Byzantine (tests and `hypersync devnet --byzantine`): it filters what the
+   * replica hears and rewrites what it sends, per destination (src/sim/pbft-byzantine.ts).
+   */
+  adversary?: PbftAdversary;
+}
+
+/** A misbehaviour wrapped around an honest replica (the simulator's Adversary fits). */
+export interface PbftAdversary {
+  /** False: the replica does not take `m` in. */
+  incoming(m: PbftMessage): boolean;
+  /** What goes to replica `to` (its index; -1 for a client) instead of `m`. */
+  outgoing(to: number, m: PbftMessage): PbftMessage[];
 }
 
 /** Dropped and counted at the runtime boundary, before the core (the core counts its own in stats().dropped). */
@@ -86,6 +99,7 @@ export class PbftRuntime implements Consensus<Replica> {
   readonly #log: Logger;
   readonly #members: readonly NodeId[];
   readonly #requests: PbftRequester<PbftOutcome>;
+  readonly #adversary: PbftAdversary | undefined;
   /** This replica's recent executions by request key (outcome, result bytes). */
   readonly #executed = new Map<string, { outcome: CommandOutcome }>();
   readonly #local: PbftMessage[] = [];
@@ -110,6 +124,7 @@ export class PbftRuntime implements Consensus<Replica> {
     this.#log = opts.logger ?? createLogger('pbft');
     this.#auth = new PbftAuth(opts.membership, sha256Ed25519);
     this.#members = opts.membership.replicas.map((r) => r.id);
+    this.#adversary = opts.adversary;
     this.core = new PbftReplica({ id: opts.id, membership: opts.membership, signer: opts.signer, verifier: sha256Ed25519, clientKey: clientKeyOf, ...(opts.limits !== undefined ? { limits: opts.limits } : {}) }, this.#auth);
     this.#requests = new PbftRequester<PbftOutcome>({
       id: opts.id,
@@ -276,6 +291,7 @@ export class PbftRuntime implements Consensus<Replica> {
       if (from !== this.#members[m.replica] || !this.#requests.onReply(m)) this.#boundary.unknownClient++;
       return;
     }
+    if (this.#adversary !== undefined && !this.#adversary.incoming(m)) return;
     this.core.step(from, m);
   }
 
@@ -341,10 +357,12 @@ export class PbftRuntime implements Consensus<Replica> {
 
   #send(rd: PbftReady): void {
     const byPeer = new Map<string, PbftMessage[]>();
+    const adversary = this.#adversary;
     const add = (to: string, m: PbftMessage): void => {
       let l = byPeer.get(to);
       if (l === undefined) byPeer.set(to, (l = []));
-      l.push(m);
+      if (adversary === undefined) l.push(m);
+      else l.push(...adversary.outgoing(this.#members.indexOf(to), m));
     };
     for (const o of rd.messages) {
       if (o.to === BROADCAST) {
