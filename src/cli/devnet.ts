@@ -42,6 +42,7 @@ options:
   --snapshot-every N Raft snapshot/compaction interval of the peers (default 10000 entries)
   --byzantine I=B    make peer I (1-based, as printed) a Byzantine PBFT replica with behaviour B:
                      ${DEVNET_BEHAVIOURS.join(', ')}; repeatable, at most f peers
+  --pbft-max-batch N requests per PBFT round at most (default 64; 1: no batching)
   --no-web           do not start the web app
   --fresh            delete the state folder first
 `;
@@ -260,6 +261,7 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
     fresh: { type: 'boolean' },
     'log-level': { type: 'string' },
     byzantine: { type: 'string', multiple: true },
+    'pbft-max-batch': { type: 'string' },
   });
   if (p.values['help'] === true) {
     out(DEVNET_HELP);
@@ -271,6 +273,7 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
   const heartbeat = String(int(p, 'heartbeat-ms', 1000, 20, 60_000));
   const snapshotEvery = String(int(p, 'snapshot-every', 10_000, 10, 100_000_000));
   const withWeb = p.values['no-web'] !== true;
+  const pbftMaxBatch = str(p, 'pbft-max-batch') === undefined ? [] : ['--pbft-max-batch', String(int(p, 'pbft-max-batch', 64, 1, 4096))];
   const byzantine = byzantinePeers((p.values['byzantine'] as string[] | undefined) ?? [], peerCount);
   await assertPortFree(base, 'relay libp2p');
   await assertPortFree(base + 1, 'relay API');
@@ -346,6 +349,7 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
         const args = ['node', '--relay', relayAddr, '--data-dir', d, '--cluster-config', configPath, '--join-token', peerToken, '--heartbeat-ms', heartbeat, '--snapshot-every', snapshotEvery, '--json-events'];
         const behaviour = byzantine.get(i + 1);
         if (behaviour !== undefined) args.push('--byzantine', behaviour);
+        args.push(...pbftMaxBatch);
         return spawnChild(`peer ${i + 1}`, args, join(dir, 'logs', `peer-${i + 1}.log`));
       }),
     );

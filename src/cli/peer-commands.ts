@@ -57,6 +57,8 @@ options:
                            applied entries (default 10000)
   --byzantine BEHAVIOUR    make this PBFT replica misbehave as the simulator's Byzantine replicas
                            do: ${DEVNET_BEHAVIOURS.join(', ')} (tests and demos)
+  --pbft-max-batch N       requests one PBFT round orders at most (default 64; 1 turns batching
+                           off; every replica of the group must use the same)
   --pbft-tick-ms N         PBFT tick when cluster.json's "pbft" section lists this peer
                            (default 25; a backup suspects the primary after 20 ticks)
   --wire binary|json       direct-stream encoding: binary frames with peers that offer them
@@ -242,6 +244,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
     'anti-entropy-ms': { type: 'string' },
     'pbft-tick-ms': { type: 'string' },
     byzantine: { type: 'string' },
+    'pbft-max-batch': { type: 'string' },
   });
   if (p.values['help'] === true) {
     out(NODE_HELP);
@@ -256,6 +259,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
   const snapshotEvery = int(p, 'snapshot-every', 10_000, 10, 100_000_000);
   const pbftTickMs = int(p, 'pbft-tick-ms', DEFAULT_PBFT_TICK_MS, 5, 10_000);
   const byzantine = byzantineBehaviour(str(p, 'byzantine'));
+  const maxBatch = str(p, 'pbft-max-batch') === undefined ? undefined : int(p, 'pbft-max-batch', 64, 1, 4096);
   const dataDir = required(p, 'data-dir');
   const config = await readClusterConfig(str(p, 'cluster-config') ?? clusterConfigIn(dataDir));
   const token = str(p, 'join-token');
@@ -296,7 +300,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
       const signer = crypto.createSigner(seedFromLibp2pPrivateKey(await loadOrCreateKey(dataDir)));
       const membership = pbftMembership(config);
       const adversary = byzantine === undefined ? undefined : byzantineAdversary(byzantine, membership, peer.peerId, signer, config.raft?.learners[0]);
-      pbft = await openPbftEngine({ dataDir, peerId: peer.peerId, signer, transport: consensusTransport(peer, pbftPayload), membership, tickMs: pbftTickMs, ...(adversary !== undefined ? { adversary } : {}) });
+      pbft = await openPbftEngine({ dataDir, peerId: peer.peerId, signer, transport: consensusTransport(peer, pbftPayload), membership, tickMs: pbftTickMs, ...(adversary !== undefined ? { adversary } : {}), ...(maxBatch !== undefined ? { limits: { maxBatchRequests: maxBatch } } : {}) });
       await pbft.start();
     } catch (e) {
       await pbft?.close();

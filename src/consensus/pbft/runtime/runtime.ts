@@ -283,6 +283,9 @@ export class PbftRuntime implements Consensus<Replica> {
       last_executed: s.lastExecuted,
       stable_checkpoint: { seq: s.stableCheckpoint.seq, digest: hexEncode(s.stableCheckpoint.digest) },
       dropped_total: s.droppedTotal,
+      requests_executed: s.stats.requestsExecuted,
+      signatures_made: s.stats.signaturesMade,
+      signatures_verified: s.stats.signaturesVerified + s.stats.clientSignaturesVerified,
     };
   }
 

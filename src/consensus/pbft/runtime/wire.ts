@@ -77,6 +77,9 @@ export interface PbftReplicaStatusJson {
   readonly last_executed: number;
   readonly stable_checkpoint: { readonly seq: number; readonly digest: string };
   readonly dropped_total: number;
+  readonly requests_executed: number;
+  readonly signatures_made: number;
+  readonly signatures_verified: number;
 }
 
 export type PbftQuery = { readonly q: 'receipt'; readonly c: string; readonly t: number } | { readonly q: 'status' };
