@@ -10,8 +10,6 @@ import { base64urlEncode } from '../../../crypto/index.ts';
 import type { Json, JsonObject } from '../../../ico/types.ts';
 import { createLogger, type Logger } from '../../../log/logger.ts';
 import { verifyReceipt, type Receipt } from '../../../receipts/receipt.ts';
-import { commandProblem } from '../../../statemachine/command.ts';
-import { StateMachineError } from '../../../statemachine/errors.ts';
 import type { ApplyResult } from '../../../statemachine/types.ts';
 import { InvalidCommandError, UnavailableError, type SubmitCommand, type SubmitOptions } from '../../engine.ts';
 import { systemTimers, type Cancel, type EngineTransport, type Timers } from '../../ports.ts';
@@ -19,7 +17,7 @@ import { PbftAuth, sha256Ed25519 } from '../auth.ts';
 import { certificateToText } from '../certificate.ts';
 import { PBFT_CERTIFICATE_SCHEME, verifyCarriedCertificate, type CarriedCertificate } from '../receipt-certificate.ts';
 import { PBFT_DEFAULTS, type Membership, type NodeId, type PbftSigner } from '../types.ts';
-import { decodeResult, encodeReadOp, encodeWriteOp, isWriteOp } from './operations.ts';
+import { decodeResult, encodeReadOp, isWriteOp, submitOp } from './operations.ts';
 import { PbftRequester, requestKey, type Certified } from './requester.ts';
 import { DEFAULT_PBFT_TICK_MS } from './runtime.ts';
 import { decodeAnswer, decodePbftPayload, encodePbftPayloads, encodeQuery, isAnswerPayload, isPbftPayload, type PbftReplicaStatusJson } from './wire.ts';
@@ -127,18 +125,8 @@ export class PbftGateway {
 
   /** Orders a command; resolves with the certified result, the certificate and a receipt it vouches for. */
   submit(cmd: SubmitCommand, opts: SubmitOptions = {}): Promise<GatewayOutcome> {
-    const session = cmd.idempotency !== undefined ? { client: cmd.idempotency.client, key: `idem:${cmd.idempotency.key}` } : undefined;
-    const command = { operator_id: cmd.operator_id, inputs: cmd.inputs, timestamp: this.#stamp(), ...(session !== undefined ? { session } : {}) };
-    const problem = commandProblem(command);
-    if (problem !== null) return Promise.reject(new InvalidCommandError(problem));
-    let op: Uint8Array;
-    try {
-      op = encodeWriteOp(command);
-    } catch (e) {
-      if (e instanceof StateMachineError) return Promise.reject(new InvalidCommandError(e.message));
-      throw e;
-    }
-    return this.#order(op, opts.signal);
+    const op = submitOp(cmd, this.#stamp());
+    return op instanceof InvalidCommandError ? Promise.reject(op) : this.#order(op, opts.signal);
   }
 
   /** A readonly operator ordered like a write (linearizable), certified by f+1 replies. */

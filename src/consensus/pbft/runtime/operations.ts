@@ -6,7 +6,8 @@
 // (operator, inputs and outputs hashes), which is what ties a certificate to a receipt.
 import { canonicalBytes, digestJson, parseJson, utf8Decode } from '../../../crypto/index.ts';
 import type { Json } from '../../../ico/types.ts';
-import { decodeCommand, encodeCommand } from '../../../statemachine/command.ts';
+import { commandProblem, decodeCommand, encodeCommand } from '../../../statemachine/command.ts';
+import { InvalidCommandError, type SubmitCommand } from '../../engine.ts';
 import { StateMachineError } from '../../../statemachine/errors.ts';
 import type { ApplyResult, Command } from '../../../statemachine/types.ts';
 
@@ -20,6 +21,20 @@ function tagged(tag: number, body: Uint8Array): Uint8Array {
   out[0] = tag;
   out.set(body, 1);
   return out;
+}
+
+/** The write op of a submitted command stamped `timestamp`, or why it is malformed (nothing was sent). */
+export function submitOp(cmd: SubmitCommand, timestamp: number): Uint8Array | InvalidCommandError {
+  const session = cmd.idempotency !== undefined ? { client: cmd.idempotency.client, key: `idem:${cmd.idempotency.key}` } : undefined;
+  const command = { operator_id: cmd.operator_id, inputs: cmd.inputs, timestamp, ...(session !== undefined ? { session } : {}) };
+  const problem = commandProblem(command);
+  if (problem !== null) return new InvalidCommandError(problem);
+  try {
+    return encodeWriteOp(command);
+  } catch (e) {
+    if (e instanceof StateMachineError) return new InvalidCommandError(e.message);
+    throw e;
+  }
 }
 
 /** Does this op change state (a Command)? */

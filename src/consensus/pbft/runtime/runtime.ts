@@ -8,12 +8,10 @@
 // replica (serializable). Invariants: Readies are handled one at a time, in order; nothing the
 // network sends is trusted before the core checked it; bad input is dropped and counted.
 import { type CommandOutcome, type Consensus, type EngineMember, type EngineStatus, type ReadOptions, type SubmitCommand, type SubmitOptions, abortError, InvalidCommandError, MAX_PENDING_COMMANDS, MAX_WAIT_MS, onAbort, UnavailableError } from '../../engine.ts';
-import { systemTimers, type Cancel, type EngineTransport, type Timers } from '../../ports.ts';
+import { fixedCadence, systemTimers, type Cancel, type EngineTransport, type Timers } from '../../ports.ts';
 import type { Json, JsonObject } from '../../../ico/types.ts';
 import { createLogger, type Logger } from '../../../log/logger.ts';
 import type { Replica } from '../../../replica/replica.ts';
-import { commandProblem } from '../../../statemachine/command.ts';
-import { StateMachineError } from '../../../statemachine/errors.ts';
 import type { ApplyResult } from '../../../statemachine/types.ts';
 import { publicKeyFromPeerId } from '../../../crypto/index.ts';
 import { PbftAuth, sha256Ed25519 } from '../auth.ts';
@@ -24,7 +22,7 @@ import { DROP_REASONS, type DropReason } from '../errors.ts';
 import { PbftReplica, type PbftStats, type PbftStatus } from '../replica.ts';
 import { BROADCAST, type BatchExecution, type CommittedBatch, type Membership, type NodeId, type PbftLimits, type PbftMessage, type PbftReady, type PbftSigner, type ReplyMessage, type RequestMessage } from '../types.ts';
 import { CLIENT_SLOTS, PbftRequester, clientKeyOf, clientPeer, requestKey, type Certified } from './requester.ts';
-import { decodeOp, decodeResult, isWriteOp, encodeReadOp, encodeWriteOp, invalidResult, readResult, writeResult } from './operations.ts';
+import { decodeOp, decodeResult, isWriteOp, encodeReadOp, invalidResult, readResult, submitOp, writeResult } from './operations.ts';
 import { decodePbftPayload, decodeQuery, encodeAnswer, encodePbftPayloads, isPbftPayload, isQueryPayload, type PbftAnswer, type PbftReplicaStatusJson } from './wire.ts';
 
 /** One PBFT tick of real time (request and view-change timeouts count ticks). */
@@ -142,17 +140,12 @@ export class PbftRuntime implements Consensus<Replica> {
     if (this.#started || this.#stopped) return;
     this.#started = true;
     this.#unsubscribe = this.#transport.onMessage((from, payload) => this.#onPayload(from, payload));
-    let due = this.#timers.now() + this.#tickMs;
-    const tick = (): void => {
+    this.#cancelTick = fixedCadence(this.#timers, this.#tickMs, () => {
       if (this.#stopped) return;
       this.core.tick();
       this.#requests.tick();
       this.#schedule();
-      const now = this.#timers.now();
-      due = now - due > this.#tickMs ? now + this.#tickMs : due + this.#tickMs;
-      this.#cancelTick = this.#timers.after(Math.max(0, due - now), tick);
-    };
-    this.#cancelTick = this.#timers.after(this.#tickMs, tick);
+    });
     this.#schedule();
   }
 
@@ -178,18 +171,8 @@ export class PbftRuntime implements Consensus<Replica> {
   // ---- client API ---------------------------------------------------------------------------
 
   submit(cmd: SubmitCommand, opts: SubmitOptions = {}): Promise<PbftOutcome> {
-    const session = cmd.idempotency !== undefined ? { client: cmd.idempotency.client, key: `idem:${cmd.idempotency.key}` } : undefined;
-    const command = { operator_id: cmd.operator_id, inputs: cmd.inputs, timestamp: this.#stamp(), ...(session !== undefined ? { session } : {}) };
-    const problem = commandProblem(command);
-    if (problem !== null) return Promise.reject(new InvalidCommandError(problem));
-    let op: Uint8Array;
-    try {
-      op = encodeWriteOp(command);
-    } catch (e) {
-      if (e instanceof StateMachineError) return Promise.reject(new InvalidCommandError(e.message));
-      throw e;
-    }
-    return this.#order(op, opts.signal);
+    const op = submitOp(cmd, this.#stamp());
+    return op instanceof InvalidCommandError ? Promise.reject(op) : this.#order(op, opts.signal);
   }
 
   async read(operator_id: string, inputs: Json, opts: ReadOptions = {}): Promise<ApplyResult> {
