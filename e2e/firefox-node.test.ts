@@ -1,4 +1,4 @@
-// A Firefox tab (Debian's firefox-esr) and the devnet's three Node peers, in a network
+// A Firefox tab (Debian's firefox-esr) and the devnet's four Node peers, in a network
 // namespace whose only network is loopback: the container-like case where ICE used to fail to
 // every Node peer (six "ICE failed" page errors, the peers "down" for half a minute, then
 // WebSocket). With the prefs the README gives, the tab goes direct over WebRTC with no page
@@ -34,6 +34,8 @@ if (!insideLoopbackNamespace()) {
   let devnet: Proc;
   let webUrl: string;
   let voters: string[];
+  /** Every Node peer: the three Raft voters and the PBFT-only fourth. */
+  let nodes: string[];
   const firefoxes: FirefoxHandle[] = [];
 
   before(
@@ -45,6 +47,8 @@ if (!insideLoopbackNamespace()) {
       webUrl = endpoints.web;
       voters = endpoints.peers.filter((p) => p.role === 'voter').map((p) => p.peerId);
       assert.equal(voters.length, 3);
+      nodes = endpoints.peers.filter((p) => p.role !== 'relay').map((p) => p.peerId);
+      assert.equal(nodes.length, 4);
     },
     { timeout: HOOK_TIMEOUT_MS + 60_000 },
   );
@@ -82,14 +86,14 @@ if (!insideLoopbackNamespace()) {
     return page.evaluate(() => (window as unknown as { downs: string[] }).downs);
   }
 
-  test('with the README prefs, a Firefox tab reaches the three Node peers over direct WebRTC, with no page error', { timeout: 2 * TEST_TIMEOUT_MS }, async () => {
+  test('with the README prefs, a Firefox tab reaches the four Node peers over direct WebRTC, with no page error', { timeout: 2 * TEST_TIMEOUT_MS }, async () => {
     const { page, errors } = await openTab(FIREFOX_LOOPBACK_WEBRTC_PREFS);
     assert.equal(await page.$eval('#webrtc', (n) => n.getAttribute('data-available')), 'true');
-    for (const voter of voters) {
-      await until(async () => (directWebrtcTo(await view(page), voter) ? true : undefined), 45_000, `Firefox → Node peer ${voter.slice(-6)} over WebRTC`);
+    for (const node of nodes) {
+      await until(async () => (directWebrtcTo(await view(page), node) ? true : undefined), 45_000, `Firefox → Node peer ${node.slice(-6)} over WebRTC`);
     }
     // The page shows it, and a signed message goes over that connection.
-    await until(async () => ((await page.$$eval('#peers-body tr[data-transport="webrtc"]', (rows) => rows.length)) === 3 ? true : undefined), 5_000, 'three WebRTC rows');
+    await until(async () => ((await page.$$eval('#peers-body tr[data-transport="webrtc"]', (rows) => rows.length)) === nodes.length ? true : undefined), 5_000, 'a WebRTC row per Node peer');
     await page.evaluate((to) => window.hypersync.send(to, 'STATE_SYNC', { hello: 'from firefox' }), voters[0]!);
     assert.deepEqual(await downs(page), [], 'no peer was ever down');
     assert.deepEqual(errors, []);

@@ -13,7 +13,9 @@ import { createLogger } from '../src/log/logger.ts';
 import type { Consensus } from '../src/consensus/engine.ts';
 import { openRaftEngine, openSingleEngine } from '../src/consensus/open.ts';
 import type { RaftRuntime } from '../src/consensus/raft/runtime/runtime.ts';
-import { consensusTransport } from '../src/net/consensus-transport.ts';
+import { consensusTransport, pbftPayload, raftPayload } from '../src/net/consensus-transport.ts';
+import { PbftGateway } from '../src/consensus/pbft/runtime/gateway.ts';
+import { pbftMembership } from '../src/consensus/open.ts';
 import type { Replica } from '../src/replica/replica.ts';
 import { KeyStoreAuthenticator, type BearerTokenSpec } from './api/auth.ts';
 import type { Authenticator } from './api/auth-types.ts';
@@ -124,14 +126,17 @@ export async function startRelay(opts: RelayOptions): Promise<RelayHandle> {
       if (opts.dataDir === undefined) throw new RelayConfigError('the relay is a Raft member: it needs a data dir for its log and identity');
       // The relay is a learner: it keeps a replica, forwards writes to the leader, and answers
       // with its own receipts. Its Raft log and receipts live in <data-dir>/raft and /store.
-      raft = await openRaftEngine({ dataDir: opts.dataDir, peerId: peer.peerId, signer, transport: consensusTransport(peer), voters: members.voters, learners: members.learners, ...(opts.raftTickMs !== undefined ? { tickMs: opts.raftTickMs } : {}) });
+      raft = await openRaftEngine({ dataDir: opts.dataDir, peerId: peer.peerId, signer, transport: consensusTransport(peer, raftPayload), voters: members.voters, learners: members.learners, ...(opts.raftTickMs !== undefined ? { tickMs: opts.raftTickMs } : {}) });
       engine = raft;
     } else {
       engine = await openSingleEngine({ ...(opts.dataDir !== undefined ? { dataDir: opts.dataDir } : {}), peerId: peer.peerId, signer });
     }
-    const backend = new EngineBackend({ engine, peers: () => peer.peers().filter((p) => p.state === 'established').length });
+    // The cluster's PBFT group, when it has one: the relay is its client (options.consensus 'pbft').
+    const pbft = opts.config.pbft === undefined ? undefined : new PbftGateway({ id: peer.peerId, membership: pbftMembership(opts.config), signer, transport: consensusTransport(peer, pbftPayload) });
+    const backend = new EngineBackend({ engine, peers: () => peer.peers().filter((p) => p.state === 'established').length, ...(pbft !== undefined ? { pbft } : {}) });
     cleanup.push(() => backend.close());
     await engine.start();
+    pbft?.start();
     const sync = await startNodeSync({ peer, privateKey, dataDir: opts.dataDir, policies: opts.config.sync?.policies, receiptLogs: raft !== undefined ? [raft.replica.log] : [] });
     syncRef = sync;
     cleanup.push(() => sync.close());

@@ -2,6 +2,8 @@
 // (relay/api/engine-backend.ts), over whichever consensus engine runs (src/consensus/engine.ts):
 // the front ends never see which one it is.
 import type { EngineKind } from '../../src/consensus/engine.ts';
+import type { CarriedCertificate } from '../../src/consensus/pbft/receipt-certificate.ts';
+import type { PbftClusterView } from '../../src/consensus/pbft/runtime/gateway.ts';
 import type { Json } from '../../src/ico/types.ts';
 import type { InclusionProof, SignedTreeHead } from '../../src/receipts/log.ts';
 import type { Receipt } from '../../src/receipts/receipt.ts';
@@ -34,6 +36,8 @@ export interface ExecuteResult {
   execution_time_ms: number;
   /** True when an idempotent retry returned the stored result. */
   replayed: boolean;
+  /** Through PBFT: the quorum certificate (f+1 signed replies) that vouches for `receipt` and `outputs`. */
+  certificate?: CarriedCertificate;
 }
 
 /** One executed operator as StreamResults delivers it. */
@@ -61,6 +65,8 @@ export interface ClusterStatus {
   applied_index: number;
   members: ClusterMember[];
   peers: number;
+  /** Where a PBFT group runs beside: its members and each replica's view, watermarks and stable checkpoint. */
+  pbft?: PbftClusterView;
 }
 
 export type ApiErrorCode =

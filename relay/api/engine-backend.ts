@@ -5,6 +5,7 @@
 // API codes in one table, ENGINE_ERRORS.
 import type { Json } from '../../src/ico/types.ts';
 import { ConsensusError, type Consensus, type ConsensusErrorCode } from '../../src/consensus/engine.ts';
+import type { PbftGateway } from '../../src/consensus/pbft/runtime/gateway.ts';
 import type { Replica } from '../../src/replica/replica.ts';
 import type { InclusionProof, SignedTreeHead } from '../../src/receipts/log.ts';
 import type { Receipt } from '../../src/receipts/receipt.ts';
@@ -59,12 +60,15 @@ export interface EngineBackendOptions {
   peers?: () => number;
   /** Wall clock for tree-head timestamps (ms since epoch). */
   now?: () => number;
+  /** The cluster's PBFT group, reached as a client: `options.consensus: 'pbft'` goes there. */
+  pbft?: PbftGateway;
 }
 
 export class EngineBackend implements ApiBackend {
   readonly #engine: Consensus<Replica>;
   readonly #peers: () => number;
   readonly #now: () => number;
+  readonly #pbft: PbftGateway | undefined;
   /** Aborted on close: ends every live stream. */
   readonly #closed = new AbortController();
   #closing: Promise<void> | null = null;
@@ -73,6 +77,7 @@ export class EngineBackend implements ApiBackend {
     this.#engine = opts.engine;
     this.#peers = opts.peers ?? (() => 0);
     this.#now = opts.now ?? Date.now;
+    this.#pbft = opts.pbft;
   }
 
   get consensus(): ConsensusKind {
@@ -92,7 +97,8 @@ export class EngineBackend implements ApiBackend {
     const options = req.options ?? {};
     if (this.#closed.signal.aborted) throw new ApiError('UNAVAILABLE', 'the backend is closed');
     const kind = this.#engine.kind;
-    if (options.consensus !== undefined && options.consensus !== kind) {
+    const viaPbft = options.consensus === 'pbft' && kind !== 'pbft' && this.#pbft !== undefined;
+    if (options.consensus !== undefined && options.consensus !== kind && !viaPbft) {
       throw new ApiError('UNSUPPORTED', `consensus '${String(options.consensus).slice(0, 20)}' does not run here (this relay runs '${kind}')`, { path: '/options/consensus' });
     }
     const timeout = checkTimeout(options.timeout_ms);
@@ -109,6 +115,7 @@ export class EngineBackend implements ApiBackend {
     const timer = setTimeout(() => deadline.abort(new DOMException(`timeout_ms ${timeout} passed`, 'TimeoutError')), timeout);
     const signal = deadline.signal;
     try {
+      if (viaPbft && this.#pbft !== undefined) return await this.#executePbft(this.#pbft, req, key, registry.get(req.operator_id)?.readonly === true && options.read === 'linearizable', signal, started);
       if (options.read === 'linearizable') {
         if (registry.get(req.operator_id)?.readonly !== true) throw new ApiError('INVALID_REQUEST', `options.read 'linearizable' needs a readonly operator; '${req.operator_id}' writes`, { path: '/options/read' });
         const r = await this.#engine.read(req.operator_id, req.inputs, { consistency: 'linearizable', signal });
@@ -129,6 +136,20 @@ export class EngineBackend implements ApiBackend {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** Through the PBFT group as its client: the certified outputs, a replica's receipt the certificate vouches for, and the certificate. */
+  async #executePbft(pbft: PbftGateway, req: ExecuteRequest, key: string | undefined, read: boolean, signal: AbortSignal, started: number): Promise<ExecuteResult> {
+    if (read) {
+      const r = await pbft.read(req.operator_id, req.inputs, { signal });
+      if (!r.result.ok) throw applyError(r.result);
+      return { outputs: r.result.outputs, receipt: null, execution_time_ms: elapsed(started), replayed: false, certificate: r.certificate };
+    }
+    const idempotency = key === undefined ? undefined : { client: req.principal, key };
+    const o = await pbft.submit({ operator_id: req.operator_id, inputs: req.inputs, ...(idempotency !== undefined ? { idempotency } : {}) }, { signal });
+    if (!o.result.ok) throw applyError(o.result);
+    if (o.receipt === null) throw new ApiError('UNAVAILABLE', 'executed and certified, but no replica handed over a receipt the certificate vouches for: retry with the same idempotency key');
+    return { outputs: o.result.outputs, receipt: o.receipt, execution_time_ms: elapsed(started), replayed: o.result.replayed, certificate: o.certificate };
   }
 
   async receipt(id: string): Promise<{ receipt: Receipt; proof: InclusionProof; tree_head: SignedTreeHead } | undefined> {
@@ -173,6 +194,7 @@ export class EngineBackend implements ApiBackend {
       applied_index: s.appliedIndex,
       members: this.#engine.members().map((m) => ({ ...m })),
       peers: this.#peers(),
+      ...(this.#pbft !== undefined ? { pbft: this.#pbft.view() } : {}),
     };
   }
 
@@ -187,6 +209,7 @@ export class EngineBackend implements ApiBackend {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#closed.abort();
+      this.#pbft?.close();
       await this.#engine.close();
     })();
     return this.#closing;

@@ -343,6 +343,7 @@ function routes(opts: GrpcOptions, log: Logger): (router: ConnectRouter) => void
         executionTimeMs: result.execution_time_ms,
         ...(result.receipt === null ? {} : { receipt: receiptMessage(result.receipt) }),
         replayed: result.replayed,
+        ...(result.certificate === undefined ? {} : { certificate: { ...result.certificate } }),
       });
     } catch (e) {
       throw toClientError(e, log, 'ExecuteOperator', ctx.signal);

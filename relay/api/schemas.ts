@@ -113,6 +113,12 @@ export const executeReplySchema = {
     execution_time_ms: { type: 'number' },
     receipt: { anyOf: [{ $ref: 'Receipt#' }, { type: 'null' }] },
     replayed: { type: 'boolean', description: 'true when an idempotent retry returned the stored result' },
+    certificate: {
+      type: 'object',
+      description: "options.consensus 'pbft': the quorum certificate (f+1 signed replies) vouching for the receipt and outputs; check with `hypersync receipts verify --certificates`",
+      required: ['scheme', 'certificate', 'result'],
+      properties: { scheme: { type: 'string', enum: ['pbft/1'] }, certificate: { type: 'string' }, result: { type: 'string' } },
+    },
   },
 } as const;
 
@@ -192,6 +198,39 @@ export const clusterReplySchema = {
       },
     },
     peers: { type: 'integer' },
+    pbft: {
+      type: 'object',
+      description: 'the PBFT group beside the engine (as its client sees it): the view f+1 replicas are in, its primary, and each replica’s status',
+      required: ['cluster', 'members', 'f', 'view', 'primary', 'replicas'],
+      properties: {
+        cluster: { type: 'string' },
+        members: { type: 'array', items: { type: 'string' } },
+        f: { type: 'integer' },
+        view: { type: ['integer', 'null'] },
+        primary: { type: ['string', 'null'] },
+        replicas: {
+          type: 'array',
+          items: {
+            type: 'object',
+            required: ['self', 'view', 'primary', 'active', 'low_watermark', 'high_watermark', 'last_executed', 'stable_checkpoint', 'dropped_total'],
+            properties: {
+              self: { type: 'string' },
+              view: { type: 'integer' },
+              primary: { type: 'string' },
+              active: { type: 'boolean' },
+              low_watermark: { type: 'integer' },
+              high_watermark: { type: 'integer' },
+              last_executed: { type: 'integer' },
+              stable_checkpoint: { type: 'object', required: ['seq', 'digest'], properties: { seq: { type: 'integer' }, digest: { type: 'string' } } },
+              dropped_total: { type: 'integer' },
+              requests_executed: { type: 'integer' },
+              signatures_made: { type: 'integer' },
+              signatures_verified: { type: 'integer', description: 'replica and client signatures this replica checked' },
+            },
+          },
+        },
+      },
+    },
   },
 } as const;
 

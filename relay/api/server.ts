@@ -323,6 +323,7 @@ export async function buildApi(opts: BuildApiOptions): Promise<FastifyInstance> 
         execution_time_ms: result.execution_time_ms,
         receipt: result.receipt,
         replayed: result.replayed,
+        ...(result.certificate !== undefined ? { certificate: result.certificate } : {}),
       };
     },
   );

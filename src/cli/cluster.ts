@@ -1,12 +1,15 @@
 // `hypersync cluster status`: the Raft group as the relay API sees it (GET /api/v1/cluster):
-// leader, term, commit and applied index, and every member with its role.
+// leader, term, commit and applied index, and every member with its role; with a PBFT group,
+// its view, primary, and each replica's watermarks and last stable checkpoint.
 import type { ClusterStatus } from '../../relay/api/backend.ts';
+import type { PbftClusterView } from '../consensus/pbft/runtime/gateway.ts';
 import { callApi, resolveTarget } from './api-client.ts';
 import { parse, str, UsageError } from './args.ts';
 
 export const CLUSTER_HELP = `usage: hypersync cluster status [options]
 
-Shows the cluster's consensus state: leader, term, commit index, applied index, members.
+Shows the cluster's consensus state: leader, term, commit index, applied index, members;
+with a PBFT group also its view, primary, and each replica's watermarks and stable checkpoint.
 Reads the relay API's GET /api/v1/cluster.
 
 options:
@@ -16,6 +19,22 @@ options:
   --devnet DIR     devnet folder to read endpoints.json from (default .devnet)
   --json           print the raw JSON
 `;
+
+/** The PBFT group: the view f+1 replicas are in, its primary, and each replica's watermarks and stable checkpoint. */
+function pbftLines(v: PbftClusterView): string[] {
+  const byId = new Map(v.replicas.map((r) => [r.self, r]));
+  return [
+    `pbft:          n=${v.members.length} f=${v.f}, cluster ${v.cluster}`,
+    `  view:        ${v.view ?? '(not known yet: fewer than f+1 replicas answered)'}`,
+    `  primary:     ${v.primary ?? '(unknown)'}`,
+    `  replicas:`,
+    ...v.members.map((id) => {
+      const r = byId.get(id);
+      if (r === undefined) return `    ${id}  (no status)`;
+      return `    ${id}  view ${r.view}${r.active ? '' : ' (changing view)'}${id === v.primary ? ' (primary)' : ''}  executed ${r.last_executed}  watermarks (${r.low_watermark}, ${r.high_watermark}]  stable checkpoint ${r.stable_checkpoint.seq}  dropped ${r.dropped_total}`;
+    }),
+  ];
+}
 
 export async function clusterCommand(argv: string[], out: (s: string) => void): Promise<number> {
   const [sub, ...rest] = argv;
@@ -49,6 +68,7 @@ export async function clusterCommand(argv: string[], out: (s: string) => void): 
     `applied index: ${s.applied_index} (on ${s.self})`,
     `members:`,
     ...s.members.map((m) => `  ${m.peerId}  ${m.role}${m.peerId === s.leader ? ' (leader)' : ''}${m.peerId === s.self ? ' (this relay)' : ''}${m.match !== undefined ? `  match ${m.match}` : ''}`),
+    ...(s.pbft === undefined ? [] : pbftLines(s.pbft)),
   ];
   out(`${lines.join('\n')}\n`);
   return 0;

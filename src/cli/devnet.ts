@@ -1,5 +1,6 @@
-// `hypersync devnet` (= `npm start`): a whole cluster on this machine. One relay and three
-// Node peers, each its own process, plus the Vite web app; everything a newcomer needs to
+// `hypersync devnet` (= `npm start`): a whole cluster on this machine. One relay and four
+// Node peers, each its own process, plus the Vite web app. Raft runs on the first three peers
+// with the relay as learner; PBFT on all four (the relay is its client); everything a newcomer needs to
 // call it lands in .devnet/ (endpoints.json, token, a dev CA with server and client
 // certificates, cluster.json). The relay's API is HTTPS only. Ctrl-C stops every child;
 // children also watch our pid, so even a SIGKILLed devnet leaves no orphans.
@@ -20,10 +21,13 @@ import { addCertificateMapping, readKeysFile } from '../../relay/api/keys-file.t
 import { callApi, type ApiTarget } from './api-client.ts';
 import { initCluster } from './keys.ts';
 import { int, parse, str, UsageError, type Parsed } from './args.ts';
+import { byzantineBehaviour, DEVNET_BEHAVIOURS } from './peer-commands.ts';
 
 export const DEVNET_HELP = `usage: hypersync devnet [options]   (npm start)
 
-Starts a local cluster: one relay, three Node peers (separate processes) and the web app.
+Starts a local cluster: one relay, four Node peers (separate processes) and the web app.
+Raft runs on the first three peers with the relay as a learner; PBFT on all four, the relay
+being its client (options.consensus "pbft").
 Writes .devnet/endpoints.json, .devnet/token, .devnet/cluster.json and a dev CA (ca.pem,
 server.pem, client.pem and their keys), prints the URL to open and curl examples.
 Identities persist in .devnet/ across restarts; --fresh starts over. Ctrl-C stops everything.
@@ -32,9 +36,13 @@ options:
   --dir DIR          state folder (default .devnet)
   --port-base N      relay libp2p N, relay API (HTTPS: REST + gRPC) N+1, web app N+2 (default:
                      $HYPERSYNC_PORT_BASE when set, else 9090)
-  --peers N          number of Node peers (default 3)
+  --peers N          number of Node peers (default 4; Raft voters are the first three, PBFT
+                     replicas the first 3f+1, none below four)
   --heartbeat-ms N   heartbeat interval of every process (default 1000)
   --snapshot-every N Raft snapshot/compaction interval of the peers (default 10000 entries)
+  --byzantine I=B    make peer I (1-based, as printed) a Byzantine PBFT replica with behaviour B:
+                     ${DEVNET_BEHAVIOURS.join(', ')}; repeatable, at most f peers
+  --pbft-max-batch N requests per PBFT round at most (default 64; 1: no batching)
   --no-web           do not start the web app
   --fresh            delete the state folder first
 `;
@@ -132,6 +140,11 @@ async function stopChildren(children: Child[]): Promise<void> {
   );
 }
 
+/** Node peers by default: three Raft voters and a fourth for PBFT's n = 3f + 1 = 4. */
+export const DEVNET_PEERS = 4;
+/** Raft voters among the peers (the rest run PBFT only). */
+export const RAFT_VOTERS = 3;
+
 /** How long the devnet waits for the Raft group to elect a leader before it says it is up. */
 export const DEVNET_LEADER_TIMEOUT_MS = 30_000;
 /** Pause between two cluster status polls while waiting for a leader. */
@@ -160,6 +173,8 @@ export function shellQuote(word: string): string {
 
 interface BannerFacts {
   peerCount: number;
+  /** A PBFT group runs (four peers or more). */
+  pbft: boolean;
   dir: string;
   webUrl: string | null;
   rest: string;
@@ -198,6 +213,7 @@ export function upBanner(f: BannerFacts): string {
     `  curl --cacert ${ca} ${f.rest}/healthz\n` +
     `  curl --cacert ${ca} ${auth} ${json} -d '{"operator_id":"kv.put","inputs":{"key":"a","value":1}}' ${f.rest}/api/v1/operators/execute\n` +
     `  curl --cacert ${ca} ${auth} ${json} -d '{"operator_id":"kv.get","inputs":{"key":"a"}}' ${f.rest}/api/v1/operators/execute\n` +
+    (f.pbft ? `  curl --cacert ${ca} ${auth} ${json} -d '{"operator_id":"kv.put","inputs":{"key":"b","value":2},"options":{"consensus":"pbft"}}' ${f.rest}/api/v1/operators/execute   # through PBFT: the answer carries a quorum certificate\n` : '') +
     `  curl --cacert ${ca} ${auth} '${f.rest}/api/v1/receipts?limit=10'\n` +
     `  curl --cacert ${ca} ${mtls} ${f.rest}/api/v1/tree-head   # mTLS: the client certificate, no token\n` +
     `  npx hypersync cluster status${devnetDir}   # leader, term, commit index, members\n` +
@@ -211,6 +227,29 @@ export function upBanner(f: BannerFacts): string {
   );
 }
 
+/** PBFT replicas among `peerCount` peers: the largest n = 3f + 1 that fits, none below four. */
+export function pbftReplicaCount(peerCount: number): number {
+  return peerCount < 4 ? 0 : peerCount - ((peerCount - 1) % 3);
+}
+
+/** `--byzantine I=B` flags: peer index (1-based) → behaviour; at most f of the PBFT replicas. */
+export function byzantinePeers(flags: readonly string[], peerCount: number): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const flag of flags) {
+    const m = /^(\d+)=([A-Za-z]+)$/.exec(flag);
+    if (m === null) throw new UsageError(`--byzantine ${flag.slice(0, 40)}: expected PEER=BEHAVIOUR, e.g. 2=equivocate`);
+    const index = Number(m[1]);
+    const behaviour = byzantineBehaviour(m[2]);
+    if (index < 1 || index > peerCount) throw new UsageError(`--byzantine ${flag}: peer ${index} does not exist (peers 1..${peerCount})`);
+    out.set(index, behaviour as string);
+  }
+  const n = pbftReplicaCount(peerCount);
+  if (out.size > 0 && n === 0) throw new UsageError('--byzantine needs a PBFT group: at least 4 peers');
+  if ([...out.keys()].some((i) => i > n)) throw new UsageError(`--byzantine: only peers 1..${n} are PBFT replicas`);
+  if (out.size > (n - 1) / 3) throw new UsageError(`--byzantine: ${out.size} Byzantine peers, but ${n} replicas tolerate f = ${(n - 1) / 3}`);
+  return out;
+}
+
 export async function devnetCommand(argv: string[], out: (s: string) => void): Promise<number> {
   const p = parse(argv, {
     dir: { type: 'string' },
@@ -221,6 +260,8 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
     'no-web': { type: 'boolean' },
     fresh: { type: 'boolean' },
     'log-level': { type: 'string' },
+    byzantine: { type: 'string', multiple: true },
+    'pbft-max-batch': { type: 'string' },
   });
   if (p.values['help'] === true) {
     out(DEVNET_HELP);
@@ -228,10 +269,12 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
   }
   const dir = resolve(str(p, 'dir') ?? '.devnet');
   const base = portBase(p);
-  const peerCount = int(p, 'peers', 3, 1, 16);
+  const peerCount = int(p, 'peers', DEVNET_PEERS, 1, 16);
   const heartbeat = String(int(p, 'heartbeat-ms', 1000, 20, 60_000));
   const snapshotEvery = String(int(p, 'snapshot-every', 10_000, 10, 100_000_000));
   const withWeb = p.values['no-web'] !== true;
+  const pbftMaxBatch = str(p, 'pbft-max-batch') === undefined ? [] : ['--pbft-max-batch', String(int(p, 'pbft-max-batch', 64, 1, 4096))];
+  const byzantine = byzantinePeers((p.values['byzantine'] as string[] | undefined) ?? [], peerCount);
   await assertPortFree(base, 'relay libp2p');
   await assertPortFree(base + 1, 'relay API');
   if (withWeb) await assertPortFree(base + 2, 'web app');
@@ -251,15 +294,19 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
   let config: ClusterConfig;
   // The Node peers are the Raft voters; the relay is a learner (it serves the API from its
   // own replica). Raft membership is fixed at bootstrap, so it must not drift across restarts.
-  const raft = { voters: ids.slice(1), learners: [ids[0] as string] };
+  const raft = { voters: ids.slice(1, 1 + Math.min(RAFT_VOTERS, peerCount)), learners: [ids[0] as string] };
+  // PBFT on the first 3f+1 peers (n >= 4); the relay is its client, not a replica.
+  const pbftCount = pbftReplicaCount(peerCount);
+  const pbft = pbftCount === 0 ? undefined : { replicas: ids.slice(1, 1 + pbftCount) };
   if (existsSync(configPath) && existsSync(join(dir, 'cluster.key'))) {
     const previous = await readClusterConfig(configPath);
     if (previous.raft !== undefined && JSON.stringify([...previous.raft.voters].sort()) !== JSON.stringify([...raft.voters].sort())) {
       throw new UsageError(`${dir} holds a Raft group of ${previous.raft.voters.length} voters; --peers ${peerCount} would change its membership. Start over with --fresh.`);
     }
-    config = { ...previous, allowlist: ids, raft };
+    const { pbft: _previousPbft, ...rest } = previous;
+    config = { ...rest, allowlist: ids, raft, ...(pbft !== undefined ? { pbft } : {}) };
   } else {
-    config = { ...(await initCluster(dir, 'devnet', ids)), raft };
+    config = { ...(await initCluster(dir, 'devnet', ids)), raft, ...(pbft !== undefined ? { pbft } : {}) };
   }
   await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`);
   const clusterKey = await readKeyFile(join(dir, 'cluster.key'));
@@ -300,11 +347,15 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
       peerDirs.map((d, i) => {
         const peerToken = encodeJoinTokenParam(createJoinToken({ clusterSigner, cluster: config.cluster, peer: ids[i + 1]!, expires: new Date(Date.now() + 30 * 86_400_000) }));
         const args = ['node', '--relay', relayAddr, '--data-dir', d, '--cluster-config', configPath, '--join-token', peerToken, '--heartbeat-ms', heartbeat, '--snapshot-every', snapshotEvery, '--json-events'];
+        const behaviour = byzantine.get(i + 1);
+        if (behaviour !== undefined) args.push('--byzantine', behaviour);
+        args.push(...pbftMaxBatch);
         return spawnChild(`peer ${i + 1}`, args, join(dir, 'logs', `peer-${i + 1}.log`));
       }),
     );
     started.forEach((s, i) => {
-      children.push({ name: `peer ${i + 1}`, role: 'voter', dataDir: peerDirs[i]!, ...s });
+      // 'voter': a Raft voter (and PBFT replica when n >= 4); 'replica': a PBFT replica only.
+      children.push({ name: `peer ${i + 1}`, role: raft.voters.includes(s.ready.peerId) ? 'voter' : 'replica', dataDir: peerDirs[i]!, ...s });
       out(`devnet: peer ${i + 1} ${s.ready.peerId} (pid ${s.ready.pid})\n`);
     });
 
@@ -339,7 +390,7 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
     // Written whole (temp file, then rename): a client polling for the file never reads half of it.
     await writeFile(`${endpointsPath}.tmp`, `${JSON.stringify(endpoints, null, 2)}\n`);
     await rename(`${endpointsPath}.tmp`, endpointsPath);
-    out(upBanner({ peerCount, dir, webUrl, rest, tokenPath, ca: tls.ca, clientCert: tls.clientCert, clientKey: tls.clientKey, keysFile }));
+    out(upBanner({ peerCount, pbft: pbft !== undefined, dir, webUrl, rest, tokenPath, ca: tls.ca, clientCert: tls.clientCert, clientKey: tls.clientKey, keysFile }));
 
     return await new Promise<number>((resolveExit) => {
       const stop = (code: number): void => {

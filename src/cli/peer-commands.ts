@@ -10,8 +10,15 @@ import { decodeJoinTokenParam } from '../ico/admission.ts';
 import { readClusterConfig } from '../net/cluster-config.ts';
 import { startPeer } from '../net/peer.ts';
 import { loadOrCreateKey } from '../net/platform-node.ts';
-import { consensusTransport } from '../net/consensus-transport.ts';
-import { openRaftEngine } from '../consensus/open.ts';
+import { consensusTransport, pbftPayload, raftPayload } from '../net/consensus-transport.ts';
+import type { PbftAdversary, PbftRuntime } from '../consensus/pbft/runtime/runtime.ts';
+import { Adversary, BEHAVIOURS, type Behaviour } from '../sim/pbft-byzantine.ts';
+import { Xoshiro128 } from '../sim/prng.ts';
+import { PbftAuth, sha256Ed25519 } from '../consensus/pbft/auth.ts';
+import type { Membership } from '../consensus/pbft/types.ts';
+import type { Ed25519Signer } from '../crypto/index.ts';
+import { DEFAULT_PBFT_TICK_MS } from '../consensus/pbft/runtime/runtime.ts';
+import { openPbftEngine, openRaftEngine, pbftMembership } from '../consensus/open.ts';
 import type { RaftRuntime } from '../consensus/raft/runtime/runtime.ts';
 import type { Replica } from '../replica/replica.ts';
 import type { HyperSyncPeer, PeerEvent, WireMode } from '../net/types.ts';
@@ -23,11 +30,16 @@ import { int, parse, required, str, UsageError } from './args.ts';
 import { startNodeSync } from '../sync/node-service.ts';
 import type { SyncService } from '../sync/service.ts';
 
+/** The simulator's behaviours a real process can take ('twins' needs two processes under one identity). */
+export const DEVNET_BEHAVIOURS: readonly Behaviour[] = BEHAVIOURS.filter((b) => b !== 'twins');
+
 export const NODE_HELP = `usage: hypersync node --relay MULTIADDR --data-dir DIR [--cluster-config FILE] [options]
 
 Runs a HyperSync peer: connects to the relay, discovers the cluster's peers, speaks ICO.
 When cluster.json has a "raft" section listing this peer, it also runs its Raft member:
 the log in <data-dir>/raft, the state machine, and its signed receipts in <data-dir>/store.
+When its "pbft" section lists this peer, it also runs a PBFT replica (receipts in
+<data-dir>/pbft, started afresh each time: it rejoins by state transfer).
 Every node syncs the document store and mirrored receipt logs (<data-dir>/sync) with its
 peers: at connection, live by gossip, and by anti-entropy.
 
@@ -43,6 +55,12 @@ options:
   --tick-ms N              Raft tick (default 50; election timeout 8-16 ticks, heartbeat 2)
   --snapshot-every N       snapshot the state machine and compact the Raft log every N
                            applied entries (default 10000)
+  --byzantine BEHAVIOUR    make this PBFT replica misbehave as the simulator's Byzantine replicas
+                           do: ${DEVNET_BEHAVIOURS.join(', ')} (tests and demos)
+  --pbft-max-batch N       requests one PBFT round orders at most (default 64; 1 turns batching
+                           off; every replica of the group must use the same)
+  --pbft-tick-ms N         PBFT tick when cluster.json's "pbft" section lists this peer
+                           (default 25; a backup suspects the primary after 20 ticks)
   --wire binary|json       direct-stream encoding: binary frames with peers that offer them
                            (default), or JSON envelopes only (the reference form)
   --anti-entropy-ms N      sync with one random peer every N ms (default 30000)
@@ -224,6 +242,9 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
     'json-events': { type: 'boolean' },
     'log-level': { type: 'string' },
     'anti-entropy-ms': { type: 'string' },
+    'pbft-tick-ms': { type: 'string' },
+    byzantine: { type: 'string' },
+    'pbft-max-batch': { type: 'string' },
   });
   if (p.values['help'] === true) {
     out(NODE_HELP);
@@ -236,6 +257,9 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
   const heartbeatMs = int(p, 'heartbeat-ms', 1000, 20, 60_000);
   const tickMs = int(p, 'tick-ms', 50, 5, 10_000);
   const snapshotEvery = int(p, 'snapshot-every', 10_000, 10, 100_000_000);
+  const pbftTickMs = int(p, 'pbft-tick-ms', DEFAULT_PBFT_TICK_MS, 5, 10_000);
+  const byzantine = byzantineBehaviour(str(p, 'byzantine'));
+  const maxBatch = str(p, 'pbft-max-batch') === undefined ? undefined : int(p, 'pbft-max-batch', 64, 1, 4096);
   const dataDir = required(p, 'data-dir');
   const config = await readClusterConfig(str(p, 'cluster-config') ?? clusterConfigIn(dataDir));
   const token = str(p, 'join-token');
@@ -262,9 +286,24 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
   if (config.raft !== undefined && [...config.raft.voters, ...config.raft.learners].includes(peer.peerId)) {
     try {
       const signer = crypto.createSigner(seedFromLibp2pPrivateKey(await loadOrCreateKey(dataDir)));
-      raft = await openRaftEngine({ dataDir, peerId: peer.peerId, signer, transport: consensusTransport(peer), voters: config.raft.voters, learners: config.raft.learners, tickMs, snapshotEvery });
+      raft = await openRaftEngine({ dataDir, peerId: peer.peerId, signer, transport: consensusTransport(peer, raftPayload), voters: config.raft.voters, learners: config.raft.learners, tickMs, snapshotEvery });
       await raft.start();
     } catch (e) {
+      await raft?.close();
+      await peer.stop();
+      throw e;
+    }
+  }
+  let pbft: PbftRuntime | undefined;
+  if (config.pbft !== undefined && config.pbft.replicas.includes(peer.peerId)) {
+    try {
+      const signer = crypto.createSigner(seedFromLibp2pPrivateKey(await loadOrCreateKey(dataDir)));
+      const membership = pbftMembership(config);
+      const adversary = byzantine === undefined ? undefined : byzantineAdversary(byzantine, membership, peer.peerId, signer, config.raft?.learners[0]);
+      pbft = await openPbftEngine({ dataDir, peerId: peer.peerId, signer, transport: consensusTransport(peer, pbftPayload), membership, tickMs: pbftTickMs, ...(adversary !== undefined ? { adversary } : {}), ...(maxBatch !== undefined ? { limits: { maxBatchRequests: maxBatch } } : {}) });
+      await pbft.start();
+    } catch (e) {
+      await pbft?.close();
       await raft?.close();
       await peer.stop();
       throw e;
@@ -274,26 +313,43 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
   try {
     nodeSync = await startNodeSync({ peer, privateKey: await loadOrCreateKey(dataDir), dataDir, policies: config.sync?.policies, receiptLogs: raft !== undefined ? [raft.replica.log] : [], antiEntropyMs });
   } catch (e) {
+    await pbft?.close();
     await raft?.close();
     await peer.stop();
     throw e;
   }
   sync = nodeSync;
   if (p.values['json-events'] === true) {
-    out(`${JSON.stringify({ type: 'ready', peerId: peer.peerId, pid: process.pid, multiaddrs: peer.multiaddrs(), raft: raft !== undefined })}\n`);
+    out(`${JSON.stringify({ type: 'ready', peerId: peer.peerId, pid: process.pid, multiaddrs: peer.multiaddrs(), raft: raft !== undefined, pbft: pbft !== undefined })}\n`);
     early.stop();
     streamEvents(peer, out, raft !== undefined, early.events);
     streamSyncEvents(nodeSync, out);
     if (raft !== undefined) streamRaftEvents(raft, peer, out);
   } else {
     early.stop();
-    process.stderr.write(`hypersync node ${peer.peerId} running${raft !== undefined ? ' (raft member)' : ''} (Ctrl-C to stop)\n`);
+    process.stderr.write(`hypersync node ${peer.peerId} running${raft !== undefined ? ' (raft member)' : ''}${pbft !== undefined ? ' (pbft replica)' : ''} (Ctrl-C to stop)\n`);
   }
   return runUntilSignal(async () => {
     await nodeSync.close();
+    await pbft?.close();
     await raft?.close();
     await peer.stop();
   });
+}
+
+export function byzantineBehaviour(v: string | undefined): Behaviour | undefined {
+  if (v === undefined) return undefined;
+  const b = DEVNET_BEHAVIOURS.find((x) => x === v);
+  if (b === undefined) throw new UsageError(`--byzantine ${v.slice(0, 40)}: one of ${DEVNET_BEHAVIOURS.join(', ')}`);
+  return b;
+}
+
+/** The simulator's Adversary around this replica; a censor ignores the relay's first client slot. */
+function byzantineAdversary(behaviour: Behaviour, membership: Membership, self: string, signer: Ed25519Signer, relay: string | undefined): PbftAdversary {
+  const index = membership.replicas.findIndex((r) => r.id === self);
+  const seed = crypto.randomBytes(4);
+  const rng = new Xoshiro128(new DataView(seed.buffer, seed.byteOffset).getUint32(0));
+  return new Adversary(behaviour, index, { sign: (d) => signer.sign(d) }, new PbftAuth(membership, sha256Ed25519), rng, `${relay ?? ''}/0`);
 }
 
 export async function relayCommand(argv: string[], out: Out): Promise<number> {

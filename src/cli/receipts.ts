@@ -13,6 +13,8 @@ import { ReceiptLog } from '../receipts/log.ts';
 import { proofBundleProblem } from '../receipts/proof.ts';
 import { ChainVerifier, DEFAULT_MAX_FUTURE_SKEW_MS, type Evidence, type Receipt } from '../receipts/receipt.ts';
 import { LevelStore } from '../store/level.ts';
+import { carriedCertificateFromJson, membershipFromJson, verifyCarriedCertificate } from '../consensus/pbft/receipt-certificate.ts';
+import type { Membership } from '../consensus/pbft/types.ts';
 import { StoreError } from '../store/types.ts';
 import { MAX_LIST_LIMIT } from '../../relay/api/schemas.ts';
 import { ApiCallError, callApi, resolveTarget, type ApiTarget } from './api-client.ts';
@@ -25,11 +27,12 @@ commands:
                                             print receipts from index N as JSON Lines: the relay's,
                                             through its API (default: the running devnet), or a
                                             stopped node's, from its data dir
-  verify FILE [--inputs F] [--outputs F] [--max-skew 30s]
+  verify FILE [--inputs F] [--outputs F] [--max-skew 30s] [--certificates F --membership M]
                                             verify a JSON Lines receipts file: signature, chain link,
                                             inputs/outputs hashes (F: JSON Lines, line i = receipt i's
-                                            inputs or outputs), timestamps. Exit 0, or 1 with the index,
-                                            step and reason of the first failure
+                                            inputs or outputs), timestamps, and PBFT quorum certificates
+                                            against the cluster's membership. Exit 0, or 1 with the
+                                            index, step and reason of the first failure
   prove (--id RECEIPT_ID | --index N) [--devnet DIR | --api URL --ca FILE --token T | --data-dir DIR]
                                             print {receipt, proof, tree_head}: an RFC 9162 inclusion
                                             proof against a freshly signed tree head
@@ -52,7 +55,7 @@ From a running cluster (the default): the relay's receipts, paged through its AP
 From a stopped node: --data-dir DIR reads <DIR>/store (LevelDB) directly and creates
 nothing. LevelDB admits one process at a time, so this fails while that node runs.
 `,
-  verify: `usage: hypersync receipts verify FILE [--inputs F] [--outputs F] [--max-skew 30s]
+  verify: `usage: hypersync receipts verify FILE [--inputs F] [--outputs F] [--max-skew 30s] [--certificates F --membership M]
 
 Verifies a JSON Lines receipts file in one streaming pass (constant memory), by the seed's
 five steps: 1 signature (and receipt_id), 2 prev_receipt_hash link, 3 inputs_hash and
@@ -61,6 +64,12 @@ outputs of the receipt on line i), 5 timestamp (not before the previous receipt,
 --max-skew in the future). Exit 0, or 1 printing the index, step and reason of the first
 failure. A truncated or garbage line is an error naming the file and line, and a file
 with no receipts at all is an error too (exit 1): it proves nothing.
+
+PBFT receipts: --certificates F (JSON Lines, line i = the "certificate" the API answered
+with receipt i, or null) checks each quorum certificate offline against --membership M
+(the cluster's cluster.json, or {"cluster": ID, "replicas": [PeerId, ...]}): f+1 replicas
+signed the same result, and that result names exactly the receipt's operator, inputs hash
+and outputs hash. A certificate that fails is reported like a receipt that fails.
 `,
   prove: `usage: hypersync receipts prove (--id RECEIPT_ID | --index N) [--devnet DIR | --api URL --ca FILE --token T | --data-dir DIR]
 
@@ -150,7 +159,28 @@ async function* jsonLines(path: string): AsyncGenerator<{ line: number; value: u
   }
 }
 
-async function verifyFile(file: string, inputsFile: string | undefined, outputsFile: string | undefined, maxSkewMs: number, out: Out): Promise<number> {
+/** --membership: a cluster.json with a pbft section, or the membership itself. */
+async function readMembership(path: string): Promise<Membership> {
+  let value: unknown;
+  try {
+    value = JSON.parse(await readFile(path, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`--membership ${path}: not a readable JSON file (${(e as Error).message})`);
+  }
+  const v = value as { cluster?: unknown; pbft?: { replicas?: unknown } };
+  const m = membershipFromJson(v.pbft !== undefined ? { cluster: v.cluster, replicas: v.pbft.replicas } : value);
+  if (typeof m === 'string') throw new UsageError(`--membership ${path}: ${m}`);
+  return m;
+}
+
+interface CertificateCheck {
+  readonly file: string;
+  readonly lines: AsyncIterator<{ line: number; value: unknown }>;
+  readonly membership: Membership;
+  checked: number;
+}
+
+async function verifyFile(file: string, inputsFile: string | undefined, outputsFile: string | undefined, maxSkewMs: number, out: Out, certs?: CertificateCheck): Promise<number> {
   const inputs = inputsFile === undefined ? undefined : jsonLines(inputsFile)[Symbol.asyncIterator]();
   const outputs = outputsFile === undefined ? undefined : jsonLines(outputsFile)[Symbol.asyncIterator]();
   const verifier = new ChainVerifier({ now: Date.now(), maxFutureSkewMs: maxSkewMs });
@@ -172,10 +202,24 @@ async function verifyFile(file: string, inputsFile: string | undefined, outputsF
       out(`FAILED at index ${result.index} (line ${line}), step ${result.step} (${result.stepName}): ${result.reason}\n`);
       return 1;
     }
+    if (certs !== undefined) {
+      const next = await certs.lines.next();
+      if (next.done === true) throw new LineError(`${certs.file}: has fewer lines than ${file} (no certificate for line ${line})`);
+      if (next.value.value !== null) {
+        const carried = carriedCertificateFromJson(next.value.value);
+        const receipt = value as Receipt;
+        const verdict = typeof carried === 'string' ? { ok: false as const, reason: carried } : verifyCarriedCertificate(carried, certs.membership, receipt);
+        if (!verdict.ok) {
+          out(`FAILED at index ${receipt.index} (line ${line}), quorum certificate (${certs.file}:${next.value.line}): ${verdict.reason}\n`);
+          return 1;
+        }
+        certs.checked++;
+      }
+    }
     position++;
   }
   if (verifier.count === 0) throw new NoReceiptsError(`${file} holds no receipts: nothing was verified (an empty export? check that it found the receipts)`);
-  out(`ok: ${verifier.count} receipts verified\n`);
+  out(`ok: ${verifier.count} receipts verified${certs !== undefined ? `, ${certs.checked} quorum certificates` : ''}\n`);
   return 0;
 }
 
@@ -202,12 +246,16 @@ export async function receiptsCommand(argv: string[], out: Out = (s) => process.
       return 0;
     }
     case 'verify': {
-      const p = parse(rest, { inputs: { type: 'string' }, outputs: { type: 'string' }, 'max-skew': { type: 'string' } }, true);
+      const p = parse(rest, { inputs: { type: 'string' }, outputs: { type: 'string' }, 'max-skew': { type: 'string' }, certificates: { type: 'string' }, membership: { type: 'string' } }, true);
       if (p.values['help'] === true) return help(out, sub);
       const file = p.positionals[0];
       if (file === undefined || p.positionals.length > 1) throw new UsageError('verify takes exactly one FILE');
       const skew = str(p, 'max-skew');
-      return verifyFile(file, str(p, 'inputs'), str(p, 'outputs'), skew === undefined ? DEFAULT_MAX_FUTURE_SKEW_MS : duration(skew), out);
+      const certFile = str(p, 'certificates');
+      const membershipFile = str(p, 'membership');
+      if ((certFile === undefined) !== (membershipFile === undefined)) throw new UsageError('--certificates and --membership go together');
+      const certs = certFile === undefined || membershipFile === undefined ? undefined : { file: certFile, lines: jsonLines(certFile)[Symbol.asyncIterator](), membership: await readMembership(membershipFile), checked: 0 };
+      return verifyFile(file, str(p, 'inputs'), str(p, 'outputs'), skew === undefined ? DEFAULT_MAX_FUTURE_SKEW_MS : duration(skew), out, certs);
     }
     case 'prove': {
       const p = parse(rest, { 'data-dir': { type: 'string' }, id: { type: 'string' }, index: { type: 'string' }, ...API_OPTIONS });

@@ -1,8 +1,13 @@
 // Opens an engine for a Node process, on LevelDB under its data dir (the layout `hypersync
 // node`, `hypersync relay` and `hypersync receipts` share). Node only.
 //   raft: <data-dir>/raft  the Raft log          <data-dir>/store  this replica's receipts
+//   pbft: <data-dir>/pbft  this PBFT replica's receipts (fresh at every start: see openPbftEngine)
 //   none: <data-dir>/api   commands, snapshots and receipts of the single node (memory without a data dir)
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { publicKeyFromPeerId } from '../crypto/index.ts';
+import { PbftRuntime, type PbftAdversary } from './pbft/runtime/runtime.ts';
+import type { Membership, PbftLimits } from './pbft/types.ts';
 import type { Ed25519Signer } from '../crypto/index.ts';
 import { Replica } from '../replica/replica.ts';
 import type { OperatorRegistry } from '../statemachine/registry.ts';
@@ -55,6 +60,46 @@ export async function openRaftEngine(o: OpenRaftOptions): Promise<RaftRuntime<Re
     });
   } catch (e) {
     for (const s of opened) await s.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+/** The PBFT membership of a cluster.json with a `pbft` section (the keys are inside the PeerIds). */
+export function pbftMembership(config: { cluster: string; pbft?: { replicas: readonly string[] } }): Membership {
+  if (config.pbft === undefined) throw new EngineConfigError('cluster.json has no pbft section');
+  return { cluster: config.cluster, replicas: config.pbft.replicas.map((id) => ({ id, publicKey: publicKeyFromPeerId(id) })) };
+}
+
+export interface OpenPbftOptions {
+  dataDir: string;
+  peerId: string;
+  /** Signs protocol messages, replies and receipts (the peer's own identity key). */
+  signer: Ed25519Signer;
+  transport: EngineTransport;
+  membership: Membership;
+  tickMs?: number;
+  registry?: OperatorRegistry;
+  /** Makes this replica Byzantine (`hypersync node --byzantine`). */
+  adversary?: PbftAdversary;
+  /** Core limits (e.g. maxBatchRequests 1: no batching); every replica of a group must use the same. */
+  limits?: Partial<PbftLimits>;
+}
+
+/**
+ * A PBFT replica of the cluster's group: receipts in <data-dir>/pbft. The core keeps no durable
+ * state: a replica that restarts rejoins by state transfer from the stable checkpoint (it counts
+ * against f until then), so its store starts empty each time.
+ */
+export async function openPbftEngine(o: OpenPbftOptions): Promise<PbftRuntime> {
+  if (!o.membership.replicas.some((r) => r.id === o.peerId)) throw new EngineConfigError(`this peer (${o.peerId}) is not in the cluster's pbft replicas`);
+  const dir = join(o.dataDir, 'pbft');
+  await rm(dir, { recursive: true, force: true });
+  const store = await LevelStore.open(dir);
+  try {
+    const replica = await Replica.open({ store, signer: o.signer, peerId: o.peerId, ...(o.registry !== undefined ? { registry: o.registry } : {}) });
+    return new PbftRuntime({ id: o.peerId, membership: o.membership, signer: o.signer, transport: o.transport, replica, ...(o.tickMs !== undefined ? { tickMs: o.tickMs } : {}), ...(o.adversary !== undefined ? { adversary: o.adversary } : {}), ...(o.limits !== undefined ? { limits: o.limits } : {}) });
+  } catch (e) {
+    await store.close().catch(() => undefined);
     throw e;
   }
 }

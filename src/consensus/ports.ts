@@ -28,6 +28,29 @@ export interface Timers {
   defer(fn: () => void): void;
 }
 
+/**
+ * Runs `fn` every `ms` at a fixed cadence, as setInterval does: a late run does not push the
+ * next ones later (timeouts counted in ticks would stretch on a busy machine), and a stall
+ * causes no burst. Returns the cancel of whichever run is scheduled.
+ */
+export function fixedCadence(timers: Timers, ms: number, fn: () => void): Cancel {
+  let cancel: Cancel = () => undefined;
+  let stopped = false;
+  let due = timers.now() + ms;
+  const run = (): void => {
+    if (stopped) return;
+    fn();
+    const now = timers.now();
+    due = now - due > ms ? now + ms : due + ms;
+    cancel = timers.after(Math.max(0, due - now), run);
+  };
+  cancel = timers.after(ms, run);
+  return () => {
+    stopped = true;
+    cancel();
+  };
+}
+
 /** Real time. Timers are unref'd: an engine never keeps a process alive by itself. */
 export const systemTimers: Timers = {
   now: () => Date.now(),

@@ -11,6 +11,11 @@ export interface ClusterConfig {
   allowlist: string[];
   /** Initial Raft membership (PeerIds); absent: the cluster runs no Raft group. */
   raft?: { voters: string[]; learners: string[] };
+  /**
+   * PBFT replicas (PeerIds, in protocol order: the primary of view v is replicas[v mod n]),
+   * n = 3f + 1; absent: the cluster runs no PBFT group. Signatures are scoped to `cluster`.
+   */
+  pbft?: { replicas: string[] };
   /** Sync conflict policies by key prefix (`lww`, `max`, `min`, `union`, `manual`), on top of the built-in table. */
   sync?: { policies: Record<string, string> };
 }
@@ -26,7 +31,7 @@ export const CLUSTER_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 export function parseClusterConfig(value: unknown, source = 'cluster config'): ClusterConfig {
   if (typeof value !== 'object' || value === null) throw new ClusterConfigError(`${source}: must be a JSON object`);
-  const { cluster, clusterPublicKey, allowlist, raft, sync } = value as Record<string, unknown>;
+  const { cluster, clusterPublicKey, allowlist, raft, sync, pbft } = value as Record<string, unknown>;
   if (typeof cluster !== 'string' || !CLUSTER_ID_PATTERN.test(cluster)) throw new ClusterConfigError(`${source}: 'cluster' must match ${CLUSTER_ID_PATTERN}`);
   if (typeof clusterPublicKey !== 'string') throw new ClusterConfigError(`${source}: 'clusterPublicKey' must be base64url`);
   try {
@@ -45,6 +50,7 @@ export function parseClusterConfig(value: unknown, source = 'cluster config'): C
   }
   const out: ClusterConfig = { cluster, clusterPublicKey, allowlist: allowlist as string[] };
   if (raft !== undefined) out.raft = parseRaftMembers(raft, source);
+  if (pbft !== undefined) out.pbft = parsePbftReplicas(pbft, source);
   if (sync !== undefined) {
     const policies = (sync as { policies?: unknown } | null)?.policies;
     if (typeof policies !== 'object' || policies === null || Array.isArray(policies)) throw new ClusterConfigError(`${source}: 'sync' must be {policies: {prefix: policy}}`);
@@ -78,6 +84,23 @@ function parseRaftMembers(raft: unknown, source: string): { voters: string[]; le
   if (v.length === 0) throw new ClusterConfigError(`${source}: 'raft.voters' must not be empty`);
   if (new Set([...v, ...l]).size !== v.length + l.length) throw new ClusterConfigError(`${source}: a raft member is listed twice`);
   return { voters: v, learners: l };
+}
+
+function parsePbftReplicas(pbft: unknown, source: string): { replicas: string[] } {
+  const replicas = (pbft as { replicas?: unknown } | null)?.replicas;
+  if (!Array.isArray(replicas)) throw new ClusterConfigError(`${source}: 'pbft' must be {replicas: [PeerId]}`);
+  for (const id of replicas) {
+    try {
+      if (typeof id !== 'string') throw new Error('type');
+      publicKeyFromPeerId(id);
+    } catch {
+      throw new ClusterConfigError(`${source}: pbft.replicas entry ${JSON.stringify(id).slice(0, 60)} is not an ed25519 PeerId`);
+    }
+  }
+  const n = replicas.length;
+  if (n < 4 || (n - 1) % 3 !== 0 || n > 64) throw new ClusterConfigError(`${source}: 'pbft.replicas' must hold n = 3f + 1 PeerIds (4, 7, 10, ... up to 64), got ${n}`);
+  if (new Set(replicas).size !== n) throw new ClusterConfigError(`${source}: a pbft replica is listed twice`);
+  return { replicas: replicas as string[] };
 }
 
 export async function readClusterConfig(path: string): Promise<ClusterConfig> {

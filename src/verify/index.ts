@@ -26,3 +26,9 @@ export { verifyCertifiedReceipt, type CertificateVerdict, type CertifiedVerdict,
 
 /** Which ed25519 implementation this build verifies with: `node`, `webcrypto` or `noble`. */
 export const cryptoBackend: CryptoAdapter['name'] = crypto.name;
+// PBFT's certificate scheme: a receipt of a PBFT execution and the certificate it travels with,
+// checked against the cluster's membership ({cluster, replicas: [PeerId, ...]}).
+export {
+  carriedCertificateFromJson, membershipFromJson, pbftCertificateScheme, PBFT_CERTIFICATE_SCHEME, verifyCarriedCertificate,
+  type CarriedCertificate, type MembershipJson,
+} from '../consensus/pbft/receipt-certificate.ts';

@@ -55,8 +55,8 @@ async function startDevnet(portBase: number, extra: string[] = [], byEnv = false
 test('devnet writes the endpoints contract, serves the web app, and SIGINT leaves no orphans', async () => {
   const base = await freePortBase();
   const { dir, endpoints, proc } = await startDevnet(base);
-  assert.equal(endpoints.peers.length, 4);
-  assert.deepEqual(endpoints.peers.map((p) => p.role).sort(), ['relay', 'voter', 'voter', 'voter']);
+  assert.equal(endpoints.peers.length, 5);
+  assert.deepEqual(endpoints.peers.map((p) => p.role).sort(), ['relay', 'replica', 'voter', 'voter', 'voter'], 'three Raft voters (PBFT replicas too), a PBFT-only replica, the relay');
   assert.equal(readFileSync(join(dir, 'token'), 'utf8').trim(), endpoints.token);
   assert.match(endpoints.web ?? '', new RegExp(`^http://127\\.0\\.0\\.1:${base + 2}/\\?relay=.+&cluster=devnet&key=[A-Za-z0-9_-]{43}#token=`));
   // The API is HTTPS only, on one port for REST and gRPC, trusted through the dev CA.
@@ -96,12 +96,12 @@ test('devnet writes the endpoints contract, serves the web app, and SIGINT leave
   assert.ok(head.json<{ size: number }>().size >= 1);
   const example = await proc.waitFor((e) => e.type === 'text' && /operators\/execute/.test(String(e['line'])), 10_000, 'the printed curl example');
   assert.match(String(example['line']), /curl --cacert \S*ca\.pem -H "Authorization: Bearer \$\(cat \S*token\)" -H 'content-type: application\/json' -d '\{"operator_id":"kv\.put"/);
-  // The relay sees all three peers admitted (HELLO both ways), which is what the tab shows.
+  // The relay sees all four peers admitted (HELLO both ways), which is what the tab shows.
   let established = 0;
-  for (const end = Date.now() + 20_000; established < 3 && Date.now() < end; await new Promise((r) => setTimeout(r, 200))) {
+  for (const end = Date.now() + 20_000; established < 4 && Date.now() < end; await new Promise((r) => setTimeout(r, 200))) {
     established = (await call(`${endpoints.rest}/api/v1/status`, { ca, headers: bearer })).json<{ peers: { established: number } }>().peers.established;
   }
-  assert.equal(established, 3, 'the relay has an established session with each peer');
+  assert.equal(established, 4, 'the relay has an established session with each peer');
   const page = await fetch(endpoints.web!);
   assert.equal(page.status, 200);
   assert.match(await page.text(), /HyperSync/);

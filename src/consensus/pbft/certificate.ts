@@ -5,7 +5,7 @@
 // verifyCertificate(cert, membership). Binary form and its base64url text in PROTOCOL.md.
 import { base64urlDecode, base64urlEncode } from '../../crypto/encoding.ts';
 import { PbftAuth, bytesEqual, sha256Ed25519 } from './auth.ts';
-import { ByteReader, ByteWriter, DIGEST_BYTES, PBFT_WIRE_VERSION, SIGNATURE_BYTES, decodeMessage, encodeRequest, type CodecLimits } from './codec.ts';
+import { ByteReader, ByteWriter, DIGEST_BYTES, PBFT_WIRE_VERSION, SIGNATURE_BYTES, decodeRequest, encodeRequest, type CodecLimits } from './codec.ts';
 import { PbftDecodeError, PbftMembershipError } from './errors.ts';
 import { inclusionPath, rootFromPath } from './merkle.ts';
 import { MAX_REPLICAS, PBFT_DEFAULTS, type Endorsement, type Membership, type PbftVerifier, type ReplyMessage, type RequestMessage } from './types.ts';
@@ -241,8 +241,7 @@ export function decodeCertificate(bytes: Uint8Array, limits: CodecLimits = CERT_
     const view = r.u64();
     const seq = r.u64();
     const batchDigest = r.raw(DIGEST_BYTES);
-    const request = decodeMessage(r.bytes(1 << 20, 'request'), limits);
-    if (request.type !== 'request') throw new PbftDecodeError(`commit certificate carries a ${request.type}`);
+    const request = decodeRequest(r.bytes(1 << 20, 'request'), limits);
     const p = readPath(r);
     const n = r.count(MAX_REPLICAS, 'commits');
     const commits: Endorsement[] = [];

@@ -459,15 +459,30 @@ export function decodeMessage(bytes: Uint8Array, limits: CodecLimits): PbftMessa
   return m;
 }
 
+function requestBody(r: Reader, limits: CodecLimits): RequestMessage {
+  const client = r.str(limits.maxClientIdBytes, 'client id');
+  const timestamp = r.u64();
+  const op = r.bytes(limits.maxOpBytes, 'op');
+  return { type: 'request', client, timestamp, op, signature: r.raw(SIGNATURE_BYTES) };
+}
+
+/** Decodes one REQUEST (what a commit certificate carries) without the other message types' code. */
+export function decodeRequest(bytes: Uint8Array, limits: CodecLimits): RequestMessage {
+  const r = new Reader(bytes);
+  const version = r.u8();
+  if (version !== PBFT_WIRE_VERSION) throw new PbftDecodeError(`unknown version ${version}`);
+  const code = r.u8();
+  if (code !== TYPE_CODES.request) throw new PbftDecodeError(`expected a request, got message type ${code}`);
+  const m = requestBody(r, limits);
+  r.end();
+  return m;
+}
+
 function decodeBody(r: Reader, type: PbftMessageType, limits: CodecLimits): PbftMessage {
   const sig = (): Uint8Array => r.raw(SIGNATURE_BYTES);
   switch (type) {
-    case 'request': {
-      const client = r.str(limits.maxClientIdBytes, 'client id');
-      const timestamp = r.u64();
-      const op = r.bytes(limits.maxOpBytes, 'op');
-      return { type, client, timestamp, op, signature: sig() } satisfies RequestMessage;
-    }
+    case 'request':
+      return requestBody(r, limits);
     case 'prePrepare': {
       const view = r.u64();
       const seq = r.u64();

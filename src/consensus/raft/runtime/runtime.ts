@@ -6,7 +6,7 @@
 // write is durable; a leader may (it counts itself only after advance, thesis §10.2.1).
 import { bootstrapState, decodeConfChange, DEFAULT_CLOCK_RATE_BOUND, DEFAULT_ELECTION_TICKS, leaseDurationMs, LeaderTransferError, ProposalDroppedError, RaftNode, type ConfChange, type Entry, type Message, type NodeId, type PersistedState, type RaftLimits, type Ready } from '../index.ts';
 import { InvalidCommandError, UnavailableError, type CommandOutcome, type Consensus, type EngineMember, type EngineStatus, type ReadOptions, type ReplicaPort, type SubmitCommand, type SubmitOptions } from '../../engine.ts';
-import { systemTimers, type Cancel, type EngineTransport, type Timers } from '../../ports.ts';
+import { fixedCadence, systemTimers, type Cancel, type EngineTransport, type Timers } from '../../ports.ts';
 import type { Json, JsonObject } from '../../../ico/types.ts';
 import { createLogger, type Logger } from '../../../log/logger.ts';
 import { commandProblem } from '../../../statemachine/command.ts';
@@ -186,19 +186,13 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
     if (this.#started || this.#stopped) return;
     this.#started = true;
     this.#unsubscribe = this.#transport.onMessage((from, payload) => this.#onPayload(from, payload));
-    // Ticks keep a fixed cadence, as setInterval does: a late tick does not push the next ones
-    // later (elections would slow down on a busy machine), and a stall does not cause a burst.
-    let due = this.#timers.now() + this.#tickMs;
-    const tick = (): void => {
+    // Ticks keep a fixed cadence: elections would slow down on a busy machine otherwise.
+    this.#cancelTick = fixedCadence(this.#timers, this.#tickMs, () => {
       if (this.#stopped) return;
       this.#node.tick();
       this.#reads.onTick();
       this.#schedule();
-      const now = this.#timers.now();
-      due = now - due > this.#tickMs ? now + this.#tickMs : due + this.#tickMs;
-      this.#cancelTick = this.#timers.after(Math.max(0, due - now), tick);
-    };
-    this.#cancelTick = this.#timers.after(this.#tickMs, tick);
+    });
     this.#schedule();
   }
 

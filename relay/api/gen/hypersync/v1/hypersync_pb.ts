@@ -20,7 +20,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file hypersync/v1/hypersync.proto.
  */
 export const file_hypersync_v1_hypersync: GenFile = /*@__PURE__*/
-  fileDesc("ChxoeXBlcnN5bmMvdjEvaHlwZXJzeW5jLnByb3RvEgxoeXBlcnN5bmMudjEifgoPT3BlcmF0b3JSZXF1ZXN0EhMKC29wZXJhdG9yX2lkGAEgASgJEicKBmlucHV0cxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLQoHb3B0aW9ucxgDIAEoCzIcLmh5cGVyc3luYy52MS5FeGVjdXRlT3B0aW9ucyJeCg5FeGVjdXRlT3B0aW9ucxIRCgljb25zZW5zdXMYASABKAkSEgoKdGltZW91dF9tcxgCIAEoDRIXCg9pZGVtcG90ZW5jeV9rZXkYAyABKAkSDAoEcmVhZBgEIAEoCSK0AQoQT3BlcmF0b3JSZXNwb25zZRIOCgZzdGF0dXMYASABKAkSJwoHb3V0cHV0cxgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRISCgpyZWNlaXB0X2lkGAMgASgJEhkKEWV4ZWN1dGlvbl90aW1lX21zGAQgASgBEiYKB3JlY2VpcHQYBSABKAsyFS5oeXBlcnN5bmMudjEuUmVjZWlwdBIQCghyZXBsYXllZBgGIAEoCCKpAQoHUmVjZWlwdBISCgpyZWNlaXB0X2lkGAEgASgJEhEKCXRpbWVzdGFtcBgCIAEoCRIqCglvcGVyYXRpb24YAyABKAsyFy5oeXBlcnN5bmMudjEuT3BlcmF0aW9uEhkKEXByZXZfcmVjZWlwdF9oYXNoGAQgASgJEg4KBnNpZ25lchgFIAEoCRINCgVpbmRleBgGIAEoBBIRCglzaWduYXR1cmUYByABKAkiWQoJT3BlcmF0aW9uEgwKBHR5cGUYASABKAkSEwoLb3BlcmF0b3JfaWQYAiABKAkSEwoLaW5wdXRzX2hhc2gYAyABKAkSFAoMb3V0cHV0c19oYXNoGAQgASgJIjkKDVN0cmVhbVJlcXVlc3QSFAoMb3BlcmF0b3JfaWRzGAEgAygJEhIKCmZyb21faW5kZXgYAiABKAQifQoGUmVzdWx0Eg0KBWluZGV4GAEgASgEEhMKC29wZXJhdG9yX2lkGAIgASgJEicKB291dHB1dHMYAyABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSJgoHcmVjZWlwdBgEIAEoCzIVLmh5cGVyc3luYy52MS5SZWNlaXB0MqMBCglIeXBlclN5bmMSUAoPRXhlY3V0ZU9wZXJhdG9yEh0uaHlwZXJzeW5jLnYxLk9wZXJhdG9yUmVxdWVzdBoeLmh5cGVyc3luYy52MS5PcGVyYXRvclJlc3BvbnNlEkQKDVN0cmVhbVJlc3VsdHMSGy5oeXBlcnN5bmMudjEuU3RyZWFtUmVxdWVzdBoULmh5cGVyc3luYy52MS5SZXN1bHQwAWIGcHJvdG8z", [file_google_protobuf_struct]);
+  fileDesc("ChxoeXBlcnN5bmMvdjEvaHlwZXJzeW5jLnByb3RvEgxoeXBlcnN5bmMudjEifgoPT3BlcmF0b3JSZXF1ZXN0EhMKC29wZXJhdG9yX2lkGAEgASgJEicKBmlucHV0cxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLQoHb3B0aW9ucxgDIAEoCzIcLmh5cGVyc3luYy52MS5FeGVjdXRlT3B0aW9ucyJeCg5FeGVjdXRlT3B0aW9ucxIRCgljb25zZW5zdXMYASABKAkSEgoKdGltZW91dF9tcxgCIAEoDRIXCg9pZGVtcG90ZW5jeV9rZXkYAyABKAkSDAoEcmVhZBgEIAEoCSLqAQoQT3BlcmF0b3JSZXNwb25zZRIOCgZzdGF0dXMYASABKAkSJwoHb3V0cHV0cxgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRISCgpyZWNlaXB0X2lkGAMgASgJEhkKEWV4ZWN1dGlvbl90aW1lX21zGAQgASgBEiYKB3JlY2VpcHQYBSABKAsyFS5oeXBlcnN5bmMudjEuUmVjZWlwdBIQCghyZXBsYXllZBgGIAEoCBI0CgtjZXJ0aWZpY2F0ZRgHIAEoCzIfLmh5cGVyc3luYy52MS5RdW9ydW1DZXJ0aWZpY2F0ZSJIChFRdW9ydW1DZXJ0aWZpY2F0ZRIOCgZzY2hlbWUYASABKAkSEwoLY2VydGlmaWNhdGUYAiABKAkSDgoGcmVzdWx0GAMgASgJIqkBCgdSZWNlaXB0EhIKCnJlY2VpcHRfaWQYASABKAkSEQoJdGltZXN0YW1wGAIgASgJEioKCW9wZXJhdGlvbhgDIAEoCzIXLmh5cGVyc3luYy52MS5PcGVyYXRpb24SGQoRcHJldl9yZWNlaXB0X2hhc2gYBCABKAkSDgoGc2lnbmVyGAUgASgJEg0KBWluZGV4GAYgASgEEhEKCXNpZ25hdHVyZRgHIAEoCSJZCglPcGVyYXRpb24SDAoEdHlwZRgBIAEoCRITCgtvcGVyYXRvcl9pZBgCIAEoCRITCgtpbnB1dHNfaGFzaBgDIAEoCRIUCgxvdXRwdXRzX2hhc2gYBCABKAkiOQoNU3RyZWFtUmVxdWVzdBIUCgxvcGVyYXRvcl9pZHMYASADKAkSEgoKZnJvbV9pbmRleBgCIAEoBCJ9CgZSZXN1bHQSDQoFaW5kZXgYASABKAQSEwoLb3BlcmF0b3JfaWQYAiABKAkSJwoHb3V0cHV0cxgDIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRImCgdyZWNlaXB0GAQgASgLMhUuaHlwZXJzeW5jLnYxLlJlY2VpcHQyowEKCUh5cGVyU3luYxJQCg9FeGVjdXRlT3BlcmF0b3ISHS5oeXBlcnN5bmMudjEuT3BlcmF0b3JSZXF1ZXN0Gh4uaHlwZXJzeW5jLnYxLk9wZXJhdG9yUmVzcG9uc2USRAoNU3RyZWFtUmVzdWx0cxIbLmh5cGVyc3luYy52MS5TdHJlYW1SZXF1ZXN0GhQuaHlwZXJzeW5jLnYxLlJlc3VsdDABYgZwcm90bzM", [file_google_protobuf_struct]);
 
 /**
  * @generated from message hypersync.v1.OperatorRequest
@@ -137,6 +137,14 @@ export type OperatorResponse = Message<"hypersync.v1.OperatorResponse"> & {
    * @generated from field: bool replayed = 6;
    */
   replayed: boolean;
+
+  /**
+   * With options.consensus "pbft": the quorum certificate (f+1 signed replies) that vouches
+   * for the receipt and outputs, checked offline against the cluster's PBFT membership.
+   *
+   * @generated from field: hypersync.v1.QuorumCertificate certificate = 7;
+   */
+  certificate?: QuorumCertificate | undefined;
 };
 
 /**
@@ -145,6 +153,41 @@ export type OperatorResponse = Message<"hypersync.v1.OperatorResponse"> & {
  */
 export const OperatorResponseSchema: GenMessage<OperatorResponse> = /*@__PURE__*/
   messageDesc(file_hypersync_v1_hypersync, 2);
+
+/**
+ * A PBFT quorum certificate as receipts carry it (PROTOCOL.md, "Quorum certificates").
+ *
+ * @generated from message hypersync.v1.QuorumCertificate
+ */
+export type QuorumCertificate = Message<"hypersync.v1.QuorumCertificate"> & {
+  /**
+   * "pbft/1".
+   *
+   * @generated from field: string scheme = 1;
+   */
+  scheme: string;
+
+  /**
+   * base64url of the certificate's binary form.
+   *
+   * @generated from field: string certificate = 2;
+   */
+  certificate: string;
+
+  /**
+   * base64url of the certified result (canonical JSON naming the receipt's operation).
+   *
+   * @generated from field: string result = 3;
+   */
+  result: string;
+};
+
+/**
+ * Describes the message hypersync.v1.QuorumCertificate.
+ * Use `create(QuorumCertificateSchema)` to create a new message.
+ */
+export const QuorumCertificateSchema: GenMessage<QuorumCertificate> = /*@__PURE__*/
+  messageDesc(file_hypersync_v1_hypersync, 3);
 
 /**
  * The signed receipt, field for field as JSON shows it. `timestamp` stays an RFC 3339 string:
@@ -194,7 +237,7 @@ export type Receipt = Message<"hypersync.v1.Receipt"> & {
  * Use `create(ReceiptSchema)` to create a new message.
  */
 export const ReceiptSchema: GenMessage<Receipt> = /*@__PURE__*/
-  messageDesc(file_hypersync_v1_hypersync, 3);
+  messageDesc(file_hypersync_v1_hypersync, 4);
 
 /**
  * @generated from message hypersync.v1.Operation
@@ -228,7 +271,7 @@ export type Operation = Message<"hypersync.v1.Operation"> & {
  * Use `create(OperationSchema)` to create a new message.
  */
 export const OperationSchema: GenMessage<Operation> = /*@__PURE__*/
-  messageDesc(file_hypersync_v1_hypersync, 4);
+  messageDesc(file_hypersync_v1_hypersync, 5);
 
 /**
  * @generated from message hypersync.v1.StreamRequest
@@ -254,7 +297,7 @@ export type StreamRequest = Message<"hypersync.v1.StreamRequest"> & {
  * Use `create(StreamRequestSchema)` to create a new message.
  */
 export const StreamRequestSchema: GenMessage<StreamRequest> = /*@__PURE__*/
-  messageDesc(file_hypersync_v1_hypersync, 5);
+  messageDesc(file_hypersync_v1_hypersync, 6);
 
 /**
  * @generated from message hypersync.v1.Result
@@ -289,7 +332,7 @@ export type Result = Message<"hypersync.v1.Result"> & {
  * Use `create(ResultSchema)` to create a new message.
  */
 export const ResultSchema: GenMessage<Result> = /*@__PURE__*/
-  messageDesc(file_hypersync_v1_hypersync, 6);
+  messageDesc(file_hypersync_v1_hypersync, 7);
 
 /**
  * @generated from service hypersync.v1.HyperSync
