@@ -500,7 +500,8 @@ async function boot(): Promise<void> {
     sync = next.sync;
     next.sync.on((event) => {
       for (const { type, handler } of syncHandlers) if (type === '*' || type === event.type) handler(event);
-      if (event.type === 'done' || event.type === 'change' || event.type === 'conflict' || event.type === 'progress') panel.render().catch((e: unknown) => showError('docs-sync', e));
+      if (event.type === 'progress') panel.renderStatus();
+      else if (event.type === 'done' || event.type === 'change' || event.type === 'conflict') panel.render().catch((e: unknown) => showError('docs-sync', e));
     });
     next.peer.on('*', onEvent);
     for (const [handler, entry] of subscriptions) entry.off = next.peer.on(entry.type as '*', handler);

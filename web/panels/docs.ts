@@ -62,24 +62,33 @@ function conflictCard(service: SyncService, c: DocEntry, after: () => void): HTM
 }
 
 export interface DocsPanel {
+  /** Redraws everything (reads the store); bursts are coalesced. */
   render(): Promise<void>;
+  /** Redraws the sync line only (for progress events). */
+  renderStatus(): void;
 }
 
 /** `current` is the running sync service (a new one each time the tab goes online again). */
 export function docsPanel(current: () => SyncService): DocsPanel {
   let rendering: Promise<void> | null = null;
   let again = false;
-  async function draw(): Promise<void> {
+  /** The sync line and counts: no store reads, so progress events can redraw it freely. */
+  function drawStatus(): void {
     const service = current();
     const status = service.status();
-    const docs = await service.docs.list({ limit: DOCS_SHOWN });
-    const conflicts = (await service.docs.conflicts()).slice(0, CONFLICTS_SHOWN);
     byId('docs-count').textContent = `(${status.summary.n} versions)`;
     const last = status.reports.at(-1);
     const running = status.sessions;
     byId('docs-sync').textContent = running.length > 0
       ? `syncing with ${running.length} peer(s): ${running.map((s) => `${shortId(s.peer)} ${s.phase}`).join(', ')}`
       : last === undefined ? 'not synced yet' : `last sync with ${shortId(last.peer)}: ${last.mode}, ${last.received} received, ${last.sent} sent, ${last.equal ? 'in sync' : 'not in sync'}`;
+  }
+  async function draw(): Promise<void> {
+    const service = current();
+    const status = service.status();
+    const docs = await service.docs.list({ limit: DOCS_SHOWN });
+    const conflicts = (await service.docs.conflicts()).slice(0, CONFLICTS_SHOWN);
+    drawStatus();
     byId<HTMLTableSectionElement>('docs-body').replaceChildren(
       ...docs.map((d) => h('tr', { data: { key: d.key, conflict: String(d.conflict) } },
         h('td', { class: 'mono', data: { label: 'Key' } }, d.key),
@@ -89,11 +98,12 @@ export function docsPanel(current: () => SyncService): DocsPanel {
     );
     byId('docs-empty').hidden = docs.length > 0;
     const el = byId('docs-conflicts');
-    el.textContent = status.conflicts.length === 0 ? 'no open conflicts' : `${status.conflicts.length} open conflict(s): choose a version or write a merged value below`;
+    el.textContent = status.conflicts.length === 0 ? 'no open conflicts' : `${status.conflicts.length} open conflict(s): ${status.conflicts.slice(0, 5).join(', ')}; keep one version or write a merged value below`;
     el.className = status.conflicts.length === 0 ? 'muted' : 'bad';
     byId('conflicts').replaceChildren(...conflicts.map((c) => conflictCard(service, c, () => void panel.render())));
   }
   const panel: DocsPanel = {
+    renderStatus: drawStatus,
     // Renders are coalesced: a burst of sync events draws once more after the current draw.
     async render() {
       if (rendering !== null) {
