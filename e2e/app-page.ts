@@ -52,7 +52,13 @@ export async function screenshotPanels(page: Page, prefix: string): Promise<stri
   const paths: string[] = [];
   for (const id of PANELS) {
     const path = join(RESULTS_DIR, `${prefix}-${id}.png`);
-    await page.locator(`#${id}`).screenshot({ path });
+    // A clip of the page, not an element screenshot: a panel that re-renders every frame (the
+    // log, under gossip) is never "stable" for Playwright's element screenshot on a busy machine.
+    const panel = page.locator(`#${id}`);
+    await panel.evaluate((el) => el.scrollIntoView({ block: 'start' }));
+    const box = await panel.boundingBox();
+    if (box === null) throw new Error(`panel #${id} is not visible`);
+    await page.screenshot({ path, clip: box });
     paths.push(path);
   }
   return paths;

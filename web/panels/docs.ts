@@ -72,6 +72,8 @@ export interface DocsPanel {
 export function docsPanel(current: () => SyncService): DocsPanel {
   let rendering: Promise<void> | null = null;
   let again = false;
+  let cards = new Map<string, HTMLElement>();
+  let cardsFor: SyncService | null = null;
   /** The sync line and counts: no store reads, so progress events can redraw it freely. */
   function drawStatus(): void {
     const service = current();
@@ -100,7 +102,20 @@ export function docsPanel(current: () => SyncService): DocsPanel {
     const el = byId('docs-conflicts');
     el.textContent = status.conflicts.length === 0 ? 'no open conflicts' : `${status.conflicts.length} open conflict(s): ${status.conflicts.slice(0, 5).join(', ')}; keep one version or write a merged value below`;
     el.className = status.conflicts.length === 0 ? 'muted' : 'bad';
-    byId('conflicts').replaceChildren(...conflicts.map((c) => conflictCard(service, c, () => void panel.render())));
+    // Cards are kept while their conflict is unchanged, so a redraw (sync traffic) never wipes
+    // a merged value someone is typing.
+    // A card resolves through the service it was drawn for: a new service (back online) draws new cards.
+    if (cardsFor !== service) cards = new Map();
+    cardsFor = service;
+    const next = new Map<string, HTMLElement>();
+    for (const c of conflicts) {
+      const sig = `${c.key}\u0000${c.versions.map((v) => v.id).join(',')}`;
+      next.set(sig, cards.get(sig) ?? conflictCard(service, c, () => void panel.render()));
+    }
+    cards = next;
+    const box = byId('conflicts');
+    const wanted = [...next.values()];
+    if (wanted.length !== box.children.length || wanted.some((el, i) => box.children[i] !== el)) box.replaceChildren(...wanted);
   }
   const panel: DocsPanel = {
     renderStatus: drawStatus,

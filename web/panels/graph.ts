@@ -40,7 +40,7 @@ export function renderGraph(peers: PeerInfo[], relayIds: ReadonlySet<string>): v
     line.append(el('title', {}, `${shortId(p.peerId)}: ${p.transport} (${p.state})`));
     svg.append(line);
     const g = el('g', { class: `node ${relayIds.has(p.peerId) ? 'relay' : p.roles.includes('browser') ? 'tab' : 'node'}` });
-    g.append(el('circle', { cx: x, cy: y, r: 13 }), el('text', { x, y: y + 27, 'text-anchor': 'middle' }, relayIds.has(p.peerId) ? 'relay' : shortId(p.peerId).slice(0, 8)));
+    g.append(el('circle', { cx: x, cy: y, r: 13 }), el('text', { x, y: y + 27, 'text-anchor': 'middle' }, relayIds.has(p.peerId) ? 'relay' : `…${p.peerId.slice(-6)}`));
     nodes.push(g);
   });
   const me = el('g', { class: 'node self' });
