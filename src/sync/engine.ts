@@ -279,9 +279,7 @@ export class SyncEngine {
         // Records of a session we already closed are still signed records: keep them.
         return this.#receiveRecords(undefined, from, m.recs).then(() => undefined);
       } else if (m.k === 'check') {
-        // We may have closed the session on the initiator's FIN (our roots were equal then):
-        // the answer needs no session.
-        void this.#transport.send(from, encodeSyncMessage({ k: 'checked', sid: m.sid, root: this.#root(), vec: this.docs.vector() })).catch(() => undefined);
+        this.#answerClosedCheck(from, m.sid);
         return Promise.resolve();
       } else {
         return Promise.resolve();
@@ -296,8 +294,19 @@ export class SyncEngine {
     return session.chain;
   }
 
+  /**
+   * We may have closed the session on the initiator's FIN (our roots were equal then), also
+   * while its CHECK already waited behind that FIN: the answer needs no session.
+   */
+  #answerClosedCheck(peer: string, sid: string): void {
+    void this.#transport.send(peer, encodeSyncMessage({ k: 'checked', sid, root: this.#root(), vec: this.docs.vector() })).catch(() => undefined);
+  }
+
   async #handle(s: Session, m: SyncMessage): Promise<void> {
-    if (s.progress.phase === 'done' || s.progress.phase === 'failed') return;
+    if (s.progress.phase === 'done' || s.progress.phase === 'failed') {
+      if (m.k === 'check' && s.progress.phase === 'done') this.#answerClosedCheck(s.progress.peer, m.sid);
+      return;
+    }
     if (m.k !== 'recs' && m.k !== 'ack') s.progress.rounds++;
     switch (m.k) {
       case 'open':

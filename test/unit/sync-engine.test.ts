@@ -234,6 +234,37 @@ test('with version vectors a sync of a few new writes is one round trip; a malfo
   assert.equal((await a.engine.sync(b.id)).received, 1);
 });
 
+test('a CHECK queued behind the FIN that closes the responder\'s session is still answered', { timeout: 10_000 }, async () => {
+  const bus = new Bus();
+  const a = await bus.add(1);
+  const b = await bus.add(2);
+  // Both sides push, so the responder's FIN predates the initiator's records: the initiator asks CHECK.
+  for (let i = 0; i < 3; i++) await a.docs.put(`a${i}`, i);
+  for (let i = 0; i < 2; i++) await b.docs.put(`b${i}`, i);
+  let fin: JsonObject | undefined;
+  let checks = 0;
+  bus.filter = (from, _to, p) => {
+    if (from !== a.id) return p;
+    if (p['k'] === 'fin') {
+      fin = p;
+      return null;
+    }
+    if (p['k'] === 'check' && fin !== undefined) {
+      // FIN and CHECK reach the responder together: the CHECK waits behind the FIN's handling,
+      // which ends the session (the roots are equal by then).
+      checks++;
+      void b.engine.receive(a.id, fin);
+      void b.engine.receive(a.id, p);
+      return null;
+    }
+    return p;
+  };
+  const r = await a.engine.sync(b.id);
+  assert.equal(checks, 1, 'the initiator asked once');
+  assert.equal(r.equal, true);
+  assert.equal(await values(a.docs), await values(b.docs));
+});
+
 test('live: a write reaches the other peer by broadcast without a session', async () => {
   const bus = new Bus();
   bus.live = true;
