@@ -19,6 +19,7 @@ const suites: Record<string, () => Promise<BenchModule>> = {
   api: () => import('./api.bench.ts'),
   'api-edge': () => import('./api-edge.bench.ts'),
   sync: () => import('./sync.bench.ts'),
+  web: () => import('./web.bench.ts'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

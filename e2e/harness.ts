@@ -8,6 +8,7 @@ import { base64urlEncode, crypto, peerIdFromPublicKeyBytes, type Ed25519Signer }
 import { createJoinToken, encodeJoinTokenParam } from '../src/ico/admission.ts';
 import { startRelay, type RelayHandle } from '../relay/relay.ts';
 import type { Envelope } from '../src/ico/types.ts';
+import { relayApiProxy } from '../web/api-proxy.ts';
 import type { ConnectionInfo, PeerInfo } from '../src/net/types.ts';
 // The in-process relay's log goes to a file, not the test reporter.
 import '../test/harness/test-logs.ts';
@@ -25,9 +26,10 @@ export interface Web {
   base: string;
 }
 
-/** Serves web/ with its own Vite config on 127.0.0.1 and a free port. */
-export async function startWeb(): Promise<Web> {
-  const vite = await createServer({ configFile: join(ROOT, 'web', 'vite.config.ts'), server: { host: '127.0.0.1', port: 0, strictPort: false }, logLevel: 'error' });
+/** Serves web/ with its own Vite config on 127.0.0.1 and a free port; `api` is the relay API the page's /api/v1/ forwards to. */
+export async function startWeb(opts: { api?: string } = {}): Promise<Web> {
+  const proxy = opts.api !== undefined ? relayApiProxy(opts.api) : undefined;
+  const vite = await createServer({ configFile: join(ROOT, 'web', 'vite.config.ts'), server: { host: '127.0.0.1', port: 0, strictPort: false, ...(proxy !== undefined ? { proxy } : {}) }, logLevel: 'error' });
   try {
     await vite.listen();
   } catch (e) {
@@ -48,6 +50,8 @@ export interface JoinUrlParts {
   clusterSigner: Ed25519Signer;
   /** Whom the token admits: '*' (default) or one PeerId. */
   tokenPeer?: string;
+  /** The relay API credential the page sends (`api=` in the fragment). */
+  apiToken?: string;
 }
 
 /** A join URL like the one the devnet prints. */
@@ -58,7 +62,8 @@ export function joinUrl(base: string, parts: JoinUrlParts): string {
   for (const r of parts.relays) query.append('relay', r);
   query.set('cluster', cluster);
   query.set('key', base64urlEncode(parts.clusterSigner.publicKey));
-  return `${base}?${query.toString()}#token=${encodeJoinTokenParam(token)}`;
+  const api = parts.apiToken !== undefined ? `&api=${encodeURIComponent(parts.apiToken)}` : '';
+  return `${base}?${query.toString()}#token=${encodeJoinTokenParam(token)}${api}`;
 }
 
 export interface Stack extends Web {

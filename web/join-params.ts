@@ -1,4 +1,4 @@
-// Where a tab joins: parsed and checked once from its URL (`?relay=…&cluster=…&key=…#token=…`,
+// Where a tab joins: parsed and checked once from its URL (`?relay=…&cluster=…&key=…#token=…&api=…`,
 // the shape `npm start` prints). Pure (no DOM), so Node unit tests cover it; every failure is
 // a JoinParamsError whose message tells a person what to do next.
 import { multiaddr } from '@multiformats/multiaddr';
@@ -33,6 +33,11 @@ export interface JoinParams {
   /** Raw 32-byte ed25519 cluster key: verifies the join tokens other peers present. */
   clusterPublicKey: Uint8Array;
   joinToken: JoinToken;
+  /**
+   * The relay API credential (`#…&api=<bearer token or API key>`), or null: without it the
+   * panels that read the relay API (consensus, operators, receipts) say so and stay empty.
+   */
+  apiToken: string | null;
 }
 
 /** Parses `location.search` and `location.hash`; throws JoinParamsError. `now` checks expiry. */
@@ -80,5 +85,6 @@ export function parseJoinParams(search: string, hash: string, now: number): Join
   // The tab's PeerId is not known yet; a token for one specific peer is checked by the relay.
   const problem = joinTokenProblem(joinToken, { cluster, allowlist: new Set(), clusterPublicKey }, joinToken.peer, now);
   if (problem !== null) throw new JoinParamsError('token', `The join token in the URL is not valid for cluster '${cluster}': ${problem}.`);
-  return { relays, relayIds, cluster, clusterPublicKey, joinToken };
+  const api = fragment.get('api') ?? '';
+  return { relays, relayIds, cluster, clusterPublicKey, joinToken, apiToken: api === '' ? null : api };
 }

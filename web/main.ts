@@ -2,6 +2,8 @@
 // (`?relay=<multiaddr>&cluster=<id>&key=<cluster key>#token=<join token>`, as `npm start`
 // prints it), starts the same peer core the Node processes run, renders peers, transports,
 // heartbeats and a bounded ICO log, and exposes `window.hypersync` for automation.
+import type { PrivateKey } from '@libp2p/interface';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { startPeer } from '../src/net/index.ts';
 import * as verifier from '../src/verify/index.ts';
 import { loadOrCreateKey } from '#net-platform';
@@ -18,6 +20,13 @@ import { parseJoinParams, type JoinParams } from './join-params.ts';
 import { MAX_LOG_ENTRIES, MessageLog } from './message-log.ts';
 import { byId, renderLog, renderPeers, renderRecipients, renderSelf, renderWebrtc, setBanner, setStatus, shortId, type SelfView } from './view.ts';
 import { webrtcUsable } from './webrtc-probe.ts';
+import { relayApi, type RelayApi } from './relay-api.ts';
+import { renderGraph } from './panels/graph.ts';
+import { refreshConsensus } from './panels/consensus.ts';
+import { loadOperators } from './panels/operators.ts';
+import { receiptsExplorer } from './panels/receipts.ts';
+import { docsPanel, type DocsPanel } from './panels/docs.ts';
+import { showError } from './panels/panel-state.ts';
 
 /**
  * What this tab is: a peer that signs and exchanges ICO messages and keeps a synced copy of
@@ -34,8 +43,14 @@ export const RELAY_GRACE_MS = 8_000;
 const REFRESH_MS = 1_000;
 /** Envelopes kept for `window.hypersync.received()` (HEARTBEATs are not kept). */
 const MAX_RECEIVED = MAX_LOG_ENTRIES;
-/** Subscriptions made before the peer exists, attached when it starts. */
-const MAX_EARLY_HANDLERS = 256;
+/** How often the round trip to each established peer is measured. */
+export const RTT_INTERVAL_MS = 5_000;
+/** Peers pinged per round (one at a time); the rest show no RTT. */
+export const MAX_RTT_PEERS = 16;
+/** How often the consensus panel reads the relay. */
+export const CONSENSUS_REFRESH_MS = 3_000;
+/** Page subscriptions (`hypersync.on`, `hypersync.sync.on`) a tab keeps. */
+const MAX_SUBSCRIPTIONS = 256;
 /** Sync events a page may subscribe to through `hypersync.sync.on`. */
 type SyncEventType = SyncServiceEvent['type'];
 type SyncHandler = (event: SyncServiceEvent) => void;
@@ -97,7 +112,10 @@ let peer: HyperSyncPeer | undefined;
 let sync: SyncService | undefined;
 const syncHandlers = new Set<{ type: SyncEventType | '*'; handler: SyncHandler }>();
 const received: Envelope[] = [];
-const early = new Map<AnyHandler, { type: PeerEventType | '*'; off: (() => void) | null }>();
+/** Page subscriptions (`hypersync.on`): attached to the peer, and again to each new one after working offline. */
+const subscriptions = new Map<AnyHandler, { type: PeerEventType | '*'; off: (() => void) | null }>();
+/** True while the person chose to work offline: the peer is stopped, documents stay writable. */
+let offline = false;
 
 function requirePeer(): HyperSyncPeer {
   if (peer === undefined) throw new Error('peer not started yet: await window.hypersync.ready');
@@ -105,13 +123,12 @@ function requirePeer(): HyperSyncPeer {
 }
 
 function subscribe(type: PeerEventType | '*', handler: AnyHandler): () => void {
-  if (peer !== undefined) return peer.on(type as '*', handler);
-  if (early.size >= MAX_EARLY_HANDLERS) throw new RangeError(`more than ${MAX_EARLY_HANDLERS} subscriptions before the peer started`);
-  const entry = { type, off: null as (() => void) | null };
-  early.set(handler, entry);
+  if (subscriptions.size >= MAX_SUBSCRIPTIONS) throw new RangeError(`more than ${MAX_SUBSCRIPTIONS} subscriptions`);
+  const entry = { type, off: peer !== undefined && !offline ? peer.on(type as '*', handler) : null };
+  subscriptions.set(handler, entry);
   return () => {
     entry.off?.();
-    early.delete(handler);
+    subscriptions.delete(handler);
   };
 }
 
@@ -147,7 +164,7 @@ window.hypersync = {
     run: (peerId, options = {}) => requireSync().sync(peerId, options),
     status: () => requireSync().status(),
     on: (type, handler) => {
-      if (syncHandlers.size >= MAX_EARLY_HANDLERS) throw new RangeError(`more than ${MAX_EARLY_HANDLERS} sync subscriptions`);
+      if (syncHandlers.size >= MAX_SUBSCRIPTIONS) throw new RangeError(`more than ${MAX_SUBSCRIPTIONS} sync subscriptions`);
       const entry = { type, handler };
       syncHandlers.add(entry);
       return () => syncHandlers.delete(entry);
@@ -165,21 +182,6 @@ window.hypersync = {
     await peer?.stop();
   },
 };
-
-/** The documents card: how many versions, the last sync, open conflicts. */
-function renderDocs(service: SyncService): void {
-  const status = service.status();
-  byId('docs-count').textContent = `(${status.summary.n} versions)`;
-  const last = status.reports.at(-1);
-  const running = status.sessions.length;
-  byId('docs-sync').textContent = running > 0
-    ? `syncing with ${running} peer(s)…`
-    : last === undefined ? 'not synced yet' : `last sync with ${shortId(last.peer)}: ${last.mode}, ${last.received} received, ${last.sent} sent, ${last.equal ? 'in sync' : 'not in sync'}`;
-  const conflicts = status.conflicts;
-  const el = byId('docs-conflicts');
-  el.textContent = conflicts.length === 0 ? 'no open conflicts' : `${conflicts.length} open conflict(s): ${conflicts.slice(0, 5).join(', ')} (resolve with hypersync.conflicts.resolve or \`hypersync conflicts resolve\`)`;
-  el.className = conflicts.length === 0 ? 'muted' : 'bad';
-}
 
 /** What the tab knows about each relay it was told to use. */
 interface RelayTrack {
@@ -200,24 +202,40 @@ function relayView(track: RelayTrack, info: PeerInfo | undefined, startedAt: num
   return { ...base, state: 'connecting', detail: 'dialing' };
 }
 
-function run(params: JoinParams, started: HyperSyncPeer): void {
+/** The page's view of whichever peer runs now (none while working offline). */
+interface Live {
+  peer(): HyperSyncPeer | undefined;
+  peerId: string;
+  cluster: string;
+}
+
+/** Renders the peer and its log; returns the event handler to attach to each peer started. */
+function run(params: JoinParams, live: Live): (event: PeerEvent) => void {
   const startedAt = Date.now();
   const relayIds = new Set(params.relayIds);
+  const rtts = new Map<string, number>();
   const relays = params.relays.map((addr, i): RelayTrack => ({ addr, peerId: params.relayIds[i]!, lastUp: 0, refusal: null }));
   const log = new MessageLog();
   const showHeartbeats = byId<HTMLInputElement>('show-heartbeats');
-  const name = (id: string): string => (id === started.peerId ? 'this tab' : relayIds.has(id) ? `relay ${shortId(id)}` : shortId(id));
+  const name = (id: string): string => (id === live.peerId ? 'this tab' : relayIds.has(id) ? `relay ${shortId(id)}` : shortId(id));
 
   let logDirty = true;
   const refresh = (): void => {
     const now = Date.now();
-    const peers = started.peers();
+    const current = live.peer();
+    const peers = current?.peers() ?? [];
     const views = relays.map((r) => relayView(r, peers.find((p) => p.peerId === r.peerId), startedAt, now));
-    renderSelf({ peerId: started.peerId, cluster: started.cluster, role: TAB_ROLE_TEXT, relays: views });
+    renderSelf({ peerId: live.peerId, cluster: live.cluster, role: TAB_ROLE_TEXT, relays: views });
     renderPeers(peers, relayIds, now);
     renderRecipients(peers, name);
+    renderGraph(peers, relayIds);
+    renderTransports(current);
+    renderRtts(rtts, name);
     const list = params.relays.join(', ');
-    if (views.some((v) => v.state === 'connected')) {
+    if (current === undefined) {
+      setStatus('connecting', 'working offline');
+      setBanner('warning', null);
+    } else if (views.some((v) => v.state === 'connected')) {
       setStatus('online', 'online');
       setBanner('warning', null);
     } else if (views.some((v) => v.state === 'rejected')) {
@@ -237,10 +255,10 @@ function run(params: JoinParams, started: HyperSyncPeer): void {
     renderLog(log.entries(showHeartbeats.checked), log.totals(), name);
   };
 
-  started.on('*', (event: PeerEvent) => {
+  const onEvent = (event: PeerEvent): void => {
     switch (event.type) {
       case 'ico:in':
-        log.record('in', event.envelope, started.peerId, Date.now());
+        log.record('in', event.envelope, live.peerId, Date.now());
         if (event.envelope.type !== 'HEARTBEAT') {
           received.push(event.envelope);
           if (received.length > MAX_RECEIVED) received.shift();
@@ -271,7 +289,7 @@ function run(params: JoinParams, started: HyperSyncPeer): void {
         break;
     }
     refresh();
-  });
+  };
   showHeartbeats.addEventListener('change', () => {
     logDirty = true;
     renderLogNow();
@@ -284,10 +302,112 @@ function run(params: JoinParams, started: HyperSyncPeer): void {
   requestAnimationFrame(frame);
   setInterval(refresh, REFRESH_MS);
   refresh();
-  wireSendForm(started);
+  wireSendForm(live);
+  void measureRtts(live, rtts);
+  return onEvent;
 }
 
-function wireSendForm(started: HyperSyncPeer): void {
+/** Connections by transport, e.g. "WebSocket 1 · WebRTC 3 · relayed 1". */
+function renderTransports(current: HyperSyncPeer | undefined): void {
+  const counts = new Map<string, number>();
+  for (const c of current?.connections() ?? []) {
+    const t = c.limited ? 'relayed' : c.transport;
+    counts.set(t, (counts.get(t) ?? 0) + 1);
+  }
+  byId('transports').textContent = counts.size === 0 ? 'no connection' : [...counts].map(([t, n]) => `${t} ${n}`).join(' · ');
+}
+
+function renderRtts(rtts: ReadonlyMap<string, number>, name: (id: string) => string): void {
+  const node = byId('rtts');
+  node.textContent = rtts.size === 0 ? 'measuring…' : [...rtts].map(([id, ms]) => `${name(id)} ${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`).join(' · ');
+}
+
+/** Pings the established peers one at a time, every RTT_INTERVAL_MS, for as long as the tab runs. */
+async function measureRtts(live: Live, rtts: Map<string, number>): Promise<void> {
+  for (;;) {
+    const current = live.peer();
+    const up = (current?.peers() ?? []).filter((p) => p.state === 'established').slice(0, MAX_RTT_PEERS);
+    for (const id of rtts.keys()) if (!up.some((p) => p.peerId === id)) rtts.delete(id);
+    for (const p of up) {
+      if (current === undefined) break;
+      try {
+        rtts.set(p.peerId, await current.ping(p.peerId));
+      } catch {
+        rtts.delete(p.peerId);
+      }
+    }
+    await new Promise((r) => setTimeout(r, RTT_INTERVAL_MS));
+  }
+}
+
+/** The offline indicator: offline when the browser has no network or the person chose to work offline. */
+function renderOnline(): void {
+  const on = navigator.onLine && !offline;
+  const badge = byId('offline');
+  badge.dataset['online'] = String(on);
+  badge.textContent = on ? 'online' : offline ? 'working offline: edits are kept and sync when back' : 'no network: edits are kept and sync when back';
+  badge.className = `badge ${on ? 'online' : 'offline'}`;
+}
+
+/**
+ * The panel links move focus to their panel without touching the URL: the fragment carries
+ * the join token and API credential, and a link that replaced it would break the next reload.
+ */
+function wireNav(): void {
+  for (const a of document.querySelectorAll<HTMLAnchorElement>('nav a[href^="#"]')) {
+    a.addEventListener('click', (ev) => {
+      ev.preventDefault();
+      const target = document.getElementById(a.getAttribute('href')!.slice(1));
+      if (target === null) return;
+      target.tabIndex = -1;
+      target.scrollIntoView({ block: 'start' });
+      target.focus({ preventScroll: true });
+    });
+  }
+}
+
+function watchOnline(): void {
+  window.addEventListener('online', renderOnline);
+  window.addEventListener('offline', renderOnline);
+  renderOnline();
+}
+
+/** The "Work offline" switch: stops the peer (GOODBYE to all) and keeps the documents writable; "Go online" starts it again with the same identity. */
+function wireOfflineToggle(mode: { goOffline(): Promise<void>; goOnline(): Promise<void> }): void {
+  const button = byId<HTMLButtonElement>('offline-toggle');
+  button.disabled = false;
+  button.onclick = () => {
+    button.disabled = true;
+    const going = offline ? mode.goOnline() : mode.goOffline();
+    going.then(
+      () => {
+        button.textContent = offline ? 'Go online' : 'Work offline';
+        button.setAttribute('aria-pressed', String(offline));
+      },
+      (e: unknown) => setBanner('error', `Could not ${offline ? 'go online' : 'work offline'}: ${e instanceof Error ? e.message : String(e)}`),
+    ).finally(() => {
+      button.disabled = false;
+      renderOnline();
+    });
+  };
+}
+
+/** The panels that read the relay API: consensus (polled), operators and receipts. */
+function startApiPanels(api: RelayApi): void {
+  const receipts = receiptsExplorer(api);
+  void loadOperators(api, (id) => void receipts.show(id));
+  void receipts.refresh();
+  const poll = async (): Promise<void> => {
+    for (;;) {
+      await refreshConsensus(api);
+      await new Promise((r) => setTimeout(r, CONSENSUS_REFRESH_MS));
+    }
+  };
+  if (api.available) void poll();
+  else void refreshConsensus(api);
+}
+
+function wireSendForm(live: Live): void {
   const form = byId<HTMLFormElement>('send-form');
   const result = byId<HTMLElement>('send-result');
   byId<HTMLButtonElement>('send-button').disabled = false;
@@ -307,7 +427,13 @@ function wireSendForm(started: HyperSyncPeer): void {
     }
     result.textContent = 'sending…';
     result.className = 'muted';
-    const sent = to === '*' ? started.broadcast(type, payload) : started.send(to, type, payload);
+    const current = live.peer();
+    if (current === undefined) {
+      result.textContent = 'working offline: go online to send';
+      result.className = 'bad';
+      return;
+    }
+    const sent = to === '*' ? current.broadcast(type, payload) : current.send(to, type, payload);
     sent.then(
       () => {
         result.textContent = `sent ${type} to ${to === '*' ? 'all peers' : shortId(to)}`;
@@ -322,6 +448,7 @@ function wireSendForm(started: HyperSyncPeer): void {
 }
 
 async function boot(): Promise<void> {
+  wireNav();
   let params: JoinParams;
   try {
     params = parseJoinParams(location.search, location.hash, Date.now());
@@ -333,32 +460,66 @@ async function boot(): Promise<void> {
   byId('cluster').textContent = params.cluster;
   renderSelf({ peerId: '', cluster: params.cluster, role: TAB_ROLE_TEXT, relays: params.relays.map((addr, i) => ({ addr, peerId: params.relayIds[i]!, state: 'connecting', detail: 'starting' })) });
   renderWebrtc(null);
+  watchOnline();
+  startApiPanels(relayApi(location.origin, params.apiToken));
   const webrtc = await webrtcUsable();
   renderWebrtc(webrtc);
-  let started: HyperSyncPeer;
-  try {
-    // The key is loaded here (not inside startPeer) so the document signer is the tab's identity.
-    const privateKey = await loadOrCreateKey();
-    started = await startPeer({
+  let privateKey: PrivateKey;
+  let store: IdbStore;
+  let first: { peer: HyperSyncPeer; sync: SyncService };
+  const start = async (): Promise<{ peer: HyperSyncPeer; sync: SyncService }> => {
+    const started = await startPeer({
       cluster: params.cluster, roles: TAB_ROLES, relays: params.relays, allowlist: [], clusterPublicKey: params.clusterPublicKey, joinToken: params.joinToken,
       privateKey, helloState: () => sync?.summary() ?? null, webrtc,
     });
+    try {
+      // The document store outlives the peer: working offline stops the peer, not the store.
+      const service = await startSyncService({ peer: started, store, signer: crypto.createSigner(seedFromLibp2pPrivateKey(privateKey)), policies: policiesWith() });
+      return { peer: started, sync: service };
+    } catch (e) {
+      await started.stop();
+      throw e;
+    }
+  };
+  try {
+    // The key is loaded here (not inside startPeer) so the document signer is the tab's identity.
+    privateKey = await loadOrCreateKey();
     // One document database per identity, so a reloaded tab finds its own documents again.
-    sync = await startSyncService({ peer: started, store: await IdbStore.open(`hypersync-docs-${started.peerId}`), signer: crypto.createSigner(seedFromLibp2pPrivateKey(privateKey)), policies: policiesWith() });
-    const service = sync;
-    service.on((event) => {
-      for (const { type, handler } of syncHandlers) if (type === '*' || type === event.type) handler(event);
-      if (event.type === 'done' || event.type === 'change' || event.type === 'conflict') renderDocs(service);
-    });
-    renderDocs(service);
+    store = await IdbStore.open(`hypersync-docs-${peerIdFromPrivateKey(privateKey).toString()}`);
+    first = await start();
   } catch (e) {
     setStatus('error', 'error');
     setBanner('error', `This tab could not start its peer: ${e instanceof Error ? e.message : String(e)}`);
     throw e;
   }
-  peer = started;
-  for (const [handler, entry] of early) entry.off = started.on(entry.type as '*', handler);
-  run(params, started);
+  const live: Live = { peer: () => (offline ? undefined : peer), peerId: first.peer.peerId, cluster: first.peer.cluster };
+  const panel: DocsPanel = docsPanel(() => requireSync());
+  const onEvent = run(params, live);
+  const attach = (next: { peer: HyperSyncPeer; sync: SyncService }): void => {
+    peer = next.peer;
+    sync = next.sync;
+    next.sync.on((event) => {
+      for (const { type, handler } of syncHandlers) if (type === '*' || type === event.type) handler(event);
+      if (event.type === 'progress') panel.renderStatus();
+      else if (event.type === 'done' || event.type === 'change' || event.type === 'conflict') panel.render().catch((e: unknown) => showError('docs-sync', e));
+    });
+    next.peer.on('*', onEvent);
+    for (const [handler, entry] of subscriptions) entry.off = next.peer.on(entry.type as '*', handler);
+  };
+  attach(first);
+  await panel.render();
+  wireOfflineToggle({
+    async goOffline() {
+      offline = true;
+      for (const entry of subscriptions.values()) entry.off?.();
+      await sync?.stop();
+      await peer?.stop();
+    },
+    async goOnline() {
+      attach(await start());
+      offline = false;
+    },
+  });
 }
 
 boot().then(resolveReady, rejectReady);

@@ -360,17 +360,21 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
     });
 
     const token = createJoinToken({ clusterSigner, cluster: config.cluster, peer: '*', expires: new Date(Date.now() + 7 * 86_400_000) });
+    const rest = relay.ready.http ?? `https://127.0.0.1:${base + 1}`;
     let webUrl: string | null = null;
     let closeWeb: (() => Promise<void>) | undefined;
     if (withWeb) {
       const { createServer } = await import('vite');
-      const server = await createServer({ configFile: join(ROOT, 'web', 'vite.config.ts'), server: { host: '127.0.0.1', port: base + 2, strictPort: true }, logLevel: 'warn' });
+      const { relayApiProxy } = await import('../../web/api-proxy.ts');
+      // The page reaches the relay API on its own origin (/api/v1/…), forwarded here with the
+      // devnet CA; the API token travels in the URL fragment (never sent to the web server).
+      const proxy = relayApiProxy(rest, await readFile(tls.ca, 'utf8'));
+      const server = await createServer({ configFile: join(ROOT, 'web', 'vite.config.ts'), server: { host: '127.0.0.1', port: base + 2, strictPort: true, proxy }, logLevel: 'warn' });
       await server.listen();
       closeWeb = () => server.close();
-      webUrl = `http://127.0.0.1:${base + 2}/?relay=${encodeURIComponent(relayAddr)}&cluster=${encodeURIComponent(config.cluster)}&key=${config.clusterPublicKey}#token=${encodeJoinTokenParam(token)}`;
+      webUrl = `http://127.0.0.1:${base + 2}/?relay=${encodeURIComponent(relayAddr)}&cluster=${encodeURIComponent(config.cluster)}&key=${config.clusterPublicKey}#token=${encodeJoinTokenParam(token)}&api=${encodeURIComponent(bearer)}`;
     }
 
-    const rest = relay.ready.http ?? `https://127.0.0.1:${base + 1}`;
     // The commands printed below must work when pasted: wait until the relay knows a leader.
     const leader = await waitForLeader({ url: rest, ca: await readFile(tls.ca), token: bearer }, DEVNET_LEADER_TIMEOUT_MS);
     if (leader === null) out(`devnet: no Raft leader after ${DEVNET_LEADER_TIMEOUT_MS / 1000} s; writes answer 503 until one is elected (see ${join(dir, 'logs')})\n`);

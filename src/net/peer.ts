@@ -9,7 +9,7 @@ import { circuitRelayServer } from '@libp2p/circuit-relay-v2';
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub';
 import { identify, identifyPush } from '@libp2p/identify';
 import { noise } from '@libp2p/noise';
-import { ping } from '@libp2p/ping';
+import { ping, type Ping } from '@libp2p/ping';
 import { yamux } from '@libp2p/yamux';
 import type { Connection, PrivateKey } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
@@ -84,6 +84,8 @@ export const CONNECTION_LIMITS = {
  * A request that arrives while the asker's HELLO is still in flight waits this long for it.
  */
 export const ADMISSION_WAIT_MS = 5_000;
+/** A ping (round-trip probe) that gets no answer within this is a failure. */
+export const PING_TIMEOUT_MS = 5_000;
 /** Requests waiting for their sender's admission at once; more are refused outright. */
 export const MAX_ADMISSION_WAITERS = 1024;
 
@@ -148,7 +150,8 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
   const services = {
     identify: identify(),
     identifyPush: identifyPush(),
-    ping: ping(),
+    // Tabs measure round trips to peers they reach only through the relay too.
+    ping: ping({ runOnLimitedConnection: true }),
     pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false, runOnLimitedConnection: true }),
     ...(options.relayServer === true
       ? {
@@ -182,7 +185,7 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
       maxConnections: options.relayServer === true ? CONNECTION_LIMITS.maxConnectionsRelay : CONNECTION_LIMITS.maxConnectionsPeer,
     },
     services,
-  })) as unknown as Libp2p<{ pubsub: GossipSub }>;
+  })) as unknown as Libp2p<{ pubsub: GossipSub; ping: Ping }>;
 
   const self = libp2p.peerId.toString();
   const log = createLogger('net', { peer: self.slice(-8), platform: PLATFORM });
@@ -656,6 +659,10 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
       drop(peerId, code, reason);
     },
     wireStats: () => ({ ...stats }),
+    async ping(peerId, opts = {}) {
+      const signal = opts.signal === undefined ? AbortSignal.timeout(PING_TIMEOUT_MS) : AbortSignal.any([opts.signal, AbortSignal.timeout(PING_TIMEOUT_MS)]);
+      return libp2p.services.ping.ping(peerIdFromString(peerId), { signal });
+    },
     on(type: PeerEventType | '*', handler: (event: never) => void): () => void {
       let set = handlers.get(type);
       if (set === undefined) handlers.set(type, (set = new Set()));

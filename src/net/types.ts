@@ -82,6 +82,11 @@ export interface HyperSyncPeer {
   broadcast(type: Extract<IcoType, 'STATE_SYNC' | 'CONSENSUS'>, payload: SendPayload): Promise<void>;
   /** Counters of this peer's direct-stream wire (frames, messages, bytes, writes, signatures). */
   wireStats(): WireStats;
+  /**
+   * Round-trip time in ms to a connected peer (libp2p ping on the connection in use, relayed
+   * ones included); rejects when no connection answers within PING_TIMEOUT_MS or `signal` aborts.
+   */
+  ping(peerId: string, options?: { signal?: AbortSignal }): Promise<number>;
   /** Subscribes to an event type ('*' for all); returns the unsubscribe function. */
   on<T extends PeerEventType>(type: T, handler: (event: PeerEventOf<T>) => void): () => void;
   on(type: '*', handler: (event: PeerEvent) => void): () => void;

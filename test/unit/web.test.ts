@@ -52,6 +52,8 @@ test('a URL as the devnet prints it gives relays, their PeerIds, cluster, key an
   assert.equal(p.cluster, 'devnet');
   assert.deepEqual(p.clusterPublicKey, clusterSigner.publicKey);
   assert.equal(p.joinToken.peer, '*');
+  assert.equal(p.apiToken, null, 'no api= in the fragment: the API panels say so');
+  assert.equal(parseJoinParams(search, `${hash}&api=${encodeURIComponent('tok/en+1')}`, NOW).apiToken, 'tok/en+1');
 });
 
 test('the relay parameter repeats, up to MAX_RELAYS', () => {

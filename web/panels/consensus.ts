@@ -1,0 +1,57 @@
+// The consensus panel: what the relay's replica knows of the Raft group (role of each
+// member, term, leader, commit and applied index) and the most recent committed operations
+// (one receipt per applied entry). The PBFT part says "not running" until a cluster runs it.
+import type { ClusterInfo, ReceiptView, RelayApi } from '../relay-api.ts';
+import { byId, h, shortId } from '../view.ts';
+import { showError, showOk } from './panel-state.ts';
+
+/** Recent committed operations shown. */
+export const RECENT_LOG_ENTRIES = 8;
+
+function memberState(info: ClusterInfo, peerId: string, state: string | undefined): string {
+  if (info.leader === peerId) return 'leader';
+  return state ?? 'follower';
+}
+
+export function renderConsensus(info: ClusterInfo, recent: ReceiptView[]): void {
+  const status = byId('consensus-status');
+  status.dataset['consensus'] = info.consensus;
+  const self = info.members.find((m) => m.peerId === info.self);
+  byId('raft-summary').replaceChildren(
+    h('dt', {}, 'Engine'), h('dd', {}, info.consensus),
+    h('dt', {}, 'Term'), h('dd', { data: { field: 'term' } }, String(info.term)),
+    h('dt', {}, 'Leader'), h('dd', { class: 'mono', title: info.leader ?? '', data: { field: 'leader' } }, info.leader === null ? 'none (election in progress)' : shortId(info.leader)),
+    h('dt', {}, 'Commit'), h('dd', { data: { field: 'commit' } }, `${info.commit_index} committed · ${info.applied_index} applied`),
+    h('dt', {}, 'Relay'), h('dd', {}, self === undefined ? 'not a member (single engine)' : `${self.role} (its replica answers this panel)`),
+  );
+  byId<HTMLTableSectionElement>('raft-members').replaceChildren(
+    ...info.members.map((m) =>
+      h('tr', { data: { peerId: m.peerId, role: m.role } },
+        h('td', { class: 'mono', title: m.peerId, data: { label: 'Member' } }, shortId(m.peerId)),
+        h('td', { data: { label: 'Role' } }, m.role),
+        h('td', { data: { label: 'State' } }, memberState(info, m.peerId, m.state)),
+        h('td', { class: 'num', data: { label: 'Match' } }, m.match === undefined ? '—' : String(m.match)),
+      ),
+    ),
+  );
+  byId('raft-members-empty').hidden = info.members.length > 0;
+  byId<HTMLOListElement>('raft-log').replaceChildren(
+    ...recent.map((r) => h('li', { data: { index: String(r.index) } }, h('span', { class: 'num' }, `#${r.index}`), ' ', h('code', {}, r.operation.operator_id), ' ', h('span', { class: 'muted' }, r.timestamp))),
+  );
+  byId('raft-log-empty').hidden = recent.length > 0;
+  byId('pbft-status').textContent = info.consensus === 'pbft' ? 'running' : 'not running: this cluster orders writes with Raft (PBFT is not on the relay yet)';
+  showOk('consensus-status', `${info.consensus} · term ${info.term} · read ${new Date().toISOString().slice(11, 19)} UTC`);
+}
+
+/** Reads the cluster and the newest receipts; shows the failure in the panel on error. */
+export async function refreshConsensus(api: RelayApi): Promise<void> {
+  try {
+    const info = await api.cluster();
+    const head = await api.treeHead();
+    const from = Math.max(0, head.size - RECENT_LOG_ENTRIES);
+    const recent = head.size === 0 ? [] : (await api.receipts(from, RECENT_LOG_ENTRIES)).receipts.reverse();
+    renderConsensus(info, recent);
+  } catch (e) {
+    showError('consensus-status', e);
+  }
+}
