@@ -144,6 +144,8 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
   // Set once the session table exists; until then (the first instants) a relay refuses.
   let admittedWithin: ((peerId: string, timeoutMs: number) => Promise<boolean>) | undefined;
   const refuseUnadmitted = async (peer: { toString(): string }): Promise<boolean> => !((await admittedWithin?.(peer.toString(), ADMISSION_WAIT_MS)) ?? false);
+  // Fault injection (setNetworkCut): while set, the gater refuses every dial and inbound connection.
+  let networkCut = false;
 
   const services = {
     identify: identify(),
@@ -173,7 +175,10 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
     streamMuxers: [yamux()],
     // Loopback and private addresses are how this cluster runs in development and tests.
     connectionGater: {
-      denyDialMultiaddr: () => false,
+      denyDialMultiaddr: () => networkCut,
+      denyDialPeer: () => networkCut,
+      denyInboundConnection: () => networkCut,
+      denyInboundRelayedConnection: () => networkCut,
       ...(options.relayServer === true ? { denyInboundRelayReservation: refuseUnadmitted, denyOutboundRelayedConnection: refuseUnadmitted } : {}),
     },
     connectionManager: {
@@ -656,6 +661,15 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
       drop(peerId, code, reason);
     },
     wireStats: () => ({ ...stats }),
+    async setNetworkCut(cut) {
+      networkCut = cut;
+      if (!cut) {
+        dialer.maintain();
+        void discover();
+        return;
+      }
+      for (const c of libp2p.getConnections()) c.abort(new Error('network cut (fault injection)'));
+    },
     on(type: PeerEventType | '*', handler: (event: never) => void): () => void {
       let set = handlers.get(type);
       if (set === undefined) handlers.set(type, (set = new Set()));
