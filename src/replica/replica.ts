@@ -30,6 +30,16 @@ export const replicaKeys = {
   outputs: (index: number): Uint8Array => prefixedKey('o', u64(index)),
 };
 
+/**
+ * Whether a replica must fsync its receipts: yes when the engine's log that would rebuild them
+ * is not durable (a Raft learner writes its log without fsync). Such a member may answer
+ * clients (the relay); after a power cut it could lose a receipt it acknowledged, and once the
+ * leader compacted those entries away it restarts from a snapshot, with nothing to rebuild it.
+ */
+export function mustSyncReceipts(logDurable: boolean): boolean {
+  return !logDurable;
+}
+
 export interface Execution {
   ordinal: number;
   operator_id: string;

@@ -11,8 +11,14 @@ import { clusterStatus, until, type RaftCluster } from './raft-cluster.ts';
 
 /** The engine's own deadline for each attempt (options.timeout_ms). */
 export const ATTEMPT_TIMEOUT_MS = 3_000;
-/** The HTTP call's own bound, past the engine's deadline (a SIGKILLed relay never answers). */
-const FETCH_TIMEOUT_MS = ATTEMPT_TIMEOUT_MS + 5_000;
+/** A read's HTTP bound, past the engine's deadline (a SIGKILLed relay never answers). */
+const READ_PATIENCE_MS = ATTEMPT_TIMEOUT_MS + 5_000;
+/**
+ * A writer is less patient than the engine: it abandons an attempt after this long and retries
+ * with the same idempotency key while the first may still commit, as real clients do, so the
+ * exactly-once path is exercised (not only requests refused before they reached the leader).
+ */
+const WRITE_PATIENCE_MS = 1_000;
 /** A write is retried with its idempotency key until acknowledged or this budget is spent. */
 export const WRITE_RETRY_BUDGET_MS = 45_000;
 /** Attempts per write at most (with RETRY_PAUSE_MS between them). */
@@ -37,13 +43,13 @@ interface Reply {
   body: { status?: string; outputs?: Record<string, unknown>; receipt_id?: string | null; error?: { code: string; message: string } };
 }
 
-async function request(c: RaftCluster, operator_id: string, inputs: Record<string, unknown>, options: Record<string, unknown>): Promise<Reply> {
+async function request(c: RaftCluster, operator_id: string, inputs: Record<string, unknown>, options: Record<string, unknown>, patienceMs: number): Promise<Reply> {
   try {
     const r = await fetch(`${c.api}/api/v1/operators/execute`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${c.token}` },
       body: JSON.stringify({ operator_id, inputs, options: { timeout_ms: ATTEMPT_TIMEOUT_MS, ...options } }),
-      signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+      signal: AbortSignal.timeout(patienceMs),
     });
     return { status: r.status, body: (await r.json()) as Reply['body'] };
   } catch (e) {
@@ -129,7 +135,7 @@ export class Workload {
   /** A linearizable kv.get, recorded when it answers (a failed read has no effect to record). */
   async read(client: string, key: string): Promise<KvCounterOutput | undefined> {
     const call = this.#now();
-    const r = await request(this.#c, 'kv.get', { key }, { read: 'linearizable' });
+    const r = await request(this.#c, 'kv.get', { key }, { read: 'linearizable' }, READ_PATIENCE_MS);
     const ret = this.#now();
     if (r.status !== 200) {
       if (!RETRYABLE.has(r.status)) this.#unexpected.push(`kv.get ${key}: ${r.status} ${JSON.stringify(r.body)}`);
@@ -151,7 +157,7 @@ export class Workload {
         this.#counts.retries++;
         await new Promise((res) => setTimeout(res, RETRY_PAUSE_MS));
       }
-      const r = await request(this.#c, operator, inputs, { idempotency_key: `${this.#prefix}-${idempotencyKey}` });
+      const r = await request(this.#c, operator, inputs, { idempotency_key: `${this.#prefix}-${idempotencyKey}` }, WRITE_PATIENCE_MS);
       if (r.status === 200) {
         const out = r.body.outputs as Record<string, unknown>;
         const output: KvCounterOutput = input.kind === 'put' ? 'ok' : input.kind === 'cas' ? out['ok'] === true : (out['value'] as number);
