@@ -27,7 +27,8 @@ commands:
                                      or the JSON token with --json); the cluster id defaults to the
                                      cluster.json beside the key (as cluster-init writes them)
   create --keys-file FILE --name NAME [--scopes execute,read] [--json]
-                                     add a relay API key; prints its secret ONCE (only a hash is stored)
+                                     add a relay API key; prints its secret ONCE (only a hash is stored);
+                                     scopes: execute, read, audit (every principal's outputs)
   list --keys-file FILE [--json]     list API keys (id, name, scopes, created, revoked); never secrets
   revoke --keys-file FILE --id ID    revoke an API key; a running relay stops accepting it within ~1 s
   cert-add --keys-file FILE --name NAME --match cn:CN|dns:NAME|email:ADDR|uri:URI|ip:ADDR

@@ -40,6 +40,8 @@ export interface ClusterOptions {
   relayArgs?: string[];
   /** Extra flags for every node (e.g. `--wire json`). */
   nodeArgs?: string[];
+  /** How long a (re)started process gets to print its ready line (default 30 s). */
+  readyTimeoutMs?: number;
 }
 
 export async function startRaftCluster(o: ClusterOptions = {}): Promise<RaftCluster> {
@@ -69,7 +71,7 @@ export async function startRaftCluster(o: ClusterOptions = {}): Promise<RaftClus
     const wsPort = /\/tcp\/(\d+)\/ws/.exec(relayAddr)?.[1] as string;
     const httpPort = new URL(api).port;
     const again = run('relay', relayArgs(wsPort, httpPort));
-    await again.ready();
+    await again.ready(o.readyTimeoutMs);
     cluster.relay = again;
     return again;
   };
@@ -79,7 +81,7 @@ export async function startRaftCluster(o: ClusterOptions = {}): Promise<RaftClus
     if (o.tickMs !== undefined) args.push('--tick-ms', String(o.tickMs));
     args.push(...(o.nodeArgs ?? []));
     const proc = run(`node-${i + 1}`, args);
-    await proc.ready();
+    await proc.ready(o.readyTimeoutMs);
     const n: ClusterNode = { name: `node-${i + 1}`, peerId: ids[i] as string, dataDir: nodeDirs[i] as string, proc };
     nodes[i] = n;
     return n;

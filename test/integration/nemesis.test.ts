@@ -20,13 +20,15 @@ const SEED = Number(process.env['NEMESIS_SEED'] ?? Date.now() % 1_000_000);
 const CLIENTS = 5;
 /** Small, so the voters snapshot and compact their logs several times during the run. */
 const SNAPSHOT_EVERY = 300;
+/** A restarted process's ready line may take this long on a loaded, shared machine. */
+const RESTART_READY_MS = 120_000;
 /** Final reads and receipt lookups in flight at once. */
 const CHECK_PARALLELISM = 16;
 
 let c: RaftCluster;
 
 before(async () => {
-  c = await startRaftCluster({ voters: 3, snapshotEvery: SNAPSHOT_EVERY, nodeArgs: ['--fault-signals'] });
+  c = await startRaftCluster({ voters: 3, snapshotEvery: SNAPSHOT_EVERY, nodeArgs: ['--fault-signals'], readyTimeoutMs: RESTART_READY_MS });
   await until('a leader known to the relay', () => clusterStatus(c.api), (s) => s.leader !== null, 30_000, 100);
 });
 
