@@ -20,7 +20,7 @@ import { crypto, seedFromLibp2pPrivateKey } from '../crypto/index.ts';
 import { decodeEnvelope, EnvelopeSealer, openEnvelope, type DecodeResult } from '../ico/envelope.ts';
 import { BINARY_CAPABILITY, bytesPayload, decodeFrame, openFrame, type FrameDecodeResult, type IcoMessage, type WireEncoding } from '../ico/frame.ts';
 import { IcoSession, type Outbound, type SessionEvent } from '../ico/lifecycle.ts';
-import { ReplayGuard } from '../ico/replay.ts';
+import { AdmissionReplay, ReplayGuard } from '../ico/replay.ts';
 import { DEFAULT_CODEC_LIMITS, ICO_VERSION, type Json, type JsonObject, type PeerRole } from '../ico/types.ts';
 import type { AdmissionPolicy } from '../ico/admission.ts';
 import { createLogger } from '../log/logger.ts';
@@ -197,7 +197,10 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
   const maxFramesOpening = options.maxFramesOpening ?? MAX_FRAMES_OPENING;
   const capabilities = [`ico/${ICO_VERSION}`, 'gossipsub', ...(wire === 'binary' ? [BINARY_CAPABILITY] : [])];
   const stats: WireStats = emptyWireStats();
-  const replay = new ReplayGuard(DEFAULT_CODEC_LIMITS.replayWindow);
+  // Direct frames: a sender's window is chosen by its admission (HELLO traffic of peers not
+  // admitted yet cannot evict an admitted peer's window). Gossip: only admitted senders' envelopes
+  // reach the window at all (checked after the session lookup below).
+  const replays = new AdmissionReplay((sender) => isAdmitted(sender), DEFAULT_CODEC_LIMITS.replayWindow);
   const gossipReplay = new ReplayGuard(DEFAULT_CODEC_LIMITS.replayWindow);
   const admission: AdmissionPolicy = {
     cluster: options.cluster,
@@ -446,7 +449,7 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
     const remote = connection.remotePeer.toString();
     stats.framesIn++;
     stats.bytesIn += frame.length;
-    const ctx = { now: Date.now(), expectedSender: remote, replay };
+    const ctx = { now: Date.now(), expectedSender: remote, replay: replays.guardFor(remote) };
     if (!openAsync) {
       onDecoded(decodeFrame(frame, ctx), connection, remote);
       return;
@@ -574,7 +577,7 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
     const msg = evt.detail;
     if (msg.topic !== topic) return;
     const from = msg.type === 'signed' ? msg.from.toString() : 'unknown';
-    const ctx = { now: Date.now(), replay: gossipReplay };
+    const ctx = { now: Date.now() };
     // Gossip has no order to keep (the replay window takes reordering): a tab checks each natively.
     if (openAsync) void openEnvelope(msg.data, ctx).then((result) => onGossip(from, result));
     else onGossip(from, decodeEnvelope(msg.data, ctx));
@@ -589,6 +592,10 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
     if (sender === undefined || sender.session.state !== 'established') {
       // Not scored: a valid peer's gossip can outrun its HELLO with us through the mesh.
       drop(from, 'ICO_NOT_ADMITTED', `gossip from ${result.envelope.sender}, which has no admitted session with us`, false);
+      return;
+    }
+    if (!gossipReplay.accept(result.envelope.sender, result.envelope.seq)) {
+      drop(from, 'ICO_REPLAYED', `seq ${result.envelope.seq} from ${result.envelope.sender} was already seen or is outside the replay window`);
       return;
     }
     if (result.envelope.type === 'STATE_SYNC' || result.envelope.type === 'CONSENSUS') emit({ type: 'ico:in', envelope: result.envelope });
