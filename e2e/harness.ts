@@ -53,7 +53,7 @@ export interface JoinUrlParts {
 /** A join URL like the one the devnet prints. */
 export function joinUrl(base: string, parts: JoinUrlParts): string {
   const cluster = parts.cluster ?? CLUSTER;
-  const token = createJoinToken({ clusterSigner: parts.clusterSigner, cluster, peer: parts.tokenPeer ?? '*', expires: new Date(Date.now() + 3_600_000) });
+  const token = createJoinToken({ clusterSigner: parts.clusterSigner, cluster, peer: parts.tokenPeer ?? '*', role: 'browser', ttlMs: 3_600_000 });
   const query = new URLSearchParams();
   for (const r of parts.relays) query.append('relay', r);
   query.set('cluster', cluster);

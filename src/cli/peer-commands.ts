@@ -263,6 +263,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
     relays,
     allowlist: config.allowlist,
     clusterPublicKey: base64urlDecode(config.clusterPublicKey),
+    ...(config.revokedTokens !== undefined ? { revokedTokens: config.revokedTokens } : {}),
     joinToken: token === undefined ? null : decodeJoinTokenParam(token),
     dataDir,
     heartbeatMs,

@@ -206,6 +206,7 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
     cluster: options.cluster,
     allowlist: new Set([...options.allowlist, ...relayIds]),
     ...(options.clusterPublicKey ? { clusterPublicKey: options.clusterPublicKey } : {}),
+    revokedTokens: new Set(options.revokedTokens ?? []),
   };
   const links = new Map<string, Link>();
   const admissionWaiters = new Map<string, Set<() => void>>();

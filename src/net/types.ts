@@ -106,6 +106,8 @@ export interface PeerOptions {
   allowlist: string[];
   /** Cluster public key (32 raw bytes) that signs join tokens; absent: allowlist only. */
   clusterPublicKey?: Uint8Array;
+  /** Ids of join tokens the cluster revoked (cluster.json `revokedTokens`). */
+  revokedTokens?: string[];
   /** Our own join token, presented in HELLO. */
   joinToken?: JoinToken | null;
   heartbeatMs?: number;
