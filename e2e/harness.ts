@@ -9,6 +9,7 @@ import { createJoinToken, encodeJoinTokenParam } from '../src/ico/admission.ts';
 import { startRelay, type RelayHandle } from '../relay/relay.ts';
 import type { Envelope } from '../src/ico/types.ts';
 import type { ConnectionInfo, PeerInfo } from '../src/net/types.ts';
+import type { BrowserContext, Page } from 'playwright-core';
 // The in-process relay's log goes to a file, not the test reporter.
 import '../test/harness/test-logs.ts';
 
@@ -120,6 +121,15 @@ export interface PageView {
 }
 
 export type { Envelope };
+
+/** A new page of `ctx` on `url`, its errors on stderr, once `window.hypersync` is ready. */
+export async function openJoinedPage(ctx: BrowserContext, url: string): Promise<Page> {
+  const page = await ctx.newPage();
+  page.on('pageerror', (e) => process.stderr.write(`page error: ${e.message}\n`));
+  await page.goto(url);
+  await page.evaluate(() => window.hypersync.ready);
+  return page;
+}
 
 /** Polls `probe` until it returns a value, up to `timeoutMs`. */
 export async function until<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {

@@ -13,7 +13,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { base64urlEncode, crypto } from '../src/crypto/index.ts';
 import { startRelay, type RelayHandle } from '../relay/relay.ts';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from './browsers.ts';
-import { CLUSTER, freePort, HOOK_TIMEOUT_MS, joinUrl, startWeb, TEST_TIMEOUT_MS, until, type Web } from './harness.ts';
+import { CLUSTER, freePort, HOOK_TIMEOUT_MS, joinUrl, openJoinedPage, startWeb, TEST_TIMEOUT_MS, until, type Web } from './harness.ts';
 
 /** Documents written while offline, then the browser is killed. */
 const WRITES = 20;
@@ -61,13 +61,9 @@ async function killGroup(child: ChildProcess): Promise<void> {
   launched.delete(child);
 }
 
+/** The page in the browser's own (persistent) context: its IndexedDB is the profile's. */
 async function openPage(b: Browser): Promise<Page> {
-  const ctx = b.contexts()[0] ?? (await b.newContext());
-  const page = await ctx.newPage();
-  page.on('pageerror', (e) => process.stderr.write(`page error: ${e.message}\n`));
-  await page.goto(pageUrl);
-  await page.evaluate(() => window.hypersync.ready);
-  return page;
+  return openJoinedPage(b.contexts()[0] ?? (await b.newContext()), pageUrl);
 }
 
 before(

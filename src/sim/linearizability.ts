@@ -152,21 +152,24 @@ export type KvOutput = string | null | boolean | 'ok';
 
 export type KvOperation = Operation<KvInput, KvOutput>;
 
+/** get, put and cas on one register holding `S` (a string, or also a counter's number) or nothing. */
+function registerStep<S extends string | number | null>(state: S, input: KvInput, output: unknown): { ok: boolean; next: S | string } {
+  switch (input.kind) {
+    case 'get':
+      return { ok: output === undefined || output === state, next: state };
+    case 'put':
+      return { ok: output === undefined || output === 'ok', next: input.value };
+    case 'cas': {
+      const success = state === input.expected;
+      return { ok: output === undefined || output === success, next: success ? input.value : state };
+    }
+  }
+}
+
 /** One register per key: state is the value or null. */
 export const kvModel: Model<string | null, KvInput, KvOutput> = {
   init: () => null,
-  step(state, input, output) {
-    switch (input.kind) {
-      case 'get':
-        return { ok: output === undefined || output === state, next: state };
-      case 'put':
-        return { ok: output === undefined || output === 'ok', next: input.value };
-      case 'cas': {
-        const success = state === input.expected;
-        return { ok: output === undefined || output === success, next: success ? input.value : state };
-      }
-    }
-  },
+  step: (state, input, output) => registerStep(state, input, output),
   hash: (state) => (state === null ? '\u0000' : state),
   partition: (ops) => partitionByKey(ops),
 };
@@ -195,22 +198,11 @@ type KvCounterState = string | number | null;
 export const kvCounterModel: Model<KvCounterState, KvCounterInput, KvCounterOutput> = {
   init: () => null,
   step(state, input, output) {
-    switch (input.kind) {
-      case 'get':
-        return { ok: output === undefined || output === state, next: state };
-      case 'put':
-        return { ok: output === undefined || output === 'ok', next: input.value };
-      case 'cas': {
-        const success = state === input.expected;
-        return { ok: output === undefined || output === success, next: success ? input.value : state };
-      }
-      case 'add': {
-        // counter.add fails on a non-number without changing anything; the nemesis keeps counters apart.
-        if (typeof state === 'string') return { ok: false, next: state };
-        const next = (state ?? 0) + input.delta;
-        return { ok: output === undefined || output === next, next };
-      }
-    }
+    if (input.kind !== 'add') return registerStep(state, input, output);
+    // counter.add fails on a non-number without changing anything; the nemesis keeps counters apart.
+    if (typeof state === 'string') return { ok: false, next: state };
+    const next = (state ?? 0) + input.delta;
+    return { ok: output === undefined || output === next, next };
   },
   hash: (state) => (state === null ? '\u0000' : typeof state === 'number' ? `#${state}` : `s${state}`),
   partition: (ops) => partitionByKey(ops),
