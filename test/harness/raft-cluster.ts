@@ -63,7 +63,7 @@ export async function startRaftCluster(o: ClusterOptions = {}): Promise<RaftClus
   writeFileSync(join(dir, 'token'), `${token}\n`, { mode: 0o600 });
   const relayArgs = (port: string, httpPort: string): string[] => ['relay', '--cluster-config', configPath, '--data-dir', relayDir, '--port', port, '--http-port', httpPort, '--insecure', '--token-file', join(dir, 'token'), '--json-events', ...(o.tickMs !== undefined ? ['--raft-tick-ms', String(o.tickMs)] : []), ...(o.relayArgs ?? [])];
   const relay = run('relay', relayArgs('0', '0'));
-  const ready = await relay.ready();
+  const ready = await relay.ready(o.readyTimeoutMs);
   const relayAddr = (ready['multiaddrs'] as string[]).find((a) => a.includes('/ws')) as string;
   const api = ready['http'] as string;
   tokens.set(api, token);
