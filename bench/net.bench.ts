@@ -21,7 +21,7 @@ export async function run(): Promise<BenchRow[]> {
   const clusterSigner = crypto.createSigner(crypto.randomBytes(32));
   const cluster = 'bench';
   const key = base64urlEncode(clusterSigner.publicKey);
-  const token = encodeJoinTokenParam(createJoinToken({ clusterSigner, cluster, peer: '*', expires: new Date(Date.now() + 3_600_000) }));
+  const token = encodeJoinTokenParam(createJoinToken({ clusterSigner, cluster, peer: '*', role: 'browser', ttlMs: 3_600_000 }));
   const relay = await startRelay({ config: { cluster, clusterPublicKey: key, allowlist: [] }, port: 0, httpPort: 0 });
   const relayAddr = relay.multiaddrs[0]!;
   const child = spawn(process.execPath, [join(import.meta.dirname, 'net-echo-peer.ts'), relayAddr, cluster, key, relay.peerId, token], { stdio: ['pipe', 'pipe', 'ignore'] });

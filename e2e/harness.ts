@@ -10,6 +10,7 @@ import { startRelay, type RelayHandle } from '../relay/relay.ts';
 import type { Envelope } from '../src/ico/types.ts';
 import { relayApiProxy } from '../web/api-proxy.ts';
 import type { ConnectionInfo, PeerInfo } from '../src/net/types.ts';
+import type { BrowserContext, Page } from 'playwright-core';
 // The in-process relay's log goes to a file, not the test reporter.
 import '../test/harness/test-logs.ts';
 
@@ -57,7 +58,7 @@ export interface JoinUrlParts {
 /** A join URL like the one the devnet prints. */
 export function joinUrl(base: string, parts: JoinUrlParts): string {
   const cluster = parts.cluster ?? CLUSTER;
-  const token = createJoinToken({ clusterSigner: parts.clusterSigner, cluster, peer: parts.tokenPeer ?? '*', expires: new Date(Date.now() + 3_600_000) });
+  const token = createJoinToken({ clusterSigner: parts.clusterSigner, cluster, peer: parts.tokenPeer ?? '*', role: 'browser', ttlMs: 3_600_000 });
   const query = new URLSearchParams();
   for (const r of parts.relays) query.append('relay', r);
   query.set('cluster', cluster);
@@ -125,6 +126,15 @@ export interface PageView {
 }
 
 export type { Envelope };
+
+/** A new page of `ctx` on `url`, its errors on stderr, once `window.hypersync` is ready. */
+export async function openJoinedPage(ctx: BrowserContext, url: string): Promise<Page> {
+  const page = await ctx.newPage();
+  page.on('pageerror', (e) => process.stderr.write(`page error: ${e.message}\n`));
+  await page.goto(url);
+  await page.evaluate(() => window.hypersync.ready);
+  return page;
+}
 
 /** Polls `probe` until it returns a value, up to `timeoutMs`. */
 export async function until<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {

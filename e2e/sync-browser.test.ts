@@ -16,7 +16,7 @@ import { DocStore } from '../src/sync/docstore.ts';
 import { policiesWith } from '../src/sync/policy.ts';
 import { startRelay, type RelayHandle } from '../relay/relay.ts';
 import { launchChromium } from './browsers.ts';
-import { CLUSTER, directWebrtcTo, freePort, HOOK_TIMEOUT_MS, joinUrl, startWeb, TEST_TIMEOUT_MS, until, type PageView, type Web } from './harness.ts';
+import { CLUSTER, directWebrtcTo, freePort, HOOK_TIMEOUT_MS, joinUrl, openJoinedPage, startWeb, TEST_TIMEOUT_MS, until, type PageView, type Web } from './harness.ts';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'hypersync-e2e-sync-'));
 const clusterSigner = crypto.createSigner(crypto.randomBytes(32));
@@ -47,12 +47,7 @@ async function sameState(page: Page, r: RelayHandle, what: string): Promise<void
 }
 
 async function openTab(): Promise<Page> {
-  const ctx = await browser.newContext();
-  const page = await ctx.newPage();
-  page.on('pageerror', (e) => process.stderr.write(`page error: ${e.message}\n`));
-  await page.goto(pageUrl);
-  await page.evaluate(() => window.hypersync.ready);
-  return page;
+  return openJoinedPage(await browser.newContext(), pageUrl);
 }
 
 before(

@@ -100,6 +100,7 @@ export async function startRelay(opts: RelayOptions): Promise<RelayHandle> {
     relays: [],
     allowlist: opts.config.allowlist,
     clusterPublicKey: base64urlDecode(opts.config.clusterPublicKey),
+    ...(opts.config.revokedTokens !== undefined ? { revokedTokens: opts.config.revokedTokens } : {}),
     privateKey,
     relayServer: true,
     listen: [`/ip4/${host}/tcp/${opts.port ?? 0}/ws`],

@@ -1,7 +1,11 @@
 // Who may call the relay API, as both front ends (REST in relay/api/server.ts, gRPC in
 // relay/api/grpc.ts) see it. Credentials come from request headers and the TLS layer only, so
 // they are checked before a byte of the request body is read.
-export type Scope = 'execute' | 'read';
+/**
+ * execute: run operators. read: receipts, tree heads, status, and the outputs of one's own
+ * executions. audit: the outputs of every principal's executions (for the cluster's operators).
+ */
+export type Scope = 'execute' | 'read' | 'audit';
 
 export interface Principal {
   /** Stable id: the API key's id, 'token:<name>' for a bearer token, 'cert:<name>' for a mapped client certificate. */

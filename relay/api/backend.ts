@@ -44,9 +44,18 @@ export interface ExecuteResult {
 export interface ResultRecord {
   index: number;
   operator_id: string;
-  /** null when this replica no longer has the outputs (e.g. it caught up by snapshot). */
+  /**
+   * null when the viewer may not see them (another principal's execution, and no audit scope),
+   * or when this replica no longer has them (e.g. it caught up by snapshot).
+   */
   outputs: Json | null;
   receipt: Receipt;
+}
+
+/** Whose outputs a stream shows: the principal's own, or every one with the audit scope. */
+export interface OutputViewer {
+  readonly principal: string;
+  readonly allOutputs: boolean;
 }
 
 export interface ClusterMember {
@@ -103,10 +112,11 @@ export interface ApiBackend {
   cluster(): ClusterStatus;
   /**
    * Replays executions from `from` (receipt index), then delivers live ones, in order.
-   * `filter` keeps only those operator ids (empty: all). Ends when `signal` aborts. The
+   * `filter` keeps only those operator ids (empty: all). Every record carries its receipt
+   * (hashes only); outputs only where `viewer` may see them. Ends when `signal` aborts. The
    * iterator buffers at most `maxBuffered` records; a consumer that falls further behind
    * than that is caught up from storage (never unbounded memory).
    */
-  stream(from: number, filter: readonly string[], signal: AbortSignal, maxBuffered?: number): AsyncIterable<ResultRecord>;
+  stream(from: number, filter: readonly string[], viewer: OutputViewer, signal: AbortSignal, maxBuffered?: number): AsyncIterable<ResultRecord>;
   close(): Promise<void>;
 }

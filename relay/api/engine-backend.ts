@@ -11,7 +11,7 @@ import type { InclusionProof, SignedTreeHead } from '../../src/receipts/log.ts';
 import type { Receipt } from '../../src/receipts/receipt.ts';
 import { MAX_SESSION_FIELD_CHARS } from '../../src/statemachine/command.ts';
 import type { ApplyResult, OperatorInfo } from '../../src/statemachine/types.ts';
-import { ApiError, type ApiBackend, type ApiErrorCode, type ClusterStatus, type ConsensusKind, type ExecuteRequest, type ExecuteResult, type ResultRecord } from './backend.ts';
+import { ApiError, type ApiBackend, type ApiErrorCode, type ClusterStatus, type ConsensusKind, type ExecuteRequest, type ExecuteResult, type OutputViewer, type ResultRecord } from './backend.ts';
 import { streamReceipts } from './result-stream.ts';
 import { DEFAULT_TIMEOUT_MS, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_LIST_LIMIT, MAX_TIMEOUT_MS } from './schemas.ts';
 
@@ -123,7 +123,9 @@ export class EngineBackend implements ApiBackend {
         return { outputs: r.outputs, receipt: null, execution_time_ms: elapsed(started), replayed: false };
       }
       const idempotency = key === undefined ? undefined : { client: req.principal, key };
-      const outcome = await this.#engine.submit({ operator_id: req.operator_id, inputs: req.inputs, ...(idempotency !== undefined ? { idempotency } : {}) }, { signal });
+      // The owner sees the outputs in StreamResults; a principal that cannot be one is left out (audit only).
+      const owner = sessionFieldOk(req.principal, MAX_SESSION_FIELD_CHARS) ? { owner: req.principal } : {};
+      const outcome = await this.#engine.submit({ operator_id: req.operator_id, inputs: req.inputs, ...owner, ...(idempotency !== undefined ? { idempotency } : {}) }, { signal });
       if (!outcome.result.ok) throw applyError(outcome.result);
       const receipt = outcome.receipt === null ? null : await outcome.receipt;
       return { outputs: outcome.result.outputs, receipt, execution_time_ms: elapsed(started), replayed: outcome.result.replayed };
@@ -199,10 +201,10 @@ export class EngineBackend implements ApiBackend {
   }
 
   /** Pull-based: records are read from the replica as the consumer asks, so nothing piles up. */
-  stream(from: number, filter: readonly string[], signal: AbortSignal, maxBuffered?: number): AsyncIterable<ResultRecord> {
+  stream(from: number, filter: readonly string[], viewer: OutputViewer, signal: AbortSignal, maxBuffered?: number): AsyncIterable<ResultRecord> {
     if (!Number.isSafeInteger(from) || from < 0) throw new ApiError('INVALID_REQUEST', 'from must be a non-negative integer');
     if (maxBuffered !== undefined && (!Number.isSafeInteger(maxBuffered) || maxBuffered < 1)) throw new ApiError('INVALID_REQUEST', 'maxBuffered must be a positive integer');
-    return streamReceipts(this.#engine.replica, from, filter, AbortSignal.any([signal, this.#closed.signal]));
+    return streamReceipts(this.#engine.replica, from, filter, viewer, AbortSignal.any([signal, this.#closed.signal]));
   }
 
   /** Ends live streams, then closes the engine (waiting for executions in flight). */

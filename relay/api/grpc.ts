@@ -364,7 +364,9 @@ function routes(opts: GrpcOptions, log: Logger): (router: ConnectRouter) => void
     try {
       // The generator is pulled once per written message, and a write waits for HTTP/2 flow
       // control: a slow reader stops the pulls, and backend.stream bounds what piles up.
-      for await (const rec of backend.stream(from, req.operatorIds, ctx.signal, maxStreamBuffer)) {
+      const principal = principalOf(ctx);
+      const viewer = { principal: principal.id, allOutputs: principal.scopes.has('audit') };
+      for await (const rec of backend.stream(from, req.operatorIds, viewer, ctx.signal, maxStreamBuffer)) {
         yield resultMessage(rec);
       }
     } catch (e) {

@@ -14,7 +14,7 @@ export const MAX_KEY_NAME_LENGTH = 128;
 /** Longest CN / SAN value a mapping may name (RFC 5280's upper bounds are far below). */
 export const MAX_MATCH_VALUE_LENGTH = 256;
 
-export const ALL_SCOPES: readonly Scope[] = ['execute', 'read'];
+export const ALL_SCOPES: readonly Scope[] = ['execute', 'read', 'audit'];
 const KEY_ID_PATTERN = /^[a-z0-9]{8,32}$/;
 const CERT_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$/;
 /** RFC 5280: a serial is at most 20 octets. Stored as uppercase hex without leading zeros. */
@@ -74,7 +74,7 @@ export function sha256Hex(text: string): string {
 }
 
 export function isScope(s: unknown): s is Scope {
-  return s === 'execute' || s === 'read';
+  return typeof s === 'string' && (ALL_SCOPES as readonly string[]).includes(s);
 }
 
 /** Parses `execute,read` into scopes; throws KeysFileError on an unknown one. */

@@ -3,9 +3,15 @@
 // live executions only wake the reader, so a slow consumer costs no memory: it just reads
 // further behind. Pull-based, so gRPC/HTTP2 flow control is the backpressure.
 import type { Replica } from '../../src/replica/replica.ts';
-import type { ResultRecord } from './backend.ts';
+import type { OutputViewer, ResultRecord } from './backend.ts';
 
-export async function* streamReceipts(replica: Replica, from: number, filter: readonly string[], signal: AbortSignal): AsyncGenerator<ResultRecord> {
+/** Outputs go to their owner and to the audit scope; the receipt (hashes only) to every reader. */
+async function outputsFor(replica: Replica, ordinal: number, viewer: OutputViewer): Promise<ResultRecord['outputs']> {
+  if (!viewer.allOutputs && (await replica.ownerOf(ordinal)) !== viewer.principal) return null;
+  return replica.outputsOf(ordinal);
+}
+
+export async function* streamReceipts(replica: Replica, from: number, filter: readonly string[], viewer: OutputViewer, signal: AbortSignal): AsyncGenerator<ResultRecord> {
   let next = Math.max(0, from);
   let wake: (() => void) | null = null;
   let pinged = false;
@@ -23,7 +29,7 @@ export async function* streamReceipts(replica: Replica, from: number, filter: re
         const receipt = await replica.receiptFor(ordinal);
         const index = next++;
         if (filter.length > 0 && !filter.includes(receipt.operation.operator_id)) continue;
-        yield { index, operator_id: receipt.operation.operator_id, outputs: await replica.outputsOf(ordinal), receipt };
+        yield { index, operator_id: receipt.operation.operator_id, outputs: await outputsFor(replica, ordinal, viewer), receipt };
       }
       if (signal.aborted || pinged) continue;
       await new Promise<void>((resolve) => (wake = resolve));

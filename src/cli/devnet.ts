@@ -13,7 +13,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { base64urlEncode, crypto, seedFromLibp2pPrivateKey } from '../crypto/index.ts';
-import { createJoinToken, encodeJoinTokenParam } from '../ico/admission.ts';
+import { createJoinToken, encodeJoinTokenParam, MAX_JOIN_TOKEN_LIFETIME_MS } from '../ico/admission.ts';
 import { readClusterConfig, type ClusterConfig } from '../net/cluster-config.ts';
 import { loadOrCreateKey, readKeyFile } from '../net/platform-node.ts';
 import { DEV_CLIENT_CN, generateDevCa } from '../../relay/api/tls.ts';
@@ -51,6 +51,8 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = join(ROOT, 'bin', 'hypersync.js');
 /** How long a child may take to print its ready line. */
 export const CHILD_READY_TIMEOUT_MS = 30_000;
+/** The web app's join token (the URL `npm start` prints) lives hours, not days. */
+export const TAB_TOKEN_TTL_MS = 8 * 3_600_000;
 /** How long children get to say GOODBYE before SIGKILL. */
 export const CHILD_STOP_TIMEOUT_MS = 5_000;
 
@@ -345,7 +347,7 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
     const clusterSigner = crypto.createSigner(seedFromLibp2pPrivateKey(clusterKey));
     const started = await Promise.all(
       peerDirs.map((d, i) => {
-        const peerToken = encodeJoinTokenParam(createJoinToken({ clusterSigner, cluster: config.cluster, peer: ids[i + 1]!, expires: new Date(Date.now() + 30 * 86_400_000) }));
+        const peerToken = encodeJoinTokenParam(createJoinToken({ clusterSigner, cluster: config.cluster, peer: ids[i + 1]!, role: 'voter', ttlMs: MAX_JOIN_TOKEN_LIFETIME_MS }));
         const args = ['node', '--relay', relayAddr, '--data-dir', d, '--cluster-config', configPath, '--join-token', peerToken, '--heartbeat-ms', heartbeat, '--snapshot-every', snapshotEvery, '--json-events'];
         const behaviour = byzantine.get(i + 1);
         if (behaviour !== undefined) args.push('--byzantine', behaviour);
@@ -359,7 +361,7 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
       out(`devnet: peer ${i + 1} ${s.ready.peerId} (pid ${s.ready.pid})\n`);
     });
 
-    const token = createJoinToken({ clusterSigner, cluster: config.cluster, peer: '*', expires: new Date(Date.now() + 7 * 86_400_000) });
+    const token = createJoinToken({ clusterSigner, cluster: config.cluster, peer: '*', role: 'browser', ttlMs: TAB_TOKEN_TTL_MS });
     const rest = relay.ready.http ?? `https://127.0.0.1:${base + 1}`;
     let webUrl: string | null = null;
     let closeWeb: (() => Promise<void>) | undefined;

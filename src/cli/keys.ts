@@ -7,7 +7,8 @@ import { dirname, join } from 'node:path';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { base64urlEncode, crypto, seedFromLibp2pPrivateKey } from '../crypto/index.ts';
-import { createJoinToken, encodeJoinTokenParam } from '../ico/admission.ts';
+import { createJoinToken, encodeJoinTokenParam, JOIN_TOKEN_ROLES, MAX_JOIN_TOKEN_LIFETIME_MS } from '../ico/admission.ts';
+import type { PeerRole } from '../ico/types.ts';
 import { CLUSTER_ID_PATTERN, readClusterConfig, type ClusterConfig } from '../net/cluster-config.ts';
 import { readKeyFile, writeKeyFile } from '../net/platform-node.ts';
 import {
@@ -22,12 +23,14 @@ commands:
   show --key FILE                    print the PeerId of a key file
   cluster-init --out DIR [--cluster ID] [--allow PEERID]...
                                      create DIR/cluster.key and DIR/cluster.json (id, public key, allowlist)
-  join-token --cluster-key FILE [--cluster ID] [--peer PEERID|*] [--ttl 24h] [--json]
-                                     print a join token signed by the cluster key (URL-fragment form,
+  join-token --cluster-key FILE [--cluster ID] [--peer PEERID|*] [--role browser|voter|learner]
+             [--ttl 24h] [--json]    print a join token signed by the cluster key, granting one role
+                                     (default browser) for at most 168h (URL-fragment form,
                                      or the JSON token with --json); the cluster id defaults to the
                                      cluster.json beside the key (as cluster-init writes them)
   create --keys-file FILE --name NAME [--scopes execute,read] [--json]
-                                     add a relay API key; prints its secret ONCE (only a hash is stored)
+                                     add a relay API key; prints its secret ONCE (only a hash is stored);
+                                     scopes: execute, read, audit (every principal's outputs)
   list --keys-file FILE [--json]     list API keys (id, name, scopes, created, revoked); never secrets
   revoke --keys-file FILE --id ID    revoke an API key; a running relay stops accepting it within ~1 s
   cert-add --keys-file FILE --name NAME --match cn:CN|dns:NAME|email:ADDR|uri:URI|ip:ADDR
@@ -78,9 +81,12 @@ export async function keysCommand(argv: string[], out: (s: string) => void): Pro
       return 0;
     }
     case 'join-token': {
-      const p = parse(rest, { 'cluster-key': { type: 'string' }, cluster: { type: 'string' }, peer: { type: 'string' }, ttl: { type: 'string' }, json: { type: 'boolean' } });
+      const p = parse(rest, { 'cluster-key': { type: 'string' }, cluster: { type: 'string' }, peer: { type: 'string' }, role: { type: 'string' }, ttl: { type: 'string' }, json: { type: 'boolean' } });
       if (p.values['help'] === true) return help(out);
       const ttl = duration(str(p, 'ttl') ?? '24h');
+      if (ttl > MAX_JOIN_TOKEN_LIFETIME_MS) throw new UsageError(`--ttl: a join token lives at most ${MAX_JOIN_TOKEN_LIFETIME_MS / 3_600_000}h`);
+      const role = str(p, 'role') ?? 'browser';
+      if (!(JOIN_TOKEN_ROLES as readonly string[]).includes(role)) throw new UsageError(`--role must be one of ${JOIN_TOKEN_ROLES.join(', ')}`);
       const keyPath = required(p, 'cluster-key');
       const cluster = str(p, 'cluster') ?? (await clusterBeside(keyPath));
       const key = await readKeyFile(keyPath);
@@ -88,7 +94,8 @@ export async function keysCommand(argv: string[], out: (s: string) => void): Pro
         clusterSigner: crypto.createSigner(seedFromLibp2pPrivateKey(key)),
         cluster,
         peer: str(p, 'peer') ?? '*',
-        expires: new Date(Date.now() + ttl),
+        role: role as PeerRole,
+        ttlMs: ttl,
       });
       out(p.values['json'] === true ? `${JSON.stringify(token)}\n` : `${encodeJoinTokenParam(token)}\n`);
       return 0;

@@ -66,6 +66,9 @@ options:
   --anti-entropy-ms N      sync with one random peer every N ms (default 30000)
   --json-events            print one JSON line per peer event on stdout (and sync:done,
                            sync:rejected, sync:conflict, docs:change lines)
+  --fault-signals          fault injection for nemesis tests: each SIGUSR2 cuts this peer off
+                           the network (its connection gater refuses every connection) or
+                           lifts the cut, printing a fault:network-cut line
   --log-level LEVEL        trace|debug|info|warn|error (default info; logs go to stderr)
 `;
 
@@ -227,6 +230,15 @@ function streamRaftEvents(raft: RaftRuntime<Replica>, peer: HyperSyncPeer, out: 
   timer.unref();
 }
 
+/** --fault-signals: SIGUSR2 flips the peer's network cut (SIGUSR1 belongs to Node's inspector). */
+function toggleNetworkCutOnSignal(peer: HyperSyncPeer, out: Out): void {
+  let cut = false;
+  process.on('SIGUSR2', () => {
+    cut = !cut;
+    void peer.setNetworkCut(cut).then(() => out(`${JSON.stringify({ type: 'fault:network-cut', cut, at: new Date().toISOString() })}\n`));
+  });
+}
+
 export async function nodeCommand(argv: string[], out: Out): Promise<number> {
   const p = parse(argv, {
     relay: { type: 'string', multiple: true },
@@ -245,6 +257,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
     'pbft-tick-ms': { type: 'string' },
     byzantine: { type: 'string' },
     'pbft-max-batch': { type: 'string' },
+    'fault-signals': { type: 'boolean' },
   });
   if (p.values['help'] === true) {
     out(NODE_HELP);
@@ -274,6 +287,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
     relays,
     allowlist: config.allowlist,
     clusterPublicKey: base64urlDecode(config.clusterPublicKey),
+    ...(config.revokedTokens !== undefined ? { revokedTokens: config.revokedTokens } : {}),
     joinToken: token === undefined ? null : decodeJoinTokenParam(token),
     dataDir,
     heartbeatMs,
@@ -329,6 +343,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
     early.stop();
     process.stderr.write(`hypersync node ${peer.peerId} running${raft !== undefined ? ' (raft member)' : ''}${pbft !== undefined ? ' (pbft replica)' : ''} (Ctrl-C to stop)\n`);
   }
+  if (p.values['fault-signals'] === true) toggleNetworkCutOnSignal(peer, out);
   return runUntilSignal(async () => {
     await nodeSync.close();
     await pbft?.close();

@@ -32,6 +32,11 @@ export interface SubmitCommand {
    * internally, but a caller's own retry executes again.
    */
   readonly idempotency?: { readonly client: string; readonly key: string };
+  /**
+   * Who asks (an API principal; at most MAX_SESSION_FIELD_CHARS, no NUL), recorded with the
+   * execution so that its outputs are shown to it alone. With `idempotency` its client is the owner.
+   */
+  readonly owner?: string;
 }
 
 export interface SubmitOptions {

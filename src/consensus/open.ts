@@ -9,7 +9,7 @@ import { publicKeyFromPeerId } from '../crypto/index.ts';
 import { PbftRuntime, type PbftAdversary } from './pbft/runtime/runtime.ts';
 import type { Membership, PbftLimits } from './pbft/types.ts';
 import type { Ed25519Signer } from '../crypto/index.ts';
-import { Replica } from '../replica/replica.ts';
+import { mustSyncReceipts, Replica } from '../replica/replica.ts';
 import type { OperatorRegistry } from '../statemachine/registry.ts';
 import { LevelStore } from '../store/level.ts';
 import { MemoryStore } from '../store/memory.ts';
@@ -43,7 +43,9 @@ export async function openRaftEngine(o: OpenRaftOptions): Promise<RaftRuntime<Re
     opened.push(raftStore);
     const receiptStore = await LevelStore.open(join(o.dataDir, 'store'));
     opened.push(receiptStore);
-    const replica = await Replica.open({ store: receiptStore, signer: o.signer, peerId: o.peerId, ...(o.registry !== undefined ? { registry: o.registry } : {}) });
+    // A learner's log is not durable (below), so its receipts are: the relay acknowledges them to clients.
+    const learner = o.learners.includes(o.peerId);
+    const replica = await Replica.open({ store: receiptStore, signer: o.signer, peerId: o.peerId, syncReceipts: mustSyncReceipts(!learner), ...(o.registry !== undefined ? { registry: o.registry } : {}) });
     return await RaftRuntime.open({
       id: o.peerId,
       transport: o.transport,

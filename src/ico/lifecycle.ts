@@ -4,7 +4,7 @@
 // Noise peer; admission here), normal operation with HEARTBEAT liveness, GOODBYE.
 //   new → hello-sent → established → closed      (rejected on any handshake failure)
 import { admit, type AdmissionPolicy } from './admission.ts';
-import { ClusterMismatchError, IcoError, ProtocolViolationError, VersionMismatchError } from './errors.ts';
+import { ClusterMismatchError, IcoError, NotAdmittedError, ProtocolViolationError, VersionMismatchError } from './errors.ts';
 import { ICO_VERSION, type Envelope, type HelloPayload, type IcoType, type JoinToken, type Json, type PeerRole, type TreeHeadSummary } from './types.ts';
 
 export const DEFAULT_HEARTBEAT_MS = 1000;
@@ -105,6 +105,8 @@ export class IcoSession {
   #lastSent = 0;
   #beat = 0;
   #down = false;
+  /** When the join token that admitted the peer expires (allowlisted peers: never). */
+  #admittedUntil: number | undefined;
 
   constructor(opts: SessionOptions) {
     this.remotePeer = opts.remotePeer;
@@ -189,7 +191,7 @@ export class IcoSession {
         this.#state = 'hello-sent';
         out.push(this.#hello());
       }
-      const hello = parseHello(envelope.payload);
+      let hello = parseHello(envelope.payload);
       if (hello === null) return merge(out, this.#reject(new ProtocolViolationError('malformed HELLO payload'), 'protocol-violation'));
       const agreed = negotiateVersion(this.#local.version ?? ICO_VERSION, hello.version);
       if (agreed === null) {
@@ -200,6 +202,13 @@ export class IcoSession {
       }
       const admitted = admit(this.#admission, this.remotePeer, hello.join_token, now);
       if (!admitted.ok) return merge(out, this.#reject(admitted.error, 'not-admitted'));
+      if (admitted.via === 'token') {
+        // The token says what the peer is: a HELLO claiming any other role is refused.
+        const claimed = hello.roles.filter((r) => r !== admitted.role);
+        if (claimed.length > 0) return merge(out, this.#reject(new NotAdmittedError(`the join token grants the role '${admitted.role}', not ${claimed.map((r) => `'${r}'`).join(', ')}`), 'not-admitted'));
+        this.#admittedUntil = admitted.expiresAt;
+        hello = { ...hello, roles: [admitted.role] };
+      }
       this.#remoteHello = hello;
       this.#agreedVersion = agreed;
       this.#state = 'established';
@@ -221,6 +230,9 @@ export class IcoSession {
     const out: Outbound[] = [];
     const events: SessionEvent[] = [];
     if (this.#state !== 'established' && this.#state !== 'hello-sent') return { out, events };
+    if (this.#state === 'established' && this.#admittedUntil !== undefined && now >= this.#admittedUntil) {
+      return this.#reject(new NotAdmittedError(`the join token that admitted ${this.remotePeer} expired at ${new Date(this.#admittedUntil).toISOString()}`), 'token-expired');
+    }
     if (this.#state === 'established' && now - this.#lastSent >= this.heartbeatMs) {
       this.#lastSent = now;
       out.push({ type: 'HEARTBEAT', payload: { beat: ++this.#beat } });

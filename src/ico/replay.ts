@@ -89,3 +89,31 @@ export class ReplayGuard {
     this.#senders.delete(sender);
   }
 }
+
+/** Senders not (yet) admitted whose windows are kept at once (their handshakes only). */
+export const MAX_PENDING_SENDERS = 256;
+
+/**
+ * Replay windows split by admission, so the replay window is consulted for a sender's
+ * traffic only once we know whether it is admitted: admitted senders' windows live in a guard
+ * that no other envelope touches, so a flood from unadmitted keys (anyone can make keys and
+ * sign) cannot evict them and reopen their old sequence numbers to replay. Envelopes from
+ * peers not admitted yet (their HELLO, a stray HEARTBEAT) go through a small guard of their
+ * own, which such peers may churn among themselves.
+ */
+export class AdmissionReplay {
+  readonly admitted: ReplayGuard;
+  readonly pending: ReplayGuard;
+  readonly #isAdmitted: (sender: string) => boolean;
+
+  constructor(isAdmitted: (sender: string) => boolean, width = DEFAULT_REPLAY_WINDOW, maxAdmitted = MAX_TRACKED_SENDERS, maxPending = MAX_PENDING_SENDERS) {
+    this.#isAdmitted = isAdmitted;
+    this.admitted = new ReplayGuard(width, maxAdmitted);
+    this.pending = new ReplayGuard(width, maxPending);
+  }
+
+  /** The guard that envelopes from `sender` must pass now. */
+  guardFor(sender: string): ReplayGuard {
+    return this.#isAdmitted(sender) ? this.admitted : this.pending;
+  }
+}

@@ -36,16 +36,22 @@ export interface TreeHeadSummary extends Record<string, Json> {
   root: string;
 }
 
-/** A join token: the cluster key admits `peer` (or any peer when `peer` is '*') until `expires`. */
+export type PeerRole = 'voter' | 'learner' | 'relay' | 'browser';
+
+/**
+ * A join token: the cluster key admits `peer` (or any peer when `peer` is '*') in `role` from
+ * `issued` until `expires` (RFC 3339), unless the cluster revoked `id`.
+ */
 export interface JoinToken extends Record<string, Json> {
   cluster: string;
   peer: string;
+  role: PeerRole;
+  id: string;
+  issued: string;
   expires: string;
-  /** ed25519 by the cluster key over JCS of {cluster, peer, expires}, base64url. */
+  /** ed25519 by the cluster key over JCS of {cluster, peer, role, id, issued, expires}, base64url. */
   signature: string;
 }
-
-export type PeerRole = 'voter' | 'learner' | 'relay' | 'browser';
 
 export interface HelloPayload extends Record<string, Json> {
   version: string;

@@ -18,7 +18,12 @@ export interface ClusterConfig {
   pbft?: { replicas: string[] };
   /** Sync conflict policies by key prefix (`lww`, `max`, `min`, `union`, `manual`), on top of the built-in table. */
   sync?: { policies: Record<string, string> };
+  /** Ids of join tokens the cluster revoked: they admit no one (read at start). */
+  revokedTokens?: string[];
 }
+
+/** Revoked token ids a cluster.json may list. */
+export const MAX_REVOKED_TOKENS = 10_000;
 
 const SYNC_POLICY_NAMES = ['lww', 'max', 'min', 'union', 'manual'];
 
@@ -31,7 +36,7 @@ export const CLUSTER_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 export function parseClusterConfig(value: unknown, source = 'cluster config'): ClusterConfig {
   if (typeof value !== 'object' || value === null) throw new ClusterConfigError(`${source}: must be a JSON object`);
-  const { cluster, clusterPublicKey, allowlist, raft, sync, pbft } = value as Record<string, unknown>;
+  const { cluster, clusterPublicKey, allowlist, raft, sync, pbft, revokedTokens } = value as Record<string, unknown>;
   if (typeof cluster !== 'string' || !CLUSTER_ID_PATTERN.test(cluster)) throw new ClusterConfigError(`${source}: 'cluster' must match ${CLUSTER_ID_PATTERN}`);
   if (typeof clusterPublicKey !== 'string') throw new ClusterConfigError(`${source}: 'clusterPublicKey' must be base64url`);
   try {
@@ -51,6 +56,12 @@ export function parseClusterConfig(value: unknown, source = 'cluster config'): C
   const out: ClusterConfig = { cluster, clusterPublicKey, allowlist: allowlist as string[] };
   if (raft !== undefined) out.raft = parseRaftMembers(raft, source);
   if (pbft !== undefined) out.pbft = parsePbftReplicas(pbft, source);
+  if (revokedTokens !== undefined) {
+    if (!Array.isArray(revokedTokens) || revokedTokens.length > MAX_REVOKED_TOKENS || !revokedTokens.every((id) => typeof id === 'string' && /^[A-Za-z0-9_-]{8,64}$/.test(id))) {
+      throw new ClusterConfigError(`${source}: 'revokedTokens' must list at most ${MAX_REVOKED_TOKENS} join token ids`);
+    }
+    out.revokedTokens = revokedTokens as string[];
+  }
   if (sync !== undefined) {
     const policies = (sync as { policies?: unknown } | null)?.policies;
     if (typeof policies !== 'object' || policies === null || Array.isArray(policies)) throw new ClusterConfigError(`${source}: 'sync' must be {policies: {prefix: policy}}`);

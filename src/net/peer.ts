@@ -20,7 +20,7 @@ import { crypto, seedFromLibp2pPrivateKey } from '../crypto/index.ts';
 import { decodeEnvelope, EnvelopeSealer, openEnvelope, type DecodeResult } from '../ico/envelope.ts';
 import { BINARY_CAPABILITY, bytesPayload, decodeFrame, openFrame, type FrameDecodeResult, type IcoMessage, type WireEncoding } from '../ico/frame.ts';
 import { IcoSession, type Outbound, type SessionEvent } from '../ico/lifecycle.ts';
-import { ReplayGuard } from '../ico/replay.ts';
+import { AdmissionReplay, ReplayGuard } from '../ico/replay.ts';
 import { DEFAULT_CODEC_LIMITS, ICO_VERSION, type Json, type JsonObject, type PeerRole } from '../ico/types.ts';
 import type { AdmissionPolicy } from '../ico/admission.ts';
 import { createLogger } from '../log/logger.ts';
@@ -146,6 +146,8 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
   // Set once the session table exists; until then (the first instants) a relay refuses.
   let admittedWithin: ((peerId: string, timeoutMs: number) => Promise<boolean>) | undefined;
   const refuseUnadmitted = async (peer: { toString(): string }): Promise<boolean> => !((await admittedWithin?.(peer.toString(), ADMISSION_WAIT_MS)) ?? false);
+  // Fault injection (setNetworkCut): while set, the gater refuses every dial and inbound connection.
+  let networkCut = false;
 
   const services = {
     identify: identify(),
@@ -176,7 +178,10 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
     streamMuxers: [yamux()],
     // Loopback and private addresses are how this cluster runs in development and tests.
     connectionGater: {
-      denyDialMultiaddr: () => false,
+      denyDialMultiaddr: () => networkCut,
+      denyDialPeer: () => networkCut,
+      denyInboundConnection: () => networkCut,
+      denyInboundRelayedConnection: () => networkCut,
       ...(options.relayServer === true ? { denyInboundRelayReservation: refuseUnadmitted, denyOutboundRelayedConnection: refuseUnadmitted } : {}),
     },
     connectionManager: {
@@ -195,12 +200,16 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
   const maxFramesOpening = options.maxFramesOpening ?? MAX_FRAMES_OPENING;
   const capabilities = [`ico/${ICO_VERSION}`, 'gossipsub', ...(wire === 'binary' ? [BINARY_CAPABILITY] : [])];
   const stats: WireStats = emptyWireStats();
-  const replay = new ReplayGuard(DEFAULT_CODEC_LIMITS.replayWindow);
+  // Direct frames: a sender's window is chosen by its admission (HELLO traffic of peers not
+  // admitted yet cannot evict an admitted peer's window). Gossip: only admitted senders' envelopes
+  // reach the window at all (checked after the session lookup below).
+  const replays = new AdmissionReplay((sender) => isAdmitted(sender), DEFAULT_CODEC_LIMITS.replayWindow);
   const gossipReplay = new ReplayGuard(DEFAULT_CODEC_LIMITS.replayWindow);
   const admission: AdmissionPolicy = {
     cluster: options.cluster,
     allowlist: new Set([...options.allowlist, ...relayIds]),
     ...(options.clusterPublicKey ? { clusterPublicKey: options.clusterPublicKey } : {}),
+    revokedTokens: new Set(options.revokedTokens ?? []),
   };
   const links = new Map<string, Link>();
   const admissionWaiters = new Map<string, Set<() => void>>();
@@ -444,7 +453,7 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
     const remote = connection.remotePeer.toString();
     stats.framesIn++;
     stats.bytesIn += frame.length;
-    const ctx = { now: Date.now(), expectedSender: remote, replay };
+    const ctx = { now: Date.now(), expectedSender: remote, replay: replays.guardFor(remote) };
     if (!openAsync) {
       onDecoded(decodeFrame(frame, ctx), connection, remote);
       return;
@@ -572,7 +581,7 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
     const msg = evt.detail;
     if (msg.topic !== topic) return;
     const from = msg.type === 'signed' ? msg.from.toString() : 'unknown';
-    const ctx = { now: Date.now(), replay: gossipReplay };
+    const ctx = { now: Date.now() };
     // Gossip has no order to keep (the replay window takes reordering): a tab checks each natively.
     if (openAsync) void openEnvelope(msg.data, ctx).then((result) => onGossip(from, result));
     else onGossip(from, decodeEnvelope(msg.data, ctx));
@@ -587,6 +596,10 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
     if (sender === undefined || sender.session.state !== 'established') {
       // Not scored: a valid peer's gossip can outrun its HELLO with us through the mesh.
       drop(from, 'ICO_NOT_ADMITTED', `gossip from ${result.envelope.sender}, which has no admitted session with us`, false);
+      return;
+    }
+    if (!gossipReplay.accept(result.envelope.sender, result.envelope.seq)) {
+      drop(from, 'ICO_REPLAYED', `seq ${result.envelope.seq} from ${result.envelope.sender} was already seen or is outside the replay window`);
       return;
     }
     if (result.envelope.type === 'STATE_SYNC' || result.envelope.type === 'CONSENSUS') emit({ type: 'ico:in', envelope: result.envelope });
@@ -662,6 +675,15 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
     async ping(peerId, opts = {}) {
       const signal = opts.signal === undefined ? AbortSignal.timeout(PING_TIMEOUT_MS) : AbortSignal.any([opts.signal, AbortSignal.timeout(PING_TIMEOUT_MS)]);
       return libp2p.services.ping.ping(peerIdFromString(peerId), { signal });
+    },
+    async setNetworkCut(cut) {
+      networkCut = cut;
+      if (!cut) {
+        dialer.maintain();
+        void discover();
+        return;
+      }
+      for (const c of libp2p.getConnections()) c.abort(new Error('network cut (fault injection)'));
     },
     on(type: PeerEventType | '*', handler: (event: never) => void): () => void {
       let set = handlers.get(type);

@@ -92,6 +92,12 @@ export interface HyperSyncPeer {
   on(type: '*', handler: (event: PeerEvent) => void): () => void;
   /** Scores a peer down for invalid application content (a forged sync record); counted like an invalid frame. */
   report(peerId: string, code: string, reason: string): void;
+  /**
+   * Fault injection for nemesis tests: while cut, the connection gater refuses every dial and
+   * every inbound connection, and cutting aborts the open ones (no GOODBYE: a cable pulled).
+   * Lifting the cut lets the dialer and discovery reconnect.
+   */
+  setNetworkCut(cut: boolean): Promise<void>;
   /** Graceful stop: GOODBYE to every established peer, then close. */
   stop(): Promise<void>;
 }
@@ -105,6 +111,8 @@ export interface PeerOptions {
   allowlist: string[];
   /** Cluster public key (32 raw bytes) that signs join tokens; absent: allowlist only. */
   clusterPublicKey?: Uint8Array;
+  /** Ids of join tokens the cluster revoked (cluster.json `revokedTokens`). */
+  revokedTokens?: string[];
   /** Our own join token, presented in HELLO. */
   joinToken?: JoinToken | null;
   heartbeatMs?: number;

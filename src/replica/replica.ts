@@ -5,7 +5,9 @@
 // executions inside it were receipted by the replicas that ran them); it is persisted with the
 // log. Re-applying entries after a restart finds their receipts already there and appends
 // nothing twice. Keys beside the ReceiptLog's ('r','i','m','h'): 'Qoffset', and with
-// `storeOutputs` 'o' u64(index) → outputs JSON, written in the receipt's own batch.
+// `storeOutputs` 'o' u64(index) → outputs JSON and 'w' u64(index) → the owner (who asked),
+// written in the receipt's own batch. An execution's owner is the client of its session, or
+// the owner its engine passes for one without a session; only the owner sees its outputs.
 import type { Ed25519Signer } from '../crypto/index.ts';
 import { utf8Decode, utf8Encode } from '../crypto/index.ts';
 import type { CommandOutcome, ReplicaPort } from '../consensus/engine.ts';
@@ -28,12 +30,25 @@ const OFFSET_KEY = utf8Encode('Qoffset');
 
 export const replicaKeys = {
   outputs: (index: number): Uint8Array => prefixedKey('o', u64(index)),
+  owner: (index: number): Uint8Array => prefixedKey('w', u64(index)),
 };
+
+/**
+ * Whether a replica must fsync its receipts: yes when the engine's log that would rebuild them
+ * is not durable (a Raft learner writes its log without fsync). Such a member may answer
+ * clients (the relay); after a power cut it could lose a receipt it acknowledged, and once the
+ * leader compacted those entries away it restarts from a snapshot, with nothing to rebuild it.
+ */
+export function mustSyncReceipts(logDurable: boolean): boolean {
+  return !logDurable;
+}
 
 export interface Execution {
   ordinal: number;
   operator_id: string;
   outputs: Json;
+  /** Who asked for it (an API principal), when known. */
+  owner: string | undefined;
   receipt: Promise<Receipt>;
 }
 
@@ -123,8 +138,9 @@ export class Replica implements ReplicaPort {
   /**
    * Applies a decoded command. `extra(ordinal)` are the caller's own writes for a new execution,
    * committed atomically with its receipt (the single-node engine keeps its command log so).
+   * `owner` names who asked when the command has no session (whose client it would be).
    */
-  execute(cmd: Command, extra?: (ordinal: number) => readonly BatchOp[]): CommandOutcome {
+  execute(cmd: Command, extra?: (ordinal: number) => readonly BatchOp[], owner: string | undefined = cmd.session?.client): CommandOutcome {
     const result = this.#sm.apply(cmd);
     if (!result.ok) return { result, receipt: null };
     if (result.replayed) {
@@ -141,12 +157,15 @@ export class Replica implements ReplicaPort {
       if (index !== this.#count) throw new Error(`replica: execution ${result.ordinal} would land at receipt ${index}, log has ${this.#count}`);
       this.#count++;
       const ops: BatchOp[] = [...(extra?.(result.ordinal) ?? [])];
-      if (this.#storeOutputs) ops.push({ type: 'put', key: replicaKeys.outputs(index), value: utf8Encode(JSON.stringify(result.outputs)) });
+      if (this.#storeOutputs) {
+        ops.push({ type: 'put', key: replicaKeys.outputs(index), value: utf8Encode(JSON.stringify(result.outputs)) });
+        if (owner !== undefined) ops.push({ type: 'put', key: replicaKeys.owner(index), value: utf8Encode(owner) });
+      }
       receipt = this.log.append({ operator_id: cmd.operator_id, inputs: cmd.inputs, outputs: result.outputs }, result.timestamp, ops.length > 0 ? ops : undefined);
       this.#lastReceipt = receipt.catch(() => undefined);
     }
     receipt.catch(() => undefined);
-    const e: Execution = { ordinal: result.ordinal, operator_id: cmd.operator_id, outputs: result.outputs, receipt };
+    const e: Execution = { ordinal: result.ordinal, operator_id: cmd.operator_id, outputs: result.outputs, owner, receipt };
     this.#remember(e);
     for (const l of this.#listeners) l(e);
     return { result, receipt };
@@ -176,6 +195,16 @@ export class Replica implements ReplicaPort {
     if (!this.#storeOutputs) return null;
     const raw = await this.#store.get(replicaKeys.outputs(ordinal - this.#offset));
     return raw === undefined ? null : (JSON.parse(utf8Decode(raw)) as Json);
+  }
+
+  /** Who asked for execution `ordinal`: from memory, else from disk when outputs are stored, else undefined. */
+  async ownerOf(ordinal: number): Promise<string | undefined> {
+    // An execution re-run at startup has no owner in memory; the stored one is the truth.
+    const recent = this.#recent.get(ordinal)?.owner;
+    if (recent !== undefined) return recent;
+    if (!this.#storeOutputs) return undefined;
+    const raw = await this.#store.get(replicaKeys.owner(ordinal - this.#offset));
+    return raw === undefined ? undefined : utf8Decode(raw);
   }
 
   /** Execution ordinal of receipt index `index` on this replica. */

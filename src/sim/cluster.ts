@@ -12,7 +12,7 @@ import { crypto, peerIdFromPublicKeyBytes, utf8Encode } from '../crypto/index.ts
 import type { JsonObject } from '../ico/types.ts';
 import { silentLogger, type Logger } from '../log/logger.ts';
 import { verifyChain } from '../receipts/receipt.ts';
-import { Replica } from '../replica/replica.ts';
+import { mustSyncReceipts, Replica } from '../replica/replica.ts';
 import { builtinRegistry } from '../statemachine/builtins.ts';
 import type { OperatorRegistry } from '../statemachine/registry.ts';
 import { PowerLossStore } from '../store/power-loss.ts';
@@ -199,7 +199,7 @@ export class SimCluster {
         if (!live()) return;
         node.receiptStore = receiptStore;
         const signer = crypto.createSigner(crypto.sha256(utf8Encode(`sim-signer-${node.id}`)));
-        replica = await Replica.open({ store: receiptStore, signer, peerId: peerIdFromPublicKeyBytes(signer.publicKey), registry: simRegistry(), sessions: { sessionTtlMs: SIM_SESSION_TTL_MS } });
+        replica = await Replica.open({ store: receiptStore, signer, peerId: peerIdFromPublicKeyBytes(signer.publicKey), registry: simRegistry(), sessions: { sessionTtlMs: SIM_SESSION_TTL_MS }, syncReceipts: mustSyncReceipts(!this.#opts.learners.includes(node.id)) });
       } else {
         replica = new KvReplica();
       }

@@ -152,33 +152,72 @@ export type KvOutput = string | null | boolean | 'ok';
 
 export type KvOperation = Operation<KvInput, KvOutput>;
 
+/** get, put and cas on one register holding `S` (a string, or also a counter's number) or nothing. */
+function registerStep<S extends string | number | null>(state: S, input: KvInput, output: unknown): { ok: boolean; next: S | string } {
+  switch (input.kind) {
+    case 'get':
+      return { ok: output === undefined || output === state, next: state };
+    case 'put':
+      return { ok: output === undefined || output === 'ok', next: input.value };
+    case 'cas': {
+      const success = state === input.expected;
+      return { ok: output === undefined || output === success, next: success ? input.value : state };
+    }
+  }
+}
+
 /** One register per key: state is the value or null. */
 export const kvModel: Model<string | null, KvInput, KvOutput> = {
   init: () => null,
-  step(state, input, output) {
-    switch (input.kind) {
-      case 'get':
-        return { ok: output === undefined || output === state, next: state };
-      case 'put':
-        return { ok: output === undefined || output === 'ok', next: input.value };
-      case 'cas': {
-        const success = state === input.expected;
-        return { ok: output === undefined || output === success, next: success ? input.value : state };
-      }
-    }
-  },
+  step: (state, input, output) => registerStep(state, input, output),
   hash: (state) => (state === null ? '\u0000' : state),
-  partition(ops) {
-    const byKey = new Map<string, KvOperation[]>();
-    for (const op of ops) {
-      let list = byKey.get(op.input.key);
-      if (list === undefined) byKey.set(op.input.key, (list = []));
-      list.push(op);
-    }
-    return [...byKey.keys()].sort().map((k) => byKey.get(k) as KvOperation[]);
-  },
+  partition: (ops) => partitionByKey(ops),
 };
 
 export function checkKvHistory(ops: readonly KvOperation[], maxSteps = MAX_SEARCH_STEPS): CheckReport {
   return checkOperations(kvModel, ops, maxSteps);
+}
+
+// ---- the KV-with-counters model (the devnet nemesis run) -------------------------------------
+
+/** What the operators `kv.get/put/cas` and `counter.add` do to one key, as the nemesis records it. */
+export type KvCounterInput =
+  | { readonly kind: 'get'; readonly key: string }
+  | { readonly kind: 'put'; readonly key: string; readonly value: string }
+  | { readonly kind: 'cas'; readonly key: string; readonly expected: string | null; readonly value: string }
+  | { readonly kind: 'add'; readonly key: string; readonly delta: number };
+
+/** get: the value (null when absent); put: 'ok'; cas: whether it set; add: the sum it returned. */
+export type KvCounterOutput = string | number | null | boolean;
+
+export type KvCounterOperation = Operation<KvCounterInput, KvCounterOutput>;
+
+type KvCounterState = string | number | null;
+
+/** One register per key holding a string, a counter (number) or nothing. */
+export const kvCounterModel: Model<KvCounterState, KvCounterInput, KvCounterOutput> = {
+  init: () => null,
+  step(state, input, output) {
+    if (input.kind !== 'add') return registerStep(state, input, output);
+    // counter.add fails on a non-number without changing anything; the nemesis keeps counters apart.
+    if (typeof state === 'string') return { ok: false, next: state };
+    const next = (state ?? 0) + input.delta;
+    return { ok: output === undefined || output === next, next };
+  },
+  hash: (state) => (state === null ? '\u0000' : typeof state === 'number' ? `#${state}` : `s${state}`),
+  partition: (ops) => partitionByKey(ops),
+};
+
+function partitionByKey<I extends { readonly key: string }, O>(ops: readonly Operation<I, O>[]): Operation<I, O>[][] {
+  const byKey = new Map<string, Operation<I, O>[]>();
+  for (const op of ops) {
+    let list = byKey.get(op.input.key);
+    if (list === undefined) byKey.set(op.input.key, (list = []));
+    list.push(op);
+  }
+  return [...byKey.keys()].sort().map((k) => byKey.get(k) as Operation<I, O>[]);
+}
+
+export function checkKvCounterHistory(ops: readonly KvCounterOperation[], maxSteps = MAX_SEARCH_STEPS): CheckReport {
+  return checkOperations(kvCounterModel, ops, maxSteps);
 }

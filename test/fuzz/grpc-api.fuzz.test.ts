@@ -21,7 +21,7 @@ import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import type { KeyStoreAuthenticator } from '../../relay/api/auth.ts';
-import type { ResultRecord } from '../../relay/api/backend.ts';
+import type { OutputViewer, ResultRecord } from '../../relay/api/backend.ts';
 import { OperatorRequestSchema, StreamRequestSchema } from '../../relay/api/gen/hypersync/v1/hypersync_pb.ts';
 import { ERROR_CODE_TRAILER } from '../../relay/api/grpc.ts';
 import { HTTP_STATUS } from '../../relay/api/errors.ts';
@@ -43,7 +43,7 @@ const STREAM_REPLAY_LIMIT = 8;
 
 /** An EngineBackend whose result streams replay what exists (up to a few records), then end. */
 class FiniteStreams extends BackendWrapper {
-  override async *stream(from: number, filter: readonly string[], signal: AbortSignal): AsyncIterable<ResultRecord> {
+  override async *stream(from: number, filter: readonly string[], _viewer: OutputViewer, signal: AbortSignal): AsyncIterable<ResultRecord> {
     const end = this.inner.treeHead().size;
     for (const receipt of await this.inner.receipts(from, Math.max(0, Math.min(STREAM_REPLAY_LIMIT, end - from)))) {
       if (signal.aborted) return;

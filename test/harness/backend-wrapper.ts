@@ -2,7 +2,7 @@
 // subclass overrides the call to observe it or to inject what the deterministic operators cannot (faults, ends).
 import type { OperatorInfo } from '../../src/statemachine/types.ts';
 import type { Receipt } from '../../src/receipts/receipt.ts';
-import type { ApiBackend, ClusterStatus, ExecuteRequest, ExecuteResult, ResultRecord } from '../../relay/api/backend.ts';
+import type { ApiBackend, ClusterStatus, ExecuteRequest, ExecuteResult, OutputViewer, ResultRecord } from '../../relay/api/backend.ts';
 import type { EngineBackend } from '../../relay/api/engine-backend.ts';
 
 export class BackendWrapper implements ApiBackend {
@@ -36,8 +36,8 @@ export class BackendWrapper implements ApiBackend {
   cluster(): ClusterStatus {
     return this.inner.cluster();
   }
-  stream(from: number, filter: readonly string[], signal: AbortSignal, maxBuffered?: number): AsyncIterable<ResultRecord> {
-    return this.inner.stream(from, filter, signal, maxBuffered);
+  stream(from: number, filter: readonly string[], viewer: OutputViewer, signal: AbortSignal, maxBuffered?: number): AsyncIterable<ResultRecord> {
+    return this.inner.stream(from, filter, viewer, signal, maxBuffered);
   }
   close(): Promise<void> {
     return this.inner.close();

@@ -40,7 +40,7 @@ export interface ClusterOptions {
   relayArgs?: string[];
   /** Extra flags for every node (e.g. `--wire json`). */
   nodeArgs?: string[];
-  /** How long each process may take to print its ready line (default 30 s). */
+  /** How long a (re)started process gets to print its ready line (default 30 s). */
   readyTimeoutMs?: number;
 }
 
@@ -71,7 +71,7 @@ export async function startRaftCluster(o: ClusterOptions = {}): Promise<RaftClus
     const wsPort = /\/tcp\/(\d+)\/ws/.exec(relayAddr)?.[1] as string;
     const httpPort = new URL(api).port;
     const again = run('relay', relayArgs(wsPort, httpPort));
-    await again.ready();
+    await again.ready(o.readyTimeoutMs);
     cluster.relay = again;
     return again;
   };

@@ -22,7 +22,7 @@ import { EngineBackend } from '../../relay/api/engine-backend.ts';
 import { SingleEngine } from '../../src/consensus/single/engine.ts';
 import { KeyStoreAuthenticator } from '../../relay/api/auth.ts';
 import { addCertificateMapping, createApiKey } from '../../relay/api/keys-file.ts';
-import { ApiError, type ExecuteRequest, type ExecuteResult, type ResultRecord } from '../../relay/api/backend.ts';
+import { ApiError, type ExecuteRequest, type ExecuteResult, type OutputViewer, type ResultRecord } from '../../relay/api/backend.ts';
 import { BackendWrapper } from '../harness/backend-wrapper.ts';
 import { ERROR_CODE_TRAILER, ERROR_PATH_TRAILER, MAX_GRPC_REQUEST_BYTES } from '../../relay/api/grpc.ts';
 import { HyperSync, type Receipt as ReceiptMessage } from '../../relay/api/gen/hypersync/v1/hypersync_pb.ts';
@@ -61,12 +61,12 @@ class ObservedBackend extends BackendWrapper {
     return this.inner.execute(req);
   }
 
-  override async *stream(from: number, filter: readonly string[], signal: AbortSignal, maxBuffered?: number): AsyncIterable<ResultRecord> {
+  override async *stream(from: number, filter: readonly string[], viewer: OutputViewer, signal: AbortSignal, maxBuffered?: number): AsyncIterable<ResultRecord> {
     this.lastMaxBuffered = maxBuffered;
     this.openStreams++;
     this.events.emit('stream-opened');
     try {
-      yield* this.inner.stream(from, filter, signal, maxBuffered);
+      yield* this.inner.stream(from, filter, viewer, signal, maxBuffered);
     } finally {
       this.openStreams--;
       this.events.emit('stream-closed');

@@ -15,9 +15,12 @@ import { receiptHashBytes, verifyChain } from '../../src/receipts/receipt.ts';
 import { LevelStore } from '../../src/store/level.ts';
 import { MemoryStore } from '../../src/store/memory.ts';
 import type { BatchOp, RangeOptions, Store } from '../../src/store/types.ts';
-import { ApiError, type ExecuteOptions, type ResultRecord } from '../../relay/api/backend.ts';
+import { ApiError, type ExecuteOptions, type OutputViewer, type ResultRecord } from '../../relay/api/backend.ts';
 import { EngineBackend } from '../../relay/api/engine-backend.ts';
 import { singleKeys, SingleEngine } from '../../src/consensus/single/engine.ts';
+
+/** Streams in these tests see every output (the audit scope). */
+const AUDIT: OutputViewer = { principal: 'test', allOutputs: true };
 
 const signer = crypto.createSigner(crypto.randomBytes(32));
 const peerId = peerIdFromPublicKeyBytes(signer.publicKey);
@@ -275,7 +278,7 @@ test('stream replays from an index, then delivers live executions in order, filt
   const b = await open(new MemoryStore());
   for (let i = 0; i < 4; i++) await exec(b, i % 2 === 0 ? 'echo' : 'counter.add', i % 2 === 0 ? { i } : { key: 'n', delta: 1 });
   const ac = new AbortController();
-  const it = b.stream(1, ['echo'], ac.signal)[Symbol.asyncIterator]();
+  const it = b.stream(1, ['echo'], AUDIT, ac.signal)[Symbol.asyncIterator]();
   const replayed = await take(it, 1);
   assert.deepEqual(replayed.map((r) => [r.index, r.operator_id, r.outputs]), [[2, 'echo', { i: 2 }]]);
   const pending = take(it, 2);
@@ -289,7 +292,7 @@ test('stream replays from an index, then delivers live executions in order, filt
   ac.abort();
   assert.equal((await waiting).done, true);
   // Unfiltered from 0 sees everything.
-  const all = await take(b.stream(0, [], new AbortController().signal)[Symbol.asyncIterator](), 7);
+  const all = await take(b.stream(0, [], AUDIT, new AbortController().signal)[Symbol.asyncIterator](), 7);
   assert.deepEqual(all.map((r) => r.index), [0, 1, 2, 3, 4, 5, 6]);
   await b.close();
 });
@@ -297,7 +300,7 @@ test('stream replays from an index, then delivers live executions in order, filt
 test('a slow stream consumer overflows its bounded buffer and is caught up from storage, losing nothing', async () => {
   const b = await open(new MemoryStore());
   const ac = new AbortController();
-  const it = b.stream(0, [], ac.signal, 2)[Symbol.asyncIterator]();
+  const it = b.stream(0, [], AUDIT, ac.signal, 2)[Symbol.asyncIterator]();
   const firstPull = it.next();
   await exec(b, 'echo', { i: 0 });
   assert.equal((await firstPull).value?.index, 0);
@@ -313,7 +316,7 @@ test('a slow stream consumer overflows its bounded buffer and is caught up from 
 
 test('close ends live streams', async () => {
   const b = await open(new MemoryStore());
-  const it = b.stream(0, [], new AbortController().signal)[Symbol.asyncIterator]();
+  const it = b.stream(0, [], AUDIT, new AbortController().signal)[Symbol.asyncIterator]();
   const waiting = it.next();
   await b.close();
   assert.equal((await waiting).done, true);

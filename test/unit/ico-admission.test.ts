@@ -3,8 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { crypto } from '../../src/crypto/index.ts';
-import { admit, createJoinToken, decodeJoinTokenParam, encodeJoinTokenParam, verifyJoinToken, type AdmissionPolicy } from '../../src/ico/admission.ts';
+import { base64urlEncode, canonicalBytes, crypto } from '../../src/crypto/index.ts';
+import { admit, createJoinToken, decodeJoinTokenParam, encodeJoinTokenParam, JoinTokenError, MAX_JOIN_TOKEN_LIFETIME_MS, verifyJoinToken, type AdmissionPolicy } from '../../src/ico/admission.ts';
 import { MalformedEnvelopeError, NotAdmittedError } from '../../src/ico/errors.ts';
 import { ReplayGuard } from '../../src/ico/replay.ts';
 import type { JoinToken } from '../../src/ico/types.ts';
@@ -18,11 +18,12 @@ const otherKey = crypto.createSigner(crypto.randomBytes(32));
 const policy: AdmissionPolicy = { cluster: 'c1', allowlist: new Set([b.peerId]), clusterPublicKey: clusterKey.publicKey };
 
 function token(peer: string, expires: number, key = clusterKey, cluster = 'c1'): JoinToken {
-  return createJoinToken({ clusterSigner: key, cluster, peer, expires: new Date(expires) });
+  const issued = Math.min(NOW, expires - 1);
+  return createJoinToken({ clusterSigner: key, cluster, peer, role: 'voter', now: issued, ttlMs: expires - issued });
 }
 
 test('allowlisted peers are admitted without a token; others need one', () => {
-  assert.deepEqual(admit(policy, b.peerId, null, NOW), { ok: true });
+  assert.deepEqual(admit(policy, b.peerId, null, NOW), { ok: true, via: 'allowlist' });
   const r = admit(policy, a.peerId, null, NOW);
   assert.ok(!r.ok);
   assert.ok(r.error instanceof NotAdmittedError);
@@ -108,4 +109,30 @@ test('replay guard tracks a bounded number of senders, evicting the least recent
   assert.equal(guard.check('x', 10), false, 'x still remembered');
   assert.equal(guard.check('y', 10), true, 'y was forgotten');
   assert.throws(() => new ReplayGuard(8), RangeError);
+});
+
+test('join tokens carry a role, a revocable id and a bounded lifetime', () => {
+  const t = createJoinToken({ clusterSigner: clusterKey, cluster: 'c1', peer: a.peerId, role: 'browser', now: NOW, ttlMs: 3_600_000 });
+  const r = admit(policy, a.peerId, t, NOW);
+  assert.ok(r.ok && r.via === 'token');
+  assert.equal(r.role, 'browser');
+  assert.equal(r.expiresAt, NOW + 3_600_000);
+  assert.equal(r.tokenId, t.id);
+  // Revoked by id.
+  const revoked = admit({ ...policy, revokedTokens: new Set([t.id]) }, a.peerId, t, NOW);
+  assert.ok(!revoked.ok && /revoked/.test(revoked.error.message));
+  // The maximum lifetime: createJoinToken refuses to make a longer one, and a re-signed longer one is refused.
+  assert.throws(() => createJoinToken({ clusterSigner: clusterKey, cluster: 'c1', peer: '*', role: 'voter', ttlMs: MAX_JOIN_TOKEN_LIFETIME_MS + 1 }), JoinTokenError);
+  const body = { cluster: 'c1', peer: a.peerId, role: 'voter', id: 'abcdefgh12', issued: new Date(NOW - 1000).toISOString(), expires: new Date(NOW - 1000 + MAX_JOIN_TOKEN_LIFETIME_MS + 1).toISOString() };
+  const long = { ...body, signature: base64urlEncode(clusterKey.sign(canonicalBytes(body))) };
+  const refused = admit(policy, a.peerId, long, NOW);
+  assert.ok(!refused.ok && /lives longer/.test(refused.error.message));
+  // Issued in the future (beyond the skew allowance) and a role no token may grant.
+  const future = { ...body, issued: new Date(NOW + 3_600_000).toISOString(), expires: new Date(NOW + 7_200_000).toISOString() };
+  assert.ok(!admit(policy, a.peerId, { ...future, signature: base64urlEncode(clusterKey.sign(canonicalBytes(future))) }, NOW).ok);
+  const relayRole = { ...body, role: 'relay', expires: new Date(NOW + 60_000).toISOString() };
+  assert.ok(!admit(policy, a.peerId, { ...relayRole, signature: base64urlEncode(clusterKey.sign(canonicalBytes(relayRole))) }, NOW).ok);
+  assert.throws(() => createJoinToken({ clusterSigner: clusterKey, cluster: 'c1', peer: '*', role: 'relay', ttlMs: 60_000 }), JoinTokenError);
+  // Every signed field is covered: changing the role breaks the signature.
+  assert.ok(!admit(policy, a.peerId, { ...t, role: 'voter' }, NOW).ok);
 });

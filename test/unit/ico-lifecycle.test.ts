@@ -6,7 +6,7 @@ import { crypto } from '../../src/crypto/index.ts';
 import { createJoinToken, decodeJoinTokenParam, encodeJoinTokenParam, type AdmissionPolicy } from '../../src/ico/admission.ts';
 import { IcoSession, negotiateVersion, type SessionEvent, type SessionStep, type SessionOptions } from '../../src/ico/lifecycle.ts';
 import { MalformedEnvelopeError } from '../../src/ico/errors.ts';
-import { ICO_VERSION, type Envelope, type JoinToken } from '../../src/ico/types.ts';
+import { ICO_VERSION, type Envelope, type JoinToken, type PeerRole } from '../../src/ico/types.ts';
 import { identity, type Identity } from './ico-fixtures.ts';
 
 const NOW = Date.parse('2026-11-24T12:00:00.000Z');
@@ -99,8 +99,9 @@ test('a peer neither allowlisted nor holding a token is not admitted', () => {
   assert.ok(aEvents.some((e) => e.kind === 'goodbye' && e.code === 'not-admitted'));
 });
 
-function token(peer: string, expires: number, key = clusterKey, cluster = 'c1'): JoinToken {
-  return createJoinToken({ clusterSigner: key, cluster, peer, expires: new Date(expires) });
+function token(peer: string, expires: number, key = clusterKey, cluster = 'c1', role: PeerRole = 'voter'): JoinToken {
+  const issued = Math.min(NOW, expires - 1);
+  return createJoinToken({ clusterSigner: key, cluster, peer, role, now: issued, ttlMs: expires - issued });
 }
 
 test('join tokens admit: for this peer, or wildcard; not expired, wrong key, other peer or cluster', () => {
@@ -119,6 +120,38 @@ test('join tokens admit: for this peer, or wildcard; not expired, wrong key, oth
     handshake(sa, sb);
     assert.equal(sb.state, ok ? 'established' : 'rejected', name);
   }
+});
+
+test('a join token grants one role: a HELLO claiming another is refused; the admitted peer shows the token role', () => {
+  const asBrowser = token(a.peerId, NOW + 60_000, clusterKey, 'c1', 'browser');
+  const sa = session(a, b, { joinToken: asBrowser });
+  const sb = session(b, a, { admission: policy([]) });
+  const { bEvents } = handshake(sa, sb);
+  assert.equal(sb.state, 'rejected', 'a voter HELLO on a browser token');
+  assert.ok(bEvents.some((e) => e.kind === 'rejected' && /grants the role 'browser', not 'voter'/.test(e.error.message)));
+  const asVoter = session(a, b, { joinToken: token(a.peerId, NOW + 60_000) });
+  const sb2 = session(b, a, { admission: policy([]) });
+  handshake(asVoter, sb2);
+  assert.equal(sb2.state, 'established');
+  assert.deepEqual(sb2.remoteHello?.roles, ['voter']);
+});
+
+test('a session admitted by a join token ends when the token expires (GOODBYE token-expired); an allowlisted one does not', () => {
+  const expires = NOW + 5_000;
+  const sa = session(a, b, { joinToken: token(a.peerId, expires) });
+  const sb = session(b, a, { admission: policy([]) });
+  handshake(sa, sb);
+  assert.equal(sb.state, 'established');
+  assert.equal(sb.tick(expires - 1).events.some((e) => e.kind === 'rejected'), false, 'still valid a moment before');
+  const step = sb.tick(expires);
+  assert.equal(sb.state, 'rejected');
+  assert.deepEqual(step.out.map((o) => [o.type, o.payload['code']]), [['GOODBYE', 'token-expired']]);
+  assert.ok(step.events.some((e) => e.kind === 'rejected' && e.error.code === 'ICO_NOT_ADMITTED'));
+  // The same token, but the peer is on the allowlist: its session outlives the token.
+  const sb3 = session(b, a, { admission: policy([a.peerId]) });
+  handshake(session(a, b, { joinToken: token(a.peerId, expires) }), sb3);
+  sb3.tick(expires + 60_000);
+  assert.equal(sb3.state, 'established');
 });
 
 test('join tokens survive the URL fragment encoding; garbage is a typed error', () => {

@@ -2,7 +2,7 @@
 // classic stale read, lost update, and unknown-outcome writes.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { checkKvHistory, type KvInput, type KvOperation, type KvOutput } from '../../src/sim/linearizability.ts';
+import { checkKvCounterHistory, checkKvHistory, type KvCounterInput, type KvCounterOperation, type KvCounterOutput, type KvInput, type KvOperation, type KvOutput } from '../../src/sim/linearizability.ts';
 
 function op(client: string, input: KvInput, call: number, ret: number, output: KvOutput | undefined): KvOperation {
   return { client, input, call, ret, output };
@@ -133,5 +133,43 @@ describe('linearizability checker: scale', () => {
     const start = performance.now();
     assert.equal(checkKvHistory(h).result, 'ok');
     assert.ok(performance.now() - start < 2000);
+  });
+});
+
+describe('linearizability checker: counters beside registers (the nemesis model)', () => {
+  const add = (key: string, delta: number): KvCounterInput => ({ kind: 'add', key, delta });
+  const cget = (key: string): KvCounterInput => ({ kind: 'get', key });
+  const cop = (client: string, input: KvCounterInput, call: number, ret: number, output: KvCounterOutput | undefined): KvCounterOperation => ({ client, input, call, ret, output });
+
+  it('accepts concurrent adds whose sums fit one order, and an unknown add that may or may not have applied', () => {
+    const h = [
+      cop('a', add('c', 2), 0, 10, 4),
+      cop('b', add('c', 2), 1, 9, 2),
+      cop('c', add('c', 5), 2, Infinity, undefined),
+      cop('d', cget('c'), 11, 12, 4),
+      cop('d', cget('c'), 13, 14, 9),
+    ];
+    assert.equal(checkKvCounterHistory(h).result, 'ok');
+  });
+
+  it('rejects a lost add: a later read below the acknowledged sum', () => {
+    const h = [cop('a', add('c', 3), 0, 1, 3), cop('b', add('c', 4), 2, 3, 7), cop('c', cget('c'), 4, 5, 3)];
+    assert.equal(checkKvCounterHistory(h).result, 'illegal');
+  });
+
+  it('rejects an add applied twice (a retry executed again)', () => {
+    const h = [cop('a', add('c', 1), 0, 1, 1), cop('c', cget('c'), 2, 3, 2)];
+    assert.equal(checkKvCounterHistory(h).result, 'illegal');
+  });
+
+  it('keeps registers and counters apart per key and checks strings as before', () => {
+    const h = [
+      cop('a', { kind: 'put', key: 'r', value: '1' }, 0, 1, 'ok'),
+      cop('b', add('c', 1), 0, 1, 1),
+      cop('a', { kind: 'cas', key: 'r', expected: '1', value: '2' }, 2, 3, true),
+      cop('b', cget('r'), 4, 5, '1'),
+    ];
+    assert.equal(checkKvCounterHistory(h).result, 'illegal');
+    assert.equal(checkKvCounterHistory(h.slice(0, 3)).result, 'ok');
   });
 });

@@ -77,6 +77,40 @@ test("receipts are durable before the log is compacted past them: every acknowle
   c.stop();
 });
 
+test('a learner that answers clients (the relay) keeps every receipt it acknowledged through its own power cut, even when the leader compacted past its log and it restarts from a snapshot', async () => {
+  const c = await startCluster(13, true);
+  const learner = 'n4';
+  const acked: string[] = [];
+  for (let i = 0; i < 15; i++) {
+    const outcome = await c.settled(engine(c, learner).submit({ operator_id: 'counter.add', inputs: { key: 'n', delta: 1 }, idempotency: { client: 'test', key: `l-${i}` } }), WITHIN_MS);
+    assert.ok(outcome.result.ok && outcome.receipt !== null, JSON.stringify(outcome.result));
+    acked.push((await c.settled(outcome.receipt, WITHIN_MS)).receipt_id);
+  }
+  // Only the learner loses power; the voters go on and compact far past its log.
+  const node = c.nodes.get(learner);
+  assert.ok(node !== undefined);
+  c.crash(node, 'power cut of the learner');
+  for (let i = 0; i < 30; i++) {
+    const { result } = await c.settled(engine(c, 'n1').submit({ operator_id: 'counter.add', inputs: { key: 'n', delta: 1 }, idempotency: { client: 'test', key: `v-${i}` } }), WITHIN_MS);
+    assert.ok(result.ok, JSON.stringify(result));
+  }
+  const target = engine(c, 'n1').status().commitIndex;
+  c.start(node);
+  assert.ok(await c.run(() => c.engine(learner) !== undefined, c.clock.now + WITHIN_MS, MAX_EVENTS), 'the learner restarts');
+  let installed = 0;
+  engine(c, learner).onEvent((e) => {
+    if (e.type === 'raft:snapshot-installed') installed++;
+  });
+  assert.ok(await c.run(() => (c.engine(learner)?.status().appliedIndex ?? 0) >= target, c.clock.now + WITHIN_MS, MAX_EVENTS), 'the learner catches up');
+  assert.ok(installed > 0, "the learner caught up from the leader's snapshot (its own log was compacted away at the leader)");
+  const replica = engine(c, learner).replica;
+  assert.ok(replica instanceof Replica);
+  const missing: string[] = [];
+  for (const id of acked) if ((await c.settled(replica.log.getById(id), WITHIN_MS)) === undefined) missing.push(id);
+  assert.deepEqual(missing, [], `${missing.length} of ${acked.length} receipts the learner acknowledged are gone after its power cut`);
+  c.stop();
+});
+
 test('simulator seeds with real replicas: signed receipts on power-loss stores stay valid chains through every fault', async () => {
   for (const seed of [1, 2, 3, 4]) {
     const r = await runSimulation({ seed, receipts: true });

@@ -16,9 +16,9 @@ const clusterSigner = crypto.createSigner(new Uint8Array(32).fill(7));
 const KEY = base64urlEncode(clusterSigner.publicKey);
 
 function token(opts: { cluster?: string; peer?: string; expires?: number; signer?: typeof clusterSigner } = {}): string {
-  return encodeJoinTokenParam(
-    createJoinToken({ clusterSigner: opts.signer ?? clusterSigner, cluster: opts.cluster ?? 'devnet', peer: opts.peer ?? '*', expires: new Date(opts.expires ?? NOW + 3_600_000) }),
-  );
+  const expires = opts.expires ?? NOW + 3_600_000;
+  const issued = Math.min(NOW, expires - 1);
+  return encodeJoinTokenParam(createJoinToken({ clusterSigner: opts.signer ?? clusterSigner, cluster: opts.cluster ?? 'devnet', peer: opts.peer ?? '*', role: 'browser', now: issued, ttlMs: expires - issued }));
 }
 
 function url(parts: { relay?: string[]; cluster?: string; key?: string; token?: string }): [string, string] {

@@ -193,7 +193,7 @@ export class SingleEngine implements Consensus<Replica> {
     }
     let executed: CommandOutcome;
     try {
-      executed = this.#execute(command, encoded);
+      executed = this.#execute(command, encoded, cmd.idempotency?.client ?? cmd.owner);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -203,14 +203,14 @@ export class SingleEngine implements Consensus<Replica> {
   }
 
   /** Applies now (synchronously, so call order is ordinal order), then persists in order. */
-  #execute(command: Command, encoded: Uint8Array): CommandOutcome {
+  #execute(command: Command, encoded: Uint8Array, owner: string | undefined): CommandOutcome {
     let snapshot: Uint8Array | null = null;
     const outcome = this.replica.execute(command, (ordinal) => {
       if (ordinal !== this.#next) throw this.#fail(new SingleEngineError('INVARIANT', `execution got ordinal ${ordinal}, expected ${this.#next}`));
       this.#next++;
       if ((ordinal + 1) % this.#snapshotEvery === 0) snapshot = this.replica.snapshot();
       return [{ type: 'put', key: singleKeys.command(ordinal), value: encoded }];
-    });
+    }, owner);
     const r = outcome.result;
     if (!r.ok || r.replayed || outcome.receipt === null) return outcome;
     const ordinal = r.ordinal;

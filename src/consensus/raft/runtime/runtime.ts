@@ -242,7 +242,8 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
 
   submit(cmd: SubmitCommand, opts: SubmitOptions = {}): Promise<CommandOutcome> {
     // Without an idempotency key the runtime still retries, so it needs a session of its own.
-    const session = cmd.idempotency !== undefined ? { client: cmd.idempotency.client, key: `idem:${cmd.idempotency.key}` } : { client: this.id, key: `${this.#anonPrefix}${++this.#anonSeq}` };
+    // The session's client is who asked (the replicas record it as the execution's owner).
+    const session = cmd.idempotency !== undefined ? { client: cmd.idempotency.client, key: `idem:${cmd.idempotency.key}` } : { client: cmd.owner ?? this.id, key: `${this.#anonPrefix}${++this.#anonSeq}` };
     const problem = commandProblem({ operator_id: cmd.operator_id, inputs: cmd.inputs, timestamp: 0, session });
     if (problem !== null) return Promise.reject(new InvalidCommandError(problem));
     return this.#commands.submit({ operator_id: cmd.operator_id, inputs: cmd.inputs, client: session.client, key: session.key }, opts.signal);

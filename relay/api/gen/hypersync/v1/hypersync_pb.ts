@@ -314,8 +314,9 @@ export type Result = Message<"hypersync.v1.Result"> & {
   operatorId: string;
 
   /**
-   * Absent when this replica no longer holds the outputs (it caught up by snapshot);
-   * the receipt's outputs_hash still commits to them.
+   * Absent when the caller may not see them (another principal's execution, and the caller
+   * has no audit scope), or when this replica no longer holds them (it caught up by
+   * snapshot); the receipt's outputs_hash still commits to them.
    *
    * @generated from field: google.protobuf.Value outputs = 3;
    */
