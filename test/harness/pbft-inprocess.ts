@@ -4,7 +4,7 @@
 // both ways (a crashed process, as far as the others can tell).
 import type { EngineTransport } from '../../src/consensus/ports.ts';
 import { PbftGateway } from '../../src/consensus/pbft/runtime/gateway.ts';
-import { PbftRuntime } from '../../src/consensus/pbft/runtime/runtime.ts';
+import { PbftRuntime, type PbftAdversary } from '../../src/consensus/pbft/runtime/runtime.ts';
 import type { Membership, PbftLimits } from '../../src/consensus/pbft/types.ts';
 import { crypto, peerIdFromPublicKeyBytes, type Ed25519Signer } from '../../src/crypto/index.ts';
 import type { JsonObject } from '../../src/ico/types.ts';
@@ -27,7 +27,7 @@ export interface InProcessPbft {
   close(): Promise<void>;
 }
 
-export async function startInProcessPbft(opts: { n?: number; tickMs?: number; limits?: Partial<PbftLimits> } = {}): Promise<InProcessPbft> {
+export async function startInProcessPbft(opts: { n?: number; tickMs?: number; limits?: Partial<PbftLimits>; adversary?: (index: number, membership: Membership, signer: Ed25519Signer) => PbftAdversary | undefined } = {}): Promise<InProcessPbft> {
   const n = opts.n ?? 4;
   const handlers = new Map<string, Handler>();
   const cut = new Set<string>();
@@ -55,7 +55,8 @@ export async function startInProcessPbft(opts: { n?: number; tickMs?: number; li
   for (const [i, s] of signers.entries()) {
     const id = membership.replicas[i]!.id;
     const replica = await Replica.open({ store: new MemoryStore(), signer: s, peerId: id });
-    members.push(new PbftRuntime({ id, membership, signer: s, transport: transport(id), replica, logger: silentLogger(), ...(opts.tickMs !== undefined ? { tickMs: opts.tickMs } : {}), ...(opts.limits !== undefined ? { limits: opts.limits } : {}) }));
+    const adversary = opts.adversary?.(i, membership, s);
+    members.push(new PbftRuntime({ id, membership, signer: s, transport: transport(id), replica, logger: silentLogger(), ...(opts.tickMs !== undefined ? { tickMs: opts.tickMs } : {}), ...(opts.limits !== undefined ? { limits: opts.limits } : {}), ...(adversary !== undefined ? { adversary } : {}) }));
   }
   for (const m of members) await m.start();
   return {

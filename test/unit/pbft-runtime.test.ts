@@ -14,6 +14,8 @@ import { encodePbftPayloads } from '../../src/consensus/pbft/runtime/wire.ts';
 import type { PbftMessage, RequestMessage } from '../../src/consensus/pbft/types.ts';
 import { crypto, peerIdFromPublicKeyBytes } from '../../src/crypto/index.ts';
 import { startInProcessPbft } from '../harness/pbft-inprocess.ts';
+import { Adversary } from '../../src/sim/pbft-byzantine.ts';
+import { Xoshiro128 } from '../../src/sim/prng.ts';
 
 const direct = <T>(p: Promise<T>): Promise<T> => p;
 
@@ -173,3 +175,22 @@ test('a non-member client (the relay’s side) gets f+1 certified results and a 
     await c.close();
   }
 });
+
+for (const behaviour of ['equivocate', 'forge', 'silent'] as const) {
+  test(`a Byzantine primary (${behaviour}, the simulator's Adversary around a real runtime): writes still execute once and their certificates verify`, async () => {
+    const c = await startInProcessPbft({ adversary: (i, membership, s) => (i === 0 ? new Adversary(behaviour, 0, { sign: (d) => s.sign(d) }, new PbftAuth(membership, sha256Ed25519), new Xoshiro128(7), 'nobody') : undefined) });
+    try {
+      const g = c.gateway();
+      for (let i = 1; i <= 3; i++) {
+        const o = await g.submit({ operator_id: 'counter.add', inputs: { key: 'z', delta: 1 } }, { signal: AbortSignal.timeout(30_000) });
+        assert.deepEqual(o.result.ok && o.result.outputs, { value: i });
+        assert.ok(o.receipt !== null);
+        assert.deepEqual(await verifyCertifiedReceipt(o.receipt, o.certificate, c.membership, pbftCertificateScheme), { ok: true });
+      }
+      const honest = c.members.slice(1).map((m) => m.pbftStatus());
+      assert.ok(honest.some((s) => s.view >= 1 || s.droppedTotal > 0), 'the honest replicas noticed: a new view, or drops counted');
+    } finally {
+      await c.close();
+    }
+  });
+}
