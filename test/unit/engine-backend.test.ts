@@ -80,7 +80,9 @@ class ControlledStore implements Store {
 
 test('execute returns outputs and a signed receipt that verifies against its inputs and outputs', async () => {
   const b = await open(new MemoryStore());
+  const t0 = performance.now();
   const r = await exec(b, 'kv.put', { key: 'a', value: { n: 1 } });
+  const wallMs = performance.now() - t0;
   assert.deepEqual(r.outputs, { ok: true });
   assert.equal(r.replayed, false);
   assert.ok(r.receipt !== null);
@@ -88,7 +90,8 @@ test('execute returns outputs and a signed receipt that verifies against its inp
   assert.equal(r.receipt.signer, peerId);
   assert.equal(r.receipt.operation.operator_id, 'kv.put');
   assert.equal(r.receipt.timestamp, new Date(T0 + 1000).toISOString());
-  assert.ok(r.execution_time_ms >= 0);
+  // Measured by the backend around the execution: more than nothing, no more than the call took.
+  assert.ok(r.execution_time_ms > 0 && r.execution_time_ms <= wallMs + 0.001, `execution_time_ms ${r.execution_time_ms}, call ${wallMs} ms`);
   const g = await exec(b, 'kv.get', { key: 'a' });
   assert.deepEqual(g.outputs, { found: true, value: { n: 1 } });
   const io: Array<{ inputs: Json; outputs: Json }> = [{ inputs: { key: 'a', value: { n: 1 } }, outputs: r.outputs }, { inputs: { key: 'a' }, outputs: g.outputs }];
