@@ -89,10 +89,16 @@ test('devnet: PBFT on four peers, certified receipts verified offline, the prima
   assert.equal(status.code, 0, status.text);
   assert.match(status.text, /consensus: +raft/);
   assert.match(status.text, new RegExp(`pbft: +n=4 f=1, cluster devnet`));
-  assert.match(status.text, new RegExp(`primary: +${config.pbft.replicas[0]}`));
+  // The primary of the current view: view 0's, unless a replica that came up late already
+  // caused a view change (a legitimate start-up; seen once in CI).
+  const shown = /\n {2}view: +(\d+)\n {2}primary: +(\S+)/.exec(status.text);
+  assert.ok(shown !== null, status.text);
+  const viewBefore = Number(shown[1]);
+  const primaryId = shown[2]!;
+  assert.equal(primaryId, config.pbft.replicas[viewBefore % config.pbft.replicas.length], 'the primary of view v is replicas[v mod n]');
 
-  // Kill the primary of view 0 (peer 1's process) and time the first write that commits.
-  const primary = endpoints.peers.find((p) => p.peerId === config.pbft.replicas[0]);
+  // Kill that primary's process and time the first write that commits.
+  const primary = endpoints.peers.find((p) => p.peerId === primaryId);
   assert.ok(primary !== undefined);
   process.kill(primary.pid, 'SIGKILL');
   const killed = performance.now();
@@ -105,8 +111,8 @@ test('devnet: PBFT on four peers, certified receipts verified offline, the prima
   assert.ok(elapsed < 2_000, `new view and progress took ${elapsed.toFixed(0)} ms`);
   // The relay's view of it comes from polled replica status (once a second).
   for (let end = Date.now() + 5_000, c = cluster; Date.now() < end; c = (await call(`${endpoints.rest}/api/v1/cluster`, { ca, headers })).json()) {
-    if (c.pbft.view !== null && c.pbft.view >= 1) {
-      assert.notEqual(c.pbft.primary, config.pbft.replicas[0]);
+    if (c.pbft.view !== null && c.pbft.view > viewBefore) {
+      assert.notEqual(c.pbft.primary, primaryId);
       break;
     }
     await new Promise((r) => setTimeout(r, 200));
