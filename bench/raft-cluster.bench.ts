@@ -32,6 +32,9 @@ const VALUE = 'v'.repeat(100);
 /** Per-request bound; a request past it counts as an error. */
 const REQUEST_TIMEOUT_MS = 10_000;
 const NEW_LEADER_TIMEOUT_MS = 15_000;
+/** How often the bench asks for the cluster status when the API is busy (429/503), and how long between. */
+const STATUS_ATTEMPTS = 50;
+const STATUS_RETRY_MS = 200;
 /** Targets from issue 5. */
 const TARGET_WRITE_RATIO_64 = 1.4;
 const TARGET_READ_RATIO_16 = 2;
@@ -171,8 +174,13 @@ async function startOurs(): Promise<System> {
   const c: RaftCluster = await startRaftCluster({ voters: 3 });
   const api = jsonClient({ url: c.api, token: c.token });
   const status = async (): Promise<{ leader: string | null; commit_index: number }> => {
-    const r = await api.request('GET', '/api/v1/cluster');
-    return r.body as { leader: string | null; commit_index: number };
+    // The clients of underLoad keep the API busy: a 429 or 503 here is asked again, not read as a status.
+    for (let attempt = 0; attempt < STATUS_ATTEMPTS; attempt++) {
+      const r = await api.request('GET', '/api/v1/cluster');
+      if (r.status === 200) return r.body as { leader: string | null; commit_index: number };
+      await new Promise((res) => setTimeout(res, STATUS_RETRY_MS));
+    }
+    throw new Error(`raft-cluster bench: GET /api/v1/cluster did not answer 200 in ${STATUS_ATTEMPTS} attempts`);
   };
   await waitFor('our cluster to elect a leader', async () => typeof (await status()).leader === 'string', 30_000);
   const exec = async (operator_id: string, inputs: unknown, options: Record<string, unknown> = {}): Promise<boolean> => {

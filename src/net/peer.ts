@@ -11,7 +11,7 @@ import { identify, identifyPush } from '@libp2p/identify';
 import { noise } from '@libp2p/noise';
 import { ping, type Ping } from '@libp2p/ping';
 import { yamux } from '@libp2p/yamux';
-import type { Connection, PrivateKey } from '@libp2p/interface';
+import type { Connection, PeerId, PrivateKey } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p, type Libp2p } from 'libp2p';
@@ -270,8 +270,23 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
     }
   }
 
+  /**
+   * PeerId objects by their string form: parsing one decodes base58 and a multihash, and the
+   * ICO writer asks for a peer's connections on every flush. Bounded like the scores below.
+   */
+  const parsedPeerIds = new Map<string, PeerId>();
+  function parsedPeerId(peerId: string): PeerId {
+    let id = parsedPeerIds.get(peerId);
+    if (id === undefined) {
+      id = peerIdFromString(peerId);
+      if (parsedPeerIds.size >= MAX_SCORED_PEERS) parsedPeerIds.delete(parsedPeerIds.keys().next().value as string);
+      parsedPeerIds.set(peerId, id);
+    }
+    return id;
+  }
+
   function openConnections(peerId: string): Connection[] {
-    return libp2p.getConnections(peerIdFromString(peerId)).filter((c) => c.status === 'open');
+    return libp2p.getConnections(parsedPeerId(peerId)).filter((c) => c.status === 'open');
   }
 
   /**
@@ -349,7 +364,7 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
           emit({ type: 'peer:rejected', peerId: link.peerId, code: ev.error.code, reason: ev.error.message });
           settleAdmission(link.peerId);
           // Give the GOODBYE a moment to leave, then hang up.
-          setTimeout(() => void libp2p.hangUp(peerIdFromString(link.peerId)).catch(() => undefined), GOODBYE_FLUSH_MS);
+          setTimeout(() => void libp2p.hangUp(parsedPeerId(link.peerId)).catch(() => undefined), GOODBYE_FLUSH_MS);
           break;
         case 'peer-down':
           emit({ type: 'peer:down', peerId: link.peerId });
@@ -441,7 +456,7 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
     if (badFrames.size > MAX_SCORED_PEERS) badFrames.delete(badFrames.keys().next().value as string);
     if (bad > MAX_BAD_FRAMES_PER_PEER) {
       log.warn({ remote: peerId, bad }, 'too many invalid frames: disconnecting');
-      void libp2p.hangUp(peerIdFromString(peerId)).catch(() => undefined);
+      void libp2p.hangUp(parsedPeerId(peerId)).catch(() => undefined);
     }
   }
 
@@ -632,7 +647,7 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
       if (link.session.isDown && !link.hungUp && now - link.session.lastReceived > STALE_FACTOR * missedBeats * heartbeatMs) {
         link.hungUp = true;
         log.info({ remote: link.peerId }, 'peer silent too long: closing its connections');
-        void libp2p.hangUp(peerIdFromString(link.peerId)).catch(() => undefined);
+        void libp2p.hangUp(parsedPeerId(link.peerId)).catch(() => undefined);
       }
     }
   }, Math.max(25, Math.floor(heartbeatMs / 4)));
@@ -674,7 +689,7 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
     wireStats: () => ({ ...stats }),
     async ping(peerId, opts = {}) {
       const signal = opts.signal === undefined ? AbortSignal.timeout(PING_TIMEOUT_MS) : AbortSignal.any([opts.signal, AbortSignal.timeout(PING_TIMEOUT_MS)]);
-      return libp2p.services.ping.ping(peerIdFromString(peerId), { signal });
+      return libp2p.services.ping.ping(parsedPeerId(peerId), { signal });
     },
     async setNetworkCut(cut) {
       networkCut = cut;
