@@ -1,8 +1,9 @@
 // The standalone verifier where a third party would use it: the one-file bundle
 // (`npm run build:verify`, built here) loaded by a plain HTML page with no build step and by
 // a module Web Worker, in Chromium and in Firefox, served from loopback. Both run the same
-// checks (e2e/verify-page/checks.js) on receipts, chains and bundles written here, valid and
-// tampered, and must give exactly the verdicts Node gives, with WebCrypto doing the signatures.
+// checks (e2e/verify-page/checks.js) on receipts, chains, bundles and a PBFT quorum certificate
+// from an in-process cluster, written here, valid and tampered, and must give exactly the
+// verdicts Node gives, with WebCrypto doing the signatures.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
@@ -16,6 +17,9 @@ import type { Receipt } from '../src/receipts/receipt.ts';
 import { MemoryStore } from '../src/store/memory.ts';
 import * as verify from '../src/verify/index.ts';
 import { buildVerifier, VERIFY_FILE } from '../src/verify/vite.config.ts';
+import { certificateFromText, certificateToText } from '../src/consensus/pbft/certificate.ts';
+import { membershipToJson } from '../src/consensus/pbft/receipt-certificate.ts';
+import { startInProcessPbft } from '../test/harness/pbft-inprocess.ts';
 import { launchChromium, launchFirefox } from './browsers.ts';
 import { until } from './harness.ts';
 
@@ -51,7 +55,9 @@ async function fixtures(): Promise<Record<string, unknown>> {
   const proof20 = await small.inclusionProof(chain[17]!.receipt_id);
   const consistency = { first: head20, second: log.signedTreeHead(T0 + 60_000), proof: await log.consistencyProof(20) };
   const forged = { ...chain[30]!, signature: flip(chain[30]!.signature) };
+  const pbft = await pbftFixtures();
   return {
+    ...pbft,
     t0: T0,
     now: T0 + 3_600_000,
     signer: peerId,
@@ -66,6 +72,36 @@ async function fixtures(): Promise<Record<string, unknown>> {
     consistency,
     consistencyAltered: { ...consistency, proof: consistency.proof.slice(0, -1) },
   };
+}
+
+/**
+ * A PBFT execution certified by a real in-process cluster (four runtimes, a relay-side gateway):
+ * its receipt, the certificate it travels with and the membership as cluster.json gives it;
+ * then the same with one replica's reply signature altered, with only one signer, and checked
+ * against another cluster's membership (same keys, another signing domain).
+ */
+async function pbftFixtures(): Promise<Record<string, unknown>> {
+  const c = await startInProcessPbft();
+  try {
+    const o = await c.gateway().submit({ operator_id: 'kv.put', inputs: { key: 'pbft', value: 1 } }, { signal: AbortSignal.timeout(30_000) });
+    if (o.receipt === null || o.certificate === null) throw new Error('the PBFT cluster gave no certified receipt');
+    const carried = JSON.parse(JSON.stringify(o.certificate)) as { scheme: string; certificate: string; result: string };
+    const membership = membershipToJson(c.membership);
+    const qc = certificateFromText(carried.certificate);
+    if (qc.kind !== 'replies') throw new Error(`expected a reply certificate, got ${qc.kind}`);
+    const sig = Uint8Array.from(qc.replies[0]!.signature);
+    sig[5]! ^= 0x01;
+    const forged = { ...carried, certificate: certificateToText({ ...qc, replies: [{ ...qc.replies[0]!, signature: sig }, ...qc.replies.slice(1)] }) };
+    const thin = { ...carried, certificate: certificateToText({ ...qc, replies: qc.replies.slice(0, 1) }) };
+    return {
+      pbft: { receipt: o.receipt, certificate: carried, membership },
+      pbftForged: { receipt: o.receipt, certificate: forged, membership },
+      pbftThin: { receipt: o.receipt, certificate: thin, membership },
+      pbftOtherCluster: { receipt: o.receipt, certificate: carried, membership: { ...membership, cluster: 'elsewhere' } },
+    };
+  } finally {
+    await c.close();
+  }
 }
 
 const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.json': 'application/json' };
@@ -112,7 +148,7 @@ function assertSameVerdicts(got: Results, where: string): void {
 test('Node verdicts on the fixtures: valid ones pass, each tampering fails with its code', () => {
   const v = expected.verdicts;
   assert.equal(expected.backend, 'node');
-  for (const name of ['receipt', 'chain', 'bundle', 'consistency', 'tree head']) assert.equal(v[name]?.ok, true, name);
+  for (const name of ['receipt', 'chain', 'bundle', 'consistency', 'tree head', 'pbft certificate']) assert.equal(v[name]?.ok, true, name);
   const codes = Object.fromEntries(Object.entries(v).filter(([, r]) => !r.ok).map(([k, r]) => [k, r.code]));
   assert.deepEqual(codes, {
     'receipt: forged signature': 'RECEIPT_SIGNATURE_INVALID',
@@ -126,6 +162,9 @@ test('Node verdicts on the fixtures: valid ones pass, each tampering fails with 
     'bundle: forged tree head': 'TREE_HEAD_SIGNATURE_INVALID',
     'consistency: swapped': 'PROOF_MISMATCH',
     'consistency: altered': 'CONSISTENCY_PROOF_INVALID',
+    'pbft certificate: forged reply signature': 'CERTIFICATE_INVALID',
+    'pbft certificate: one signer': 'CERTIFICATE_INVALID',
+    'pbft certificate: other cluster': 'CERTIFICATE_INVALID',
   });
   assert.deepEqual([v['chain: forged at 30']?.index, v['chain: forged at 30']?.count], [30, 30]);
 });

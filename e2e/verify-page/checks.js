@@ -1,6 +1,6 @@
 // Runs every verifier entry point on the fixtures the test wrote (valid and tampered
-// receipts, chains, proof and consistency bundles, tree heads) and returns the verdicts, so
-// the test can hold them equal to Node's. Plain JavaScript: it runs as served, unbundled.
+// receipts, chains, proof and consistency bundles, tree heads, PBFT quorum certificates) and
+// returns the verdicts, so the test can hold them equal to Node's. Plain JavaScript: it runs as served, unbundled.
 export async function runChecks(verify, f) {
   const verdicts = {};
   const record = async (name, promise) => {
@@ -27,5 +27,16 @@ export async function runChecks(verify, f) {
   await record('consistency: swapped', verify.verifyConsistencyBundle({ first: f.consistency.second, second: f.consistency.first, proof: f.consistency.proof }));
   await record('consistency: altered', verify.verifyConsistencyBundle(f.consistencyAltered));
   await record('tree head', verify.verifySignedTreeHead(f.consistency.second));
+  // A PBFT receipt and its quorum certificate, against the membership as cluster.json gives it.
+  const certified = async (x) => {
+    const membership = verify.membershipFromJson(x.membership);
+    const carried = verify.carriedCertificateFromJson(x.certificate);
+    if (typeof membership === 'string' || typeof carried === 'string') return { ok: false, code: 'MALFORMED', reason: [membership, carried].filter((r) => typeof r === 'string').join('; ') };
+    return verify.verifyCertifiedReceipt(x.receipt, carried, membership, verify.pbftCertificateScheme);
+  };
+  await record('pbft certificate', certified(f.pbft));
+  await record('pbft certificate: forged reply signature', certified(f.pbftForged));
+  await record('pbft certificate: one signer', certified(f.pbftThin));
+  await record('pbft certificate: other cluster', certified(f.pbftOtherCluster));
   return { backend: verify.cryptoBackend, verdicts };
 }
