@@ -13,6 +13,7 @@ const suites: Record<string, () => Promise<BenchModule>> = {
   'pbft-core': () => import('./pbft-core.bench.ts'),
   'raft-durable': () => import('./raft-durable.bench.ts'),
   'raft-cluster': () => import('./raft-cluster.bench.ts'),
+  'pbft-cluster': () => import('./pbft-cluster.bench.ts'),
   engine: () => import('./engine.bench.ts'),
   net: () => import('./net.bench.ts'),
   'net-hotpath': () => import('./net-hotpath.bench.ts'),
