@@ -49,8 +49,12 @@ options:
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = join(ROOT, 'bin', 'hypersync.js');
-/** How long a child may take to print its ready line. */
-export const CHILD_READY_TIMEOUT_MS = 30_000;
+/**
+ * How long a child may take to print its ready line. A quiet machine needs 1-3 s; on a 2-core
+ * machine at load 15 and more, loading the modules alone took over 30 s (the old bound), and the
+ * devnet gave up on children that were about to be ready.
+ */
+export const CHILD_READY_TIMEOUT_MS = 90_000;
 /** The web app's join token (the URL `npm start` prints) lives hours, not days. */
 export const TAB_TOKEN_TTL_MS = 8 * 3_600_000;
 /** How long children get to say GOODBYE before SIGKILL. */

@@ -11,6 +11,8 @@ import { childEnv, childLogFile } from './test-logs.ts';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const BIN = join(ROOT, 'bin', 'hypersync.js');
+/** How long a child may take to say it is ready: as src/cli/devnet.ts's CHILD_READY_TIMEOUT_MS. */
+export const READY_TIMEOUT_MS = 90_000;
 
 export interface JsonEvent {
   type: string;
@@ -85,7 +87,8 @@ export class Proc {
     });
   }
 
-  ready(timeoutMs = 30_000): Promise<JsonEvent> {
+  /** The default bound is the devnet's (CHILD_READY_TIMEOUT_MS): a loaded CI machine loads modules slowly. */
+  ready(timeoutMs = READY_TIMEOUT_MS): Promise<JsonEvent> {
     return this.waitFor((e) => e.type === 'ready', timeoutMs, 'ready');
   }
 }
