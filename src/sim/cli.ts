@@ -5,6 +5,7 @@
 // print the seed, the property and the replay command, and exit 1.
 import { availableParallelism } from 'node:os';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { count, optionalCount, parseSeedArgs } from './seed-args.ts';
 import { runSimulation, type SimOptions, type SimResult, type SimStats } from './simulator.ts';
 
 interface CliArgs {
@@ -28,47 +29,19 @@ const USAGE = `usage: npm run sim -- [--seeds N] [--start S] [--workers W] | --s
   --fault-ticks T  ticks of fault injection per run before healing (default 160)
 `;
 
-function parseArgs(argv: readonly string[]): CliArgs {
-  const args: CliArgs = { seeds: 100, start: 1, single: undefined, trace: false, receipts: false, faultTicks: undefined, workers: Math.min(2, availableParallelism()) };
-  const int = (i: number, name: string): number => {
-    const v = Number(argv[i + 1]);
-    if (!Number.isSafeInteger(v) || v < 0) throw new Error(`${name} needs a non-negative integer`);
-    return v;
+function parseArgs(argv: string[]): CliArgs | 'help' {
+  const a = parseSeedArgs(argv, { workers: { type: 'string' }, receipts: { type: 'boolean' }, 'fault-ticks': { type: 'string' } });
+  if (a.help) return 'help';
+  const p = a.parsed;
+  return {
+    seeds: a.seeds,
+    start: a.start,
+    single: a.single,
+    trace: a.trace,
+    receipts: p.values['receipts'] === true,
+    faultTicks: optionalCount(p, 'fault-ticks'),
+    workers: Math.min(MAX_WORKERS, Math.max(1, count(p, 'workers', Math.min(2, availableParallelism())))),
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    switch (a) {
-      case '--seeds':
-        args.seeds = int(i++, a);
-        break;
-      case '--start':
-        args.start = int(i++, a);
-        break;
-      case '--seed':
-        args.single = int(i++, a);
-        break;
-      case '--workers':
-        args.workers = Math.min(MAX_WORKERS, Math.max(1, int(i++, a)));
-        break;
-      case '--trace':
-        args.trace = true;
-        break;
-      case '--receipts':
-        args.receipts = true;
-        break;
-      case '--fault-ticks':
-        args.faultTicks = int(i++, a);
-        break;
-      case '--help':
-      case '-h':
-        process.stdout.write(USAGE);
-        process.exit(0);
-        break;
-      default:
-        throw new Error(`unknown argument '${a}'`);
-    }
-  }
-  return args;
 }
 
 function replayCommand(seed: number, receipts: boolean): string {
@@ -148,12 +121,16 @@ async function runMany(args: CliArgs, opts: Omit<SimOptions, 'seed'>): Promise<n
 }
 
 async function main(): Promise<number> {
-  let args: CliArgs;
+  let args: CliArgs | 'help';
   try {
     args = parseArgs(process.argv.slice(2));
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n${USAGE}`);
     return 2;
+  }
+  if (args === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
   }
   const opts = { ...(args.faultTicks === undefined ? {} : { faultTicks: args.faultTicks }), ...(args.receipts ? { receipts: true } : {}) };
   if (args.single !== undefined) {

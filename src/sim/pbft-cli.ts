@@ -5,7 +5,9 @@
 import { availableParallelism } from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { DROP_REASONS, type DropReason } from '../consensus/pbft/errors.ts';
+import { str, UsageError } from '../cli/args.ts';
 import { BEHAVIOURS, type Behaviour } from './pbft-byzantine.ts';
+import { count, optionalCount, parseSeedArgs } from './seed-args.ts';
 import { runPbftSimulation, type PbftSimResult } from './pbft-simulator.ts';
 
 /** Seeds a worker runs per request to the main thread (keeps the pool busy and progress visible). */
@@ -102,59 +104,24 @@ const USAGE = `usage: npm run sim:pbft -- [--n 4,7] [--seeds N] [--start S] [--j
   --seed S       replay one seed; --trace prints its event trace
 `;
 
-function parseArgs(argv: readonly string[]): CliArgs {
-  const args: CliArgs = { sizes: [4], seeds: 100, start: 1, single: undefined, trace: false, jobs: Math.min(MAX_JOBS, availableParallelism()), byzantine: undefined, behaviours: undefined };
-  const value = (i: number, name: string): string => {
-    const v = argv[i + 1];
-    if (v === undefined) throw new Error(`${name} needs a value`);
-    return v;
+function parseArgs(argv: string[]): CliArgs | 'help' {
+  const a = parseSeedArgs(argv, { n: { type: 'string' }, jobs: { type: 'string' }, byzantine: { type: 'string' }, behaviours: { type: 'string' } });
+  if (a.help) return 'help';
+  const p = a.parsed;
+  const sizes = (str(p, 'n') ?? '4').split(',').map(Number);
+  if (sizes.some((n) => !Number.isInteger(n) || n < 4 || (n - 1) % 3 !== 0)) throw new UsageError('--n takes sizes 3f+1 (4, 7, 10, ...)');
+  const list = str(p, 'behaviours')?.split(',');
+  for (const b of list ?? []) if (!(BEHAVIOURS as readonly string[]).includes(b)) throw new UsageError(`unknown behaviour '${b}'`);
+  return {
+    sizes,
+    seeds: a.seeds,
+    start: a.start,
+    single: a.single,
+    trace: a.trace,
+    jobs: Math.max(1, count(p, 'jobs', Math.min(MAX_JOBS, availableParallelism()))),
+    byzantine: optionalCount(p, 'byzantine'),
+    behaviours: list as Behaviour[] | undefined,
   };
-  const int = (i: number, name: string): number => {
-    const v = Number(value(i, name));
-    if (!Number.isSafeInteger(v) || v < 0) throw new Error(`${name} needs a non-negative integer`);
-    return v;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    switch (a) {
-      case '--n':
-        args.sizes = value(i++, a).split(',').map(Number);
-        if (args.sizes.some((n) => !Number.isInteger(n) || n < 4 || (n - 1) % 3 !== 0)) throw new Error('--n takes sizes 3f+1 (4, 7, 10, ...)');
-        break;
-      case '--seeds':
-        args.seeds = int(i++, a);
-        break;
-      case '--start':
-        args.start = int(i++, a);
-        break;
-      case '--seed':
-        args.single = int(i++, a);
-        break;
-      case '--jobs':
-        args.jobs = Math.max(1, int(i++, a));
-        break;
-      case '--byzantine':
-        args.byzantine = int(i++, a);
-        break;
-      case '--behaviours': {
-        const list = value(i++, a).split(',');
-        for (const b of list) if (!(BEHAVIOURS as readonly string[]).includes(b)) throw new Error(`unknown behaviour '${b}'`);
-        args.behaviours = list as Behaviour[];
-        break;
-      }
-      case '--trace':
-        args.trace = true;
-        break;
-      case '--help':
-      case '-h':
-        process.stdout.write(USAGE);
-        process.exit(0);
-        break;
-      default:
-        throw new Error(`unknown argument '${a}'`);
-    }
-  }
-  return args;
 }
 
 function replayCommand(args: CliArgs, n: number, seed: number): string {
@@ -196,12 +163,16 @@ async function runPool(args: CliArgs, n: number): Promise<Totals> {
 }
 
 async function main(): Promise<number> {
-  let args: CliArgs;
+  let args: CliArgs | 'help';
   try {
     args = parseArgs(process.argv.slice(2));
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n${USAGE}`);
     return 2;
+  }
+  if (args === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
   }
   if (args.single !== undefined) {
     const n = args.sizes[0] as number;

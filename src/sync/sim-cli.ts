@@ -1,41 +1,27 @@
 // `npm run sync-sim -- --seeds N [--start S]` runs seeds S..S+N-1; `--seed S [--trace]`
 // replays one. Exit 0 when every seed converges; on the first failure print the seed, the
 // property and the replay command, exit 1.
+import { parseSeedArgs, type SeedArgs } from '../sim/seed-args.ts';
 import { runSyncSimulation, type SyncSimResult } from './simulator.ts';
 
 const USAGE = `usage: npm run sync-sim -- [--seeds N] [--start S] | --seed S [--trace]
 `;
-
-function parseArgs(argv: readonly string[]): { seeds: number; start: number; single?: number; trace: boolean } {
-  const out: { seeds: number; start: number; single?: number; trace: boolean } = { seeds: 100, start: 1, trace: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const v = Number(argv[i + 1]);
-    if (a === '--trace') {
-      out.trace = true;
-      continue;
-    }
-    if (a !== '--seeds' && a !== '--start' && a !== '--seed') throw new Error(`unknown argument '${a}'`);
-    if (!Number.isSafeInteger(v) || v < 0) throw new Error(`${a} needs a non-negative integer`);
-    i++;
-    if (a === '--seeds') out.seeds = v;
-    else if (a === '--start') out.start = v;
-    else out.single = v;
-  }
-  return out;
-}
 
 function report(r: SyncSimResult): void {
   process.stderr.write(`\nFAIL seed ${r.seed}: ${r.violation?.property ?? 'unknown'} violated\n${r.violation?.detail ?? ''}\nreplay: npm run sync-sim -- --seed ${r.seed} --trace\n`);
 }
 
 async function main(): Promise<number> {
-  let args: ReturnType<typeof parseArgs>;
+  let args: SeedArgs;
   try {
-    args = parseArgs(process.argv.slice(2));
+    args = parseSeedArgs(process.argv.slice(2));
   } catch (e) {
     process.stderr.write(`${(e as Error).message}\n${USAGE}`);
     return 2;
+  }
+  if (args.help) {
+    process.stdout.write(USAGE);
+    return 0;
   }
   if (args.single !== undefined) {
     const r = await runSyncSimulation({ seed: args.single, trace: args.trace });
