@@ -16,7 +16,7 @@ import { DEFAULT_SNAPSHOT_EVERY, DEFAULT_TICK_MS, LEADERLESS_ELECTIONS, MAX_READ
 import { LinearizableReads } from './reads.ts';
 import { RaftStorage } from './storage.ts';
 import type { Store } from '../../../store/types.ts';
-import { decodeConsensusPayload, encodeConsensusPayload, MAX_MESSAGES_PER_ENVELOPE } from './wire.ts';
+import { decodeConsensusPayload, encodeConsensusPayload, packRaftMessages } from './wire.ts';
 
 export type RaftEvent =
   | { type: 'raft:role'; role: string; leader: string; term: number }
@@ -408,7 +408,7 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
       l.push(m);
     }
     for (const [to, msgs] of byPeer) {
-      for (let i = 0; i < msgs.length; i += MAX_MESSAGES_PER_ENVELOPE) this.#sendPayload(to, encodeConsensusPayload({ k: 'raft', msgs: msgs.slice(i, i + MAX_MESSAGES_PER_ENVELOPE) }));
+      for (const envelope of packRaftMessages(msgs)) this.#sendPayload(to, encodeConsensusPayload({ k: 'raft', msgs: envelope }));
     }
   }
 
