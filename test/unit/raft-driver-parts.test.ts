@@ -11,6 +11,8 @@ import { crypto, peerIdFromPublicKeyBytes } from '../../src/crypto/index.ts';
 import { decodeConsensusPayload, encodeConsensusPayload, MAX_ENVELOPE_MESSAGE_BYTES, MAX_MESSAGES_PER_ENVELOPE, packRaftMessages } from '../../src/consensus/raft/runtime/wire.ts';
 import { RUNTIME_RAFT_LIMITS } from '../../src/consensus/raft/runtime/limits.ts';
 import { RaftStorage } from '../../src/consensus/raft/runtime/storage.ts';
+import { SnapshotProgress } from '../../src/consensus/raft/runtime/snapshot-progress.ts';
+import { pino } from 'pino';
 import { Replica } from '../../src/replica/replica.ts';
 import { encodeCommand, StateMachine } from '../../src/statemachine/index.ts';
 import { LevelStore } from '../../src/store/level.ts';
@@ -89,6 +91,24 @@ describe('CONSENSUS payload codec', () => {
     }
     assert.deepEqual(envelopes.flat(), msgs, 'every message, in order');
     assert.equal(packRaftMessages(Array.from({ length: MAX_MESSAGES_PER_ENVELOPE + 1 }, () => msgs[chunks] as Message)).length, 2, 'at most MAX_MESSAGES_PER_ENVELOPE per envelope');
+  });
+});
+
+describe('snapshot transfer progress', () => {
+  test('one log line per tenth of the snapshot, with chunks and resent chunks counted', () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
+    const p = new SnapshotProgress(log, 'sent');
+    const meta = { index: 50, term: 2, conf: { voters: ['a', 'b'], learners: [] } };
+    const chunk = (offset: number): Message => ({ term: 2, from: 'a', to: 'b', type: 'snapshot', meta, offset, totalBytes: 100, chunk: new Uint8Array(Math.min(5, 100 - offset)) });
+    for (let off = 0; off < 100; off += 5) {
+      p.chunk('b', chunk(off) as Extract<Message, { type: 'snapshot' }>);
+      // Every chunk of the second quarter goes out twice (a stalled window sent again).
+      if (off >= 25 && off < 50) p.chunk('b', chunk(off) as Extract<Message, { type: 'snapshot' }>);
+    }
+    assert.deepEqual(lines.map((l) => l['bytes']), [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]);
+    assert.deepEqual(p.get('b'), { index: 50, totalBytes: 100, chunks: 25, resent: 5, reached: 100, step: 10 });
+    assert.equal(lines.at(-1)?.['msg'], 'snapshot chunks sent');
   });
 });
 
