@@ -394,6 +394,13 @@ export class RaftNode {
     return this.conf;
   }
 
+  /** A leader with a follower in snapshot state (its transfer restarts if we compact again). */
+  sendingSnapshot(): boolean {
+    if (this.role !== 'leader') return false;
+    for (const pr of this.progress.values()) if (pr.state === 'snapshot') return true;
+    return false;
+  }
+
   status(): RaftStatus {
     const progress = new Map<NodeId, { match: number; next: number; state: string; learner: boolean }>();
     for (const [id, pr] of this.progress) progress.set(id, { match: pr.match, next: pr.next, state: pr.state, learner: pr.isLearner });

@@ -27,6 +27,12 @@ export const LEADERLESS_ELECTIONS = 3;
 export const MAX_READ_ROUNDS = 2;
 /** Applied entries remembered so a late answer still finds its result (outputs can be large). */
 export const APPLIED_MEMORY = 4096;
+/**
+ * A leader sending a snapshot postpones its next one (which would restart the transfer from
+ * its first chunk, and a large state that keeps taking writes would never be installed) for
+ * at most this many snapshot intervals of entries: the log it keeps meanwhile stays bounded.
+ */
+export const SNAPSHOT_DEFER_INTERVALS = 4;
 /** Readies handled in one run of the loop before it yields to other work. */
 export const MAX_READIES_PER_RUN = 10_000;
 

@@ -12,7 +12,7 @@ import { createLogger, type Logger } from '../../../log/logger.ts';
 import { commandProblem } from '../../../statemachine/command.ts';
 import type { ApplyResult } from '../../../statemachine/types.ts';
 import { ClientCommands, RETRY_KEY_PREFIX, type CommandStats } from './commands.ts';
-import { DEFAULT_SNAPSHOT_EVERY, DEFAULT_TICK_MS, LEADERLESS_ELECTIONS, MAX_READIES_PER_RUN, RUNTIME_RAFT_LIMITS } from './limits.ts';
+import { DEFAULT_SNAPSHOT_EVERY, DEFAULT_TICK_MS, LEADERLESS_ELECTIONS, MAX_READIES_PER_RUN, RUNTIME_RAFT_LIMITS, SNAPSHOT_DEFER_INTERVALS } from './limits.ts';
 import { LinearizableReads } from './reads.ts';
 import { RaftStorage } from './storage.ts';
 import { SnapshotProgress } from './snapshot-progress.ts';
@@ -432,7 +432,9 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
   }
 
   async #maybeSnapshot(): Promise<void> {
-    if (this.#applied - this.#snapIndex < this.#snapshotEvery) return;
+    const since = this.#applied - this.#snapIndex;
+    if (since < this.#snapshotEvery) return;
+    if (this.#node.sendingSnapshot() && since < SNAPSHOT_DEFER_INTERVALS * this.#snapshotEvery) return;
     const index = this.#applied;
     if (index > this.#node.log.stableIndex) return;
     // The replica's receipts of the entries about to be compacted away must be on disk first.
