@@ -10,6 +10,7 @@
 // LARGE_STATE_JSON=path writes the measurements (times, sizes, peak RSS, write latencies).
 import { strict as assert } from 'node:assert';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { killAll, type JsonEvent, type Proc } from '../harness/processes.ts';
@@ -115,7 +116,7 @@ const bigSnapshot = (type: string) => (e: JsonEvent): boolean => e.type === type
 const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN;
 
 test(`${STATE_MIB} MiB of state (${VALUES} values of 64 KiB): a voter that was down installs the leader's snapshot while the cluster keeps taking writes, and its disk holds every acknowledged write`, { timeout: 120_000 + WRITE_BUDGET_MS + 3 * INSTALL_BUDGET_MS }, async () => {
-  const out: Record<string, unknown> = { stateMiB: STATE_MIB, values: VALUES, valueChars: VALUE_CHARS, snapshotEvery: SNAPSHOT_EVERY };
+  const out: Record<string, unknown> = { stateMiB: STATE_MIB, values: VALUES, valueChars: VALUE_CHARS, snapshotEvery: SNAPSHOT_EVERY, loadAvg1mAtStart: loadavg()[0] };
   // A follower goes down before the state grows: it will need the whole state by snapshot.
   const first = await clusterStatus(c.api);
   const downIndex = c.nodes.findIndex((n) => n.peerId !== first.leader);
@@ -138,7 +139,8 @@ test(`${STATE_MIB} MiB of state (${VALUES} values of 64 KiB): a voter that was d
   // learner, snapshots at its default interval).
   const live = c.nodes.filter((_, i) => i !== downIndex);
   for (const n of live) {
-    const e = await n.proc.waitFor(bigSnapshot('raft:snapshot-taken'), INSTALL_BUDGET_MS, `${n.name}: a snapshot over 32 MiB`);
+    await n.proc.waitFor(bigSnapshot('raft:snapshot-taken'), INSTALL_BUDGET_MS, `${n.name}: a snapshot over 32 MiB`);
+    const e = n.proc.events.filter((x) => x.type === 'raft:snapshot-taken').at(-1)!;
     process.stdout.write(`# ${n.name}: snapshot at ${String(e['index'])} of ${String(e['bytes'])} bytes\n`);
     out['snapshotBytes'] = e['bytes'];
     assert.equal(n.proc.child.exitCode, null, `${n.name} is running`);
@@ -199,5 +201,5 @@ test(`${STATE_MIB} MiB of state (${VALUES} values of 64 KiB): a voter that was d
   for (const n of [...live, { name: 'relay', proc: c.relay }]) assert.equal(n.proc.child.exitCode, null, `${n.name} is running`);
 
   const json = process.env['LARGE_STATE_JSON'];
-  if (json !== undefined) writeFileSync(json, `${JSON.stringify({ ...out, at: new Date().toISOString() }, null, 2)}\n`);
+  if (json !== undefined) writeFileSync(json, `${JSON.stringify({ ...out, loadAvg1mAtEnd: loadavg()[0], at: new Date().toISOString() }, null, 2)}\n`);
 });
