@@ -328,6 +328,18 @@ describe('raft: ReadIndex (thesis §6.4)', () => {
   });
 });
 
+/** n2 was cut off while n1 wrote and compacted to `snap`, then the network healed: n2 needs the snapshot. */
+function behindSnapshot(snap: Uint8Array, chunk: number): MemoryCluster {
+  const c = threeNodes({ limits: { snapshotChunkBytes: chunk, maxInflightMsgs: 4 } });
+  const l = c.elect('n1');
+  c.isolate('n2');
+  for (let i = 0; i < 5; i++) l.propose(data(`v${i}`));
+  c.deliverAll();
+  l.compact(l.status().applied, snap);
+  c.heal();
+  return c;
+}
+
 describe('raft: snapshots and InstallSnapshot in chunks', () => {
   it('a follower behind the compacted log receives the snapshot in bounded chunks and catches up', () => {
     const chunk = 16;
@@ -401,14 +413,8 @@ describe('raft: snapshots and InstallSnapshot in chunks', () => {
     // response; with a window that takes a busy follower longer than a heartbeat, the
     // follower drowned in duplicates and the install of a 40 MiB snapshot never ended.
     const chunk = 10;
-    const c = threeNodes({ limits: { snapshotChunkBytes: chunk, maxInflightMsgs: 4 } });
-    const l = c.elect('n1');
-    c.isolate('n2');
-    for (let i = 0; i < 5; i++) l.propose(data(`v${i}`));
-    c.deliverAll();
     const snap = data('s'.repeat(95));
-    l.compact(l.status().applied, snap);
-    c.heal();
+    const c = behindSnapshot(snap, chunk);
     const sent: number[] = [];
     const held: Message[] = [];
     const pump = (hold: boolean): void => {
@@ -442,13 +448,7 @@ describe('raft: snapshots and InstallSnapshot in chunks', () => {
   });
 
   it('chunks out and unacknowledged for SNAPSHOT_STALL_HEARTBEATS heartbeats are taken for lost and sent again', () => {
-    const c = threeNodes({ limits: { snapshotChunkBytes: 10, maxInflightMsgs: 4 } });
-    const l = c.elect('n1');
-    c.isolate('n2');
-    for (let i = 0; i < 5; i++) l.propose(data(`v${i}`));
-    c.deliverAll();
-    l.compact(l.status().applied, data('t'.repeat(95)));
-    c.heal();
+    const c = behindSnapshot(data('t'.repeat(95)), 10);
     // The first window vanishes (a stream that closed with it in its buffer).
     const sent: number[] = [];
     c.drop = (m) => {
@@ -463,13 +463,7 @@ describe('raft: snapshots and InstallSnapshot in chunks', () => {
   });
 
   it('a lost chunk is sent again once, not once for every chunk that was in flight behind it', () => {
-    const c = threeNodes({ limits: { snapshotChunkBytes: 10, maxInflightMsgs: 4 } });
-    const l = c.elect('n1');
-    c.isolate('n2');
-    for (let i = 0; i < 5; i++) l.propose(data(`v${i}`));
-    c.deliverAll();
-    l.compact(l.status().applied, data('u'.repeat(95)));
-    c.heal();
+    const c = behindSnapshot(data('u'.repeat(95)), 10);
     const sends = new Map<number, number>();
     let lost = false;
     c.drop = (m) => {
