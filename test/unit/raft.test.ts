@@ -479,6 +479,25 @@ describe('raft: snapshots and InstallSnapshot in chunks', () => {
     assert.deepEqual([...sends].sort(([a], [b]) => a - b), [[0, 1], [10, 2], [20, 2], [30, 2], [40, 2], [50, 1], [60, 1], [70, 1], [80, 1], [90, 1]]);
   });
 
+  it('a chunk the follower already holds is acknowledged, not rejected, and a repeated first chunk does not restart the transfer', () => {
+    const c = behindSnapshot(data('w'.repeat(95)), 10);
+    const chunks: Message[] = [];
+    for (let round = 0; round < 10 && chunks.length < 2; round++) {
+      c.tick('n1');
+      for (const m of c.take()) {
+        if (m.type === 'snapshot') chunks.push(m);
+        else c.deliver(m);
+      }
+    }
+    const [first, second] = chunks as [Message, Message];
+    for (const m of [first, second, second, first]) c.deliver(m);
+    const answers = c.take((m) => m.type === 'snapshotResp' && m.from === 'n2');
+    assert.deepEqual(
+      answers.map((m) => (m.type === 'snapshotResp' ? [m.nextOffset, m.reject] : [])),
+      [[10, false], [20, false], [20, false], [20, false]],
+    );
+  });
+
   it('a restarted node recovers term, vote, commit, log and membership from its disk', () => {
     const c = threeNodes();
     const l = c.elect('n1');
