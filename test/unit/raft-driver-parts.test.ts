@@ -8,14 +8,17 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { bootstrapState, type Entry, type Message } from '../../src/consensus/raft/index.ts';
 import { crypto, peerIdFromPublicKeyBytes } from '../../src/crypto/index.ts';
-import { decodeConsensusPayload, encodeConsensusPayload, MAX_MESSAGES_PER_ENVELOPE } from '../../src/consensus/raft/runtime/wire.ts';
+import { decodeConsensusPayload, encodeConsensusPayload, MAX_ENVELOPE_MESSAGE_BYTES, MAX_MESSAGES_PER_ENVELOPE, packRaftMessages } from '../../src/consensus/raft/runtime/wire.ts';
+import { RUNTIME_RAFT_LIMITS } from '../../src/consensus/raft/runtime/limits.ts';
 import { RaftStorage } from '../../src/consensus/raft/runtime/storage.ts';
+import { SnapshotProgress } from '../../src/consensus/raft/runtime/snapshot-progress.ts';
+import { pino } from 'pino';
 import { Replica } from '../../src/replica/replica.ts';
 import { encodeCommand, StateMachine } from '../../src/statemachine/index.ts';
 import { LevelStore } from '../../src/store/level.ts';
 import { MemoryStore } from '../../src/store/memory.ts';
 import { MAX_BATCH_BYTES, type Store } from '../../src/store/types.ts';
-import type { JsonObject } from '../../src/ico/types.ts';
+import { DEFAULT_CODEC_LIMITS, type JsonObject } from '../../src/ico/types.ts';
 
 const enc = new TextEncoder();
 const e = (index: number, term: number, text = `e${index}`): Entry => ({ index, term, type: 'normal', data: enc.encode(text) });
@@ -64,6 +67,48 @@ describe('CONSENSUS payload codec', () => {
       { k: 'proposed', answers: [{ id: 1, error: 'other', leader: '' }] },
     ];
     for (const b of bad) assert.equal(decodeConsensusPayload(b as JsonObject), null, JSON.stringify(b).slice(0, 80));
+  });
+
+  test('a window of snapshot chunks or appends to one peer is packed into envelopes that each fit a frame, in order', () => {
+    // One Ready to a follower: the runtime's whole window of 128 KiB chunks (it went out as one
+    // 5.6 MB envelope that the transport refused, every time), then appends of 64 KiB values.
+    const limits = RUNTIME_RAFT_LIMITS;
+    const meta = { index: 900, term: 4, conf: { voters: ['p'.repeat(52), 'q'.repeat(52), 'r'.repeat(52)], learners: ['s'.repeat(52)] } };
+    const chunks = limits.maxInflightBytes / limits.snapshotChunkBytes;
+    const msgs: Message[] = Array.from({ length: chunks }, (_, i) => ({ ...base, type: 'snapshot' as const, meta, offset: i * limits.snapshotChunkBytes, totalBytes: 64 << 20, chunk: new Uint8Array(limits.snapshotChunkBytes).fill(i) }));
+    msgs.push({ ...base, type: 'heartbeat', commit: 6, readSeq: 2 });
+    const value = 'v'.repeat(64 * 1024);
+    for (let i = 0; i < 8; i++) {
+      const entries = Array.from({ length: limits.maxBytesPerMsg / value.length }, (_, j) => e(10 + i * 4 + j, 4, value));
+      msgs.push({ ...base, type: 'append', prevIndex: 9 + i * 4, prevTerm: 4, commit: 9, entries });
+    }
+    const envelopes = packRaftMessages(msgs);
+    assert.ok(envelopes.length > 1 && envelopes.length < msgs.length, `${envelopes.length} envelopes`);
+    for (const env of envelopes) {
+      const bytes = enc.encode(JSON.stringify(encodeConsensusPayload({ k: 'raft', msgs: env }))).length;
+      assert.ok(bytes <= MAX_ENVELOPE_MESSAGE_BYTES, `an envelope of ${bytes} bytes`);
+      assert.ok(bytes < DEFAULT_CODEC_LIMITS.maxFrameBytes);
+    }
+    assert.deepEqual(envelopes.flat(), msgs, 'every message, in order');
+    assert.equal(packRaftMessages(Array.from({ length: MAX_MESSAGES_PER_ENVELOPE + 1 }, () => msgs[chunks] as Message)).length, 2, 'at most MAX_MESSAGES_PER_ENVELOPE per envelope');
+  });
+});
+
+describe('snapshot transfer progress', () => {
+  test('one log line per tenth of the snapshot, with chunks and resent chunks counted', () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
+    const p = new SnapshotProgress(log, 'sent');
+    const meta = { index: 50, term: 2, conf: { voters: ['a', 'b'], learners: [] } };
+    const chunk = (offset: number): Message => ({ term: 2, from: 'a', to: 'b', type: 'snapshot', meta, offset, totalBytes: 100, chunk: new Uint8Array(Math.min(5, 100 - offset)) });
+    for (let off = 0; off < 100; off += 5) {
+      p.chunk('b', chunk(off) as Extract<Message, { type: 'snapshot' }>);
+      // Every chunk of the second quarter goes out twice (a stalled window sent again).
+      if (off >= 25 && off < 50) p.chunk('b', chunk(off) as Extract<Message, { type: 'snapshot' }>);
+    }
+    assert.deepEqual(lines.map((l) => l['bytes']), [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]);
+    assert.deepEqual(p.get('b'), { index: 50, totalBytes: 100, chunks: 25, resent: 5, reached: 100, step: 10 });
+    assert.equal(lines.at(-1)?.['msg'], 'snapshot chunks sent');
   });
 });
 

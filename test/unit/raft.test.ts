@@ -8,6 +8,7 @@ import {
   ProposalDroppedError,
   RaftInvariantError,
   RaftNode,
+  SNAPSHOT_STALL_HEARTBEATS,
   bootstrapState,
   type AppendMessage,
   type Entry,
@@ -327,6 +328,18 @@ describe('raft: ReadIndex (thesis §6.4)', () => {
   });
 });
 
+/** n2 was cut off while n1 wrote and compacted to `snap`, then the network healed: n2 needs the snapshot. */
+function behindSnapshot(snap: Uint8Array, chunk: number): MemoryCluster {
+  const c = threeNodes({ limits: { snapshotChunkBytes: chunk, maxInflightMsgs: 4 } });
+  const l = c.elect('n1');
+  c.isolate('n2');
+  for (let i = 0; i < 5; i++) l.propose(data(`v${i}`));
+  c.deliverAll();
+  l.compact(l.status().applied, snap);
+  c.heal();
+  return c;
+}
+
 describe('raft: snapshots and InstallSnapshot in chunks', () => {
   it('a follower behind the compacted log receives the snapshot in bounded chunks and catches up', () => {
     const chunk = 16;
@@ -393,6 +406,96 @@ describe('raft: snapshots and InstallSnapshot in chunks', () => {
     c.drop = () => false;
     for (let i = 0; i < 20; i++) c.tickAll();
     assert.deepEqual(c.disks.get('n2')?.snapshot?.data, data('z'.repeat(95)));
+  });
+
+  it('chunks a slow follower has not acknowledged yet are not sent again on every heartbeat', () => {
+    // One heartbeat per tick here. The runtime once resent the whole window on each heartbeat
+    // response; with a window that takes a busy follower longer than a heartbeat, the
+    // follower drowned in duplicates and the install of a 40 MiB snapshot never ended.
+    const chunk = 10;
+    const snap = data('s'.repeat(95));
+    const c = behindSnapshot(snap, chunk);
+    const sent: number[] = [];
+    const held: Message[] = [];
+    const pump = (hold: boolean): void => {
+      for (let round = 0; round < 100; round++) {
+        const msgs = c.take();
+        if (msgs.length === 0) return;
+        for (const m of msgs) {
+          if (m.type === 'snapshot') {
+            sent.push(m.offset);
+            if (hold) {
+              held.push(m);
+              continue;
+            }
+          }
+          c.deliver(m);
+        }
+      }
+    };
+    // The first heartbeat response starts the transfer; the next ones come while the window
+    // is still on its way (held here), just short of the stall limit.
+    for (let i = 0; i < SNAPSHOT_STALL_HEARTBEATS; i++) {
+      for (const id of ['n1', 'n2', 'n3']) c.tick(id);
+      pump(true);
+    }
+    assert.deepEqual(sent, [0, 10, 20, 30]);
+    for (const m of held.splice(0)) c.deliver(m);
+    pump(false);
+    for (let i = 0; i < 10; i++) c.tickAll();
+    assert.deepEqual(c.disks.get('n2')?.snapshot?.data, snap);
+    assert.deepEqual(sent, Array.from({ length: 10 }, (_, i) => i * chunk), 'each chunk sent once');
+  });
+
+  it('chunks out and unacknowledged for SNAPSHOT_STALL_HEARTBEATS heartbeats are taken for lost and sent again', () => {
+    const c = behindSnapshot(data('t'.repeat(95)), 10);
+    // The first window vanishes (a stream that closed with it in its buffer).
+    const sent: number[] = [];
+    c.drop = (m) => {
+      if (m.type !== 'snapshot') return false;
+      sent.push(m.offset);
+      return sent.length <= 4;
+    };
+    for (let i = 0; i <= SNAPSHOT_STALL_HEARTBEATS; i++) c.tickAll();
+    assert.deepEqual(sent.slice(0, 5), [0, 10, 20, 30, 0], 'resent from the first chunk after the stall');
+    for (let i = 0; i < 10; i++) c.tickAll();
+    assert.deepEqual(c.disks.get('n2')?.snapshot?.data, data('t'.repeat(95)));
+  });
+
+  it('a lost chunk is sent again once, not once for every chunk that was in flight behind it', () => {
+    const c = behindSnapshot(data('u'.repeat(95)), 10);
+    const sends = new Map<number, number>();
+    let lost = false;
+    c.drop = (m) => {
+      if (m.type !== 'snapshot') return false;
+      sends.set(m.offset, (sends.get(m.offset) ?? 0) + 1);
+      if (m.offset === 10 && !lost) return (lost = true);
+      return false;
+    };
+    for (let i = 0; i < 10; i++) c.tickAll();
+    assert.deepEqual(c.disks.get('n2')?.snapshot?.data, data('u'.repeat(95)));
+    // Chunks 20, 30 and 40 (sent when 0 was acknowledged) were in flight behind the gap: each
+    // was rejected, and they went out again with chunk 10 in one resend; nothing else twice.
+    assert.deepEqual([...sends].sort(([a], [b]) => a - b), [[0, 1], [10, 2], [20, 2], [30, 2], [40, 2], [50, 1], [60, 1], [70, 1], [80, 1], [90, 1]]);
+  });
+
+  it('a chunk the follower already holds is acknowledged, not rejected, and a repeated first chunk does not restart the transfer', () => {
+    const c = behindSnapshot(data('w'.repeat(95)), 10);
+    const chunks: Message[] = [];
+    for (let round = 0; round < 10 && chunks.length < 2; round++) {
+      c.tick('n1');
+      for (const m of c.take()) {
+        if (m.type === 'snapshot') chunks.push(m);
+        else c.deliver(m);
+      }
+    }
+    const [first, second] = chunks as [Message, Message];
+    for (const m of [first, second, second, first]) c.deliver(m);
+    const answers = c.take((m) => m.type === 'snapshotResp' && m.from === 'n2');
+    assert.deepEqual(
+      answers.map((m) => (m.type === 'snapshotResp' ? [m.nextOffset, m.reject] : [])),
+      [[10, false], [20, false], [20, false], [20, false]],
+    );
   });
 
   it('a restarted node recovers term, vote, commit, log and membership from its disk', () => {

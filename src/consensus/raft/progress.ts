@@ -73,6 +73,13 @@ export class Progress {
   pendingSnapshot = 0;
   snapSentChunks = 0;
   snapAckedChunks = 0;
+  /** Heartbeat responses in a row that came with chunks out and none acknowledged since. */
+  snapIdleHeartbeats = 0;
+  /**
+   * The chunk a rejection already made us resend from. Every chunk in flight behind a gap is
+   * rejected with the same offset; resending a window per rejection multiplies the traffic.
+   */
+  snapResentFrom = -1;
 
   constructor(next: number, isLearner: boolean, maxInflightMsgs: number, maxInflightBytes: number) {
     this.next = next;
@@ -86,6 +93,8 @@ export class Progress {
     this.pendingSnapshot = 0;
     this.snapSentChunks = 0;
     this.snapAckedChunks = 0;
+    this.snapIdleHeartbeats = 0;
+    this.snapResentFrom = -1;
     this.inflights.reset();
   }
 

@@ -52,6 +52,13 @@ export const DEFAULT_HEARTBEAT_TICKS = 2;
  * (a devnet with 500 MiB of state keeps working; the storage saves any size in bounded batches).
  */
 export const MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024 * 1024;
+/**
+ * Heartbeat responses in a row, with snapshot chunks out and none acknowledged, after which the
+ * leader takes the chunks for lost and sends again from the last acknowledged one. A busy
+ * follower may take longer than one heartbeat for a window of chunks: resending on every
+ * heartbeat buried it in duplicates.
+ */
+export const SNAPSHOT_STALL_HEARTBEATS = 4;
 
 const EMPTY = new Uint8Array(0);
 
@@ -66,7 +73,8 @@ interface SnapshotReceive {
   readonly index: number;
   readonly term: number;
   readonly total: number;
-  readonly parts: Uint8Array[];
+  /** Taken once at the announced size and filled in place (one copy of the snapshot, not two). */
+  readonly data: Uint8Array;
   received: number;
 }
 
@@ -386,6 +394,13 @@ export class RaftNode {
     return this.conf;
   }
 
+  /** A leader with a follower in snapshot state (its transfer restarts if we compact again). */
+  sendingSnapshot(): boolean {
+    if (this.role !== 'leader') return false;
+    for (const pr of this.progress.values()) if (pr.state === 'snapshot') return true;
+    return false;
+  }
+
   status(): RaftStatus {
     const progress = new Map<NodeId, { match: number; next: number; state: string; learner: boolean }>();
     for (const [id, pr] of this.progress) progress.set(id, { match: pr.match, next: pr.next, state: pr.state, learner: pr.isLearner });
@@ -672,8 +687,12 @@ export class RaftNode {
           // Every in-flight append may have been lost: fall back to probing from match.
           pr.becomeProbe();
         } else if (pr.state === 'snapshot') {
-          // Chunks may have been lost: go back to the last acknowledged one.
-          pr.snapSentChunks = pr.snapAckedChunks;
+          if (pr.snapSentChunks > pr.snapAckedChunks && ++pr.snapIdleHeartbeats >= SNAPSHOT_STALL_HEARTBEATS) {
+            // Nothing acknowledged for several heartbeats: the chunks out were lost.
+            pr.snapSentChunks = pr.snapAckedChunks;
+            pr.snapIdleHeartbeats = 0;
+            pr.snapResentFrom = -1;
+          }
           this.sendSnapshotChunks(m.from, pr);
         }
         if (pr.match < this.log.lastIndex() || pr.state === 'probe') this.sendAppend(m.from);
@@ -689,10 +708,18 @@ export class RaftNode {
         const chunk = this.limits.snapshotChunkBytes;
         const acked = Math.floor(m.nextOffset / chunk);
         if (m.reject) {
+          // The follower misses the chunk at nextOffset (one was lost, or it lost what it had).
+          // Every chunk already in flight behind that gap is rejected with the same offset:
+          // resend once per gap, not a window per rejection.
+          if (acked === pr.snapResentFrom) return;
+          pr.snapResentFrom = acked;
           pr.snapAckedChunks = acked;
           pr.snapSentChunks = acked;
+          pr.snapIdleHeartbeats = 0;
         } else if (acked > pr.snapAckedChunks) {
           pr.snapAckedChunks = acked;
+          pr.snapIdleHeartbeats = 0;
+          pr.snapResentFrom = -1;
           if (pr.snapSentChunks < acked) pr.snapSentChunks = acked;
         }
         this.sendSnapshotChunks(m.from, pr);
@@ -764,30 +791,31 @@ export class RaftNode {
       return;
     }
     invariant(m.totalBytes <= MAX_SNAPSHOT_BYTES, () => `raft: snapshot of ${m.totalBytes} bytes over MAX_SNAPSHOT_BYTES`);
-    if (m.offset === 0) {
-      this.snapReceive = { index: m.meta.index, term: m.meta.term, total: m.totalBytes, parts: [], received: 0 };
+    let r = this.snapReceive;
+    const same = r !== undefined && r.index === m.meta.index && r.term === m.meta.term;
+    if (!same && m.offset === 0) {
+      r = this.snapReceive = { index: m.meta.index, term: m.meta.term, total: m.totalBytes, data: new Uint8Array(m.totalBytes), received: 0 };
     }
-    const r = this.snapReceive;
-    if (r === undefined || r.index !== m.meta.index || r.term !== m.meta.term || m.offset !== r.received) {
-      const expected = r !== undefined && r.index === m.meta.index && r.term === m.meta.term ? r.received : 0;
-      this.send({ ...base, type: 'snapshotResp', snapIndex: m.meta.index, nextOffset: expected, reject: true });
+    if (r === undefined || (!same && m.offset !== 0)) {
+      this.send({ ...base, type: 'snapshotResp', snapIndex: m.meta.index, nextOffset: 0, reject: true });
       return;
     }
-    r.parts.push(m.chunk);
+    invariant(m.totalBytes === r.total, 'raft: one snapshot announced with two sizes');
+    if (m.offset !== r.received) {
+      // Behind what we hold: a resend that crossed our acknowledgement, answered as one (a
+      // rejection would make the leader go back). Ahead of it: a chunk was lost, ask for it.
+      this.send({ ...base, type: 'snapshotResp', snapIndex: m.meta.index, nextOffset: r.received, reject: m.offset > r.received });
+      return;
+    }
+    invariant(r.received + m.chunk.byteLength <= r.total, 'raft: snapshot chunks exceed the announced size');
+    r.data.set(m.chunk, r.received);
     r.received += m.chunk.byteLength;
-    invariant(r.received <= r.total, 'raft: snapshot chunks exceed the announced size');
     if (r.received < r.total) {
       this.send({ ...base, type: 'snapshotResp', snapIndex: m.meta.index, nextOffset: r.received, reject: false });
       return;
     }
     this.snapReceive = undefined;
-    const data = new Uint8Array(r.total);
-    let off = 0;
-    for (const p of r.parts) {
-      data.set(p, off);
-      off += p.byteLength;
-    }
-    const restored = this.restore({ meta: m.meta, data });
+    const restored = this.restore({ meta: m.meta, data: r.data });
     const index = restored ? this.log.lastIndex() : this.log.committed;
     this.send({ ...base, type: 'appendResp', index, reject: false, hintIndex: 0, hintTerm: 0 });
   }

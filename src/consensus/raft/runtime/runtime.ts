@@ -12,11 +12,12 @@ import { createLogger, type Logger } from '../../../log/logger.ts';
 import { commandProblem } from '../../../statemachine/command.ts';
 import type { ApplyResult } from '../../../statemachine/types.ts';
 import { ClientCommands, RETRY_KEY_PREFIX, type CommandStats } from './commands.ts';
-import { DEFAULT_SNAPSHOT_EVERY, DEFAULT_TICK_MS, LEADERLESS_ELECTIONS, MAX_READIES_PER_RUN, RUNTIME_RAFT_LIMITS } from './limits.ts';
+import { DEFAULT_SNAPSHOT_EVERY, DEFAULT_TICK_MS, LEADERLESS_ELECTIONS, MAX_READIES_PER_RUN, RUNTIME_RAFT_LIMITS, SNAPSHOT_DEFER_INTERVALS } from './limits.ts';
 import { LinearizableReads } from './reads.ts';
 import { RaftStorage } from './storage.ts';
+import { SnapshotProgress } from './snapshot-progress.ts';
 import type { Store } from '../../../store/types.ts';
-import { decodeConsensusPayload, encodeConsensusPayload, MAX_MESSAGES_PER_ENVELOPE } from './wire.ts';
+import { decodeConsensusPayload, encodeConsensusPayload, packRaftMessages } from './wire.ts';
 
 export type RaftEvent =
   | { type: 'raft:role'; role: string; leader: string; term: number }
@@ -100,6 +101,8 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
   readonly #commands: ClientCommands;
   readonly #reads: LinearizableReads;
   readonly #log: Logger;
+  readonly #snapshotsSent: SnapshotProgress;
+  readonly #snapshotsReceived: SnapshotProgress;
   readonly #onApplied: ((e: Entry) => void) | undefined;
   readonly #syncWhileLearner: boolean;
   readonly #listeners = new Set<(e: RaftEvent) => void>();
@@ -133,6 +136,8 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
         throw e;
       });
     this.#log = opts.logger ?? createLogger('raft');
+    this.#snapshotsSent = new SnapshotProgress(this.#log, 'sent');
+    this.#snapshotsReceived = new SnapshotProgress(this.#log, 'received');
     this.#onApplied = opts.onApplied;
     this.#syncWhileLearner = opts.syncWhileLearner ?? true;
     this.#applied = applied;
@@ -300,6 +305,7 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
         for (const m of p.msgs) {
           // The authenticated sender must be the message's author, and it must be for us.
           if (m.from !== sender || m.to !== this.id) continue;
+          if (m.type === 'snapshot') this.#snapshotsReceived.chunk(sender, m);
           try {
             this.#node.step(m);
           } catch (e) {
@@ -403,12 +409,13 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
     if (messages.length === 0) return;
     const byPeer = new Map<string, Message[]>();
     for (const m of messages) {
+      if (m.type === 'snapshot') this.#snapshotsSent.chunk(m.to, m);
       let l = byPeer.get(m.to);
       if (l === undefined) byPeer.set(m.to, (l = []));
       l.push(m);
     }
     for (const [to, msgs] of byPeer) {
-      for (let i = 0; i < msgs.length; i += MAX_MESSAGES_PER_ENVELOPE) this.#sendPayload(to, encodeConsensusPayload({ k: 'raft', msgs: msgs.slice(i, i + MAX_MESSAGES_PER_ENVELOPE) }));
+      for (const envelope of packRaftMessages(msgs)) this.#sendPayload(to, encodeConsensusPayload({ k: 'raft', msgs: envelope }));
     }
   }
 
@@ -425,7 +432,9 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
   }
 
   async #maybeSnapshot(): Promise<void> {
-    if (this.#applied - this.#snapIndex < this.#snapshotEvery) return;
+    const since = this.#applied - this.#snapIndex;
+    if (since < this.#snapshotEvery) return;
+    if (this.#node.sendingSnapshot() && since < SNAPSHOT_DEFER_INTERVALS * this.#snapshotEvery) return;
     const index = this.#applied;
     if (index > this.#node.log.stableIndex) return;
     // The replica's receipts of the entries about to be compacted away must be on disk first.

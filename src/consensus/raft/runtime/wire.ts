@@ -7,6 +7,16 @@ import type { Json, JsonObject } from '../../../ico/types.ts';
 
 /** Raft messages per envelope at most (a Ready's messages to one peer go in one envelope). */
 export const MAX_MESSAGES_PER_ENVELOPE = 512;
+/**
+ * Estimated JSON bytes of the Raft messages in one envelope at most: the 1 MiB ICO frame holds
+ * them with room for the envelope. One Ready's messages to a peer (a window of 128 KiB snapshot
+ * chunks, or of 256 KiB appends) used to go in one envelope of several MiB, which the transport
+ * refused as too large, on every retry: a snapshot over a few chunks was never installed.
+ */
+export const MAX_ENVELOPE_MESSAGE_BYTES = 768 * 1024;
+/** JSON bytes per message and per entry besides their data (fields, ids, a snapshot's conf). */
+const MESSAGE_OVERHEAD_BYTES = 1024;
+const ENTRY_OVERHEAD_BYTES = 48;
 /** Client requests per proposal envelope at most. */
 export const MAX_PROPOSALS_PER_ENVELOPE = 1024;
 const MAX_ID = 128;
@@ -47,6 +57,45 @@ function messageToJson(m: Message): JsonObject {
       // The other messages are flat objects of strings, numbers and booleans: JSON as they are.
       return m as unknown as JsonObject;
   }
+}
+
+const base64urlBytes = (n: number): number => Math.ceil((n * 4) / 3);
+
+/** An upper estimate of a message's JSON size on the wire (bytes travel as base64url). */
+export function estimatedMessageBytes(m: Message): number {
+  switch (m.type) {
+    case 'append': {
+      let bytes = MESSAGE_OVERHEAD_BYTES;
+      for (const e of m.entries) bytes += ENTRY_OVERHEAD_BYTES + base64urlBytes(e.data.byteLength);
+      return bytes;
+    }
+    case 'snapshot':
+      return MESSAGE_OVERHEAD_BYTES + base64urlBytes(m.chunk.byteLength) + 128 * (m.meta.conf.voters.length + m.meta.conf.learners.length);
+    default:
+      return MESSAGE_OVERHEAD_BYTES;
+  }
+}
+
+/**
+ * Messages to one peer, in order, cut into envelopes of at most MAX_MESSAGES_PER_ENVELOPE
+ * messages and MAX_ENVELOPE_MESSAGE_BYTES estimated bytes (a larger message goes alone).
+ */
+export function packRaftMessages(msgs: readonly Message[]): Message[][] {
+  const envelopes: Message[][] = [];
+  let current: Message[] = [];
+  let bytes = 0;
+  for (const m of msgs) {
+    const size = estimatedMessageBytes(m);
+    if (current.length > 0 && (current.length >= MAX_MESSAGES_PER_ENVELOPE || bytes + size > MAX_ENVELOPE_MESSAGE_BYTES)) {
+      envelopes.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(m);
+    bytes += size;
+  }
+  if (current.length > 0) envelopes.push(current);
+  return envelopes;
 }
 
 export function encodeConsensusPayload(p: ConsensusPayload): JsonObject {
