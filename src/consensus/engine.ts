@@ -55,7 +55,10 @@ export interface ReadOptions {
 export interface CommandOutcome {
   /** What this replica's state machine answered (a failed operator changed nothing). */
   readonly result: ApplyResult;
-  /** This replica's receipt of the execution; null when the command did not execute. */
+  /**
+   * This replica's receipt of the execution; null when the command did not execute. A replica
+   * with lazy receipts signs it when this is first read: read it only to use it.
+   */
   readonly receipt: Promise<Receipt> | null;
 }
 

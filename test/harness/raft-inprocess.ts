@@ -19,7 +19,7 @@ export interface InProcessCluster {
   close(): Promise<void>;
 }
 
-export async function startInProcessCluster(opts: { voters: number; learners?: number; tickMs?: number; leaseReads?: boolean }): Promise<InProcessCluster> {
+export async function startInProcessCluster(opts: { voters: number; learners?: number; tickMs?: number; leaseReads?: boolean; receiptSigning?: 'eager' | 'lazy' }): Promise<InProcessCluster> {
   const handlers = new Map<string, Handler>();
   const transport = (self: string): EngineTransport => ({
     send(to, payload) {
@@ -40,7 +40,7 @@ export async function startInProcessCluster(opts: { voters: number; learners?: n
   const learners = ids.slice(opts.voters);
   const members: RaftRuntime<Replica>[] = [];
   for (const [i, id] of ids.entries()) {
-    const replica = await Replica.open({ store: new MemoryStore(), signer: signers[i]!, peerId: id });
+    const replica = await Replica.open({ store: new MemoryStore(), signer: signers[i]!, peerId: id, ...(opts.receiptSigning !== undefined ? { receiptSigning: opts.receiptSigning } : {}) });
     const rt = await RaftRuntime.open({ id, transport: transport(id), store: new MemoryStore(), replica, bootstrap: { voters, learners }, tickMs: opts.tickMs ?? DEFAULT_TICK_MS, ...(opts.leaseReads === false ? { leaseReads: false } : {}), logger: silentLogger() });
     members.push(rt);
   }
