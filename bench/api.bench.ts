@@ -7,7 +7,8 @@
 // medians, each with the 1-minute load average, because this 2-core machine is shared.
 //
 // Knobs: API_BENCH_ROUNDS (3), API_BENCH_SECONDS (5), API_BENCH_WARMUP (1),
-// API_BENCH_PARTS (a,b,c: which parts run), API_BENCH_CPU_PROF=<dir> (--cpu-prof the (a) server).
+// API_BENCH_PARTS (a,b,c: which parts run), API_BENCH_CLIENTS (1,16,64), API_BENCH_CPU_PROF=<dir>
+// (--cpu-prof the (a) server).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -24,7 +25,7 @@ const SECONDS = Number(process.env['API_BENCH_SECONDS'] ?? 5);
 const WARMUP = Number(process.env['API_BENCH_WARMUP'] ?? 1);
 const PARTS = new Set((process.env['API_BENCH_PARTS'] ?? 'a,b,c').split(','));
 const CPU_PROF = process.env['API_BENCH_CPU_PROF'];
-const CONCURRENCY = [1, 16, 64] as const;
+const CONCURRENCY = (process.env['API_BENCH_CLIENTS'] ?? '1,16,64').split(',').map((c) => Number(c) as 1 | 16 | 64).filter((c) => c === 1 || c === 16 || c === 64);
 const GRPC_CLIENTS = 16;
 /** Results replayed by the StreamResults measurement (at most what (a) stored). */
 const STREAM_REPLAY = 20_000;
