@@ -13,7 +13,7 @@
 // the owner its engine passes for one without a session; only the owner sees its outputs.
 import type { Ed25519Signer } from '../crypto/index.ts';
 import { utf8Decode, utf8Encode } from '../crypto/index.ts';
-import type { CommandOutcome, ReplicaPort } from '../consensus/engine.ts';
+import type { ApplyOptions, CommandOutcome, ReplicaPort } from '../consensus/engine.ts';
 import type { Json } from '../ico/types.ts';
 import { ReceiptLog } from '../receipts/log.ts';
 import type { Receipt } from '../receipts/receipt.ts';
@@ -147,18 +147,19 @@ export class Replica implements ReplicaPort {
   }
 
   /** Applies one ordered entry's data (a Command's bytes). Receipts are appended in order. */
-  apply(data: Uint8Array): CommandOutcome {
+  apply(data: Uint8Array, opts: ApplyOptions = {}): CommandOutcome {
     const cmd = decodeCommand(data);
     if (cmd instanceof StateMachineError) return { result: { ok: false, code: 'INVALID_COMMAND', message: cmd.message }, receipt: null };
-    return this.execute(cmd);
+    return this.execute(cmd, undefined, cmd.session?.client, opts.answering === true);
   }
 
   /**
    * Applies a decoded command. `extra(ordinal)` are the caller's own writes for a new execution,
    * committed atomically with its receipt (the single-node engine keeps its command log so).
    * `owner` names who asked when the command has no session (whose client it would be).
+   * `answering`: a caller here waits for the receipt, so it is signed in the append's batch.
    */
-  execute(cmd: Command, extra?: (ordinal: number) => readonly BatchOp[], owner: string | undefined = cmd.session?.client): CommandOutcome {
+  execute(cmd: Command, extra?: (ordinal: number) => readonly BatchOp[], owner: string | undefined = cmd.session?.client, answering = false): CommandOutcome {
     const result = this.#sm.apply(cmd);
     if (!result.ok) return { result, receipt: null };
     if (result.replayed) {
@@ -185,7 +186,7 @@ export class Replica implements ReplicaPort {
       }
       const entry = { operator_id: cmd.operator_id, inputs: cmd.inputs, outputs: result.outputs };
       const extraOps = ops.length > 0 ? ops : undefined;
-      if (this.#eager) {
+      if (this.#eager || answering) {
         const signed = this.log.append(entry, result.timestamp, extraOps);
         this.#lastReceipt = signed.catch(() => undefined);
         receipt = () => signed;

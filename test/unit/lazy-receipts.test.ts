@@ -49,7 +49,11 @@ async function signaturesPerWrite(receiptSigning: 'eager' | 'lazy'): Promise<{ p
     }
     const answering = relay.replica.log.receiptSignatures;
     const others = c.members.slice(0, 3).reduce((n, m) => n + m.replica.log.receiptSignatures, 0);
-    const treeHeads = c.members.reduce((n, m) => n + m.replica.log.treeHeadSignatures, 0);
+    const treeHeads = c.members.slice(0, 3).reduce((n, m) => n + m.replica.log.treeHeadSignatures, 0);
+    // The relay signs a receipt it answers with in its batch (its caller waited for that entry
+    // when it applied it, nearly always): such a batch needs no tree head. One sequential
+    // caller makes a batch per write, so lazy appends there would show one per write.
+    assert.ok(relay.replica.log.treeHeadSignatures <= WRITES / 4, `relay tree heads: ${relay.replica.log.treeHeadSignatures}`);
     // The export signs what is still unsigned; every member's chain verifies.
     const exported: Receipt[][] = [];
     for (const m of c.members) {
@@ -59,7 +63,7 @@ async function signaturesPerWrite(receiptSigning: 'eager' | 'lazy'): Promise<{ p
       assert.ok(v.ok, JSON.stringify(v));
       exported.push(chain);
       const sth = m.replica.log.batchTreeHead;
-      if (receiptSigning === 'lazy') {
+      if (receiptSigning === 'lazy' && m !== relay) {
         assert.ok(sth !== undefined && sth.size === WRITES && sth.root === `sha256:${Buffer.from(m.replica.log.root()).toString('hex')}`, 'the last batch signed a tree head over the whole log');
         assert.ok(verifyTreeHead(sth, publicKeyFromPeerId(m.replica.log.peerId)), 'the batch tree head verifies');
       }
@@ -79,7 +83,7 @@ async function waitFor(cond: () => boolean, what: string): Promise<void> {
   }
 }
 
-test('per committed write, only the member that answers signs a receipt (4 with eager signing, 1 lazy), plus a tree head per batch elsewhere', async () => {
+test('per committed write, only the member that answers signs a receipt, in its batch (4 with eager signing, 1 lazy), and the others a tree head per batch', async () => {
   const eager = await signaturesPerWrite('eager');
   assert.equal(eager.perWrite, 4, JSON.stringify({ ...eager, exported: undefined }));
   assert.equal(eager.treeHeads, 0);
@@ -87,7 +91,7 @@ test('per committed write, only the member that answers signs a receipt (4 with 
   assert.equal(lazy.answering, WRITES, 'the answering member signs each receipt it answers with, once');
   assert.equal(lazy.others, 0, 'voters that answered nobody signed no receipt on the write path');
   assert.ok(lazy.perWrite <= 1, `lazy: ${lazy.perWrite} receipt signatures per write`);
-  assert.ok(lazy.treeHeads >= 3 && lazy.treeHeads <= 4 * WRITES, `tree heads: ${lazy.treeHeads}`);
+  assert.ok(lazy.treeHeads >= 3 && lazy.treeHeads <= 3 * WRITES, `tree heads: ${lazy.treeHeads}`);
 });
 
 test('a lazy append commits the same bytes, chain and tree as eager signing, and signs each receipt once however often it is read', async () => {
