@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LevelStore } from '../src/store/level.ts';
-import type { BatchOp, BatchOptions, RangeOptions, Store } from '../src/store/types.ts';
+import { CountingStore, type IoCounts } from './counting-store.ts';
 import { startInProcessCluster } from '../test/harness/raft-inprocess.ts';
 import type { BenchRow } from './table.ts';
 
@@ -18,39 +18,8 @@ const CLIENT_COUNTS = [1, 16, 64] as const;
 /** Longest a single write may take before the run counts it failed. */
 const WRITE_TIMEOUT_MS = 10_000;
 
-const io = { writes: 0, fsyncs: 0 };
+const io: IoCounts = { writes: 0, fsyncs: 0 };
 
-/** Counts what reaches LevelDB. */
-class CountingStore implements Store {
-  readonly #inner: Store;
-  constructor(inner: Store) {
-    this.#inner = inner;
-  }
-  get(key: Uint8Array): Promise<Uint8Array | undefined> {
-    return this.#inner.get(key);
-  }
-  put(key: Uint8Array, value: Uint8Array): Promise<void> {
-    io.writes++;
-    io.fsyncs++;
-    return this.#inner.put(key, value);
-  }
-  delete(key: Uint8Array): Promise<void> {
-    io.writes++;
-    io.fsyncs++;
-    return this.#inner.delete(key);
-  }
-  range(options?: RangeOptions): AsyncIterable<[Uint8Array, Uint8Array]> {
-    return this.#inner.range(options);
-  }
-  batch(ops: BatchOp[], options?: BatchOptions): Promise<void> {
-    io.writes++;
-    if (options?.sync !== false) io.fsyncs++;
-    return this.#inner.batch(ops, options);
-  }
-  close(): Promise<void> {
-    return this.#inner.close();
-  }
-}
 
 interface PathRun {
   writes: number;
@@ -64,7 +33,7 @@ interface PathRun {
 
 async function measure(receiptSigning: 'eager' | 'lazy', clients: number, ms: number): Promise<PathRun> {
   const dir = mkdtempSync(join(tmpdir(), 'hs-receipt-path-'));
-  const c = await startInProcessCluster({ voters: 3, learners: 1, receiptSigning, store: async (i, part) => new CountingStore(await LevelStore.open(join(dir, `${i}-${part}`))) });
+  const c = await startInProcessCluster({ voters: 3, learners: 1, receiptSigning, store: async (i, part) => new CountingStore(await LevelStore.open(join(dir, `${i}-${part}`)), io) });
   try {
     await c.leader(WRITE_TIMEOUT_MS);
     const relay = c.members[3]!;
