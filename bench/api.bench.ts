@@ -7,7 +7,8 @@
 // medians, each with the 1-minute load average, because this 2-core machine is shared.
 //
 // Knobs: API_BENCH_ROUNDS (3), API_BENCH_SECONDS (5), API_BENCH_WARMUP (1),
-// API_BENCH_PARTS (a,b,c: which parts run), API_BENCH_CPU_PROF=<dir> (--cpu-prof the (a) server).
+// API_BENCH_PARTS (a,b,c: which parts run), API_BENCH_CLIENTS (1,16,64), API_BENCH_CPU_PROF=<dir>
+// (--cpu-prof the (a) server).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -17,6 +18,7 @@ import { createApiKey } from '../relay/api/keys-file.ts';
 import { generateDevCa } from '../relay/api/tls.ts';
 import { startRaftCluster, type RaftCluster } from '../test/harness/raft-cluster.ts';
 import type { LoadResult, LoadSpec } from './api-load.ts';
+import { cpuMs } from './proc-cpu.ts';
 import type { BenchRow } from './table.ts';
 
 const ROUNDS = Number(process.env['API_BENCH_ROUNDS'] ?? 3);
@@ -24,7 +26,7 @@ const SECONDS = Number(process.env['API_BENCH_SECONDS'] ?? 5);
 const WARMUP = Number(process.env['API_BENCH_WARMUP'] ?? 1);
 const PARTS = new Set((process.env['API_BENCH_PARTS'] ?? 'a,b,c').split(','));
 const CPU_PROF = process.env['API_BENCH_CPU_PROF'];
-const CONCURRENCY = [1, 16, 64] as const;
+const CONCURRENCY = (process.env['API_BENCH_CLIENTS'] ?? '1,16,64').split(',').map((c) => Number(c) as 1 | 16 | 64).filter((c) => c === 1 || c === 16 || c === 64);
 const GRPC_CLIENTS = 16;
 /** Results replayed by the StreamResults measurement (at most what (a) stored). */
 const STREAM_REPLAY = 20_000;
@@ -65,13 +67,20 @@ async function stop(child: ChildProcess): Promise<void> {
 
 interface Sample extends LoadResult {
   load1: number;
+  /** The server's CPU ms (user + system, all its threads) per successful request; NaN when not measured. */
+  serverCpuMsPerReq: number;
 }
 
-async function drive(spec: LoadSpec): Promise<Sample> {
+/** Drives `spec`; with `serverPid`, also the server's CPU per request over warm-up and measurement (warm-up counted at the measured rate). */
+async function drive(spec: LoadSpec, serverPid?: number): Promise<Sample> {
   const budget = 'durationS' in spec ? (spec.warmupS + spec.durationS) * 1000 + 60_000 : 120_000;
+  const cpu0 = serverPid === undefined ? Number.NaN : cpuMs(serverPid);
   const { child, line } = await spawnReady(process.execPath, [join(HERE, 'api-load.ts'), JSON.stringify(spec)], `load generator (${spec.kind})`, budget);
   await new Promise<void>((r) => (child.exitCode !== null ? r() : child.once('exit', () => r())));
-  return { ...(JSON.parse(line) as LoadResult), load1: loadavg()[0] ?? Number.NaN };
+  const result = JSON.parse(line) as LoadResult;
+  const requests = 'durationS' in spec ? (result.ok * (spec.warmupS + spec.durationS)) / spec.durationS : result.ok;
+  const serverCpuMsPerReq = serverPid === undefined ? Number.NaN : (cpuMs(serverPid) - cpu0) / Math.max(1, requests);
+  return { ...result, load1: loadavg()[0] ?? Number.NaN, serverCpuMsPerReq };
 }
 
 function median(xs: readonly number[]): number {
@@ -135,15 +144,19 @@ async function singleNode(dir: string, rows: BenchRow[]): Promise<void> {
         const bare: Sample[] = [];
         for (let r = 0; r < ROUNDS; r++) {
           const spec = { kind: 'rest', target: 'hypersync', connections: c, warmupS: WARMUP, durationS: SECONDS } as const;
-          bare.push(await drive({ ...spec, url: baseUrl, credentials: [] }));
-          ours.push(await drive({ ...spec, url: relayUrl, credentials }));
-          log(`REST ${c} clients round ${r + 1}: baseline ${bare.at(-1)?.rate.toFixed(0)}/s, relay API ${ours.at(-1)?.rate.toFixed(0)}/s`);
+          bare.push(await drive({ ...spec, url: baseUrl, credentials: [] }, base.child.pid));
+          ours.push(await drive({ ...spec, url: relayUrl, credentials }, relay.child.pid));
+          log(`REST ${c} clients round ${r + 1}: baseline ${bare.at(-1)?.rate.toFixed(0)}/s ${bare.at(-1)?.serverCpuMsPerReq.toFixed(3)} ms CPU/req, relay API ${ours.at(-1)?.rate.toFixed(0)}/s ${ours.at(-1)?.serverCpuMsPerReq.toFixed(3)} ms CPU/req`);
         }
         const b = summarize(bare);
         const o = summarize(ours);
         const ratio = o.rate / b.rate;
         rows.push({ suite: 'api', name: `(d) baseline Fastify+schema+sha256+ed25519, TLS, ${c} clients`, value: b.rate, unit: 'req/s', note: `${note(b)}; p50 ${b.p50} ms, p99 ${b.p99} ms` });
         rows.push({ suite: 'api', name: `(a) REST execute kv.put, 1 node LevelDB, TLS, ${c} clients`, value: o.rate, unit: 'req/s', baseline: { name: '(d) baseline', value: b.rate }, ratio, target: '>= 0.70 of baseline', met: ratio >= 0.7, note: `${note(o)}; p50 ${o.p50} ms, p99 ${o.p99} ms` });
+        const bareCpu = median(bare.map((x) => x.serverCpuMsPerReq));
+        const oursCpu = median(ours.map((x) => x.serverCpuMsPerReq));
+        rows.push({ suite: 'api', name: `(d) baseline server CPU per request, ${c} clients`, value: bareCpu, unit: 'ms', note: 'user+system of the server process, from /proc' });
+        rows.push({ suite: 'api', name: `(a) relay API server CPU per request, ${c} clients`, value: oursCpu, unit: 'ms', baseline: { name: '(d) baseline', value: bareCpu }, ratio: oursCpu / bareCpu, note: 'user+system of the server process (LevelDB threads included), from /proc' });
         rows.push({ suite: 'api', name: `(a) REST execute ${c} clients p50 / (d) p50`, value: o.p50, unit: 'ms', baseline: { name: '(d) p50', value: b.p50 }, note: 'autocannon latencies have 1 ms resolution' });
         rows.push({ suite: 'api', name: `(a) REST execute ${c} clients p99 / (d) p99`, value: o.p99, unit: 'ms', baseline: { name: '(d) p99', value: b.p99 }, note: 'autocannon latencies have 1 ms resolution' });
       }

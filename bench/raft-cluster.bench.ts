@@ -12,11 +12,11 @@ import { mkdirSync, openSync, rmSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
-import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { killAll, tempDir } from '../test/harness/processes.ts';
 import { lastStatus, startRaftCluster, type RaftCluster } from '../test/harness/raft-cluster.ts';
+import { sumCpuMs } from './proc-cpu.ts';
 import { percentile, type BenchRow } from './table.ts';
 
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
@@ -116,17 +116,6 @@ interface LoadResult {
   serverCpuMsPerOp: number;
 }
 
-/** CPU ms (user + system) a process used so far, from /proc (Linux); NaN when unreadable. */
-function cpuMs(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // USER_HZ is 100 on Linux
-  } catch {
-    return Number.NaN;
-  }
-}
-
-const sumCpuMs = (pids: readonly number[]): number => pids.reduce((a, p) => a + cpuMs(p), 0);
 
 /** `clients` workers, one op in flight each, for warm-up + `ms`; only the measured window counts. */
 async function closedLoop(clients: number, ms: number, op: (worker: number, i: number) => Promise<boolean>, pids: readonly number[]): Promise<LoadResult> {

@@ -11,7 +11,7 @@ import { RaftNode, bootstrapState, type Message, type NodeId, type Ready } from 
 import { RaftStorage } from '../src/consensus/raft/runtime/storage.ts';
 import { Xoshiro128 } from '../src/sim/prng.ts';
 import { LevelStore } from '../src/store/level.ts';
-import type { BatchOp, BatchOptions, RangeOptions, Store } from '../src/store/types.ts';
+import { CountingStore, type IoCounts } from './counting-store.ts';
 import { measureInMemory } from './raft.bench.ts';
 import { percentile, type BenchRow } from './table.ts';
 
@@ -26,39 +26,8 @@ const VOTERS: readonly NodeId[] = ['n1', 'n2', 'n3'];
 const LIMITS = { maxEntriesPerMsg: 4096, maxBytesPerMsg: 4 * 1024 * 1024, maxUncommittedEntries: 1 << 20 };
 
 /** Storage writes (batches) and fsyncs (synced batches) of every member, counted at the Store. */
-const io = { writes: 0, fsyncs: 0 };
+const io: IoCounts = { writes: 0, fsyncs: 0 };
 
-/** Counts what reaches LevelDB, the same way on any version of RaftStorage. */
-class CountingStore implements Store {
-  readonly #inner: Store;
-  constructor(inner: Store) {
-    this.#inner = inner;
-  }
-  get(key: Uint8Array): Promise<Uint8Array | undefined> {
-    return this.#inner.get(key);
-  }
-  put(key: Uint8Array, value: Uint8Array): Promise<void> {
-    io.writes++;
-    io.fsyncs++;
-    return this.#inner.put(key, value);
-  }
-  delete(key: Uint8Array): Promise<void> {
-    io.writes++;
-    io.fsyncs++;
-    return this.#inner.delete(key);
-  }
-  range(options?: RangeOptions): AsyncIterable<[Uint8Array, Uint8Array]> {
-    return this.#inner.range(options);
-  }
-  batch(ops: BatchOp[], options?: BatchOptions): Promise<void> {
-    io.writes++;
-    if (options?.sync !== false) io.fsyncs++;
-    return this.#inner.batch(ops, options);
-  }
-  close(): Promise<void> {
-    return this.#inner.close();
-  }
-}
 
 /** One durable member: the driver's Ready loop without timers, sockets or a state machine. */
 class DurableMember {
@@ -162,7 +131,7 @@ async function openCluster(): Promise<DurableCluster> {
   const boot = bootstrapState(VOTERS);
   for (const id of VOTERS) {
     const store = await LevelStore.open(join(dir, id));
-    const { storage, state, fresh } = await RaftStorage.open(new CountingStore(store));
+    const { storage, state, fresh } = await RaftStorage.open(new CountingStore(store, io));
     if (fresh) await storage.persist({ hardState: boot.hardState, entries: boot.entries });
     const node = new RaftNode({ id, random: rng.fork(), preVote: true, checkQuorum: true, storage: fresh ? boot : state, limits: LIMITS });
     members.set(id, new DurableMember(node, storage, store, send, onAdvance));

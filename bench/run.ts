@@ -12,6 +12,7 @@ const suites: Record<string, () => Promise<BenchModule>> = {
   raft: () => import('./raft.bench.ts'),
   'pbft-core': () => import('./pbft-core.bench.ts'),
   'raft-durable': () => import('./raft-durable.bench.ts'),
+  'receipt-path': () => import('./receipt-path.bench.ts'),
   'raft-cluster': () => import('./raft-cluster.bench.ts'),
   'pbft-cluster': () => import('./pbft-cluster.bench.ts'),
   engine: () => import('./engine.bench.ts'),

@@ -225,7 +225,7 @@ function streamRaftEvents(raft: RaftRuntime<Replica>, peer: HyperSyncPeer, out: 
   const timer = setInterval(() => {
     const s = raft.raftStatus();
     // `wire`: this peer's direct-stream counters, so frames per commit can be read off two lines.
-    out(`${JSON.stringify({ type: 'raft:status', role: s.role, leader: s.leader, term: s.term, commit: s.commit, applied: s.applied, lastIndex: s.lastIndex, receipts: raft.replica.receiptCount, wire: peer.wireStats(), at: new Date().toISOString() })}\n`);
+    out(`${JSON.stringify({ type: 'raft:status', role: s.role, leader: s.leader, term: s.term, commit: s.commit, applied: s.applied, lastIndex: s.lastIndex, receipts: raft.replica.receiptCount, receiptSignatures: raft.replica.log.receiptSignatures, treeHeadSignatures: raft.replica.log.treeHeadSignatures, wire: peer.wireStats(), at: new Date().toISOString() })}\n`);
   }, RAFT_STATUS_EVERY_MS);
   timer.unref();
 }

@@ -52,10 +52,17 @@ export interface ReadOptions {
   readonly signal?: AbortSignal;
 }
 
+export interface ApplyOptions {
+  answering?: boolean;
+}
+
 export interface CommandOutcome {
   /** What this replica's state machine answered (a failed operator changed nothing). */
   readonly result: ApplyResult;
-  /** This replica's receipt of the execution; null when the command did not execute. */
+  /**
+   * This replica's receipt of the execution; null when the command did not execute. A replica
+   * with lazy receipts signs it when this is first read: read it only to use it.
+   */
   readonly receipt: Promise<Receipt> | null;
 }
 
@@ -79,8 +86,12 @@ export interface EngineStatus {
 
 /** What every engine's replica offers the engine: the applied state and nothing about order. */
 export interface ReplicaPort {
-  /** Applies one ordered command's bytes. */
-  apply(data: Uint8Array): CommandOutcome;
+  /**
+   * Applies one ordered command's bytes. `answering`: a caller on this member waits for this
+   * entry's outcome, so its receipt is signed in the append's batch (it is read at once);
+   * otherwise the replica may sign it lazily.
+   */
+  apply(data: Uint8Array, opts?: ApplyOptions): CommandOutcome;
   /** A readonly operator against the current state. */
   query(operator_id: string, inputs: Json): ApplyResult;
   /** Deterministic bytes of the state (equal states, equal bytes). */

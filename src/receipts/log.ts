@@ -1,18 +1,22 @@
 // The append-only receipt log on the Store interface, with its RFC 9162 Merkle tree.
 // Key layout (one byte prefix, big-endian integers so keys sort by number):
-//   'r' u64(index)            → receipt JSON                (the log)
+//   'r' u64(index)            → receipt JSON, signed, or unsigned (no `signature`) when lazy
 //   'i' utf8(receipt_id)      → u64(index)                  (lookup by id)
 //   'm' u8(level) u64(index)  → 32-byte subtree hash        (complete subtrees only)
-//   'h'                       → head JSON {size, last_hash, last_timestamp}
+//   'h'                       → head JSON {size, last_hash, last_timestamp, sth?}
 // Each append writes its receipt, id, new Merkle nodes and head in ONE atomic batch, so a
 // crash leaves the log at some acknowledged prefix. Concurrent appends are group-committed:
 // one durable batch (one fsync) for a group; the next group is signed while one is written.
-import { hexEncode, utf8Decode, utf8Encode, type Ed25519Signer } from '../crypto/index.ts';
+// The chain and the tree link receipt bodies (the receipt hash is over the unsigned bytes), so
+// an append may be lazy: stored unsigned, committed by a tree head signed once per batch, and
+// signed when first read (ed25519 is deterministic: the bytes equal eager signing). A signature
+// made on a read from disk is written back (without fsync: it can always be made again).
+import { crypto, hexEncode, utf8Decode, utf8Encode, type Ed25519Signer } from '../crypto/index.ts';
 import type { Json } from '../ico/types.ts';
 import type { BatchOp, Store } from '../store/types.ts';
 import { prefixedKey, readU64, u64, writeU64 } from '../store/keys.ts';
 import { consistencyPath, inclusionPath, leafHash, MerkleFrontier, type NodeReader } from './merkle.ts';
-import { GENESIS_HASH, receiptHashBytes, receiptOperation, signedReceipt, unsignedReceipt, type BuiltReceipt, type Receipt, type UnsignedReceipt } from './receipt.ts';
+import { GENESIS_HASH, receiptCanonicalBytes, receiptHashBytes, receiptOperation, signedReceipt, unsignedReceipt, type BuiltReceipt, type Receipt, type UnsignedReceipt } from './receipt.ts';
 import { signTreeHead, type InclusionProof, type SignedTreeHead } from './tree-head.ts';
 
 export { verifyTreeHead, type InclusionProof, type SignedTreeHead } from './tree-head.ts';
@@ -62,7 +66,22 @@ interface Head {
   size: number;
   last_hash: string;
   last_timestamp: number;
+  /** The tree head signed over this head when its batch held lazy appends. */
+  sth?: SignedTreeHead;
 }
+
+/** A durable append: its index, and its receipt when it was signed in the batch. */
+export interface Appended {
+  index: number;
+  receipt: Receipt | undefined;
+}
+
+/** Receipts signed on a read and kept in memory at most (each is also on disk). */
+export const MAX_SIGNED_CACHE = 4096;
+/** Lazy appends kept in memory unsigned at most, so the first read signs without a disk read. */
+export const MAX_UNSIGNED_CACHE = 4096;
+/** Receipts signed on a read from disk, written back in one batch at most. */
+export const MAX_WRITE_BACK_BATCH = 256;
 
 interface Pending {
   operator_id: string;
@@ -71,17 +90,24 @@ interface Pending {
   now: number;
   /** The caller's own writes, committed atomically with this receipt (keys outside r/i/m/h). */
   extra: readonly BatchOp[] | undefined;
-  resolve: (r: Receipt) => void;
+  /** Signed in the batch (true), or stored unsigned and signed when first read. */
+  sign: boolean;
+  resolve: (r: Appended) => void;
   reject: (e: unknown) => void;
 }
 
 /** A signed group, ready to be written as one atomic batch. */
 interface Batch {
   ops: BatchOp[];
-  members: Array<[Pending, Receipt]>;
+  members: Array<[Pending, Appended]>;
   /** The log's head and frontier once the batch is durable. */
   head: Head;
   frontier: MerkleFrontier;
+}
+
+/** The receipt hash of a receipt not signed yet: of the bytes its signature will cover. */
+function receiptHashOfUnsigned(u: UnsignedReceipt): Uint8Array {
+  return crypto.sha256(u.message);
 }
 
 /** A pending append's operation, or why it has none (it fails alone). */
@@ -129,6 +155,14 @@ export class ReceiptLog {
   /** Bumped when a batch fails: batches built before that on its state are void. */
   #epoch = 0;
   #idleWaiters: Array<() => void> = [];
+  /** Lazy appends not yet signed, by index (bounded by MAX_UNSIGNED_CACHE). */
+  readonly #unsigned = new Map<number, UnsignedReceipt>();
+  /** Receipts signed on a read, by index (bounded by MAX_SIGNED_CACHE). */
+  readonly #signed = new Map<number, Receipt>();
+  /** Reads signing a receipt right now: a second read of it waits for the same signature. */
+  readonly #signing = new Map<number, Promise<Receipt>>();
+  #receiptSignatures = 0;
+  #treeHeadSignatures = 0;
 
   private constructor(store: Store, opts: ReceiptLogOptions, head: Head, frontier: MerkleFrontier) {
     this.#store = store;
@@ -153,6 +187,21 @@ export class ReceiptLog {
     return new ReceiptLog(store, opts, head, new MerkleFrontier(head.size, nodes));
   }
 
+  /** Receipt signatures this log made (in batches and on reads) since it was opened. */
+  get receiptSignatures(): number {
+    return this.#receiptSignatures;
+  }
+
+  /** Tree heads signed per batch of lazy appends since it was opened (not those signedTreeHead() makes on request). */
+  get treeHeadSignatures(): number {
+    return this.#treeHeadSignatures;
+  }
+
+  /** The tree head signed with the last durable batch that held lazy appends, if any. */
+  get batchTreeHead(): SignedTreeHead | undefined {
+    return this.#durable.head.sth;
+  }
+
   /** Receipts durably in the log (appends still being written are not counted). */
   get size(): number {
     return this.#durable.head.size;
@@ -160,11 +209,30 @@ export class ReceiptLog {
 
   /** Appends one execution; resolves with the receipt once it is durable. */
   append(entry: { operator_id: string; inputs: Json; outputs: Json }, now: number = Date.now(), extra?: readonly BatchOp[]): Promise<Receipt> {
+    return this.#enqueue(entry, now, extra, true).then((a) => a.receipt ?? this.#mustGet(a.index));
+  }
+
+  /**
+   * Appends one execution without signing it: resolves with its index once it is durable
+   * (unsigned, chained and in the tree). Its batch carries one signed tree head over it; the
+   * receipt is signed when first read (get, getById, iterate, inclusionProof).
+   */
+  appendLazy(entry: { operator_id: string; inputs: Json; outputs: Json }, now: number = Date.now(), extra?: readonly BatchOp[]): Promise<number> {
+    return this.#enqueue(entry, now, extra, false).then((a) => a.index);
+  }
+
+  #enqueue(entry: { operator_id: string; inputs: Json; outputs: Json }, now: number, extra: readonly BatchOp[] | undefined, sign: boolean): Promise<Appended> {
     if (this.#queue.length >= MAX_QUEUED_APPENDS) return Promise.reject(new ReceiptLogError('RECEIPT_LOG_BUSY', `${MAX_QUEUED_APPENDS} appends already wait to be written`));
     return new Promise((resolve, reject) => {
-      this.#queue.push({ operator_id: entry.operator_id, inputs: entry.inputs, outputs: entry.outputs, now, extra, resolve, reject });
+      this.#queue.push({ operator_id: entry.operator_id, inputs: entry.inputs, outputs: entry.outputs, now, extra, sign, resolve, reject });
       this.#kick();
     });
+  }
+
+  async #mustGet(index: number): Promise<Receipt> {
+    const r = await this.get(index);
+    if (r === undefined) throw new ReceiptLogError('RECEIPT_LOG_CORRUPT', `receipt ${index} missing`);
+    return r;
   }
 
   /**
@@ -224,7 +292,8 @@ export class ReceiptLog {
    */
   async #sign(group: Pending[]): Promise<Batch> {
     const ops: BatchOp[] = [];
-    const members: Array<[Pending, Receipt]> = [];
+    const members: Array<[Pending, Appended]> = [];
+    let lazy = false;
     let head = this.#head;
     const frontier = new MerkleFrontier(this.#frontier.size, [...this.#frontier.nodes]);
     let next = operationOf(group[0]!);
@@ -237,29 +306,49 @@ export class ReceiptLog {
         if ('error' in operation) throw operation.error;
         // Timestamps never go backwards along the chain, whatever the wall clock does.
         unsigned = unsignedReceipt(operation, { index: head.size, prevHash: head.last_hash, signerId: this.peerId, now: Math.max(p.now, head.last_timestamp) });
-        signature = this.#signer.signAsync(unsigned.message);
+        if (p.sign) {
+          signature = this.#signer.signAsync(unsigned.message);
+          this.#receiptSignatures++;
+        }
       } catch (e) {
         p.reject(e);
       }
       // The next receipt's operation (JCS and hashes of its inputs and outputs) does not
       // depend on the chain: it is computed while this signature is being made.
       if (g + 1 < group.length) next = operationOf(group[g + 1]!);
-      if (unsigned === undefined || signature === undefined) continue;
-      let built: BuiltReceipt;
-      try {
-        built = signedReceipt(unsigned, await signature);
-      } catch (e) {
-        p.reject(e);
-        continue;
+      if (unsigned === undefined) continue;
+      let receipt: Receipt | undefined;
+      let bytes: Uint8Array;
+      let hash: Uint8Array;
+      if (signature !== undefined) {
+        let built: BuiltReceipt;
+        try {
+          built = signedReceipt(unsigned, await signature);
+        } catch (e) {
+          p.reject(e);
+          continue;
+        }
+        ({ receipt, bytes, hash } = built);
+      } else {
+        // Stored unsigned: the canonical JSON without `signature`, exactly the bytes it signs.
+        bytes = unsigned.message;
+        hash = receiptHashOfUnsigned(unsigned);
+        lazy = true;
       }
-      const { receipt, bytes, hash } = built;
+      const index = head.size;
       // The stored value is the receipt's canonical JSON (any JSON reader parses it).
-      ops.push({ type: 'put', key: keys.receipt(head.size), value: bytes });
-      ops.push({ type: 'put', key: keys.id(receipt.receipt_id), value: u64(head.size) });
-      for (const [level, index, node] of frontier.append(leafHash(hash))) ops.push({ type: 'put', key: keys.node(level, index), value: node });
-      head = { size: head.size + 1, last_hash: `sha256:${hexEncode(hash)}`, last_timestamp: Date.parse(receipt.timestamp) };
+      ops.push({ type: 'put', key: keys.receipt(index), value: bytes });
+      ops.push({ type: 'put', key: keys.id(unsigned.receipt_id), value: u64(index) });
+      for (const [level, i, node] of frontier.append(leafHash(hash))) ops.push({ type: 'put', key: keys.node(level, i), value: node });
+      head = { size: index + 1, last_hash: `sha256:${hexEncode(hash)}`, last_timestamp: Date.parse(unsigned.body.timestamp) };
       if (p.extra !== undefined) ops.push(...p.extra);
-      members.push([p, receipt]);
+      if (receipt === undefined) this.#keepUnsigned(index, unsigned);
+      members.push([p, { index, receipt }]);
+    }
+    if (lazy) {
+      // One signature commits every receipt of the batch (and the whole log before it).
+      head.sth = signTreeHead(head.size, `sha256:${hexEncode(frontier.root())}`, head.last_timestamp, this.#signer, this.peerId);
+      this.#treeHeadSignatures++;
     }
     ops.push({ type: 'put', key: keys.head(), value: utf8Encode(JSON.stringify(head)) });
     return { ops, members, head, frontier };
@@ -291,7 +380,10 @@ export class ReceiptLog {
         for (const [p, r] of members) p.resolve(r);
       },
       (e: unknown) => {
-        for (const [p] of members) p.reject(e);
+        for (const [p, a] of members) {
+          this.#unsigned.delete(a.index);
+          p.reject(e);
+        }
       },
     ).finally(() => {
       this.#inFlight--;
@@ -315,9 +407,66 @@ export class ReceiptLog {
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
+  /** The durable receipt at `index`, signed (a lazy one is signed now, once). */
   async get(index: number): Promise<Receipt | undefined> {
+    if (!Number.isSafeInteger(index) || index < 0 || index >= this.size) return undefined;
+    const cached = this.#signed.get(index);
+    if (cached !== undefined) return cached;
+    const u = this.#unsigned.get(index);
+    if (u !== undefined) return this.#signOnRead(index, u);
     const raw = await this.#store.get(keys.receipt(index));
-    return raw === undefined ? undefined : (JSON.parse(utf8Decode(raw)) as Receipt);
+    if (raw === undefined) return undefined;
+    const write: Array<[number, Receipt]> = [];
+    const r = await this.#fromDisk(index, raw, write);
+    await this.#writeBack(write);
+    return r;
+  }
+
+  /** A stored receipt, signed: as stored, or signed now and queued on `write` for write-back. */
+  async #fromDisk(index: number, raw: Uint8Array, write: Array<[number, Receipt]>): Promise<Receipt> {
+    const value = JSON.parse(utf8Decode(raw)) as Receipt | Omit<Receipt, 'signature'>;
+    if ('signature' in value) return value;
+    const cached = this.#signed.get(index);
+    if (cached !== undefined) return cached;
+    const u = unsignedReceipt(value.operation, { index: value.index, prevHash: value.prev_receipt_hash, signerId: value.signer, now: Date.parse(value.timestamp) });
+    if (u.receipt_id !== value.receipt_id) throw new ReceiptLogError('RECEIPT_LOG_CORRUPT', `receipt ${index} does not match its id`);
+    const r = await this.#signOnRead(index, u);
+    write.push([index, r]);
+    return r;
+  }
+
+  /** Signs a lazy receipt once however many reads ask for it at the same time. */
+  #signOnRead(index: number, u: UnsignedReceipt): Promise<Receipt> {
+    let p = this.#signing.get(index);
+    if (p !== undefined) return p;
+    this.#receiptSignatures++;
+    p = this.#signer.signAsync(u.message).then((sig) => {
+      const r = signedReceipt(u, sig).receipt;
+      this.#unsigned.delete(index);
+      this.#cacheSigned(index, r);
+      return r;
+    });
+    p.finally(() => this.#signing.delete(index)).catch(() => undefined);
+    this.#signing.set(index, p);
+    return p;
+  }
+
+  /** Writes receipts signed on a read back in place of their unsigned form (not fsynced: re-signing gives the same bytes). */
+  async #writeBack(write: Array<[number, Receipt]>): Promise<void> {
+    if (write.length === 0) return;
+    const ops: BatchOp[] = write.map(([index, r]) => ({ type: 'put', key: keys.receipt(index), value: receiptCanonicalBytes(r) }));
+    write.length = 0;
+    await this.#store.batch(ops, { sync: false });
+  }
+
+  #keepUnsigned(index: number, u: UnsignedReceipt): void {
+    this.#unsigned.set(index, u);
+    if (this.#unsigned.size > MAX_UNSIGNED_CACHE) this.#unsigned.delete(this.#unsigned.keys().next().value as number);
+  }
+
+  #cacheSigned(index: number, r: Receipt): void {
+    this.#signed.set(index, r);
+    if (this.#signed.size > MAX_SIGNED_CACHE) this.#signed.delete(this.#signed.keys().next().value as number);
   }
 
   async indexOf(receiptId: string): Promise<number | undefined> {
@@ -332,8 +481,16 @@ export class ReceiptLog {
 
   /** Receipts in index order from `from`, streamed from the store. */
   async *iterate(from = 0): AsyncIterable<Receipt> {
-    for await (const [, value] of this.#store.range({ gte: keys.receipt(from), lt: key('r', new Uint8Array(8).fill(0xff)) })) {
-      yield JSON.parse(utf8Decode(value)) as Receipt;
+    const write: Array<[number, Receipt]> = [];
+    try {
+      for await (const [k, value] of this.#store.range({ gte: keys.receipt(from), lt: key('r', new Uint8Array(8).fill(0xff)) })) {
+        const index = readU64(k.subarray(1));
+        if (index >= this.size) break;
+        yield await this.#fromDisk(index, value, write);
+        if (write.length >= MAX_WRITE_BACK_BATCH) await this.#writeBack(write);
+      }
+    } finally {
+      await this.#writeBack(write);
     }
   }
 

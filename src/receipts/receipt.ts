@@ -2,8 +2,11 @@
 // ed25519 key, chained by hash, and verified by the seed's five steps. Rules:
 //   receipt_id        = "receipt_" + hex SHA-256(JCS(receipt without receipt_id and signature))
 //   signature         = ed25519 over JCS(receipt without signature), base64url
-//   receipt hash      = SHA-256(JCS(full receipt)), as `sha256:<hex>`; the next receipt's
-//                       prev_receipt_hash, and (raw bytes) the Merkle leaf data
+//   receipt hash      = SHA-256(JCS(receipt without signature)), i.e. of the bytes the
+//                       signature covers, as `sha256:<hex>`; the next receipt's
+//                       prev_receipt_hash, and (raw bytes) the Merkle leaf data. The chain
+//                       and the tree link receipt bodies, not signatures, so a replica can
+//                       append, chain and commit a receipt before (or without) signing it.
 //   genesis prev hash = "sha256:" + 64 zeros
 //   inputs_hash / outputs_hash = SHA-256(JCS(inputs / outputs))
 import { base64urlDecode, base64urlEncode, crypto, digestJson, hexEncode, isDigest, publicKeyFromPeerId, type Ed25519Signer } from '../crypto/index.ts';
@@ -83,11 +86,16 @@ export function receiptCanonicalBytes(r: ReceiptBody & { receipt_id?: string; si
   return encoder.encode(text + canonicalTail(r));
 }
 
-export function receiptHashBytes(receipt: Receipt): Uint8Array {
-  return crypto.sha256(receiptCanonicalBytes(receipt));
+/** The receipt hash: SHA-256 of the JCS bytes of the receipt without `signature` (what the signature covers). */
+export function receiptHashBytes(receipt: ReceiptBody & { receipt_id: string }): Uint8Array {
+  return crypto.sha256(receiptCanonicalBytes({ ...receiptBodyOf(receipt), receipt_id: receipt.receipt_id }));
 }
 
-export function receiptHash(receipt: Receipt): string {
+function receiptBodyOf(r: ReceiptBody): ReceiptBody {
+  return { timestamp: r.timestamp, operation: r.operation, prev_receipt_hash: r.prev_receipt_hash, signer: r.signer, index: r.index };
+}
+
+export function receiptHash(receipt: ReceiptBody & { receipt_id: string }): string {
   return `sha256:${hexEncode(receiptHashBytes(receipt))}`;
 }
 
@@ -102,7 +110,7 @@ export interface BuildInput {
   now: number;
 }
 
-/** A new receipt with its canonical bytes (valid JSON: what a log stores) and its hash. */
+/** A new receipt with its canonical bytes (valid JSON: what a log stores) and its hash (of the unsigned bytes). */
 export interface BuiltReceipt {
   receipt: Receipt;
   bytes: Uint8Array;
@@ -150,7 +158,7 @@ export function unsignedReceipt(operation: Receipt['operation'], at: Placement):
 export function signedReceipt(u: UnsignedReceipt, signatureBytes: Uint8Array): BuiltReceipt {
   const signature = base64urlEncode(signatureBytes);
   const bytes = encoder.encode(`${u.withId},"signature":"${signature}"${u.tail}`);
-  return { receipt: { receipt_id: u.receipt_id, ...u.body, signature }, bytes, hash: crypto.sha256(bytes) };
+  return { receipt: { receipt_id: u.receipt_id, ...u.body, signature }, bytes, hash: crypto.sha256(u.message) };
 }
 
 /** Builds and signs a receipt with the signer's synchronous form (ReceiptLog signs with the asynchronous one). */
@@ -237,7 +245,7 @@ export function prepareReceipt(receipt: Receipt): { problem: string } | { check:
     message = encoder.encode(head + idField + tail);
   }
   if (`receipt_${hexEncode(crypto.sha256(idText))}` !== receipt.receipt_id) return { problem: 'receipt_id does not match the receipt content' };
-  return { check: { publicKey, message, signature }, hash: crypto.sha256(bytes) };
+  return { check: { publicKey, message, signature }, hash: crypto.sha256(message) };
 }
 
 /** Step 1 (synchronous): the shape-checked receipt's id matches its content, and the signer signed it. */

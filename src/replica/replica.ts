@@ -1,7 +1,10 @@
 // One replica of the replicated state, shared by every consensus engine: the operator state
 // machine plus this peer's own signed receipt log. Every execution (ordinal k) gets one
 // receipt, appended in ordinal order, so the receipt for ordinal k sits at log index
-// k - offset. `offset` grows only when the replica jumps ahead by installing a snapshot (the
+// k - offset. By default receipts are lazy: appended unsigned (chained, in the tree, a tree
+// head signed per batch) and signed when something first reads an outcome's or execution's
+// `receipt` (the member answering the client, a lookup, an export, a stream), so a replica
+// that answers nobody signs no receipt per write. `offset` grows only when the replica jumps ahead by installing a snapshot (the
 // executions inside it were receipted by the replicas that ran them); it is persisted with the
 // log. Re-applying entries after a restart finds their receipts already there and appends
 // nothing twice. Keys beside the ReceiptLog's ('r','i','m','h'): 'Qoffset', and with
@@ -10,7 +13,7 @@
 // the owner its engine passes for one without a session; only the owner sees its outputs.
 import type { Ed25519Signer } from '../crypto/index.ts';
 import { utf8Decode, utf8Encode } from '../crypto/index.ts';
-import type { CommandOutcome, ReplicaPort } from '../consensus/engine.ts';
+import type { ApplyOptions, CommandOutcome, ReplicaPort } from '../consensus/engine.ts';
 import type { Json } from '../ico/types.ts';
 import { ReceiptLog } from '../receipts/log.ts';
 import type { Receipt } from '../receipts/receipt.ts';
@@ -49,7 +52,14 @@ export interface Execution {
   outputs: Json;
   /** Who asked for it (an API principal), when known. */
   owner: string | undefined;
-  receipt: Promise<Receipt>;
+  /** This replica's receipt; a lazy one is signed when this is first read. */
+  readonly receipt: Promise<Receipt>;
+}
+
+/** Memoizes a receipt made on first use (the signature of a lazy receipt is made once). */
+function once(make: () => Promise<Receipt>): () => Promise<Receipt> {
+  let p: Promise<Receipt> | undefined;
+  return () => (p ??= make());
 }
 
 export type ExecutionListener = (e: Execution) => void;
@@ -71,6 +81,12 @@ export interface ReplicaOptions {
   storeOutputs?: boolean;
   /** Recent executions kept in memory (default RECENT_EXECUTIONS). */
   recentExecutions?: number;
+  /**
+   * 'lazy' (default): receipts are signed when first read, so only the member that answers a
+   * client signs on the way to the answer. 'eager': signed in the append's batch (the
+   * single-node engine, which answers every write).
+   */
+  receiptSigning?: 'eager' | 'lazy';
 }
 
 export class Replica implements ReplicaPort {
@@ -81,6 +97,7 @@ export class Replica implements ReplicaPort {
   readonly #storeOutputs: boolean;
   readonly #syncReceipts: boolean;
   readonly #recentMax: number;
+  readonly #eager: boolean;
   #sm: StateMachine;
   #offset: number;
   readonly #recent = new Map<number, Execution>();
@@ -99,6 +116,7 @@ export class Replica implements ReplicaPort {
     this.#storeOutputs = opts.storeOutputs ?? false;
     this.#syncReceipts = opts.syncReceipts ?? false;
     this.#recentMax = opts.recentExecutions ?? RECENT_EXECUTIONS;
+    this.#eager = opts.receiptSigning === 'eager';
     this.#count = log.size;
   }
 
@@ -129,30 +147,35 @@ export class Replica implements ReplicaPort {
   }
 
   /** Applies one ordered entry's data (a Command's bytes). Receipts are appended in order. */
-  apply(data: Uint8Array): CommandOutcome {
+  apply(data: Uint8Array, opts: ApplyOptions = {}): CommandOutcome {
     const cmd = decodeCommand(data);
     if (cmd instanceof StateMachineError) return { result: { ok: false, code: 'INVALID_COMMAND', message: cmd.message }, receipt: null };
-    return this.execute(cmd);
+    return this.execute(cmd, undefined, cmd.session?.client, opts.answering === true);
   }
 
   /**
    * Applies a decoded command. `extra(ordinal)` are the caller's own writes for a new execution,
    * committed atomically with its receipt (the single-node engine keeps its command log so).
    * `owner` names who asked when the command has no session (whose client it would be).
+   * `answering`: a caller here waits for the receipt, so it is signed in the append's batch.
    */
-  execute(cmd: Command, extra?: (ordinal: number) => readonly BatchOp[], owner: string | undefined = cmd.session?.client): CommandOutcome {
+  execute(cmd: Command, extra?: (ordinal: number) => readonly BatchOp[], owner: string | undefined = cmd.session?.client, answering = false): CommandOutcome {
     const result = this.#sm.apply(cmd);
     if (!result.ok) return { result, receipt: null };
     if (result.replayed) {
-      const first = this.receiptFor(result.ordinal);
-      first.catch(() => undefined);
-      return { result, receipt: first };
+      const first = once(() => this.receiptFor(result.ordinal));
+      return {
+        result,
+        get receipt() {
+          return first();
+        },
+      };
     }
     const index = result.ordinal - this.#offset;
-    let receipt: Promise<Receipt>;
+    let receipt: () => Promise<Receipt>;
     if (index < this.#count) {
       // Replayed after a restart: this execution's receipt is already in the log.
-      receipt = this.log.get(index).then((r) => r ?? Promise.reject(new Error(`receipt ${index} missing`)));
+      receipt = once(() => this.log.get(index).then((r) => r ?? Promise.reject(new Error(`receipt ${index} missing`))));
     } else {
       if (index !== this.#count) throw new Error(`replica: execution ${result.ordinal} would land at receipt ${index}, log has ${this.#count}`);
       this.#count++;
@@ -161,14 +184,35 @@ export class Replica implements ReplicaPort {
         ops.push({ type: 'put', key: replicaKeys.outputs(index), value: utf8Encode(JSON.stringify(result.outputs)) });
         if (owner !== undefined) ops.push({ type: 'put', key: replicaKeys.owner(index), value: utf8Encode(owner) });
       }
-      receipt = this.log.append({ operator_id: cmd.operator_id, inputs: cmd.inputs, outputs: result.outputs }, result.timestamp, ops.length > 0 ? ops : undefined);
-      this.#lastReceipt = receipt.catch(() => undefined);
+      const entry = { operator_id: cmd.operator_id, inputs: cmd.inputs, outputs: result.outputs };
+      const extraOps = ops.length > 0 ? ops : undefined;
+      if (this.#eager || answering) {
+        const signed = this.log.append(entry, result.timestamp, extraOps);
+        this.#lastReceipt = signed.catch(() => undefined);
+        receipt = () => signed;
+      } else {
+        const appended = this.log.appendLazy(entry, result.timestamp, extraOps);
+        this.#lastReceipt = appended.catch(() => undefined);
+        receipt = once(() => appended.then((i) => this.log.get(i)).then((r) => r ?? Promise.reject(new Error(`receipt ${index} missing`))));
+      }
     }
-    receipt.catch(() => undefined);
-    const e: Execution = { ordinal: result.ordinal, operator_id: cmd.operator_id, outputs: result.outputs, owner, receipt };
+    const e: Execution = {
+      ordinal: result.ordinal,
+      operator_id: cmd.operator_id,
+      outputs: result.outputs,
+      owner,
+      get receipt() {
+        return receipt();
+      },
+    };
     this.#remember(e);
     for (const l of this.#listeners) l(e);
-    return { result, receipt };
+    return {
+      result,
+      get receipt() {
+        return receipt();
+      },
+    };
   }
 
   /** A readonly operator against the current state. */

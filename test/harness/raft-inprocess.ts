@@ -7,7 +7,8 @@ import { RaftRuntime } from '../../src/consensus/raft/runtime/runtime.ts';
 import { crypto, peerIdFromPublicKeyBytes } from '../../src/crypto/index.ts';
 import type { JsonObject } from '../../src/ico/types.ts';
 import { silentLogger } from '../../src/log/logger.ts';
-import { Replica } from '../../src/replica/replica.ts';
+import { mustSyncReceipts, Replica } from '../../src/replica/replica.ts';
+import type { Store } from '../../src/store/types.ts';
 import { MemoryStore } from '../../src/store/memory.ts';
 
 type Handler = (from: string, payload: JsonObject) => void;
@@ -19,7 +20,17 @@ export interface InProcessCluster {
   close(): Promise<void>;
 }
 
-export async function startInProcessCluster(opts: { voters: number; learners?: number; tickMs?: number; leaseReads?: boolean }): Promise<InProcessCluster> {
+export interface InProcessOptions {
+  voters: number;
+  learners?: number;
+  tickMs?: number;
+  leaseReads?: boolean;
+  receiptSigning?: 'eager' | 'lazy';
+  /** Each member's Raft log store and receipt store (default: memory stores); learners' receipts are fsynced as in production. */
+  store?: (member: number, part: 'log' | 'receipts') => Promise<Store>;
+}
+
+export async function startInProcessCluster(opts: InProcessOptions): Promise<InProcessCluster> {
   const handlers = new Map<string, Handler>();
   const transport = (self: string): EngineTransport => ({
     send(to, payload) {
@@ -40,8 +51,10 @@ export async function startInProcessCluster(opts: { voters: number; learners?: n
   const learners = ids.slice(opts.voters);
   const members: RaftRuntime<Replica>[] = [];
   for (const [i, id] of ids.entries()) {
-    const replica = await Replica.open({ store: new MemoryStore(), signer: signers[i]!, peerId: id });
-    const rt = await RaftRuntime.open({ id, transport: transport(id), store: new MemoryStore(), replica, bootstrap: { voters, learners }, tickMs: opts.tickMs ?? DEFAULT_TICK_MS, ...(opts.leaseReads === false ? { leaseReads: false } : {}), logger: silentLogger() });
+    const store = (part: 'log' | 'receipts'): Promise<Store> => opts.store?.(i, part) ?? Promise.resolve(new MemoryStore());
+    const learner = i >= opts.voters;
+    const replica = await Replica.open({ store: await store('receipts'), signer: signers[i]!, peerId: id, syncReceipts: mustSyncReceipts(!learner), ...(opts.receiptSigning !== undefined ? { receiptSigning: opts.receiptSigning } : {}) });
+    const rt = await RaftRuntime.open({ id, transport: transport(id), store: await store('log'), syncWhileLearner: false, replica, bootstrap: { voters, learners }, tickMs: opts.tickMs ?? DEFAULT_TICK_MS, ...(opts.leaseReads === false ? { leaseReads: false } : {}), logger: silentLogger() });
     members.push(rt);
   }
   for (const m of members) await m.start();

@@ -215,6 +215,35 @@ test('reopen (memory): state, receipts and idempotency survive, from snapshot pl
   await b2.close();
 });
 
+test('snapshots of a growing state come no more often than every (state bytes / SNAPSHOT_BYTES_PER_EXECUTION) executions, and a reopen still rebuilds it', async () => {
+  const store = new MemoryStore();
+  let headers = 0;
+  const header = Buffer.from(singleKeys.snapshotHeader());
+  const counting: Store = {
+    get: (k) => store.get(k),
+    put: (k, v) => {
+      if (header.equals(k)) headers++;
+      return store.put(k, v);
+    },
+    delete: (k) => store.delete(k),
+    range: (o) => store.range(o),
+    batch: (ops) => store.batch(ops),
+    close: () => store.close(),
+  };
+  const b = await open(counting, { snapshotEvery: 4 });
+  const value = 'x'.repeat(1024);
+  const WRITES = 200;
+  for (let i = 0; i < WRITES; i++) await exec(b, 'kv.put', { key: `k${i}`, value });
+  await b.close();
+  // A fixed cadence of 4 would write 50 snapshots; the state grows by ~1 KiB per write, so the
+  // interval doubles from one snapshot to the next: 4, 8, 16, ... (7 or so).
+  assert.ok(headers >= 3 && headers <= 12, `${headers} snapshots for ${WRITES} writes`);
+  const b2 = await open(store.reopen(), { snapshotEvery: 4 });
+  assert.equal(b2.cluster().applied_index, WRITES);
+  assert.deepEqual((await exec(b2, 'kv.get', { key: `k${WRITES - 1}` }, { read: 'linearizable' })).outputs, { found: true, value });
+  await b2.close();
+});
+
 test('reopen (LevelDB on disk): state and idempotency survive a restart', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'hypersync-local-backend-'));
   try {

@@ -37,7 +37,10 @@ test('receipts carry the seed fields plus signer and index, chained from genesis
   assert.equal(r0.operation.type, 'operator_execution');
   assert.equal(r0.operation.inputs_hash, digestJson({ k: 0 }));
   assert.equal(r0.signer, peerId);
-  assert.equal(receipts[1]!.prev_receipt_hash, digestJson(r0));
+  // The link is over the receipt without its signature: exactly the bytes the signature covers.
+  const { signature: _signature, ...body } = r0;
+  assert.equal(receipts[1]!.prev_receipt_hash, digestJson(body));
+  assert.notEqual(receipts[1]!.prev_receipt_hash, digestJson(r0));
   assert.match(r0.receipt_id, /^receipt_[0-9a-f]{64}$/);
 });
 

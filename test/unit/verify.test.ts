@@ -154,8 +154,9 @@ test('proof bundles: a receipt in its signed tree verifies; every part altered f
     ['tree head root altered', { ...bundle, tree_head: { ...sth, root: `sha256:${'0'.repeat(64)}` } }, 'INCLUSION_PROOF_INVALID'],
     ['tree head signature altered', { ...bundle, tree_head: { ...sth, signature: flip(sth.signature) } }, 'TREE_HEAD_SIGNATURE_INVALID'],
     ['tree head timestamp altered', { ...bundle, tree_head: { ...sth, timestamp: '2030-01-01T00:00:00.000Z' } }, 'TREE_HEAD_SIGNATURE_INVALID'],
-    // The leaf hash covers the signature, so the proof's leaf_hash no longer matches the receipt.
-    ['receipt signature altered', { ...bundle, receipt: { ...bundle.receipt, signature: flip(bundle.receipt.signature) } }, 'PROOF_MISMATCH'],
+    // The leaf hash covers the receipt without its signature (the chain links bodies), so the
+    // proof still matches and the receipt's own step 1 catches the altered signature.
+    ['receipt signature altered', { ...bundle, receipt: { ...bundle.receipt, signature: flip(bundle.receipt.signature) } }, 'RECEIPT_SIGNATURE_INVALID'],
     ['receipt field altered', { ...bundle, receipt: { ...bundle.receipt, timestamp: '2030-01-01T00:00:00.000Z' } }, 'RECEIPT_SIGNATURE_INVALID'],
     ['path too long', { ...bundle, proof: { ...bundle.proof, path: Array(65).fill('0'.repeat(64)) } }, 'PROOF_MALFORMED'],
     ['path not hex', { ...bundle, proof: { ...bundle.proof, path: ['zz'] } }, 'PROOF_MALFORMED'],

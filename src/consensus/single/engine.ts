@@ -20,8 +20,15 @@ import { prefixedKey, readU64, u64 } from '../../store/keys.ts';
 import { MAX_BATCH_OPS, type BatchOp, type Store } from '../../store/types.ts';
 import { abortError, InvalidCommandError, onAbort, UnavailableError, type CommandOutcome, type Consensus, type EngineMember, type EngineStatus, type ReadOptions, type SubmitCommand, type SubmitOptions } from '../engine.ts';
 
-/** A state machine snapshot is persisted after every this many executions. */
+/** A state machine snapshot is persisted after every this many executions at least. */
 export const SNAPSHOT_EVERY = 1000;
+/**
+ * ...and no more often than every (last snapshot's bytes / this) executions: a snapshot
+ * serializes and writes the whole state, so a fixed interval costs each execution more the
+ * larger the state grows; this bounds the snapshot bytes per execution instead (and the
+ * commands re-run on open stay proportional to the state, as loading it is).
+ */
+export const SNAPSHOT_BYTES_PER_EXECUTION = 1024;
 /** Snapshot chunk size: well below the store's 4 MiB value limit. */
 export const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
 /** Chunks written per batch (bounds one batch at 8 MiB, under the store's 32 MiB). */
@@ -97,6 +104,8 @@ export class SingleEngine implements Consensus<Replica> {
   #lastTimestamp = 0;
   #snapshotTail: Promise<void> = Promise.resolve();
   #snapshotOrdinal: number;
+  /** Ordinal whose execution takes the next snapshot. */
+  #nextSnapshotAt: number;
   readonly #inflight = new Set<Promise<unknown>>();
   /** Set when persistence failed: memory is then ahead of disk, so nothing more is accepted. */
   #failed: Error | null = null;
@@ -111,6 +120,7 @@ export class SingleEngine implements Consensus<Replica> {
     this.#snapshotEvery = opts.snapshotEvery ?? SNAPSHOT_EVERY;
     this.#next = replica.ordinal;
     this.#snapshotOrdinal = snapshotOrdinal;
+    this.#nextSnapshotAt = snapshotOrdinal + this.#snapshotEvery - 1;
   }
 
   static async open(opts: SingleEngineOptions): Promise<SingleEngine> {
@@ -123,6 +133,9 @@ export class SingleEngine implements Consensus<Replica> {
       ...(opts.registry !== undefined ? { registry: opts.registry } : {}),
       ...(opts.sessions !== undefined ? { sessions: opts.sessions } : {}),
       syncReceipts: true,
+      // It answers every write it applies: signing in the append's batch costs the same one
+      // signature and no extra read.
+      receiptSigning: 'eager',
       storeOutputs: true,
       recentExecutions: SINGLE_RECENT_EXECUTIONS,
     });
@@ -208,7 +221,11 @@ export class SingleEngine implements Consensus<Replica> {
     const outcome = this.replica.execute(command, (ordinal) => {
       if (ordinal !== this.#next) throw this.#fail(new SingleEngineError('INVARIANT', `execution got ordinal ${ordinal}, expected ${this.#next}`));
       this.#next++;
-      if ((ordinal + 1) % this.#snapshotEvery === 0) snapshot = this.replica.snapshot();
+      if (ordinal >= this.#nextSnapshotAt) {
+        const taken = this.replica.snapshot();
+        snapshot = taken;
+        this.#nextSnapshotAt = ordinal + Math.max(this.#snapshotEvery, Math.ceil(taken.length / SNAPSHOT_BYTES_PER_EXECUTION));
+      }
       return [{ type: 'put', key: singleKeys.command(ordinal), value: encoded }];
     }, owner);
     const r = outcome.result;

@@ -271,6 +271,11 @@ export class ClientCommands {
   }
 
   /** This replica applied entry (index, term); `outcome` is null for entries without a command. */
+  /** Whether a caller on this member waits for the entry at `index`. */
+  waiting(index: number): boolean {
+    return this.#waiters.has(index);
+  }
+
   onApplied(index: number, term: number, outcome: CommandOutcome | null): void {
     this.#appliedTerms.set(index, { term, outcome });
     if (this.#appliedTerms.size > APPLIED_MEMORY) this.#appliedTerms.delete(this.#appliedTerms.keys().next().value as number);

@@ -425,7 +425,8 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
     if (e.type === 'confChange') {
       this.#log.info({ change: decodeConfChange(e.data), index: e.index }, 'membership change applied');
     } else if (e.data.length > 0) {
-      outcome = this.replica.apply(e.data);
+      // The member a caller waits on signs that receipt in its batch; the others sign lazily.
+      outcome = this.replica.apply(e.data, { answering: this.#commands.waiting(e.index) });
     }
     this.#commands.onApplied(e.index, e.term, outcome);
     this.#onApplied?.(e);
