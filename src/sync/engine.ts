@@ -12,13 +12,15 @@ import type { Json, JsonObject } from '../ico/types.ts';
 import type { DocRecord } from './record.ts';
 import { MAX_APPLY_RECORDS, type DocStore, type VersionVector } from './docstore.ts';
 import { SyncAbortedError, SyncError, type SyncErrorCode } from './errors.ts';
+import { payloadBytes } from '../ico/frame.ts';
+import { decodeBinarySyncMessage, encodeBinarySyncMessage, hasBinaryForm, isBinarySyncMessage, MAX_RANGE_PART_BYTES } from './binary.ts';
 import { ByteWriter } from './varint.ts';
 import { DEFAULT_WIRE_LANES, RangeReconciler, type RangeStep } from './reconcile.ts';
 import { LANES } from './itemset.ts';
 import { parseRecord, verifyRecord } from './record.ts';
 import { parseLogPart, parseTreeHead, type ReceiptMirror } from './receipt-mirror.ts';
 import {
-  decodeSyncMessage, encodeRoot, encodeSyncMessage, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_RANGE_MESSAGE_BYTES, MAX_RANGE_PART_CHARS,
+  decodeSyncMessage, encodeRoot, encodeSyncMessage, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_RANGE_MESSAGE_BYTES,
   rootsEqual, type RootSummary, type SyncMessage, type SyncMode,
 } from './wire.ts';
 
@@ -36,8 +38,11 @@ export const MIN_VECTOR_CAP = 256;
 export const MAX_LIVE_RECORDS = 64;
 
 export interface SyncTransport {
-  send(peer: string, payload: JsonObject): Promise<void>;
+  /** A JSON payload, or the bytes of a binary session message (only where binary() said yes). */
+  send(peer: string, payload: JsonObject | Uint8Array): Promise<void>;
   broadcast(payload: JsonObject): Promise<void>;
+  /** True when session messages to `peer` may take their binary form (both sides negotiated it). */
+  binary?(peer: string): boolean;
 }
 
 export type SessionPhase = 'exchange' | 'transfer' | 'verify' | 'done' | 'failed';
@@ -108,7 +113,7 @@ function hexKey(id: Uint8Array): string {
   return s;
 }
 
-function payloadBytes(p: JsonObject): number {
+function jsonBytes(p: JsonObject): number {
   return JSON.stringify(p).length;
 }
 
@@ -242,9 +247,24 @@ export class SyncEngine {
     return encodeRoot(this.docs.items.fingerprint(0, 0));
   }
 
-  #send(s: Session, m: SyncMessage): void {
+  /** The message in the form `peer` negotiated: binary where both sides speak it, else JSON. */
+  #encodeFor(peer: string, m: SyncMessage): { payload: JsonObject | Uint8Array; bytes: number } {
+    if (hasBinaryForm(m) && this.#transport.binary?.(peer) === true) {
+      const payload = encodeBinarySyncMessage(m);
+      return { payload, bytes: payload.length };
+    }
     const payload = encodeSyncMessage(m);
-    s.progress.bytesOut += payloadBytes(payload);
+    return { payload, bytes: jsonBytes(payload) };
+  }
+
+  /** Sends a message outside a session's accounting (answers to closed or refused sessions). */
+  #sendLoose(peer: string, m: SyncMessage): void {
+    void this.#transport.send(peer, this.#encodeFor(peer, m).payload).catch(() => undefined);
+  }
+
+  #send(s: Session, m: SyncMessage): void {
+    const { payload, bytes } = this.#encodeFor(s.progress.peer, m);
+    s.progress.bytesOut += bytes;
     if (m.k !== 'recs' && m.k !== 'ack') s.progress.rounds++;
     this.#transport.send(s.progress.peer, payload).catch((e: unknown) => {
       this.#fail(s, new SyncAbortedError(`cannot reach ${s.progress.peer}: ${(e as Error).message}`), false);
@@ -253,13 +273,18 @@ export class SyncEngine {
 
   // --- both roles -----------------------------------------------------------------------
 
-  /** Feeds one STATE_SYNC payload from `from` (the authenticated sender). Never throws. */
-  receive(from: string, payload: JsonObject): Promise<void> {
-    // STATE_SYNC payloads without a kind are not addressed to this protocol (apps may send their own).
-    if (payload['k'] === undefined) return Promise.resolve();
+  /**
+   * Feeds one STATE_SYNC payload from `from` (the authenticated sender): its JSON form, and
+   * its raw bytes when it is a bytes payload (else they are read from the `$bytes` JSON form).
+   * Never throws.
+   */
+  receive(from: string, payload: JsonObject, raw?: Uint8Array): Promise<void> {
+    const bytes = raw ?? payloadBytes(payload);
+    // Payloads without a kind (or bytes without our magic) are not addressed to this protocol (apps may send their own).
+    if (bytes === undefined ? payload['k'] === undefined : !isBinarySyncMessage(bytes)) return Promise.resolve();
     let m: SyncMessage;
     try {
-      m = decodeSyncMessage(payload);
+      m = bytes !== undefined ? decodeBinarySyncMessage(bytes) : decodeSyncMessage(payload);
     } catch (e) {
       this.#emit({ type: 'rejected', peer: from, code: (e as SyncError).code ?? 'SYNC_MALFORMED', reason: (e as Error).message });
       return Promise.resolve();
@@ -271,7 +296,7 @@ export class SyncEngine {
     if (s === undefined) {
       if (m.k === 'open') {
         if (this.#sessions.size >= MAX_SESSIONS) {
-          void this.#transport.send(from, encodeSyncMessage({ k: 'err', sid: m.sid, code: 'SYNC_LIMIT', message: 'too many sync sessions' })).catch(() => undefined);
+          this.#sendLoose(from, { k: 'err', sid: m.sid, code: 'SYNC_LIMIT', message: 'too many sync sessions' });
           return Promise.resolve();
         }
         s = this.#session(m.sid, from, 'responder', 1);
@@ -286,7 +311,7 @@ export class SyncEngine {
       }
     }
     const session = s;
-    session.progress.bytesIn += payloadBytes(payload);
+    session.progress.bytesIn += bytes !== undefined ? bytes.length : jsonBytes(payload);
     session.lastActivity = this.#now();
     session.chain = session.chain.then(() => this.#handle(session, m)).catch((e: unknown) => {
       this.#fail(session, e instanceof Error ? e : new Error(String(e)), true);
@@ -299,7 +324,7 @@ export class SyncEngine {
    * while its CHECK already waited behind that FIN: the answer needs no session.
    */
   #answerClosedCheck(peer: string, sid: string): void {
-    void this.#transport.send(peer, encodeSyncMessage({ k: 'checked', sid, root: this.#root(), vec: this.docs.vector() })).catch(() => undefined);
+    this.#sendLoose(peer, { k: 'checked', sid, root: this.#root(), vec: this.docs.vector() });
   }
 
   async #handle(s: Session, m: SyncMessage): Promise<void> {
@@ -387,7 +412,7 @@ export class SyncEngine {
     for (const n of step.pushNodes) ids.push(...this.docs.items.idsIn(n.depth, n.prefix));
     await this.#enqueue(s, ids);
     if (step.message !== null) {
-      const b64Max = Math.floor((MAX_RANGE_PART_CHARS * 3) / 4);
+      const b64Max = MAX_RANGE_PART_BYTES;
       for (let off = 0; off < step.message.length || off === 0; off += b64Max) {
         const part = step.message.subarray(off, off + b64Max);
         this.#send(s, { k: 'rng', sid: s.progress.sid, d: part, more: off + b64Max < step.message.length });
@@ -478,7 +503,7 @@ export class SyncEngine {
     this.#sessions.delete(`${s.progress.peer}/${s.progress.sid}`);
     const code = (e as SyncError).code ?? 'SYNC_ABORTED';
     if (code === 'SYNC_MALFORMED') this.#emit({ type: 'rejected', peer: s.progress.peer, code, reason: e.message });
-    if (tellPeer) void this.#transport.send(s.progress.peer, encodeSyncMessage({ k: 'err', sid: s.progress.sid, code, message: e.message.slice(0, 200) })).catch(() => undefined);
+    if (tellPeer) this.#sendLoose(s.progress.peer, { k: 'err', sid: s.progress.sid, code, message: e.message.slice(0, 200) });
     this.#progress(s);
     s.settle?.reject(e instanceof SyncError ? e : new SyncAbortedError(e.message));
   }

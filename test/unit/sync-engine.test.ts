@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { bytesPayload } from '../../src/ico/frame.ts';
 import type { JsonObject } from '../../src/ico/types.ts';
 import { LevelStore } from '../../src/store/level.ts';
 import { MemoryStore } from '../../src/store/memory.ts';
@@ -45,7 +46,7 @@ class Bus {
     const engine = new SyncEngine({
       docs,
       transport: {
-        send: async (to, payload) => this.#deliver(id.peerId, to, payload),
+        send: async (to, payload) => this.#deliver(id.peerId, to, payload instanceof Uint8Array ? bytesPayload(payload) : payload),
         broadcast: async (payload) => {
           for (const other of this.nodes.keys()) if (other !== id.peerId) this.#deliver(id.peerId, other, payload);
         },
