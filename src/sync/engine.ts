@@ -17,7 +17,7 @@ import { decodeBinarySyncMessage, encodeBinarySyncMessage, hasBinaryForm, isBina
 import { ByteWriter } from './varint.ts';
 import { DEFAULT_WIRE_LANES, RangeReconciler, type RangeStep } from './reconcile.ts';
 import { LANES } from './itemset.ts';
-import { parseRecord, verifyRecord } from './record.ts';
+import { parseRecord, verifyRecordParallel } from './record.ts';
 import { parseLogPart, parseTreeHead, type ReceiptMirror } from './receipt-mirror.ts';
 import {
   decodeSyncMessage, encodeRoot, encodeSyncMessage, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_RANGE_MESSAGE_BYTES,
@@ -36,6 +36,12 @@ export const MAX_PASSES = 3;
 export const MIN_VECTOR_CAP = 256;
 /** Records per live broadcast. */
 export const MAX_LIVE_RECORDS = 64;
+/**
+ * Record batches whose signatures verify ahead of their turn in a session (engine-wide):
+ * batch k+1 verifies on the thread pool while batch k is applied. Past this, a batch
+ * verifies when its turn comes.
+ */
+export const MAX_VERIFYING_BATCHES = 2 * MAX_INFLIGHT_BATCHES;
 
 export interface SyncTransport {
   /** A JSON payload, or the bytes of a binary session message (only where binary() said yes). */
@@ -128,6 +134,7 @@ export class SyncEngine {
   #live: DocRecord[] = [];
   #liveScheduled = false;
   #sidCounter = 0;
+  #verifying = 0;
   #offChange: () => void;
 
   constructor(o: SyncEngineOptions) {
@@ -302,7 +309,7 @@ export class SyncEngine {
         s = this.#session(m.sid, from, 'responder', 1);
       } else if (m.k === 'recs') {
         // Records of a session we already closed are still signed records: keep them.
-        return this.#receiveRecords(undefined, from, m.recs).then(() => undefined);
+        return this.#receiveRecords(undefined, from, this.#verified(from, m.recs)).then(() => undefined);
       } else if (m.k === 'check') {
         this.#answerClosedCheck(from, m.sid);
         return Promise.resolve();
@@ -313,7 +320,8 @@ export class SyncEngine {
     const session = s;
     session.progress.bytesIn += bytes !== undefined ? bytes.length : jsonBytes(payload);
     session.lastActivity = this.#now();
-    session.chain = session.chain.then(() => this.#handle(session, m)).catch((e: unknown) => {
+    const ahead = m.k === 'recs' ? this.#verifyAhead(from, m.recs) : undefined;
+    session.chain = session.chain.then(() => this.#handle(session, m, ahead)).catch((e: unknown) => {
       this.#fail(session, e instanceof Error ? e : new Error(String(e)), true);
     });
     return session.chain;
@@ -327,7 +335,7 @@ export class SyncEngine {
     this.#sendLoose(peer, { k: 'checked', sid, root: this.#root(), vec: this.docs.vector() });
   }
 
-  async #handle(s: Session, m: SyncMessage): Promise<void> {
+  async #handle(s: Session, m: SyncMessage, ahead?: () => Promise<DocRecord[]>): Promise<void> {
     if (s.progress.phase === 'done' || s.progress.phase === 'failed') {
       if (m.k === 'check' && s.progress.phase === 'done') this.#answerClosedCheck(s.progress.peer, m.sid);
       return;
@@ -354,7 +362,7 @@ export class SyncEngine {
         return this.#onRangeStep(s, s.range.receive(whole));
       }
       case 'recs': {
-        const received = await this.#receiveRecords(s, s.progress.peer, m.recs);
+        const received = await this.#receiveRecords(s, s.progress.peer, ahead !== undefined ? ahead() : this.#verified(s.progress.peer, m.recs));
         s.progress.received += received;
         this.#send(s, { k: 'ack', sid: s.progress.sid, n: m.n });
         this.#progress(s);
@@ -512,19 +520,42 @@ export class SyncEngine {
     this.#emit({ type: 'progress', progress: { ...s.progress, queued: s.queue.length } });
   }
 
-  /** Verifies and applies records from `peer`; returns how many verified. */
-  async #receiveRecords(s: Session | undefined, peer: string, recs: Json[]): Promise<number> {
+  /**
+   * Checks each record's shape and signature, the signatures across the cores
+   * (verifyRecordParallel); reports each bad one. Resolves to the good ones, in order.
+   */
+  async #verified(peer: string, recs: Json[]): Promise<DocRecord[]> {
+    const results = await Promise.allSettled(recs.map(async (raw) => {
+      const r = parseRecord(raw);
+      await verifyRecordParallel(r);
+      return r;
+    }));
     const good: DocRecord[] = [];
-    for (const raw of recs) {
-      try {
-        const r = parseRecord(raw);
-        verifyRecord(r);
-        good.push(r);
-      } catch (e) {
-        if (!(e instanceof SyncError)) throw e;
-        this.#emit({ type: 'rejected', peer, code: e.code, reason: e.message });
+    for (const res of results) {
+      if (res.status === 'fulfilled') {
+        good.push(res.value);
+        continue;
       }
+      const e: unknown = res.reason;
+      if (!(e instanceof SyncError)) throw e;
+      this.#emit({ type: 'rejected', peer, code: e.code, reason: e.message });
     }
+    return good;
+  }
+
+  /** Starts verifying a batch now, if fewer than MAX_VERIFYING_BATCHES are; its session awaits the result in turn. */
+  #verifyAhead(peer: string, recs: Json[]): () => Promise<DocRecord[]> {
+    if (this.#verifying >= MAX_VERIFYING_BATCHES) return () => this.#verified(peer, recs);
+    this.#verifying++;
+    const pending = this.#verified(peer, recs).finally(() => this.#verifying--);
+    // Handled when the session's turn comes (or dropped with a failed session).
+    pending.catch(() => undefined);
+    return () => pending;
+  }
+
+  /** Applies verified records from `peer`; returns how many verified. */
+  async #receiveRecords(s: Session | undefined, peer: string, verified: Promise<DocRecord[]>): Promise<number> {
+    const good = await verified;
     for (let i = 0; i < good.length; i += MAX_APPLY_RECORDS) {
       const result = await this.docs.apply(good.slice(i, i + MAX_APPLY_RECORDS));
       for (const r of result.refused) this.#emit({ type: 'rejected', peer, code: r.error.code, reason: r.error.message });
@@ -534,7 +565,7 @@ export class SyncEngine {
   }
 
   async #receiveLive(from: string, recs: Json[]): Promise<void> {
-    await this.#receiveRecords(undefined, from, recs);
+    await this.#receiveRecords(undefined, from, this.#verified(from, recs));
   }
 
   #queueLive(records: DocRecord[]): void {
