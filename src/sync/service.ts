@@ -106,6 +106,8 @@ export async function startSyncService(o: SyncServiceOptions): Promise<SyncServi
           if ((e as { code?: string }).code !== 'NET_NO_SUBSCRIBERS') throw e;
         }
       },
+      // Binary session messages only to a peer whose HELLO summary offers them too.
+      binary: (to) => o.binary === true && peer.peers().find((p) => p.peerId === to)?.sync?.['bin'] === SYNC_BINARY_VERSION,
     },
   });
   const handlers = new Set<(e: SyncServiceEvent) => void>();
