@@ -231,6 +231,11 @@ export class DocStore {
     const removedIds: Uint8Array[] = [];
     const accounted: Array<[string, number]> = [];
     const now = this.#now();
+    // The held versions of every key the batch touches, read together (LevelDB serves the
+    // reads on its thread pool; one at a time they cost an event-loop turn each).
+    const keys = [...new Set(records.map((r) => r.key))];
+    const held = await Promise.all(keys.map((k) => this.#versionsOf(k)));
+    for (let i = 0; i < keys.length; i++) antichains.set(keys[i] as string, held[i] as Held[]);
     for (const record of records) {
       if (!local) {
         try {
