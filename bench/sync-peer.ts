@@ -19,7 +19,7 @@ const peer = await startPeer({
   cluster, roles: ['voter'], relays: [], allowlist: [allowed], clusterPublicKey: hexDecode(clusterKeyHex), privateKey,
   listen: ['/ip4/127.0.0.1/tcp/0'], helloState: () => sync?.summary() ?? null,
 });
-sync = await startSyncService({ peer, store, signer: crypto.createSigner(seedFromLibp2pPrivateKey(privateKey)), policies: policiesWith(), syncOnConnect: false, antiEntropyMs: 3_600_000 });
+sync = await startSyncService({ peer, store, signer: crypto.createSigner(seedFromLibp2pPrivateKey(privateKey)), policies: policiesWith(), syncOnConnect: false, antiEntropyMs: 3_600_000, binary: true });
 process.stdout.write(`${JSON.stringify({ peerId: peer.peerId, multiaddrs: peer.multiaddrs() })}\n`);
 const stop = async (): Promise<void> => {
   await sync?.stop();

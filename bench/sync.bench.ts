@@ -8,7 +8,7 @@
 // Sizes: BENCH_SYNC_SIZES=100000,1000000 (default both).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import { generateKeyPair, privateKeyToProtobuf } from '@libp2p/crypto/keys';
@@ -22,7 +22,10 @@ import { DocStore } from '../src/sync/docstore.ts';
 import { identityFromSeed } from '../src/sync/identity.ts';
 import { policiesWith } from '../src/sync/policy.ts';
 import { recordBytes, recordId, signRecord, type DocRecord } from '../src/sync/record.ts';
-import { startSyncService } from '../src/sync/service.ts';
+import { startSyncService, type SyncService } from '../src/sync/service.ts';
+import { payloadBytes } from '../src/ico/frame.ts';
+import type { JsonObject } from '../src/ico/types.ts';
+import { decodeBinarySyncMessage, isBinarySyncMessage } from '../src/sync/binary.ts';
 import type { SyncMode } from '../src/sync/wire.ts';
 import type { BenchRow } from './table.ts';
 
@@ -94,7 +97,8 @@ interface Far {
 }
 
 async function startFar(dbDir: string, keyHex: string, allowed: string, clusterKeyHex: string): Promise<Far> {
-  const child = spawn(process.execPath, [join(import.meta.dirname, 'sync-peer.ts'), dbDir, keyHex, allowed, CLUSTER, clusterKeyHex], { stdio: ['pipe', 'pipe', 'inherit'] });
+  // The parent's flags (e.g. --cpu-prof) apply to the far peer too, so one run profiles both sides.
+  const child = spawn(process.execPath, [...process.execArgv, join(import.meta.dirname, 'sync-peer.ts'), dbDir, keyHex, allowed, CLUSTER, clusterKeyHex], { stdio: ['pipe', 'pipe', 'inherit'] });
   // A bench that fails before it owns the child must not leave it reading a folder being removed.
   process.once('exit', () => child.kill('SIGKILL'));
   const lines = createInterface({ input: child.stdout! });
@@ -123,6 +127,9 @@ async function startFar(dbDir: string, keyHex: string, allowed: string, clusterK
 interface SyncRun {
   mode: string;
   ms: number;
+  monoUs: [number, number];
+  /** 1-min load average when the sync ended (the machine is shared). */
+  load: number;
   wireBytes: number;
   roundTrips: number;
   messages: number;
@@ -131,14 +138,25 @@ interface SyncRun {
   cpuMs: number;
 }
 
-async function runSync(dirA: string, keyA: Awaited<ReturnType<typeof generateKeyPair>>, far: Far, clusterKey: Uint8Array, mode: SyncMode): Promise<SyncRun> {
+/** The kind of a STATE_SYNC message in either form (binary ones show as {"$bytes": …}). */
+function kindOf(payload: JsonObject): string {
+  const bytes = payloadBytes(payload);
+  if (bytes === undefined) return String(payload['k']);
+  return isBinarySyncMessage(bytes) ? decodeBinarySyncMessage(bytes).k : 'bytes';
+}
+
+/** One sync from a fresh copy of store A; `wire` is what A offers (the far peer offers binary). */
+async function runSync(dirA: string, keyA: Awaited<ReturnType<typeof generateKeyPair>>, far: Far, clusterKey: Uint8Array, mode: SyncMode, wire: 'binary' | 'json'): Promise<SyncRun> {
   const store = await LevelStore.open(dirA);
-  const peer = await startPeer({ cluster: CLUSTER, roles: ['voter'], relays: [], allowlist: [far.peerId], clusterPublicKey: clusterKey, privateKey: keyA, listen: ['/ip4/127.0.0.1/tcp/0'] });
-  const sync = await startSyncService({ peer, store, signer: crypto.createSigner(seedFromLibp2pPrivateKey(keyA)), policies: policiesWith(), syncOnConnect: false, antiEntropyMs: 3_600_000 });
+  let sync: SyncService | undefined;
+  const peer = await startPeer({
+    cluster: CLUSTER, roles: ['voter'], relays: [], allowlist: [far.peerId], clusterPublicKey: clusterKey, privateKey: keyA, listen: ['/ip4/127.0.0.1/tcp/0'],
+    helloState: () => sync?.summary() ?? null,
+  });
+  sync = await startSyncService({ peer, store, signer: crypto.createSigner(seedFromLibp2pPrivateKey(keyA)), policies: policiesWith(), syncOnConnect: false, antiEntropyMs: 3_600_000, binary: wire === 'binary' });
   try {
     await (peer as unknown as { libp2p: Libp2p }).libp2p.dial(multiaddr(far.multiaddrs.find((a) => a.includes('/tcp/'))!));
     for (let i = 0; i < 400 && !peer.peers().some((p) => p.peerId === far.peerId && p.state === 'established'); i++) await new Promise((r) => setTimeout(r, 25));
-    let wireBytes = 0;
     let messages = 0;
     // A round trip: we sent a message that asks for an answer (open, rng, check) and the
     // answer came. Record batches, acks and FINs are pipelined and never waited for.
@@ -146,9 +164,8 @@ async function runSync(dirA: string, keyA: Awaited<ReturnType<typeof generateKey
     let asked = false;
     const off = peer.on('*', (e) => {
       if ((e.type !== 'ico:in' && e.type !== 'ico:out') || e.envelope.type !== 'STATE_SYNC') return;
-      wireBytes += JSON.stringify(e.envelope).length;
       messages++;
-      const k = e.envelope.payload['k'];
+      const k = kindOf(e.envelope.payload);
       if (e.type === 'ico:out' && (k === 'open' || k === 'rng' || k === 'check')) asked = true;
       if (e.type === 'ico:in' && asked && k !== 'recs' && k !== 'ack') {
         roundTrips++;
@@ -157,17 +174,25 @@ async function runSync(dirA: string, keyA: Awaited<ReturnType<typeof generateKey
     });
     far.child.stdin!.write('cpu\n');
     const farCpu0 = (JSON.parse(await far.next()) as { cpuUs: number }).cpuUs;
+    // Bytes on the wire: every ICO frame byte on the direct stream both ways (frame heads and
+    // signatures included, and any heartbeat that falls inside the sync).
+    const wire0 = peer.wireStats();
     const cpu0 = process.cpuUsage();
+    // Monotonic µs (the clock --cpu-prof samples carry), to cut both profiles to the sync.
+    const mono0 = Number(process.hrtime.bigint() / 1000n);
     const t0 = performance.now();
     const [report] = await sync.sync(far.peerId, { mode });
     const ms = performance.now() - t0;
+    const monoUs: [number, number] = [mono0, Number(process.hrtime.bigint() / 1000n)];
     const cpu = process.cpuUsage(cpu0);
     far.child.stdin!.write('cpu\n');
     const farCpu1 = (JSON.parse(await far.next()) as { cpuUs: number }).cpuUs;
     // The far side's last messages (its FIN) are counted once they arrive.
     await new Promise((r) => setTimeout(r, 100));
     off();
-    return { mode: report!.mode, ms, wireBytes, roundTrips, messages, received: report!.received, equal: report!.equal, cpuMs: (cpu.user + cpu.system + farCpu1 - farCpu0) / 1000 };
+    const wire1 = peer.wireStats();
+    const wireBytes = wire1.bytesIn + wire1.bytesOut - wire0.bytesIn - wire0.bytesOut;
+    return { mode: `${report!.mode} ${wire}`, ms, monoUs, load: loadavg()[0] ?? 0, wireBytes, roundTrips, messages, received: report!.received, equal: report!.equal, cpuMs: (cpu.user + cpu.system + farCpu1 - farCpu0) / 1000 };
   } finally {
     await sync.stop();
     await peer.stop();
@@ -288,13 +313,16 @@ async function scenario(n: number, fraction: number): Promise<BenchRow[]> {
     const far = await startFar(join(work, 'b'), hexEncode(privateKeyToProtobuf(keyB)), idA, hexEncode(clusterKey));
     const runs: SyncRun[] = [];
     try {
-      for (const mode of ['auto', 'range'] as const) {
-        const dir = join(work, `a-${mode}`);
+      // Binary session messages (both peers offer them), then ranges in the JSON reference form as the same run's baseline.
+      // A first, unmeasured sync warms both processes: at 1M the first session after the far
+      // peer started took 2.6 s and the next ones under 0.8 s (bench/results/sync-1m-binary-nowarmup.json).
+      for (const [mode, wire, warmUp] of [['auto', 'binary', true], ['auto', 'binary', false], ['range', 'binary', false], ['range', 'json', false]] as const) {
+        const dir = join(work, `a-${mode}-${wire}`);
         cpSync(join(work, 'a'), dir, { recursive: true });
-        const r = await runSync(dir, keyA, far, clusterKey, mode);
-        process.stderr.write(`bench sync ${label} ${mode}: ${JSON.stringify(r)}\n`);
-        runs.push(r);
+        const r = await runSync(dir, keyA, far, clusterKey, mode, wire);
+        process.stderr.write(`bench sync ${label} ${mode} ${wire}${warmUp ? ' (warm-up)' : ''}: ${JSON.stringify(r)}\n`);
         rmSync(dir, { recursive: true, force: true });
+        if (!warmUp) runs.push(r);
       }
     } finally {
       if (far.child.exitCode === null) {
@@ -308,17 +336,18 @@ async function scenario(n: number, fraction: number): Promise<BenchRow[]> {
     const ng = await negentropyRun({ ids: idsA, times }, { ids: idsB, times });
     const naive = idsA.length * 32 + diffBytes;
     const yjs = n <= 200_000 || process.env['BENCH_SYNC_YJS_1M'] === '1' ? yjsRun(f) : undefined;
-    const [vec, rng] = runs as [SyncRun, SyncRun];
+    const [vec, rng, rngJson] = runs as [SyncRun, SyncRun, SyncRun];
     rows.push(
       { suite, name: `${label} differing records' own size`, value: diffBytes, unit: 'bytes', note: `${d} signed versions (canonical JSON)` },
       { suite, name: `${label} vectors: bytes on the wire`, value: vec.wireBytes, unit: 'bytes', baseline: { name: 'differing records', value: diffBytes }, ratio: vec.wireBytes / diffBytes, target: '<= 1.5x the differing records', met: vec.wireBytes <= 1.5 * diffBytes, note: `mode ${vec.mode}, ${vec.messages} envelopes, equal ${vec.equal}` },
       { suite, name: `${label} vectors: round trips`, value: vec.roundTrips, unit: 'round trips', target: '1', met: vec.roundTrips === 1 },
-      { suite, name: `${label} vectors: time end to end`, value: vec.ms, unit: 'ms', ...(n === 100_000 ? { target: '< 1000 ms', met: vec.ms < 1000 } : {}) },
+      { suite, name: `${label} vectors: time end to end`, value: vec.ms, unit: 'ms', ...(n === 100_000 ? { target: '< 1000 ms', met: vec.ms < 1000 } : {}), note: `1-min load average ${vec.load.toFixed(1)} on ${cpus().length} cores` },
       { suite, name: `${label} vectors: CPU per differing record`, value: (vec.cpuMs * 1000) / d, unit: 'µs/record', note: 'both processes, user+system' },
       { suite, name: `${label} ranges: bytes on the wire incl. records`, value: rng.wireBytes, unit: 'bytes', baseline: { name: 'Negentropy ids alone', value: ng.bytes }, ratio: rng.wireBytes / ng.bytes, target: "<= 0.5x Negentropy's bytes for ids alone", met: rng.wireBytes <= 0.5 * ng.bytes, note: `mode ${rng.mode}, ${rng.messages} envelopes, ${rng.received} records received, equal ${rng.equal}` },
       { suite, name: `${label} ranges: round trips`, value: rng.roundTrips, unit: 'round trips', baseline: { name: 'Negentropy round trips', value: ng.roundTrips }, ratio: rng.roundTrips / ng.roundTrips },
-      { suite, name: `${label} ranges: time end to end`, value: rng.ms, unit: 'ms', ...(n === 100_000 ? { target: '< 1000 ms', met: rng.ms < 1000 } : {}) },
+      { suite, name: `${label} ranges: time end to end`, value: rng.ms, unit: 'ms', ...(n === 100_000 ? { target: '< 1000 ms', met: rng.ms < 1000 } : {}), note: `1-min load average ${rng.load.toFixed(1)} on ${cpus().length} cores` },
       { suite, name: `${label} ranges: CPU per differing record`, value: (rng.cpuMs * 1000) / d, unit: 'µs/record', note: 'both processes, user+system' },
+      { suite, name: `${label} ranges, JSON form: bytes on the wire incl. records`, value: rngJson.wireBytes, unit: 'bytes', baseline: { name: 'binary ranges', value: rng.wireBytes }, ratio: rngJson.wireBytes / rng.wireBytes, note: `mode ${rngJson.mode}, ${rngJson.roundTrips} round trips, ${rngJson.ms.toFixed(0)} ms, ${((rngJson.cpuMs * 1000) / d).toFixed(0)} µs CPU/record, equal ${rngJson.equal}; ${(rngJson.wireBytes / ng.bytes).toFixed(2)}x Negentropy` },
       { suite, name: `${label} Negentropy (@nostr-dev-kit/sync): id bytes`, value: ng.bytes, unit: 'bytes', note: `${ng.roundTrips} round trips, have ${ng.have} need ${ng.need}, ${ng.ms.toFixed(0)} ms in-process, no frame limit` },
       { suite, name: `${label} naive full id-list exchange`, value: naive, unit: 'bytes', baseline: { name: 'our ranges', value: rng.wireBytes }, ratio: naive / rng.wireBytes, note: `${idsA.length} ids x 32 B + the differing records` },
     );

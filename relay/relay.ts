@@ -138,7 +138,7 @@ export async function startRelay(opts: RelayOptions): Promise<RelayHandle> {
     cleanup.push(() => backend.close());
     await engine.start();
     pbft?.start();
-    const sync = await startNodeSync({ peer, privateKey, dataDir: opts.dataDir, policies: opts.config.sync?.policies, receiptLogs: raft !== undefined ? [raft.replica.log] : [] });
+    const sync = await startNodeSync({ peer, privateKey, dataDir: opts.dataDir, policies: opts.config.sync?.policies, receiptLogs: raft !== undefined ? [raft.replica.log] : [], binary: opts.wire !== 'json' });
     syncRef = sync;
     cleanup.push(() => sync.close());
     const started = Date.now();

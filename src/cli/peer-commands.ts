@@ -325,7 +325,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
   }
   let nodeSync: Awaited<ReturnType<typeof startNodeSync>>;
   try {
-    nodeSync = await startNodeSync({ peer, privateKey: await loadOrCreateKey(dataDir), dataDir, policies: config.sync?.policies, receiptLogs: raft !== undefined ? [raft.replica.log] : [], antiEntropyMs });
+    nodeSync = await startNodeSync({ peer, privateKey: await loadOrCreateKey(dataDir), dataDir, policies: config.sync?.policies, receiptLogs: raft !== undefined ? [raft.replica.log] : [], antiEntropyMs, binary: wire !== 'json' });
   } catch (e) {
     await pbft?.close();
     await raft?.close();

@@ -108,6 +108,10 @@ export function webCryptoAdapter(subtle: SubtleCrypto): CryptoAdapter {
         return false;
       }
     },
+    // WebCrypto already verifies off the JS thread.
+    verifyParallel(raw: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean> {
+      return this.verifyAsync(raw, message, signature);
+    },
     randomBytes,
   };
 }

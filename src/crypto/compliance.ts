@@ -115,11 +115,13 @@ function cases(adapter: CryptoAdapter, reference: CryptoAdapter, seed: string, i
           same(await a.signAsync(message), expected, `${where}: signAsync`);
           ok(adapter.verify(r.publicKey, message, expected), `${where}: verify of the reference's signature`);
           ok(await adapter.verifyAsync(r.publicKey, message, expected), `${where}: verifyAsync of the reference's signature`);
+          ok(await adapter.verifyParallel(r.publicKey, message, expected), `${where}: verifyParallel of the reference's signature`);
           ok(reference.verify(a.publicKey, message, await a.signAsync(message)), `${where}: the reference verifies signAsync's signature`);
           const tampered = Uint8Array.from(expected);
           tampered[i % 64] = (tampered[i % 64] as number) ^ (1 << (i % 8));
           ok(!adapter.verify(r.publicKey, message, tampered), `${where}: verify accepted a tampered signature`);
           ok(!(await adapter.verifyAsync(r.publicKey, message, tampered)), `${where}: verifyAsync accepted a tampered signature`);
+          ok(!(await adapter.verifyParallel(r.publicKey, message, tampered)), `${where}: verifyParallel accepted a tampered signature`);
           if (message.length > 0) {
             const other = Uint8Array.from(message);
             other[i % message.length] = (other[i % message.length] as number) ^ 1;
@@ -156,6 +158,7 @@ function cases(adapter: CryptoAdapter, reference: CryptoAdapter, seed: string, i
         for (const [what, key, signature] of bad) {
           ok(adapter.verify(key, m, signature) === false, `${what}: verify`);
           ok((await adapter.verifyAsync(key, m, signature)) === false, `${what}: verifyAsync`);
+          ok((await adapter.verifyParallel(key, m, signature)) === false, `${what}: verifyParallel`);
         }
       },
     },
@@ -166,6 +169,7 @@ function cases(adapter: CryptoAdapter, reference: CryptoAdapter, seed: string, i
           const [key, message, signature] = [hexDecode(v.publicKey), hexDecode(v.message), hexDecode(v.signature)];
           ok(adapter.verify(key, message, signature) === v.valid, `case ${i}: verify should say ${v.valid}`);
           ok((await adapter.verifyAsync(key, message, signature)) === v.valid, `case ${i}: verifyAsync should say ${v.valid}`);
+          ok((await adapter.verifyParallel(key, message, signature)) === v.valid, `case ${i}: verifyParallel should say ${v.valid}`);
         }
       },
     },

@@ -52,6 +52,7 @@ export const nobleCrypto: CryptoAdapter = {
   createSigner: nobleSigner,
   verify: nobleVerify,
   verifyAsync: async (publicKey, message, signature) => nobleVerify(publicKey, message, signature),
+  verifyParallel: async (publicKey, message, signature) => nobleVerify(publicKey, message, signature),
   randomBytes,
 };
 

@@ -24,5 +24,11 @@ export interface CryptoAdapter {
   verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
   /** The same verdict as verify(); never rejects. */
   verifyAsync(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean>;
+  /**
+   * The same verdict as verify(), off the JS thread and across cores where the platform can
+   * (Node: libuv's thread pool; browsers: WebCrypto): for many independent signatures at
+   * once (a batch of synced records). Slower than verify() for one signature alone.
+   */
+  verifyParallel(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean>;
   randomBytes(length: number): Uint8Array;
 }

@@ -27,6 +27,8 @@ export const MAX_APPLY_RECORDS = 1024;
 export const MAX_VECTOR_ORIGINS = 4096;
 /** Out-of-order sequence numbers remembered per origin above its contiguous prefix. */
 export const MAX_PENDING_SEQS_PER_ORIGIN = 4096;
+/** Ids one recordBytesOf() call may read (a record batch is at most 256). */
+export const MAX_READ_BATCH = 1024;
 /** Entries one list() call may return. */
 export const MAX_LIST_LIMIT = 1000;
 
@@ -229,6 +231,11 @@ export class DocStore {
     const removedIds: Uint8Array[] = [];
     const accounted: Array<[string, number]> = [];
     const now = this.#now();
+    // The held versions of every key the batch touches, read together (LevelDB serves the
+    // reads on its thread pool; one at a time they cost an event-loop turn each).
+    const keys = [...new Set(records.map((r) => r.key))];
+    const held = await Promise.all(keys.map((k) => this.#versionsOf(k)));
+    for (let i = 0; i < keys.length; i++) antichains.set(keys[i] as string, held[i] as Held[]);
     for (const record of records) {
       if (!local) {
         try {
@@ -396,14 +403,15 @@ export class DocStore {
     return out;
   }
 
-  /** Canonical bytes of held versions by id (missing ones, superseded meanwhile, are skipped). */
+  /**
+   * Canonical bytes of held versions by id (missing ones, superseded meanwhile, are skipped).
+   * The reads are issued together (LevelDB serves them on its thread pool), so at most
+   * MAX_READ_BATCH ids per call.
+   */
   async recordBytesOf(ids: Uint8Array[]): Promise<Uint8Array[]> {
-    const out: Uint8Array[] = [];
-    for (const id of ids) {
-      const bytes = await this.#store.get(prefixedKey('r', id));
-      if (bytes !== undefined) out.push(bytes);
-    }
-    return out;
+    if (ids.length > MAX_READ_BATCH) throw new SyncLimitError(`at most ${MAX_READ_BATCH} ids per read`);
+    const all = await Promise.all(ids.map((id) => this.#store.get(prefixedKey('r', id))));
+    return all.filter((b): b is Uint8Array => b !== undefined);
   }
 
   // --- reads ----------------------------------------------------------------------------

@@ -12,13 +12,15 @@ import type { Json, JsonObject } from '../ico/types.ts';
 import type { DocRecord } from './record.ts';
 import { MAX_APPLY_RECORDS, type DocStore, type VersionVector } from './docstore.ts';
 import { SyncAbortedError, SyncError, type SyncErrorCode } from './errors.ts';
+import { payloadBytes } from '../ico/frame.ts';
+import { decodeBinarySyncMessage, encodeBinarySyncMessage, hasBinaryForm, isBinarySyncMessage, MAX_RANGE_PART_BYTES } from './binary.ts';
 import { ByteWriter } from './varint.ts';
 import { DEFAULT_WIRE_LANES, RangeReconciler, type RangeStep } from './reconcile.ts';
 import { LANES } from './itemset.ts';
-import { parseRecord, verifyRecord } from './record.ts';
+import { parseRecord, verifyRecordParallel } from './record.ts';
 import { parseLogPart, parseTreeHead, type ReceiptMirror } from './receipt-mirror.ts';
 import {
-  decodeSyncMessage, encodeRoot, encodeSyncMessage, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_RANGE_MESSAGE_BYTES, MAX_RANGE_PART_CHARS,
+  decodeSyncMessage, encodeRoot, encodeSyncMessage, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_RANGE_MESSAGE_BYTES,
   rootsEqual, type RootSummary, type SyncMessage, type SyncMode,
 } from './wire.ts';
 
@@ -34,10 +36,19 @@ export const MAX_PASSES = 3;
 export const MIN_VECTOR_CAP = 256;
 /** Records per live broadcast. */
 export const MAX_LIVE_RECORDS = 64;
+/**
+ * Record batches whose signatures verify ahead of their turn in a session (engine-wide):
+ * batch k+1 verifies on the thread pool while batch k is applied. Past this, a batch
+ * verifies when its turn comes.
+ */
+export const MAX_VERIFYING_BATCHES = 2 * MAX_INFLIGHT_BATCHES;
 
 export interface SyncTransport {
-  send(peer: string, payload: JsonObject): Promise<void>;
+  /** A JSON payload, or the bytes of a binary session message (only where binary() said yes). */
+  send(peer: string, payload: JsonObject | Uint8Array): Promise<void>;
   broadcast(payload: JsonObject): Promise<void>;
+  /** True when session messages to `peer` may take their binary form (both sides negotiated it). */
+  binary?(peer: string): boolean;
 }
 
 export type SessionPhase = 'exchange' | 'transfer' | 'verify' | 'done' | 'failed';
@@ -108,7 +119,7 @@ function hexKey(id: Uint8Array): string {
   return s;
 }
 
-function payloadBytes(p: JsonObject): number {
+function jsonBytes(p: JsonObject): number {
   return JSON.stringify(p).length;
 }
 
@@ -123,6 +134,7 @@ export class SyncEngine {
   #live: DocRecord[] = [];
   #liveScheduled = false;
   #sidCounter = 0;
+  #verifying = 0;
   #offChange: () => void;
 
   constructor(o: SyncEngineOptions) {
@@ -242,9 +254,24 @@ export class SyncEngine {
     return encodeRoot(this.docs.items.fingerprint(0, 0));
   }
 
-  #send(s: Session, m: SyncMessage): void {
+  /** The message in the form `peer` negotiated: binary where both sides speak it, else JSON. */
+  #encodeFor(peer: string, m: SyncMessage): { payload: JsonObject | Uint8Array; bytes: number } {
+    if (hasBinaryForm(m) && this.#transport.binary?.(peer) === true) {
+      const payload = encodeBinarySyncMessage(m);
+      return { payload, bytes: payload.length };
+    }
     const payload = encodeSyncMessage(m);
-    s.progress.bytesOut += payloadBytes(payload);
+    return { payload, bytes: jsonBytes(payload) };
+  }
+
+  /** Sends a message outside a session's accounting (answers to closed or refused sessions). */
+  #sendLoose(peer: string, m: SyncMessage): void {
+    void this.#transport.send(peer, this.#encodeFor(peer, m).payload).catch(() => undefined);
+  }
+
+  #send(s: Session, m: SyncMessage): void {
+    const { payload, bytes } = this.#encodeFor(s.progress.peer, m);
+    s.progress.bytesOut += bytes;
     if (m.k !== 'recs' && m.k !== 'ack') s.progress.rounds++;
     this.#transport.send(s.progress.peer, payload).catch((e: unknown) => {
       this.#fail(s, new SyncAbortedError(`cannot reach ${s.progress.peer}: ${(e as Error).message}`), false);
@@ -253,13 +280,18 @@ export class SyncEngine {
 
   // --- both roles -----------------------------------------------------------------------
 
-  /** Feeds one STATE_SYNC payload from `from` (the authenticated sender). Never throws. */
-  receive(from: string, payload: JsonObject): Promise<void> {
-    // STATE_SYNC payloads without a kind are not addressed to this protocol (apps may send their own).
-    if (payload['k'] === undefined) return Promise.resolve();
+  /**
+   * Feeds one STATE_SYNC payload from `from` (the authenticated sender): its JSON form, and
+   * its raw bytes when it is a bytes payload (else they are read from the `$bytes` JSON form).
+   * Never throws.
+   */
+  receive(from: string, payload: JsonObject, raw?: Uint8Array): Promise<void> {
+    const bytes = raw ?? payloadBytes(payload);
+    // Payloads without a kind (or bytes without our magic) are not addressed to this protocol (apps may send their own).
+    if (bytes === undefined ? payload['k'] === undefined : !isBinarySyncMessage(bytes)) return Promise.resolve();
     let m: SyncMessage;
     try {
-      m = decodeSyncMessage(payload);
+      m = bytes !== undefined ? decodeBinarySyncMessage(bytes) : decodeSyncMessage(payload);
     } catch (e) {
       this.#emit({ type: 'rejected', peer: from, code: (e as SyncError).code ?? 'SYNC_MALFORMED', reason: (e as Error).message });
       return Promise.resolve();
@@ -271,13 +303,13 @@ export class SyncEngine {
     if (s === undefined) {
       if (m.k === 'open') {
         if (this.#sessions.size >= MAX_SESSIONS) {
-          void this.#transport.send(from, encodeSyncMessage({ k: 'err', sid: m.sid, code: 'SYNC_LIMIT', message: 'too many sync sessions' })).catch(() => undefined);
+          this.#sendLoose(from, { k: 'err', sid: m.sid, code: 'SYNC_LIMIT', message: 'too many sync sessions' });
           return Promise.resolve();
         }
         s = this.#session(m.sid, from, 'responder', 1);
       } else if (m.k === 'recs') {
         // Records of a session we already closed are still signed records: keep them.
-        return this.#receiveRecords(undefined, from, m.recs).then(() => undefined);
+        return this.#receiveRecords(undefined, from, this.#verified(from, m.recs)).then(() => undefined);
       } else if (m.k === 'check') {
         this.#answerClosedCheck(from, m.sid);
         return Promise.resolve();
@@ -286,9 +318,10 @@ export class SyncEngine {
       }
     }
     const session = s;
-    session.progress.bytesIn += payloadBytes(payload);
+    session.progress.bytesIn += bytes !== undefined ? bytes.length : jsonBytes(payload);
     session.lastActivity = this.#now();
-    session.chain = session.chain.then(() => this.#handle(session, m)).catch((e: unknown) => {
+    const ahead = m.k === 'recs' ? this.#verifyAhead(from, m.recs) : undefined;
+    session.chain = session.chain.then(() => this.#handle(session, m, ahead)).catch((e: unknown) => {
       this.#fail(session, e instanceof Error ? e : new Error(String(e)), true);
     });
     return session.chain;
@@ -299,10 +332,10 @@ export class SyncEngine {
    * while its CHECK already waited behind that FIN: the answer needs no session.
    */
   #answerClosedCheck(peer: string, sid: string): void {
-    void this.#transport.send(peer, encodeSyncMessage({ k: 'checked', sid, root: this.#root(), vec: this.docs.vector() })).catch(() => undefined);
+    this.#sendLoose(peer, { k: 'checked', sid, root: this.#root(), vec: this.docs.vector() });
   }
 
-  async #handle(s: Session, m: SyncMessage): Promise<void> {
+  async #handle(s: Session, m: SyncMessage, ahead?: () => Promise<DocRecord[]>): Promise<void> {
     if (s.progress.phase === 'done' || s.progress.phase === 'failed') {
       if (m.k === 'check' && s.progress.phase === 'done') this.#answerClosedCheck(s.progress.peer, m.sid);
       return;
@@ -329,7 +362,7 @@ export class SyncEngine {
         return this.#onRangeStep(s, s.range.receive(whole));
       }
       case 'recs': {
-        const received = await this.#receiveRecords(s, s.progress.peer, m.recs);
+        const received = await this.#receiveRecords(s, s.progress.peer, ahead !== undefined ? ahead() : this.#verified(s.progress.peer, m.recs));
         s.progress.received += received;
         this.#send(s, { k: 'ack', sid: s.progress.sid, n: m.n });
         this.#progress(s);
@@ -387,7 +420,7 @@ export class SyncEngine {
     for (const n of step.pushNodes) ids.push(...this.docs.items.idsIn(n.depth, n.prefix));
     await this.#enqueue(s, ids);
     if (step.message !== null) {
-      const b64Max = Math.floor((MAX_RANGE_PART_CHARS * 3) / 4);
+      const b64Max = MAX_RANGE_PART_BYTES;
       for (let off = 0; off < step.message.length || off === 0; off += b64Max) {
         const part = step.message.subarray(off, off + b64Max);
         this.#send(s, { k: 'rng', sid: s.progress.sid, d: part, more: off + b64Max < step.message.length });
@@ -478,7 +511,7 @@ export class SyncEngine {
     this.#sessions.delete(`${s.progress.peer}/${s.progress.sid}`);
     const code = (e as SyncError).code ?? 'SYNC_ABORTED';
     if (code === 'SYNC_MALFORMED') this.#emit({ type: 'rejected', peer: s.progress.peer, code, reason: e.message });
-    if (tellPeer) void this.#transport.send(s.progress.peer, encodeSyncMessage({ k: 'err', sid: s.progress.sid, code, message: e.message.slice(0, 200) })).catch(() => undefined);
+    if (tellPeer) this.#sendLoose(s.progress.peer, { k: 'err', sid: s.progress.sid, code, message: e.message.slice(0, 200) });
     this.#progress(s);
     s.settle?.reject(e instanceof SyncError ? e : new SyncAbortedError(e.message));
   }
@@ -487,19 +520,42 @@ export class SyncEngine {
     this.#emit({ type: 'progress', progress: { ...s.progress, queued: s.queue.length } });
   }
 
-  /** Verifies and applies records from `peer`; returns how many verified. */
-  async #receiveRecords(s: Session | undefined, peer: string, recs: Json[]): Promise<number> {
+  /**
+   * Checks each record's shape and signature, the signatures across the cores
+   * (verifyRecordParallel); reports each bad one. Resolves to the good ones, in order.
+   */
+  async #verified(peer: string, recs: Json[]): Promise<DocRecord[]> {
+    const results = await Promise.allSettled(recs.map(async (raw) => {
+      const r = parseRecord(raw);
+      await verifyRecordParallel(r);
+      return r;
+    }));
     const good: DocRecord[] = [];
-    for (const raw of recs) {
-      try {
-        const r = parseRecord(raw);
-        verifyRecord(r);
-        good.push(r);
-      } catch (e) {
-        if (!(e instanceof SyncError)) throw e;
-        this.#emit({ type: 'rejected', peer, code: e.code, reason: e.message });
+    for (const res of results) {
+      if (res.status === 'fulfilled') {
+        good.push(res.value);
+        continue;
       }
+      const e: unknown = res.reason;
+      if (!(e instanceof SyncError)) throw e;
+      this.#emit({ type: 'rejected', peer, code: e.code, reason: e.message });
     }
+    return good;
+  }
+
+  /** Starts verifying a batch now, if fewer than MAX_VERIFYING_BATCHES are; its session awaits the result in turn. */
+  #verifyAhead(peer: string, recs: Json[]): () => Promise<DocRecord[]> {
+    if (this.#verifying >= MAX_VERIFYING_BATCHES) return () => this.#verified(peer, recs);
+    this.#verifying++;
+    const pending = this.#verified(peer, recs).finally(() => this.#verifying--);
+    // Handled when the session's turn comes (or dropped with a failed session).
+    pending.catch(() => undefined);
+    return () => pending;
+  }
+
+  /** Applies verified records from `peer`; returns how many verified. */
+  async #receiveRecords(s: Session | undefined, peer: string, verified: Promise<DocRecord[]>): Promise<number> {
+    const good = await verified;
     for (let i = 0; i < good.length; i += MAX_APPLY_RECORDS) {
       const result = await this.docs.apply(good.slice(i, i + MAX_APPLY_RECORDS));
       for (const r of result.refused) this.#emit({ type: 'rejected', peer, code: r.error.code, reason: r.error.message });
@@ -509,7 +565,7 @@ export class SyncEngine {
   }
 
   async #receiveLive(from: string, recs: Json[]): Promise<void> {
-    await this.#receiveRecords(undefined, from, recs);
+    await this.#receiveRecords(undefined, from, this.#verified(from, recs));
   }
 
   #queueLive(records: DocRecord[]): void {

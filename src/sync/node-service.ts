@@ -19,6 +19,8 @@ export interface NodeSyncOptions {
   policies?: Record<string, string> | undefined;
   receiptLogs?: ReceiptLog[];
   antiEntropyMs?: number;
+  /** Binary session messages with peers that offer them (default true: Node peers speak the binary wire unless told `--wire json`). */
+  binary?: boolean;
 }
 
 export async function startNodeSync(o: NodeSyncOptions): Promise<SyncService & { close(): Promise<void> }> {
@@ -32,6 +34,7 @@ export async function startNodeSync(o: NodeSyncOptions): Promise<SyncService & {
       policies: policiesWith(o.policies ?? {}),
       receiptLogs: o.receiptLogs ?? [],
       ...(o.antiEntropyMs !== undefined ? { antiEntropyMs: o.antiEntropyMs } : {}),
+      binary: o.binary ?? true,
     });
     return Object.assign(service, {
       async close(): Promise<void> {

@@ -7,6 +7,10 @@
 //   ECHO   you hold exactly one more: here is my fingerprint, find it by subtraction
 //   SPLIT  here are my fingerprints of both halves
 //   SWAP   deepest level and still different: we both push everything in the node
+//   SPLITK k: here are my fingerprints of the node's 2^k descendants k levels down; sent
+//          where the counts differ by Δ ≥ 4 (at least Δ differences below: k = log2 Δ,
+//          at most MAX_FANOUT_BITS), so a dense difference skips the levels where every
+//          node differs anyway (fewer rounds, the same fingerprints)
 // A node whose counts differ by one and whose lane difference names an id the larger side
 // holds is settled by pushing that id, so most differences end one level below the depth
 // where they stop sharing nodes: O(log n) rounds and O(d) bytes for d differences.
@@ -14,8 +18,10 @@ import { MalformedSyncMessageError } from './errors.ts';
 import { fingerprintsEqual, LANES, MAX_TRIE_DEPTH, subtractFingerprints, type Fingerprint, type ItemSet } from './itemset.ts';
 import { ByteReader, ByteWriter } from './varint.ts';
 
-export const TAG = { DONE: 0, NEED: 1, ECHO: 2, SPLIT: 3, SWAP: 4 } as const;
+export const TAG = { DONE: 0, NEED: 1, ECHO: 2, SPLIT: 3, SWAP: 4, SPLITK: 5 } as const;
 type Tag = (typeof TAG)[keyof typeof TAG];
+/** Levels one SPLITK may skip at most (2^8 = 256 descendants). */
+export const MAX_FANOUT_BITS = 8;
 
 /** Nodes one message may open; past it, differing nodes are swapped whole instead of split. */
 export const MAX_OPEN_NODES = 65_536;
@@ -40,6 +46,20 @@ export interface RangeStep {
 
 function children(n: TrieNode): [TrieNode, TrieNode] {
   return [{ depth: n.depth + 1, prefix: n.prefix * 2 }, { depth: n.depth + 1, prefix: n.prefix * 2 + 1 }];
+}
+
+/** The 2^k descendants of `n`, k levels down, in prefix order. */
+function descendants(n: TrieNode, k: number): TrieNode[] {
+  const out: TrieNode[] = [];
+  const base = n.prefix * 2 ** k;
+  for (let p = 0; p < 2 ** k; p++) out.push({ depth: n.depth + k, prefix: base + p });
+  return out;
+}
+
+/** Levels a SPLITK skips for counts that differ by `delta` at `depth` (1: a plain SPLIT). */
+function fanoutBits(delta: number, depth: number): number {
+  if (delta < 4) return 1;
+  return Math.max(1, Math.min(Math.floor(Math.log2(delta)), MAX_FANOUT_BITS, MAX_TRIE_DEPTH - depth));
 }
 
 export class RangeReconciler {
@@ -101,6 +121,13 @@ export class RangeReconciler {
           if (node.depth >= MAX_TRIE_DEPTH) throw new MalformedSyncMessageError('SPLIT below the deepest trie level');
           open.push(...children(node));
           break;
+        case TAG.SPLITK: {
+          const k = r.byte();
+          if (k < 2 || k > MAX_FANOUT_BITS || node.depth + k > MAX_TRIE_DEPTH) throw new MalformedSyncMessageError(`SPLITK of ${k} levels at depth ${node.depth}`);
+          if (open.length + 2 ** k > MAX_OPEN_NODES) throw new MalformedSyncMessageError(`SPLITK opens more than ${MAX_OPEN_NODES} nodes`);
+          open.push(...descendants(node, k));
+          break;
+        }
         default:
           throw new MalformedSyncMessageError(`unknown range tag ${tag}`);
       }
@@ -108,6 +135,8 @@ export class RangeReconciler {
     const nFps = r.varint(MAX_OPEN_NODES * 2);
     if (nFps !== open.length) throw new MalformedSyncMessageError(`${nFps} fingerprints for ${open.length} nodes`);
     const tags: Tag[] = [];
+    /** Levels of each SPLITK in `tags`, in order. */
+    const fanouts: number[] = [];
     const next: TrieNode[] = [];
     const nextFps: Fingerprint[] = [];
     for (const node of open) {
@@ -129,8 +158,14 @@ export class RangeReconciler {
         next.push(node);
         nextFps.push(mine);
       } else if (node.depth < MAX_TRIE_DEPTH && next.length + 2 <= MAX_OPEN_NODES) {
-        tags.push(TAG.SPLIT);
-        for (const c of children(node)) {
+        let k = fanoutBits(Math.abs(mine.count - theirs.count), node.depth);
+        if (next.length + 2 ** k > MAX_OPEN_NODES) k = 1;
+        if (k === 1) tags.push(TAG.SPLIT);
+        else {
+          tags.push(TAG.SPLITK);
+          fanouts.push(k);
+        }
+        for (const c of k === 1 ? children(node) : descendants(node, k)) {
           next.push(c);
           nextFps.push(this.#items.fingerprint(c.depth, c.prefix));
         }
@@ -148,7 +183,11 @@ export class RangeReconciler {
     }
     const w = new ByteWriter();
     w.varint(tags.length);
-    for (const t of tags) w.byte(t);
+    let f = 0;
+    for (const t of tags) {
+      w.byte(t);
+      if (t === TAG.SPLITK) w.byte(fanouts[f++] as number);
+    }
     w.varint(nextFps.length);
     for (const fp of nextFps) this.#writeFp(w, fp);
     this.rounds++;

@@ -17,6 +17,7 @@ import { NotInConflictError, SyncError } from './errors.ts';
 import { ConflictPolicies } from './policy.ts';
 import type { DocRecord } from './record.ts';
 import { ReceiptMirror } from './receipt-mirror.ts';
+import { SYNC_BINARY_VERSION } from './binary.ts';
 import { encodeRoot, rootsEqual, type RootSummary, type SyncMode } from './wire.ts';
 
 /** Default period of anti-entropy (one random established peer per period). */
@@ -40,8 +41,15 @@ export interface SyncServiceOptions {
   antiEntropyMs?: number;
   /** Sync at connection establishment (default true). */
   syncOnConnect?: boolean;
+  /**
+   * Offer the binary session messages (sync-bin/1) in our HELLO summary and use them with
+   * peers that offer them too. Only for a peer on the binary ICO wire (default false: the
+   * JSON reference form, what browsers speak).
+   */
+  binary?: boolean;
 }
 
+/** What our HELLO carries; `bin` (SYNC_BINARY_VERSION) too when we read and send binary session messages. */
 export interface SyncSummary extends JsonObject {
   sync: number;
   n: number;
@@ -98,6 +106,8 @@ export async function startSyncService(o: SyncServiceOptions): Promise<SyncServi
           if ((e as { code?: string }).code !== 'NET_NO_SUBSCRIBERS') throw e;
         }
       },
+      // Binary session messages only to a peer whose HELLO summary offers them too.
+      binary: (to) => o.binary === true && peer.peers().find((p) => p.peerId === to)?.sync?.['bin'] === SYNC_BINARY_VERSION,
     },
   });
   const handlers = new Set<(e: SyncServiceEvent) => void>();
@@ -135,7 +145,7 @@ export async function startSyncService(o: SyncServiceOptions): Promise<SyncServi
 
   const summary = (): SyncSummary => {
     const r = encodeRoot(docs.items.fingerprint(0, 0));
-    return { sync: 1, n: r.n, h: r.h };
+    return { sync: 1, n: r.n, h: r.h, ...(o.binary === true ? { bin: SYNC_BINARY_VERSION } : {}) };
   };
   const remoteSummary = (peerId: string): RootSummary | null => {
     const s = peer.peers().find((p) => p.peerId === peerId)?.sync;
@@ -155,7 +165,7 @@ export async function startSyncService(o: SyncServiceOptions): Promise<SyncServi
   const offs: Array<() => void> = [];
   offs.push(peer.on('ico:in', (e) => {
     if (e.envelope.type !== 'STATE_SYNC' || e.envelope.sender === peer.peerId) return;
-    void engine.receive(e.envelope.sender, e.envelope.payload);
+    void engine.receive(e.envelope.sender, e.envelope.payload, e.bytes);
   }));
   if (o.syncOnConnect !== false) {
     offs.push(peer.on('peer:established', (e: PeerEventOf<'peer:established'>) => {

@@ -4,16 +4,33 @@
 // the store), manual conflicts and their resolutions. After the faults heal, every pair
 // syncs; then the property: all peers hold identical state (same ids, same values, same
 // conflicts), and it is the state an oracle gets by merging every written version in
-// writing order. One seed is one deterministic run: a failure prints its seed and replays.
+// writing order. Termination: once the faults heal, every session must end, equal, within
+// MAX_SESSION_ROUNDS rounds and a message bound that follows from the batch limits. Peers
+// speak the binary session messages or the JSON form at random, so mixed pairs are
+// simulated too. One seed is one deterministic run: a failure prints its seed and replays.
 import type { JsonObject } from '../ico/types.ts';
 import { Xoshiro128 } from '../sim/prng.ts';
 import { MemoryStore } from '../store/memory.ts';
 import { DocStore } from './docstore.ts';
-import { SyncEngine, SESSION_IDLE_MS, type SyncTransport } from './engine.ts';
+import { MAX_PASSES, SyncEngine, SESSION_IDLE_MS, type SyncReport, type SyncTransport } from './engine.ts';
+import { decodeBinarySyncMessage } from './binary.ts';
+import { MAX_TRIE_DEPTH } from './itemset.ts';
 import { identityFromSeed, type SyncIdentity } from './identity.ts';
 import { ConflictPolicies, type Resolver } from './policy.ts';
 import { recordBytes, recordId, type DocRecord } from './record.ts';
-import { encodeRoot } from './wire.ts';
+import { encodeRoot, MAX_BATCH_RECORDS } from './wire.ts';
+
+/**
+ * Rounds (range, vector, open, fin, check messages, both ways) one session may take once the
+ * network is stable: per pass, one range message per trie level and a few around them.
+ */
+export const MAX_SESSION_ROUNDS = MAX_PASSES * (MAX_TRIE_DEPTH + 8);
+
+/** Messages one stable session may take: its rounds, and per pass a batch and an ack for every MAX_BATCH_RECORDS versions either side holds. */
+export function maxSessionMessages(heldA: number, heldB: number): number {
+  const batches = Math.ceil(heldA / MAX_BATCH_RECORDS) + Math.ceil(heldB / MAX_BATCH_RECORDS) + 2;
+  return MAX_SESSION_ROUNDS + MAX_PASSES * 2 * batches;
+}
 
 export interface SyncSimOptions {
   seed: number;
@@ -52,6 +69,8 @@ const MAX_SKEW_MS = 25_000;
 interface SimPeer {
   id: SyncIdentity;
   store: MemoryStore;
+  /** Speaks the binary session messages (with peers that do too). */
+  binary: boolean;
   docs: DocStore;
   engine: SyncEngine;
   skew: number;
@@ -60,8 +79,17 @@ interface SimPeer {
 interface InFlight {
   from: string;
   to: string;
-  payload: JsonObject;
+  payload: JsonObject | Uint8Array;
   at: number;
+}
+
+function kindOf(payload: JsonObject | Uint8Array): string {
+  if (!(payload instanceof Uint8Array)) return String(payload['k']);
+  try {
+    return `${decodeBinarySyncMessage(payload).k}(bin)`;
+  } catch {
+    return 'bin?';
+  }
 }
 
 export async function runSyncSimulation(o: SyncSimOptions): Promise<SyncSimResult> {
@@ -91,6 +119,7 @@ export async function runSyncSimulation(o: SyncSimOptions): Promise<SyncSimResul
     broadcast: async (payload) => {
       for (const p of peers) if (p.id.peerId !== self) flight.push({ from: self, to: p.id.peerId, payload, at: time + rng.range(1, 20) });
     },
+    binary: (to) => byId.get(self)?.binary === true && byId.get(to)?.binary === true,
   });
   const openPeer = async (p: Omit<SimPeer, 'docs' | 'engine'>): Promise<SimPeer> => {
     const docs = await DocStore.open({ store: p.store, self: p.id.peerId, signer: p.id.signer, policies, now: () => time + p.skew });
@@ -101,7 +130,7 @@ export async function runSyncSimulation(o: SyncSimOptions): Promise<SyncSimResul
     const seed = new Uint8Array(32);
     new DataView(seed.buffer).setUint32(0, o.seed >>> 0);
     seed[31] = i + 1;
-    const p = await openPeer({ id: identityFromSeed(seed), store: new MemoryStore(), skew: rng.range(-MAX_SKEW_MS, MAX_SKEW_MS) });
+    const p = await openPeer({ id: identityFromSeed(seed), store: new MemoryStore(), skew: rng.range(-MAX_SKEW_MS, MAX_SKEW_MS), binary: rng.chance(0.5) });
     peers.push(p);
     byId.set(p.id.peerId, p);
   }
@@ -120,38 +149,57 @@ export async function runSyncSimulation(o: SyncSimOptions): Promise<SyncSimResul
     stats.messages++;
     if (faults && (cut.has(link(msg.from, msg.to)) || rng.chance(dropRate))) {
       stats.dropped++;
-      log(`drop ${name(msg.from)}→${name(msg.to)} ${String(msg.payload['k'])}`);
+      log(`drop ${name(msg.from)}→${name(msg.to)} ${kindOf(msg.payload)}`);
       return true;
     }
     const to = byId.get(msg.to);
     if (to === undefined) return true;
-    log(`deliver ${name(msg.from)}→${name(msg.to)} ${String(msg.payload['k'])}`);
-    await to.engine.receive(msg.from, msg.payload);
+    log(`deliver ${name(msg.from)}→${name(msg.to)} ${kindOf(msg.payload)}`);
+    // A bytes payload's JSON form is {"$bytes": …}; the engine reads the raw bytes given beside it.
+    if (msg.payload instanceof Uint8Array) await to.engine.receive(msg.from, { $bytes: '' }, msg.payload);
+    else await to.engine.receive(msg.from, msg.payload);
     await settle();
     return true;
   };
 
   let open = 0;
-  const startSync = (a: SimPeer, b: SimPeer, sessions: Array<Promise<unknown>>): void => {
+  const startSync = (a: SimPeer, b: SimPeer, sessions: Array<Promise<unknown>>): Promise<SyncReport | Error> => {
     stats.sessions++;
     open++;
     log(`sync ${name(a.id.peerId)}→${name(b.id.peerId)}`);
-    sessions.push(a.engine.sync(b.id.peerId)
-      .then((r) => log(`sync ${name(a.id.peerId)}→${name(b.id.peerId)} done: ${r.mode}, equal ${r.equal}, ${r.passes} passes`))
-      .catch((e: unknown) => log(`sync ${name(a.id.peerId)}→${name(b.id.peerId)} ended: ${(e as Error).message}`))
-      .finally(() => open--));
+    const outcome = a.engine.sync(b.id.peerId)
+      .then((r) => {
+        log(`sync ${name(a.id.peerId)}→${name(b.id.peerId)} done: ${r.mode}, equal ${r.equal}, ${r.passes} passes, ${r.rounds} rounds`);
+        return r;
+      }, (e: unknown) => {
+        log(`sync ${name(a.id.peerId)}→${name(b.id.peerId)} ended: ${(e as Error).message}`);
+        return e instanceof Error ? e : new Error(String(e));
+      })
+      .finally(() => open--);
+    sessions.push(outcome);
+    return outcome;
   };
-  /** Delivers without faults until every sync settled; silent sessions time out. */
-  const runToQuiet = async (): Promise<void> => {
-    for (let i = 0; i < 200_000; i++) {
-      if (await deliverOne(false)) continue;
-      if (open === 0) return;
+  /**
+   * Delivers without faults until every sync settled; silent sessions time out. False when
+   * `limit` messages were delivered and a session is still open.
+   */
+  const runToQuiet = async (limit: number): Promise<boolean> => {
+    let delivered = 0;
+    // Each pass delivers a message or lets the idle timeout fire; the timeouts end every open session.
+    for (let i = 0; i < limit + MAX_PASSES * 2 + 2; i++) {
+      if (delivered < limit && (await deliverOne(false))) {
+        delivered++;
+        continue;
+      }
+      if (open === 0) return true;
+      if (delivered >= limit) return false;
       time += SESSION_IDLE_MS + 1;
       for (const p of peers) p.engine.tick(time);
       await settle();
     }
-    throw new Error('the network did not quiesce within 200,000 events');
+    return false;
   };
+  const largest = (): number => Math.max(...peers.map((p) => p.docs.size));
 
   const write = async (p: SimPeer): Promise<void> => {
     const key = rng.pick(KEYS);
@@ -198,7 +246,7 @@ export async function runSyncSimulation(o: SyncSimOptions): Promise<SyncSimResul
         const i = rng.nextInt(peers.length);
         const old = peers[i] as SimPeer;
         old.engine.close();
-        const fresh = await openPeer({ id: old.id, store: old.store.reopen(), skew: old.skew });
+        const fresh = await openPeer({ id: old.id, store: old.store.reopen(), skew: old.skew, binary: old.binary });
         peers[i] = fresh;
         byId.set(fresh.id.peerId, fresh);
         stats.restarts++;
@@ -211,16 +259,33 @@ export async function runSyncSimulation(o: SyncSimOptions): Promise<SyncSimResul
     // Heal: no cuts, no drops; drain, let stalled sessions time out, then every pair syncs.
     cut.clear();
     dropRate = 0;
-    await runToQuiet();
+    // What was in flight, and every session still open, must end within the bound of its sessions.
+    const drainBound = (open + 1) * maxSessionMessages(largest(), largest()) + flight.length;
+    const before = stats.messages;
+    if (!(await runToQuiet(drainBound))) {
+      return { seed: o.seed, ok: false, violation: { property: 'termination', detail: `${open} sessions still open ${stats.messages - before} messages after the network healed (bound ${drainBound})` }, trace, stats };
+    }
     await Promise.all(sessions);
     for (let round = 0; round < 2; round++) {
       for (const a of peers) {
         for (const b of peers) {
           if (a === b) continue;
           const done: Array<Promise<unknown>> = [];
-          startSync(a, b, done);
-          await runToQuiet();
+          const messagesBefore = stats.messages;
+          const bound = maxSessionMessages(a.docs.size, b.docs.size);
+          const outcome = startSync(a, b, done);
+          const quiet = await runToQuiet(bound);
+          const messages = stats.messages - messagesBefore;
+          const pair = `${name(a.id.peerId)}→${name(b.id.peerId)}`;
+          if (!quiet) {
+            return { seed: o.seed, ok: false, violation: { property: 'termination', detail: `session ${pair} on a stable network still open after ${messages} messages (bound ${bound})` }, trace, stats };
+          }
           await Promise.all(done);
+          const r = await outcome;
+          if (r instanceof Error || !r.equal || r.rounds > MAX_SESSION_ROUNDS || messages > bound) {
+            const how = r instanceof Error ? `ended with ${r.message}` : `ended equal=${r.equal} after ${r.rounds} rounds (bound ${MAX_SESSION_ROUNDS})`;
+            return { seed: o.seed, ok: false, violation: { property: 'termination', detail: `session ${pair} on a stable network ${how}, ${messages} messages (bound ${bound})` }, trace, stats };
+          }
         }
       }
     }

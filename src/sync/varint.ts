@@ -37,6 +37,19 @@ export class ByteWriter {
     this.#buf[this.#len++] = w & 0xff;
   }
 
+  /** Raw bytes, no length prefix. */
+  raw(b: Uint8Array): void {
+    this.#room(b.length);
+    this.#buf.set(b, this.#len);
+    this.#len += b.length;
+  }
+
+  /** A varint length, then the bytes. */
+  bytes(b: Uint8Array): void {
+    this.varint(b.length);
+    this.raw(b);
+  }
+
   get length(): number {
     return this.#len;
   }
@@ -77,6 +90,19 @@ export class ByteReader {
   byte(): number {
     if (this.#pos >= this.#buf.length) throw new MalformedSyncMessageError('truncated message');
     return this.#buf[this.#pos++] as number;
+  }
+
+  /** `n` raw bytes (a view into the buffer). */
+  raw(n: number): Uint8Array {
+    if (this.#pos + n > this.#buf.length) throw new MalformedSyncMessageError('truncated message');
+    const out = this.#buf.subarray(this.#pos, this.#pos + n);
+    this.#pos += n;
+    return out;
+  }
+
+  /** A varint length of at most `max`, then that many bytes. */
+  bytes(max: number): Uint8Array {
+    return this.raw(this.varint(max));
   }
 
   u32(): number {

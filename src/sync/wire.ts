@@ -17,6 +17,8 @@ export const MAX_RANGE_PART_CHARS = 512 * 1024;
 /** A reassembled range message may not exceed this. */
 export const MAX_RANGE_MESSAGE_BYTES = 4 * 1024 * 1024;
 export const MAX_SID_CHARS = 32;
+/** Origins one version vector on the wire may name. */
+export const MAX_VECTOR_ENTRIES = 4096;
 /** Signed tree heads one `rheads` message may list. */
 export const MAX_HEADS = 1024;
 
@@ -82,7 +84,7 @@ function sidOf(p: JsonObject): string {
 function vectorOf(v: Json | undefined): VersionVector {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) fail('vec must be an object');
   const entries = Object.entries(v);
-  if (entries.length > 4096) fail('vec names too many origins');
+  if (entries.length > MAX_VECTOR_ENTRIES) fail('vec names too many origins');
   for (const [o, s] of entries) if (o.length > 128 || typeof s !== 'number' || !Number.isSafeInteger(s) || s < 0) fail('vec maps origins to sequence numbers');
   return v as VersionVector;
 }

@@ -20,6 +20,7 @@ import { DocStore } from '../../src/sync/docstore.ts';
 import { policiesWith } from '../../src/sync/policy.ts';
 import { signRecord } from '../../src/sync/record.ts';
 import { startSyncService, type SyncService } from '../../src/sync/service.ts';
+import { isBinarySyncMessage } from '../../src/sync/binary.ts';
 import type { ClusterConfig } from '../../src/net/cluster-config.ts';
 import { BIN, killAll, ROOT, run, tempDir, type JsonEvent, type Proc } from '../harness/processes.ts';
 
@@ -79,7 +80,7 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string; std
   });
 }
 
-async function inProcessPeer(name: string, before?: (docs: DocStore) => Promise<void>): Promise<{ peer: HyperSyncPeer; sync: SyncService }> {
+async function inProcessPeer(name: string, before?: (docs: DocStore) => Promise<void>, o: { binary?: boolean } = {}): Promise<{ peer: HyperSyncPeer; sync: SyncService }> {
   const privateKey = await loadOrCreateKey(join(dir, name));
   const peerId = peerIdFromPrivateKey(privateKey).toString();
   const signer = crypto.createSigner(seedFromLibp2pPrivateKey(privateKey));
@@ -91,7 +92,7 @@ async function inProcessPeer(name: string, before?: (docs: DocStore) => Promise<
     cluster: config.cluster, roles: ['learner'], relays: [relayAddr], allowlist: config.allowlist, clusterPublicKey: base64urlDecode(config.clusterPublicKey),
     privateKey, heartbeatMs: HEARTBEAT_MS, listen: ['/ip4/127.0.0.1/tcp/0'], helloState: () => sync?.summary() ?? null,
   });
-  sync = await startSyncService({ peer, store, signer, policies: policiesWith(), antiEntropyMs: 1000 });
+  sync = await startSyncService({ peer, store, signer, policies: policiesWith(), antiEntropyMs: 1000, ...(o.binary === true ? { binary: true } : {}) });
   const handle = { peer, sync };
   inProcess.push(handle);
   return handle;
@@ -99,7 +100,7 @@ async function inProcessPeer(name: string, before?: (docs: DocStore) => Promise<
 
 before(async () => {
   const ids: string[] = [];
-  for (const name of ['relay', 'n1', 'n2', 'tp', 'tq']) ids.push(peerIdFromPrivateKey(await loadOrCreateKey(join(dir, name))).toString());
+  for (const name of ['relay', 'n1', 'n2', 'tp', 'tq', 'tb', 'tj']) ids.push(peerIdFromPrivateKey(await loadOrCreateKey(join(dir, name))).toString());
   config = await initCluster(dir, 'synctest', ids);
   await writeFile(join(dir, 'token'), TOKEN);
   relay = run('relay', ['relay', '--cluster-config', configPath, '--data-dir', join(dir, 'relay'), '--port', '0', '--http-port', '0', '--insecure', '--token-file', join(dir, 'token'), '--heartbeat-ms', String(HEARTBEAT_MS), '--json-events']);
@@ -144,6 +145,55 @@ test('a stopped peer catches up on restart from its LevelDB state plus the diffe
   assert.ok(received >= 60, `the 60 missed writes came by sync (received ${received})`);
   // n2 held the 30 notes from before: no session carried more than the difference.
   for (const e of sessions) assert.ok((e['received'] as number) <= 62, `a session received ${String(e['received'])}`);
+});
+
+async function established(h: { peer: HyperSyncPeer }, remote: string): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const off = h.peer.on('peer:established', (e) => {
+      if (e.peer.peerId === remote) {
+        off();
+        resolve();
+      }
+    });
+    if (h.peer.peers().some((p) => p.peerId === remote && p.state === 'established')) {
+      off();
+      resolve();
+    }
+  });
+}
+
+test('a peer offering binary session messages syncs with the relay in binary; a JSON peer beside it in JSON; both converge', async () => {
+  const writeOffline = (prefix: string) => async (docs: DocStore): Promise<void> => {
+    for (let i = 0; i < 20; i++) await docs.put(`${prefix}/${i}`, { i });
+  };
+  const tb = await inProcessPeer('tb', writeOffline('bin'), { binary: true });
+  const tj = await inProcessPeer('tj', writeOffline('json'));
+  const forms = new Map<HyperSyncPeer, { binary: number; json: number }>();
+  for (const h of [tb, tj]) {
+    const count = { binary: 0, json: 0 };
+    forms.set(h.peer, count);
+    h.peer.on('ico:in', (e) => {
+      if (e.envelope.type !== 'STATE_SYNC' || e.envelope.sender !== relayId) return;
+      if (e.bytes !== undefined && isBinarySyncMessage(e.bytes)) count.binary++;
+      else if (typeof e.envelope.payload['k'] === 'string' && e.envelope.payload['k'] !== 'live' && e.envelope.payload['k'] !== 'rheads' && e.envelope.payload['k'] !== 'rlog') count.json++;
+    });
+  }
+  await Promise.all([established(tb, relayId), established(tj, relayId)]);
+  const [rb] = await tb.sync.sync(relayId);
+  const [rj] = await tj.sync.sync(relayId);
+  assert.equal(rb?.equal, true);
+  assert.equal(rj?.equal, true);
+  const fb = forms.get(tb.peer)!;
+  const fj = forms.get(tj.peer)!;
+  assert.ok(fb.binary > 0 && fb.json === 0, `the binary peer got session messages from the relay in binary only: ${JSON.stringify(fb)}`);
+  assert.ok(fj.json > 0 && fj.binary === 0, `the JSON peer got them in JSON only: ${JSON.stringify(fj)}`);
+  for (const key of ['bin/7', 'json/7']) assert.deepEqual((await rest('GET', `/api/v1/docs/${key}`)).json['value'], { i: 7 });
+  // tj synced after tb, so it holds tb's writes; tb gets tj's from its next session (binary again).
+  assert.deepEqual((await tj.sync.docs.get('bin/3'))?.value, { i: 3 });
+  const [again] = await tb.sync.sync(relayId);
+  assert.equal(again?.equal, true);
+  assert.deepEqual((await tb.sync.docs.get('json/3'))?.value, { i: 3 });
+  assert.equal(fb.json, 0, 'still no JSON session message to the binary peer');
 });
 
 test('a forged record is refused by the relay and its sender scored down', async () => {

@@ -5,11 +5,13 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { bytesPayload } from '../../src/ico/frame.ts';
 import type { JsonObject } from '../../src/ico/types.ts';
 import { LevelStore } from '../../src/store/level.ts';
 import { MemoryStore } from '../../src/store/memory.ts';
 import type { Store } from '../../src/store/types.ts';
-import { DocStore } from '../../src/sync/docstore.ts';
+import { DocStore, MAX_READ_BATCH } from '../../src/sync/docstore.ts';
+import { recordBytes, recordId } from '../../src/sync/record.ts';
 import { MAX_INFLIGHT_BATCHES, SyncEngine, type SyncEvent } from '../../src/sync/engine.ts';
 import { identityFromSeed } from '../../src/sync/identity.ts';
 import { simPolicies } from '../../src/sync/simulator.ts';
@@ -45,7 +47,7 @@ class Bus {
     const engine = new SyncEngine({
       docs,
       transport: {
-        send: async (to, payload) => this.#deliver(id.peerId, to, payload),
+        send: async (to, payload) => this.#deliver(id.peerId, to, payload instanceof Uint8Array ? bytesPayload(payload) : payload),
         broadcast: async (payload) => {
           for (const other of this.nodes.keys()) if (other !== id.peerId) this.#deliver(id.peerId, other, payload);
         },
@@ -273,4 +275,16 @@ test('live: a write reaches the other peer by broadcast without a session', asyn
   await b.docs.put('live/1', 'hello');
   while ((await a.docs.get('live/1')) === undefined) await new Promise((r) => setImmediate(r));
   assert.equal((await a.docs.get('live/1'))?.value, 'hello');
+});
+
+test('recordBytesOf reads up to MAX_READ_BATCH ids at once, in order, skipping missing ones; one more is refused', async () => {
+  const bus = new Bus();
+  const a = await bus.add(1);
+  const held = [await a.docs.put('r1', 1), await a.docs.put('r2', 2)];
+  const ids = held.map((r) => recordId(recordBytes(r)));
+  const missing = new Uint8Array(32).fill(7);
+  const got = await a.docs.recordBytesOf([ids[1]!, missing, ids[0]!]);
+  assert.deepEqual(got, [recordBytes(held[1]!), recordBytes(held[0]!)]);
+  assert.equal((await a.docs.recordBytesOf(Array(MAX_READ_BATCH).fill(missing))).length, 0);
+  await assert.rejects(a.docs.recordBytesOf(Array(MAX_READ_BATCH + 1).fill(missing)), (e: unknown) => (e as { code?: string }).code === 'SYNC_LIMIT');
 });

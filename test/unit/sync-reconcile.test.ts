@@ -120,7 +120,9 @@ test('100k ids with 1% differing: O(log n) rounds, bytes proportional to the dif
   const o = reconcile(a, b);
   sameIds(a, b);
   assert.equal(o.pushedBA, 1000);
-  assert.ok(o.rounds <= 2 * 17, `rounds ${o.rounds}`);
+  // SPLITK: the root's counts differ by 1,000, so the first answer opens 256 nodes 8 levels
+  // down instead of splitting level by level (22 messages with binary splits only, 14 with it).
+  assert.ok(o.rounds <= 16, `rounds ${o.rounds}`);
   // About 30 bytes per differing id; a full id list would be 3.2 MB.
   assert.ok(o.bytes < 1000 * 60, `bytes ${o.bytes}`);
 });

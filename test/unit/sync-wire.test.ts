@@ -54,4 +54,9 @@ test('a range message that does not match the open nodes is refused, not guessed
   assert.throws(() => r.receive(new Uint8Array([2, 0, 0, 0])), (e: unknown) => e instanceof MalformedSyncMessageError && /2 tags for 1 open nodes/.test(e.message));
   assert.throws(() => r.receive(new Uint8Array([1, 7, 0])), (e: unknown) => e instanceof MalformedSyncMessageError && /unknown range tag 7/.test(e.message));
   assert.throws(() => r.receive(new Uint8Array([1, 3, 2, 5])), (e: unknown) => e instanceof MalformedSyncMessageError && /truncated/.test(e.message));
+  // SPLITK must skip 2..MAX_FANOUT_BITS levels, and not below the deepest level.
+  assert.throws(() => r.receive(new Uint8Array([1, 5, 9, 0])), (e: unknown) => e instanceof MalformedSyncMessageError && /SPLITK of 9 levels at depth 0/.test(e.message));
+  assert.throws(() => r.receive(new Uint8Array([1, 5, 1, 0])), (e: unknown) => e instanceof MalformedSyncMessageError && /SPLITK of 1 levels/.test(e.message));
+  // SPLITK of 2 opens 4 nodes: a message with fingerprints for 2 is refused.
+  assert.throws(() => r.receive(new Uint8Array([1, 5, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])), (e: unknown) => e instanceof MalformedSyncMessageError && /2 fingerprints for 4 nodes/.test(e.message));
 });
