@@ -41,6 +41,8 @@ const TAB_ROLE_TEXT = 'browser: signed ICO messages and a synced copy of the doc
 
 /** Without a session with any relay for this long, the page says the relay is unreachable. */
 export const RELAY_GRACE_MS = 8_000;
+/** How often the ICO message log is re-rendered at most (it changes many times a second). */
+export const LOG_RENDER_MS = 250;
 /** How often ages ("0.4 s ago") and relay status are recomputed without an event. */
 const REFRESH_MS = 1_000;
 /** Envelopes kept for `window.hypersync.received()` (HEARTBEATs are not kept). */
@@ -314,12 +316,11 @@ function run(params: JoinParams, live: Live): (event: PeerEvent) => void {
     logDirty = true;
     renderLogNow();
   });
-  // Logs change many times a second under heartbeats: render them at most once a frame.
-  const frame = (): void => {
-    renderLogNow();
-    requestAnimationFrame(frame);
-  };
-  requestAnimationFrame(frame);
+  // Logs change many times a second under heartbeats and Raft traffic (a tab group's leader
+  // sends ten heartbeats a second to each member): render them at most every LOG_RENDER_MS.
+  // Once a frame was too often: on a loaded machine rebuilding the log 60 times a second
+  // starved the tab's Raft ticks and delayed elections by hundreds of milliseconds.
+  setInterval(renderLogNow, LOG_RENDER_MS);
   setInterval(refresh, REFRESH_MS);
   refresh();
   wireSendForm(live);

@@ -26,10 +26,16 @@ export const MAX_DEFERRED = 1024;
 /** Longest a propose or linearizable read waits by default. */
 export const TAB_RAFT_WAIT_MS = 10_000;
 /**
- * One tick. With the core's 8 election ticks a follower that stops hearing its leader campaigns
- * after 400–800 ms (randomized), so a closed leader's tab is replaced well within 2 s.
+ * One tick, and the election timeout in ticks (the core randomizes it in [E, 2E)): a follower
+ * that stops hearing its leader campaigns after 400–800 ms, so a closed leader's tab is replaced
+ * within 2 s. Shorter timeouts were tried and were slower under load: the vote round holds a
+ * durable IndexedDB write on each side (measured up to ~0.5 s on a loaded machine), and a
+ * candidate whose timeout ends first campaigns again in a new term. Heartbeats every 2 ticks.
  */
 export const TAB_RAFT_TICK_MS = 50;
+export const TAB_RAFT_ELECTION_TICKS = 8;
+export const TAB_RAFT_HEARTBEAT_TICKS = 2;
+invariant(TAB_RAFT_ELECTION_TICKS >= 4 * TAB_RAFT_HEARTBEAT_TICKS, 'several heartbeats per election timeout');
 const GROUP_NAME = /^[A-Za-z0-9._-]+$/;
 
 /** Bad arguments to the tab group API (the group keeps running). */
@@ -147,6 +153,8 @@ export function tabRaft(opts: { self: () => string; signer: () => Ed25519Signer;
           replica,
           timers: browserTimers(),
           tickMs: TAB_RAFT_TICK_MS,
+          electionTicks: TAB_RAFT_ELECTION_TICKS,
+          heartbeatTicks: TAB_RAFT_HEARTBEAT_TICKS,
         });
         const recovered = opened.core;
         const result = { group: o.group, recoveredIndex: recovered.log.lastIndex(), recoveredTerm: recovered.currentTerm() };
