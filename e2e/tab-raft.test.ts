@@ -8,7 +8,9 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { launchChromium } from './browsers.ts';
-import { watch } from './app-page.ts';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { RESULTS_DIR, seriousA11yViolations, watch } from './app-page.ts';
 import { directWebrtcTo, HOOK_TIMEOUT_MS, startStack, TEST_TIMEOUT_MS, until, type PageView, type Stack } from './harness.ts';
 import type { FormResult } from '../web/tab-raft.ts';
 
@@ -227,5 +229,24 @@ test('three tabs form a Raft group over WebRTC, commit, survive closing the lead
   // A linearizable read from the reloaded follower sees the last write.
   const last = await follower.page.evaluate((k) => window.hypersync.raft.read('kv.get', { key: k }), `e/${n - 1}`);
   assert.deepEqual(last.ok ? last.outputs : last, { found: true, value: n - 1 });
+
+  // The consensus panel of each tab shows its own group: the leader's says leader, the others follower, all the same term.
+  const term = (await status(newLeader))!.term;
+  for (const t of tabs) {
+    const role = t === newLeader ? 'leader' : 'follower';
+    await until(async () => {
+      const shown = await t.page.locator('#tab-group').evaluate((el) => ({ role: el.querySelector('[data-field="role"]')?.textContent, term: el.querySelector('[data-field="term"]')?.textContent, group: el.querySelector('[data-field="group"]')?.textContent }));
+      return shown.role === role && shown.term === String(term) && shown.group === GROUP ? true : undefined;
+    }, 10_000, `${t.name}'s consensus panel shows it as ${role} in term ${term}`);
+  }
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const shot = join(RESULTS_DIR, 'tabraft-consensus.png');
+  const panel = newLeader.page.locator('#consensus');
+  await panel.evaluate((el) => el.scrollIntoView({ block: 'start' }));
+  const box = await panel.boundingBox();
+  assert.ok(box !== null, 'the consensus panel is visible');
+  await newLeader.page.screenshot({ path: shot, clip: box });
+  process.stdout.write(`# screenshot ${shot}\n`);
+  assert.deepEqual(await seriousA11yViolations(newLeader.page), []);
   assert.deepEqual(problems.flat(), []);
 });

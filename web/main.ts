@@ -22,7 +22,7 @@ import { byId, renderLog, renderPeers, renderRecipients, renderSelf, renderWebrt
 import { webrtcUsable } from './webrtc-probe.ts';
 import { relayApi, type RelayApi } from './relay-api.ts';
 import { renderGraph } from './panels/graph.ts';
-import { refreshConsensus } from './panels/consensus.ts';
+import { refreshConsensus, renderTabGroup } from './panels/consensus.ts';
 import { loadOperators } from './panels/operators.ts';
 import { receiptsExplorer } from './panels/receipts.ts';
 import { docsPanel, type DocsPanel } from './panels/docs.ts';
@@ -322,6 +322,7 @@ function run(params: JoinParams, live: Live): (event: PeerEvent) => void {
   // starved the tab's Raft ticks and delayed elections by hundreds of milliseconds.
   setInterval(renderLogNow, LOG_RENDER_MS);
   setInterval(refresh, REFRESH_MS);
+  setInterval(() => renderTabGroup(window.hypersync.raft.status()), REFRESH_MS);
   refresh();
   wireSendForm(live);
   void measureRtts(live, rtts);

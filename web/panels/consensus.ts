@@ -55,3 +55,35 @@ export async function refreshConsensus(api: RelayApi): Promise<void> {
     showError('consensus-status', e);
   }
 }
+
+/** What the tab-group part of the panel shows (window.hypersync.raft.status()). */
+export interface TabGroupView {
+  group: string;
+  id: string;
+  role: string;
+  leader: string;
+  term: number;
+  commit: number;
+  applied: number;
+  voters: string[];
+}
+
+/** This tab's own Raft group of tabs: its role, term, leader, commit and applied index, the members. */
+export function renderTabGroup(s: TabGroupView | null): void {
+  const list = byId('tab-group');
+  byId('tab-group-empty').hidden = s !== null;
+  list.hidden = s === null;
+  if (s === null) {
+    list.replaceChildren();
+    return;
+  }
+  const name = (id: string): string => (id === s.id ? `${shortId(id)} (this tab)` : shortId(id));
+  list.replaceChildren(
+    h('dt', {}, 'Group'), h('dd', { data: { field: 'group' } }, s.group),
+    h('dt', {}, 'Role'), h('dd', { data: { field: 'role' } }, s.role),
+    h('dt', {}, 'Term'), h('dd', { data: { field: 'term' } }, String(s.term)),
+    h('dt', {}, 'Leader'), h('dd', { class: 'mono', title: s.leader, data: { field: 'leader' } }, s.leader === '' ? 'none (election in progress)' : name(s.leader)),
+    h('dt', {}, 'Commit'), h('dd', { data: { field: 'commit' } }, `${s.commit} committed · ${s.applied} applied`),
+    h('dt', {}, 'Members'), h('dd', { class: 'mono', data: { field: 'members' } }, s.voters.map(name).join(' · ')),
+  );
+}
