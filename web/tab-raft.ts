@@ -77,7 +77,8 @@ export interface TabPeerPort {
   onEnvelope(handler: (envelope: Envelope) => void): () => void;
 }
 
-function groupTransport(group: string, port: TabPeerPort): EngineTransport {
+/** The group's Raft payloads over the tab's peer: wrapped with the group's name, other groups' and other kinds ignored. */
+export function groupTransport(group: string, port: TabPeerPort): EngineTransport {
   return {
     send: (to, payload) => port.send(to, { k: TAB_RAFT_KIND, g: group, p: payload }),
     onMessage(handler) {
