@@ -28,7 +28,6 @@ import { receiptsExplorer } from './panels/receipts.ts';
 import { docsPanel, type DocsPanel } from './panels/docs.ts';
 import { showError } from './panels/panel-state.ts';
 import { tabRaft, type TabRaftApi } from './tab-raft.ts';
-import type { Ed25519Signer } from '../src/crypto/index.ts';
 
 /**
  * What this tab is: a peer that signs and exchanges ICO messages and keeps a synced copy of
@@ -116,8 +115,7 @@ ready.catch(() => undefined);
 
 let peer: HyperSyncPeer | undefined;
 let sync: SyncService | undefined;
-/** The tab's identity as a signer (receipts of its Raft group); set once the key is loaded. */
-let tabSigner: Ed25519Signer | undefined;
+
 const syncHandlers = new Set<{ type: SyncEventType | '*'; handler: SyncHandler }>();
 const received: Envelope[] = [];
 /** Page subscriptions (`hypersync.on`): attached to the peer, and again to each new one after working offline. */
@@ -187,10 +185,6 @@ window.hypersync = {
   },
   raft: tabRaft({
     self: () => requirePeer().peerId,
-    signer: () => {
-      if (tabSigner === undefined) throw new Error('peer not started yet: await window.hypersync.ready');
-      return tabSigner;
-    },
     port: {
       send: (to, payload) => requirePeer().send(to, 'CONSENSUS', payload),
       onEnvelope: (handler) => subscribe('ico:in', (event) => {
@@ -506,7 +500,6 @@ async function boot(): Promise<void> {
   try {
     // The key is loaded here (not inside startPeer) so the document signer is the tab's identity.
     privateKey = await loadOrCreateKey();
-    tabSigner = crypto.createSigner(seedFromLibp2pPrivateKey(privateKey));
     // One document database per identity, so a reloaded tab finds its own documents again.
     store = await IdbStore.open(`hypersync-docs-${peerIdFromPrivateKey(privateKey).toString()}`);
     first = await start();

@@ -8,9 +8,8 @@ import { RaftRuntime, type RaftRuntimeStatus } from '../src/consensus/raft/runti
 import { invariant } from '../src/consensus/raft/index.ts';
 import type { CommandOutcome, ReadConsistency } from '../src/consensus/engine.ts';
 import type { EngineTransport, Timers } from '../src/consensus/ports.ts';
-import type { Ed25519Signer } from '../src/crypto/index.ts';
 import type { Json, JsonObject } from '../src/ico/types.ts';
-import { Replica } from '../src/replica/replica.ts';
+import { TabReplica } from './tab-replica.ts';
 import type { ApplyResult } from '../src/statemachine/types.ts';
 import { IdbStore } from '../src/store/idb.ts';
 import type { Envelope } from '../src/ico/types.ts';
@@ -128,12 +127,12 @@ export function validateForm(self: string, o: FormOptions): void {
   if (!set.has(self)) throw new TabRaftError('TAB_RAFT_INVALID', 'members must include this tab');
 }
 
-/** The tab-group API of one tab (identity `self`, receipts signed by `signer`). */
-export function tabRaft(opts: { self: () => string; signer: () => Ed25519Signer; port: TabPeerPort }): TabRaftApi {
+/** The tab-group API of one tab (identity `self`). */
+export function tabRaft(opts: { self: () => string; port: TabPeerPort }): TabRaftApi {
   let group: string | undefined;
-  let engine: RaftRuntime<Replica> | undefined;
+  let engine: RaftRuntime<TabReplica> | undefined;
   let opening = false;
-  const requireEngine = (): RaftRuntime<Replica> => {
+  const requireEngine = (): RaftRuntime<TabReplica> => {
     if (engine === undefined) throw new TabRaftError('TAB_RAFT_NOT_FORMED', 'no tab group: call raft.form() first');
     return engine;
   };
@@ -145,13 +144,13 @@ export function tabRaft(opts: { self: () => string; signer: () => Ed25519Signer;
       opening = true;
       try {
         const base = `hypersync-tabraft-${o.group}-${self}`;
-        const replica = await Replica.open({ store: await IdbStore.open(`${base}-replica`), signer: opts.signer(), peerId: self });
+
         const opened = await RaftRuntime.open({
           id: self,
           transport: groupTransport(o.group, opts.port),
           store: await IdbStore.open(`${base}-log`),
           bootstrap: { voters: [...o.members], learners: [] },
-          replica,
+          replica: new TabReplica(),
           timers: browserTimers(),
           tickMs: TAB_RAFT_TICK_MS,
           electionTicks: TAB_RAFT_ELECTION_TICKS,

@@ -2,7 +2,7 @@
 // them checked here at load (a broken relation is a bug, so it throws at import).
 import { DEFAULT_ELECTION_TICKS, DEFAULT_HEARTBEAT_TICKS, invariant, type RaftLimits } from '../index.ts';
 import { MAX_WAIT_MS } from '../../engine.ts';
-import { RETRY_SESSION_TTL_MS } from '../../../statemachine/machine.ts';
+import { RETRY_SESSION_TTL_MS } from '../../../statemachine/command.ts';
 
 /** One Raft tick of real time (the core counts elections and heartbeats in ticks). */
 export const DEFAULT_TICK_MS = 50;
