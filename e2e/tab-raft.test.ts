@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { RESULTS_DIR, seriousA11yViolations, watch } from './app-page.ts';
 import { directWebrtcTo, HOOK_TIMEOUT_MS, startStack, TEST_TIMEOUT_MS, until, type PageView, type Stack } from './harness.ts';
 import type { FormResult } from '../web/tab-raft.ts';
+import type { RaftRuntimeStatus } from '../src/consensus/raft/runtime/index.ts';
 
 const TABS = 3;
 /** Entries committed before the leader's tab closes, then after, then while a follower reloads. */
@@ -37,14 +38,7 @@ let chromium: Browser;
 const tabs: Tab[] = [];
 const problems: string[][] = [];
 
-interface Status {
-  role: string;
-  leader: string;
-  term: number;
-  commit: number;
-  applied: number;
-  lastIndex: number;
-}
+type Status = Pick<RaftRuntimeStatus, 'role' | 'leader' | 'term' | 'commit' | 'applied' | 'lastIndex'>;
 
 function status(t: Tab): Promise<Status | null> {
   return t.page.evaluate(() => {

@@ -2,6 +2,7 @@
 // member, term, leader, commit and applied index) and the most recent committed operations
 // (one receipt per applied entry). The PBFT part says "not running" until a cluster runs it.
 import type { ClusterInfo, ReceiptView, RelayApi } from '../relay-api.ts';
+import type { RaftRuntimeStatus } from '../../src/consensus/raft/runtime/index.ts';
 import { byId, h, shortId } from '../view.ts';
 import { showError, showOk } from './panel-state.ts';
 
@@ -57,16 +58,7 @@ export async function refreshConsensus(api: RelayApi): Promise<void> {
 }
 
 /** What the tab-group part of the panel shows (window.hypersync.raft.status()). */
-export interface TabGroupView {
-  group: string;
-  id: string;
-  role: string;
-  leader: string;
-  term: number;
-  commit: number;
-  applied: number;
-  voters: string[];
-}
+export type TabGroupView = Pick<RaftRuntimeStatus, 'id' | 'role' | 'leader' | 'term' | 'commit' | 'applied' | 'voters'> & { group: string };
 
 /** This tab's own Raft group of tabs: its role, term, leader, commit and applied index, the members. */
 export function renderTabGroup(s: TabGroupView | null): void {
