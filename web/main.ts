@@ -22,11 +22,12 @@ import { byId, renderLog, renderPeers, renderRecipients, renderSelf, renderWebrt
 import { webrtcUsable } from './webrtc-probe.ts';
 import { relayApi, type RelayApi } from './relay-api.ts';
 import { renderGraph } from './panels/graph.ts';
-import { refreshConsensus } from './panels/consensus.ts';
+import { refreshConsensus, renderTabGroup } from './panels/consensus.ts';
 import { loadOperators } from './panels/operators.ts';
 import { receiptsExplorer } from './panels/receipts.ts';
 import { docsPanel, type DocsPanel } from './panels/docs.ts';
 import { showError } from './panels/panel-state.ts';
+import { tabRaft, type TabRaftApi } from './tab-raft.ts';
 
 /**
  * What this tab is: a peer that signs and exchanges ICO messages and keeps a synced copy of
@@ -39,6 +40,8 @@ const TAB_ROLE_TEXT = 'browser: signed ICO messages and a synced copy of the doc
 
 /** Without a session with any relay for this long, the page says the relay is unreachable. */
 export const RELAY_GRACE_MS = 8_000;
+/** How often the ICO message log is re-rendered at most (it changes many times a second). */
+export const LOG_RENDER_MS = 250;
 /** How often ages ("0.4 s ago") and relay status are recomputed without an event. */
 const REFRESH_MS = 1_000;
 /** Envelopes kept for `window.hypersync.received()` (HEARTBEATs are not kept). */
@@ -95,6 +98,8 @@ export interface HyperSyncApi {
     /** A signed resolution record: a new value, or one of the concurrent versions by id. */
     resolve(key: string, resolution: { value: Json } | { version: string }): Promise<{ key: string; value: Json }>;
   };
+  /** A Raft group of tabs over WebRTC, its log in IndexedDB (web/tab-raft.ts). */
+  raft: TabRaftApi;
   stop(): Promise<void>;
 }
 
@@ -110,6 +115,7 @@ ready.catch(() => undefined);
 
 let peer: HyperSyncPeer | undefined;
 let sync: SyncService | undefined;
+
 const syncHandlers = new Set<{ type: SyncEventType | '*'; handler: SyncHandler }>();
 const received: Envelope[] = [];
 /** Page subscriptions (`hypersync.on`): attached to the peer, and again to each new one after working offline. */
@@ -177,7 +183,17 @@ window.hypersync = {
       return { key: r.key, value: r.value };
     },
   },
+  raft: tabRaft({
+    self: () => requirePeer().peerId,
+    port: {
+      send: (to, payload) => requirePeer().send(to, 'CONSENSUS', payload),
+      onEnvelope: (handler) => subscribe('ico:in', (event) => {
+        if (event.type === 'ico:in') handler(event.envelope);
+      }),
+    },
+  }),
   stop: async () => {
+    await window.hypersync.raft.leave();
     await sync?.stop();
     await peer?.stop();
   },
@@ -294,13 +310,13 @@ function run(params: JoinParams, live: Live): (event: PeerEvent) => void {
     logDirty = true;
     renderLogNow();
   });
-  // Logs change many times a second under heartbeats: render them at most once a frame.
-  const frame = (): void => {
-    renderLogNow();
-    requestAnimationFrame(frame);
-  };
-  requestAnimationFrame(frame);
+  // Logs change many times a second under heartbeats and Raft traffic (a tab group's leader
+  // sends ten heartbeats a second to each member): render them at most every LOG_RENDER_MS.
+  // Once a frame was too often: on a loaded machine rebuilding the log 60 times a second
+  // starved the tab's Raft ticks and delayed elections by hundreds of milliseconds.
+  setInterval(renderLogNow, LOG_RENDER_MS);
   setInterval(refresh, REFRESH_MS);
+  setInterval(() => renderTabGroup(window.hypersync.raft.status()), REFRESH_MS);
   refresh();
   wireSendForm(live);
   void measureRtts(live, rtts);

@@ -10,7 +10,8 @@ export default defineConfig({
   logLevel: 'warn',
   server: { host: '127.0.0.1', strictPort: true },
   preview: { host: '127.0.0.1' },
-  // libp2p (noise, yamux, gossipsub, WebRTC) is one ~620 kB chunk (~175 kB gzipped) that every
-  // page needs at once; splitting it would only add round trips.
-  build: { target: 'es2022', outDir: 'dist', emptyOutDir: true, chunkSizeWarningLimit: 800 },
+  // libp2p (noise, yamux, gossipsub, WebRTC), the panels and the Raft runtime of tab groups are
+  // one ~825 kB chunk (~241 kB gzipped) that every page needs at once; splitting it would only
+  // add round trips. The budget that matters is the gzipped size (≤ 250 KB, bench/web.bench.ts).
+  build: { target: 'es2022', outDir: 'dist', emptyOutDir: true, chunkSizeWarningLimit: 900 },
 });

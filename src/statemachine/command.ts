@@ -5,8 +5,24 @@ import { canonicalBytes, utf8Decode } from '../crypto/index.ts';
 import type { Json } from '../ico/types.ts';
 import { OPERATOR_ID_PATTERN } from '../receipts/receipt.ts';
 import { StateMachineError } from './errors.ts';
-import { canonicalSize } from './registry.ts';
 import type { Command } from './types.ts';
+
+/** Byte length of the RFC 8785 form, or -1 when the value cannot be canonicalized (depth, NaN, lone surrogates). */
+export function canonicalSize(value: unknown): number {
+  try {
+    return canonicalBytes(value).length;
+  } catch {
+    return -1;
+  }
+}
+
+/**
+ * Requests without a key get a session of their own only for the runtime's retries of them
+ * (`session.retry`): in a separate table, so they never evict a client's key, kept this long
+ * (src/statemachine/machine.ts holds the table; defined here so the Raft runtime's limits need
+ * no state machine).
+ */
+export const RETRY_SESSION_TTL_MS = 2 * 60_000;
 
 /** Largest encoded command (inputs are at most 1 MiB canonical; this leaves room for the rest). */
 export const MAX_COMMAND_BYTES = 2 * 1024 * 1024;

@@ -6,7 +6,7 @@
 import { canonicalBytes, utf8Decode } from '../crypto/index.ts';
 import type { Json } from '../ico/types.ts';
 import { builtinRegistry } from './builtins.ts';
-import { sessionProblem } from './command.ts';
+import { RETRY_SESSION_TTL_MS, sessionProblem } from './command.ts';
 import { OperatorError, StateMachineError } from './errors.ts';
 import { canonicalSize, type OperatorRegistry } from './registry.ts';
 import type { ApplyResult, Command, KvView } from './types.ts';
@@ -18,11 +18,8 @@ import type { ApplyResult, Command, KvView } from './types.ts';
 export const SESSION_TTL_MS = 10 * 60_000;
 /** Bytes of keyed sessions (outputs, client, key) held at most; beyond it the oldest go first. */
 export const MAX_SESSION_BYTES = 64 * 1024 * 1024;
-/**
- * Requests without a key get a session of their own only for the runtime's retries of them
- * (`session.retry`): in a separate table, so they never evict a client's key, kept this long...
- */
-export const RETRY_SESSION_TTL_MS = 2 * 60_000;
+/** Retry sessions (requests without a key) are kept RETRY_SESSION_TTL_MS (command.ts)... */
+export { RETRY_SESSION_TTL_MS };
 /** ...and at most this many... */
 export const MAX_RETRY_SESSIONS = 65_536;
 /** ...holding at most these bytes. */

@@ -9,6 +9,7 @@ import { canonicalBytes } from '../crypto/index.ts';
 import type { Json } from '../ico/types.ts';
 import { OPERATOR_ID_PATTERN } from '../receipts/receipt.ts';
 import { StateMachineError } from './errors.ts';
+import { canonicalSize } from './command.ts';
 import type { OperatorDef, OperatorInfo } from './types.ts';
 
 /** Operators one registry holds at most. */
@@ -39,14 +40,8 @@ function pointerToken(s: string): string {
   return s.replaceAll('~', '~0').replaceAll('/', '~1');
 }
 
-/** Byte length of the RFC 8785 form, or -1 when the value cannot be canonicalized (depth, NaN, lone surrogates). */
-export function canonicalSize(value: unknown): number {
-  try {
-    return canonicalBytes(value).length;
-  } catch {
-    return -1;
-  }
-}
+// canonicalSize lives beside the command codec (no schema compiler for code that only encodes commands).
+export { canonicalSize };
 
 function describe(e: ErrorObject): { pointer: string; text: string } {
   const params = e.params as Record<string, unknown>;

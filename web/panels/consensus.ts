@@ -2,6 +2,7 @@
 // member, term, leader, commit and applied index) and the most recent committed operations
 // (one receipt per applied entry). The PBFT part says "not running" until a cluster runs it.
 import type { ClusterInfo, ReceiptView, RelayApi } from '../relay-api.ts';
+import type { RaftRuntimeStatus } from '../../src/consensus/raft/runtime/index.ts';
 import { byId, h, shortId } from '../view.ts';
 import { showError, showOk } from './panel-state.ts';
 
@@ -54,4 +55,27 @@ export async function refreshConsensus(api: RelayApi): Promise<void> {
   } catch (e) {
     showError('consensus-status', e);
   }
+}
+
+/** What the tab-group part of the panel shows (window.hypersync.raft.status()). */
+export type TabGroupView = Pick<RaftRuntimeStatus, 'id' | 'role' | 'leader' | 'term' | 'commit' | 'applied' | 'voters'> & { group: string };
+
+/** This tab's own Raft group of tabs: its role, term, leader, commit and applied index, the members. */
+export function renderTabGroup(s: TabGroupView | null): void {
+  const list = byId('tab-group');
+  byId('tab-group-empty').hidden = s !== null;
+  list.hidden = s === null;
+  if (s === null) {
+    list.replaceChildren();
+    return;
+  }
+  const name = (id: string): string => (id === s.id ? `${shortId(id)} (this tab)` : shortId(id));
+  list.replaceChildren(
+    h('dt', {}, 'Group'), h('dd', { data: { field: 'group' } }, s.group),
+    h('dt', {}, 'Role'), h('dd', { data: { field: 'role' } }, s.role),
+    h('dt', {}, 'Term'), h('dd', { data: { field: 'term' } }, String(s.term)),
+    h('dt', {}, 'Leader'), h('dd', { class: 'mono', title: s.leader, data: { field: 'leader' } }, s.leader === '' ? 'none (election in progress)' : name(s.leader)),
+    h('dt', {}, 'Commit'), h('dd', { data: { field: 'commit' } }, `${s.commit} committed · ${s.applied} applied`),
+    h('dt', {}, 'Members'), h('dd', { class: 'mono', data: { field: 'members' } }, s.voters.map(name).join(' · ')),
+  );
 }

@@ -2,7 +2,7 @@
 // them checked here at load (a broken relation is a bug, so it throws at import).
 import { DEFAULT_ELECTION_TICKS, DEFAULT_HEARTBEAT_TICKS, invariant, type RaftLimits } from '../index.ts';
 import { MAX_WAIT_MS } from '../../engine.ts';
-import { RETRY_SESSION_TTL_MS } from '../../../statemachine/machine.ts';
+import { RETRY_SESSION_TTL_MS } from '../../../statemachine/command.ts';
 import { MAX_PENDING_BYTES } from '../../../net/ico-channel.ts';
 import { MAX_ENVELOPE_MESSAGE_BYTES } from './wire.ts';
 
