@@ -95,6 +95,10 @@ if (!insideLoopbackNamespace()) {
     // The page shows it, and a signed message goes over that connection.
     await until(async () => ((await page.$$eval('#peers-body tr[data-transport="webrtc"]', (rows) => rows.length)) === nodes.length ? true : undefined), 5_000, 'a WebRTC row per Node peer');
     await page.evaluate((to) => window.hypersync.send(to, 'STATE_SYNC', { hello: 'from firefox' }), voters[0]!);
+    // The consensus panel shows the devnet's PBFT group: its view and primary, a row per replica.
+    await until(async () => ((await page.$$eval('#pbft-replicas tr', (rows) => rows.length)) === nodes.length ? true : undefined), 30_000, 'a PBFT row per replica in the consensus panel');
+    assert.match(await page.$eval('#pbft-status', (n) => n.textContent ?? ''), /^view \d+ · primary \S+ · 4 replicas, f = 1/);
+    assert.deepEqual((await page.$$eval('#pbft-replicas tr', (rows) => rows.map((r) => r.getAttribute('data-peer-id')))).sort(), [...nodes].sort());
     assert.deepEqual(await downs(page), [], 'no peer was ever down');
     assert.deepEqual(errors, []);
   });

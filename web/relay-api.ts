@@ -51,6 +51,31 @@ export interface ClusterInfo {
   applied_index: number;
   members: Array<{ peerId: string; role: 'voter' | 'learner'; match?: number; state?: string }>;
   peers: number;
+  /** The PBFT group beside the engine, as its client (the relay) sees it; absent when there is none. */
+  pbft?: PbftInfo;
+}
+
+/** One PBFT replica's own status, as GET /api/v1/cluster relays it. */
+export interface PbftReplicaInfo {
+  self: string;
+  view: number;
+  primary: string;
+  active: boolean;
+  low_watermark: number;
+  high_watermark: number;
+  last_executed: number;
+  stable_checkpoint: { seq: number; digest: string };
+  dropped_total: number;
+}
+
+export interface PbftInfo {
+  cluster: string;
+  members: string[];
+  f: number;
+  /** The view f+1 replicas are in (null while they disagree). */
+  view: number | null;
+  primary: string | null;
+  replicas: PbftReplicaInfo[];
 }
 
 export interface ExecuteReply {

@@ -1,7 +1,8 @@
 // The consensus panel: what the relay's replica knows of the Raft group (role of each
 // member, term, leader, commit and applied index) and the most recent committed operations
-// (one receipt per applied entry). The PBFT part says "not running" until a cluster runs it.
-import type { ClusterInfo, ReceiptView, RelayApi } from '../relay-api.ts';
+// (one receipt per applied entry); the PBFT group beside it (view, primary, each replica's
+// watermarks, last executed sequence number and stable checkpoint), or "not running".
+import type { ClusterInfo, PbftInfo, ReceiptView, RelayApi } from '../relay-api.ts';
 import type { RaftRuntimeStatus } from '../../src/consensus/raft/runtime/index.ts';
 import { byId, h, shortId } from '../view.ts';
 import { showError, showOk } from './panel-state.ts';
@@ -40,8 +41,37 @@ export function renderConsensus(info: ClusterInfo, recent: ReceiptView[]): void 
     ...recent.map((r) => h('li', { data: { index: String(r.index) } }, h('span', { class: 'num' }, `#${r.index}`), ' ', h('code', {}, r.operation.operator_id), ' ', h('span', { class: 'muted' }, r.timestamp))),
   );
   byId('raft-log-empty').hidden = recent.length > 0;
-  byId('pbft-status').textContent = info.consensus === 'pbft' ? 'running' : 'not running: this cluster orders writes with Raft (PBFT is not on the relay yet)';
+  renderPbft(info.pbft);
   showOk('consensus-status', `${info.consensus} · term ${info.term} · read ${new Date().toISOString().slice(11, 19)} UTC`);
+}
+
+/** The PBFT group: its view and primary as f+1 replicas report them, then each replica's own view. */
+function renderPbft(p: PbftInfo | undefined): void {
+  const status = byId('pbft-status');
+  const table = byId('pbft-table');
+  if (p === undefined) {
+    status.textContent = 'not running: this cluster has no PBFT group (the devnet runs one on four peers)';
+    table.hidden = true;
+    byId<HTMLTableSectionElement>('pbft-replicas').replaceChildren();
+    return;
+  }
+  status.dataset['view'] = p.view === null ? '' : String(p.view);
+  status.textContent = p.view === null || p.primary === null
+    ? `${p.members.length} replicas (f = ${p.f}): changing views, no f+1 agree on one yet`
+    : `view ${p.view} · primary ${shortId(p.primary)} · ${p.members.length} replicas, f = ${p.f} · requests with options.consensus "pbft"`;
+  table.hidden = false;
+  byId<HTMLTableSectionElement>('pbft-replicas').replaceChildren(
+    ...p.replicas.map((r) =>
+      h('tr', { data: { peerId: r.self } },
+        h('td', { class: 'mono', title: r.self, data: { label: 'Replica' } }, r.self === r.primary ? `${shortId(r.self)} (primary)` : shortId(r.self)),
+        h('td', { class: 'num', data: { label: 'View' } }, String(r.view)),
+        h('td', { data: { label: 'State' } }, r.active ? 'active' : 'changing view'),
+        h('td', { class: 'num', data: { label: 'Watermarks' } }, `${r.low_watermark}–${r.high_watermark}`),
+        h('td', { class: 'num', data: { label: 'Executed' } }, String(r.last_executed)),
+        h('td', { class: 'num', title: r.stable_checkpoint.digest, data: { label: 'Stable checkpoint' } }, String(r.stable_checkpoint.seq)),
+      ),
+    ),
+  );
 }
 
 /** Reads the cluster and the newest receipts; shows the failure in the panel on error. */
