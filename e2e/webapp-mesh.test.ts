@@ -112,14 +112,22 @@ async function gossipRound(round: string): Promise<number> {
   throw new Error(`gossip round ${round} incomplete after ${MAX_GOSSIP_ATTEMPTS} attempts: ${gaps.join('; ')}`);
 }
 
+/**
+ * Each tab's document root (count and fingerprint). Only the root: the relay's summary also
+ * offers binary session messages (`bin`), which tabs do not speak, so whole summaries differ.
+ */
 async function summaries(): Promise<string[]> {
-  return Promise.all(tabs.map((t) => t.run(() => JSON.stringify(window.hypersync.sync.status().summary), null)));
+  return Promise.all(tabs.map((t) => t.run(() => {
+    const s = window.hypersync.sync.status().summary;
+    return JSON.stringify([s.n, s.h]);
+  }, null)));
 }
 
 async function converged(what: string): Promise<void> {
   await until(async () => {
     const all = await summaries();
-    const mine = JSON.stringify(relay!.sync.summary());
+    const root = relay!.sync.summary();
+    const mine = JSON.stringify([root.n, root.h]);
     return all.every((s) => s === mine) ? true : undefined;
   }, 90_000, what);
 }
