@@ -40,7 +40,16 @@ export interface LogPart {
 
 /** Receipts staged per signer before their head arrives. */
 export const MAX_STAGED_RECEIPTS = 65_536;
+/** Parts waiting for the ones before them (a whole staged transfer, as parts). */
+export const MAX_QUEUED_PARTS = MAX_STAGED_RECEIPTS / MAX_RECEIPTS_PER_MESSAGE;
 const RECEIPTS_PER_BATCH = 4096;
+
+/**
+ * Lets timers and I/O run between two parts. A part verifies or signs up to 256 receipts; a
+ * backlog of thousands, served or accepted back to back in microtasks, held a Raft leader's
+ * event loop for seconds (its heartbeats stopped, followers campaigned, reads stalled).
+ */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
 
 const SEP = new Uint8Array([0]);
 
@@ -86,6 +95,9 @@ export class ReceiptMirror {
   readonly #heads = new Map<string, MirrorHead>();
   readonly #own = new Map<string, ReceiptLog>();
   readonly #staged = new Map<string, Stage>();
+  /** Parts are accepted one at a time, in arrival order: each continues the stage the previous one left. */
+  #accepting: Promise<unknown> = Promise.resolve();
+  #queuedParts = 0;
 
   private constructor(store: Store) {
     this.#store = store;
@@ -130,6 +142,7 @@ export class ReceiptMirror {
     for (let start = from; start < sth.size; start += MAX_RECEIPTS_PER_MESSAGE) {
       const end = Math.min(sth.size, start + MAX_RECEIPTS_PER_MESSAGE);
       const receipts: Receipt[] = [];
+      if (start > from) await nextTurn();
       for (let i = start; i < end; i++) receipts.push(await read(i));
       if (end < sth.size) {
         yield { signer, from: start, receipts };
@@ -165,13 +178,26 @@ export class ReceiptMirror {
    * root equals the head's and the head is consistent with the last one accepted. Returns
    * the receipts committed; throws BadReceiptError (dropping the staged parts) otherwise.
    */
-  async accept(part: LogPart, now: number = Date.now()): Promise<number> {
-    try {
-      return await this.#accept(part, now);
-    } catch (e) {
-      this.#staged.delete(part.signer);
-      throw e;
-    }
+  accept(part: LogPart, now: number = Date.now()): Promise<number> {
+    // A part that started while the one before it still awaited the store saw no stage and
+    // was refused ("part starts at N, our copy is at M"), dropping the whole transfer, which
+    // the next anti-entropy round then verified again, larger.
+    if (this.#queuedParts >= MAX_QUEUED_PARTS) return Promise.reject(new BadReceiptError(`${MAX_QUEUED_PARTS} log parts already waiting; send again later`));
+    this.#queuedParts++;
+    const run = async (): Promise<number> => {
+      try {
+        await nextTurn();
+        return await this.#accept(part, now);
+      } catch (e) {
+        this.#staged.delete(part.signer);
+        throw e;
+      } finally {
+        this.#queuedParts--;
+      }
+    };
+    const result = this.#accepting.then(run);
+    this.#accepting = result.catch(() => undefined);
+    return result;
   }
 
   async #accept(part: LogPart, now: number): Promise<number> {

@@ -91,3 +91,61 @@ test('a tampered receipt, a forged proof and a head over the wrong size are refu
   assert.equal(await m.accept(next as LogPart), 10);
   assert.equal(m.sizeOf(sId.peerId), 50);
 });
+
+/** Counts turns of the timer queue, the one the mirror yields to (bounded: stops after `max`). */
+function turnCounter(max = 100_000): { readonly turns: number; stop(): void } {
+  let turns = 0;
+  let stopped = false;
+  const spin = (): void => {
+    if (stopped || turns >= max) return;
+    turns++;
+    setTimeout(spin, 0);
+  };
+  setTimeout(spin, 0);
+  return {
+    get turns() {
+      return turns;
+    },
+    stop() {
+      stopped = true;
+    },
+  };
+}
+
+test('parts that arrive while the one before them still awaits the store are accepted in order, between other work', async () => {
+  const sId = identityFromSeed(seed(52));
+  const log = await ReceiptLog.open(new MemoryStore(), { signer: sId.signer, peerId: sId.peerId });
+  const t0 = Date.now() - 60_000;
+  for (let i = 0; i < 40; i++) await log.append({ operator_id: 'echo', inputs: { i }, outputs: { i } }, t0 + i);
+  const source = await ReceiptMirror.open(new MemoryStore(), [log]);
+  const m = await ReceiptMirror.open(new MemoryStore());
+  const parts: LogPart[] = [];
+  for await (const p of source.serve(sId.peerId, 0)) parts.push(p);
+  assert.equal(await m.accept(parts[0] as LogPart), 40);
+  for (let i = 40; i < 1000; i++) await log.append({ operator_id: 'echo', inputs: { i }, outputs: { i } }, t0 + i);
+  // Other work (a Raft leader's heartbeats) gets a turn of the event loop between two parts
+  // of a backlog, served or accepted: back to back in microtasks they held it for seconds.
+  parts.length = 0;
+  const served = turnCounter();
+  const servedAt: number[] = [];
+  for await (const p of source.serve(sId.peerId, 40)) {
+    servedAt.push(served.turns);
+    parts.push(p);
+  }
+  served.stop();
+  assert.equal(parts.length, 4);
+  for (let i = 1; i < servedAt.length; i++) assert.ok((servedAt[i] as number) > (servedAt[i - 1] as number), `a turn between served parts: ${servedAt.join(', ')}`);
+  // All four arrive at once (LevelDB reads take real time, so the next frame lands meanwhile).
+  const accepting = turnCounter();
+  const acceptedAt: number[] = [];
+  const accepted = await Promise.all(parts.map(async (p, i) => {
+    const n = await m.accept(p);
+    acceptedAt[i] = accepting.turns;
+    return n;
+  }));
+  accepting.stop();
+  assert.deepEqual(accepted, [0, 0, 0, 960]);
+  assert.equal(m.sizeOf(sId.peerId), 1000);
+  assert.deepEqual(await m.get(sId.peerId, 999), await log.get(999));
+  for (let i = 1; i < acceptedAt.length; i++) assert.ok((acceptedAt[i] as number) > (acceptedAt[i - 1] as number), `a turn between accepted parts: ${acceptedAt.join(', ')}`);
+});
