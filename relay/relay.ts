@@ -22,7 +22,7 @@ import type { Authenticator } from './api/auth-types.ts';
 import type { ApiBackend } from './api/backend.ts';
 import { buildApi, type ApiTimeouts } from './api/server.ts';
 import { EngineBackend } from './api/engine-backend.ts';
-import { startNodeSync } from '../src/sync/node-service.ts';
+import { raftGroup, startNodeSync } from '../src/sync/node-service.ts';
 import type { SyncService } from '../src/sync/service.ts';
 import { registerSyncRoutes, renderSyncMetrics } from './api/sync-routes.ts';
 
@@ -138,7 +138,7 @@ export async function startRelay(opts: RelayOptions): Promise<RelayHandle> {
     cleanup.push(() => backend.close());
     await engine.start();
     pbft?.start();
-    const sync = await startNodeSync({ peer, privateKey, dataDir: opts.dataDir, policies: opts.config.sync?.policies, receiptLogs: raft !== undefined ? [raft.replica.log] : [], binary: opts.wire !== 'json' });
+    const sync = await startNodeSync({ peer, privateKey, dataDir: opts.dataDir, policies: opts.config.sync?.policies, receiptLogs: raft !== undefined ? [raft.replica.log] : [], ...raftGroup(raft), binary: opts.wire !== 'json' });
     syncRef = sync;
     cleanup.push(() => sync.close());
     const started = Date.now();

@@ -27,7 +27,7 @@ import { startRelay } from '../../relay/relay.ts';
 import { readTlsFiles } from '../../relay/api/tls.ts';
 import { DEFAULT_BODY_LIMIT } from '../../relay/api/server.ts';
 import { int, parse, required, str, UsageError } from './args.ts';
-import { startNodeSync } from '../sync/node-service.ts';
+import { raftGroup, startNodeSync } from '../sync/node-service.ts';
 import type { SyncService } from '../sync/service.ts';
 
 /** The simulator's behaviours a real process can take ('twins' needs two processes under one identity). */
@@ -325,7 +325,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
   }
   let nodeSync: Awaited<ReturnType<typeof startNodeSync>>;
   try {
-    nodeSync = await startNodeSync({ peer, privateKey: await loadOrCreateKey(dataDir), dataDir, policies: config.sync?.policies, receiptLogs: raft !== undefined ? [raft.replica.log] : [], antiEntropyMs, binary: wire !== 'json' });
+    nodeSync = await startNodeSync({ peer, privateKey: await loadOrCreateKey(dataDir), dataDir, policies: config.sync?.policies, receiptLogs: raft !== undefined ? [raft.replica.log] : [], ...raftGroup(raft), antiEntropyMs, binary: wire !== 'json' });
   } catch (e) {
     await pbft?.close();
     await raft?.close();

@@ -187,14 +187,14 @@ export class SyncEngine {
 
   /** Receipt logs: tell the peer our heads; it sends what we lack and its own heads back. */
   #offerHeads(peer: string, reply: boolean): void {
-    if (this.receipts === undefined) return;
+    if (this.receipts === undefined || this.receipts.inGroup(peer)) return;
     const heads = this.receipts.heads(this.#now()) as unknown as Json[];
     this.#transport.send(peer, encodeSyncMessage({ k: 'rheads', heads, reply })).catch(() => undefined);
   }
 
   async #onHeads(from: string, heads: Json[], reply: boolean): Promise<void> {
     const mirror = this.receipts;
-    if (mirror === undefined) return;
+    if (mirror === undefined || mirror.inGroup(from)) return;
     const theirs = new Map<string, number>();
     for (const h of heads) {
       try {

@@ -10,6 +10,13 @@ import { MemoryStore } from '../store/memory.ts';
 import type { Store } from '../store/types.ts';
 import { policiesWith } from './policy.ts';
 import { startSyncService, type SyncService } from './service.ts';
+import type { EngineMember } from '../consensus/engine.ts';
+
+/** `sameGroup` for the members of this peer's Raft group, if it runs one (read live: membership changes). */
+export function raftGroup(engine: { members(): EngineMember[] } | undefined): { sameGroup?: (peerId: string) => boolean } {
+  if (engine === undefined) return {};
+  return { sameGroup: (peerId) => engine.members().some((m) => m.peerId === peerId) };
+}
 
 export interface NodeSyncOptions {
   peer: HyperSyncPeer;
@@ -18,6 +25,8 @@ export interface NodeSyncOptions {
   /** cluster.json `sync.policies`. */
   policies?: Record<string, string> | undefined;
   receiptLogs?: ReceiptLog[];
+  /** Members of our own consensus group (their receipt logs are not mirrored). */
+  sameGroup?: (peerId: string) => boolean;
   antiEntropyMs?: number;
   /** Binary session messages with peers that offer them (default true: Node peers speak the binary wire unless told `--wire json`). */
   binary?: boolean;
@@ -33,6 +42,7 @@ export async function startNodeSync(o: NodeSyncOptions): Promise<SyncService & {
       signer: crypto.createSigner(seedFromLibp2pPrivateKey(o.privateKey)),
       policies: policiesWith(o.policies ?? {}),
       receiptLogs: o.receiptLogs ?? [],
+      ...(o.sameGroup !== undefined ? { sameGroup: o.sameGroup } : {}),
       ...(o.antiEntropyMs !== undefined ? { antiEntropyMs: o.antiEntropyMs } : {}),
       binary: o.binary ?? true,
     });

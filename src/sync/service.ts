@@ -38,6 +38,8 @@ export interface SyncServiceOptions {
   policies?: ConflictPolicies;
   /** This peer's own receipt logs, served to peers. */
   receiptLogs?: ReceiptLog[];
+  /** Members of our own consensus group: receipt logs are not mirrored among them (ReceiptMirrorOptions). */
+  sameGroup?: (peerId: string) => boolean;
   antiEntropyMs?: number;
   /** Sync at connection establishment (default true). */
   syncOnConnect?: boolean;
@@ -92,7 +94,7 @@ export interface SyncService {
 export async function startSyncService(o: SyncServiceOptions): Promise<SyncService> {
   const { peer } = o;
   const docs = await DocStore.open({ store: o.store, self: peer.peerId, signer: o.signer, ...(o.policies ? { policies: o.policies } : {}) });
-  const mirror = o.mirrorStore !== undefined ? await ReceiptMirror.open(o.mirrorStore, o.receiptLogs ?? []) : undefined;
+  const mirror = o.mirrorStore !== undefined ? await ReceiptMirror.open(o.mirrorStore, o.receiptLogs ?? [], o.sameGroup !== undefined ? { sameGroup: o.sameGroup } : {}) : undefined;
   const engine = new SyncEngine({
     docs,
     ...(mirror ? { receipts: mirror } : {}),

@@ -18,16 +18,18 @@ function seed(n: number): Uint8Array {
   return s;
 }
 
-async function peer(n: number, nodes: Map<string, SyncEngine>, own: ReceiptLog[] = []): Promise<{ id: string; engine: SyncEngine; mirror: ReceiptMirror; events: SyncEvent[] }> {
+async function peer(n: number, nodes: Map<string, SyncEngine>, own: ReceiptLog[] = [], sameGroup?: (peerId: string) => boolean): Promise<{ id: string; engine: SyncEngine; mirror: ReceiptMirror; events: SyncEvent[]; sent: string[] }> {
   const id = identityFromSeed(seed(n));
   const docs = await DocStore.open({ store: new MemoryStore(), self: id.peerId, signer: id.signer });
-  const mirror = await ReceiptMirror.open(new MemoryStore(), own);
+  const mirror = await ReceiptMirror.open(new MemoryStore(), own, sameGroup !== undefined ? { sameGroup } : {});
   const events: SyncEvent[] = [];
+  const sent: string[] = [];
   const engine = new SyncEngine({
     docs,
     receipts: mirror,
     transport: {
       send: async (to, payload: JsonObject) => {
+        sent.push(`${to} ${String(payload['k'])}`);
         setImmediate(() => void nodes.get(to)?.receive(id.peerId, payload));
       },
       broadcast: async () => undefined,
@@ -35,7 +37,7 @@ async function peer(n: number, nodes: Map<string, SyncEngine>, own: ReceiptLog[]
   });
   engine.on((e) => events.push(e));
   nodes.set(id.peerId, engine);
-  return { id: id.peerId, engine, mirror, events };
+  return { id: id.peerId, engine, mirror, events, sent };
 }
 
 async function until(check: () => boolean | Promise<boolean>): Promise<void> {
@@ -148,4 +150,31 @@ test('parts that arrive while the one before them still awaits the store are acc
   assert.equal(m.sizeOf(sId.peerId), 1000);
   assert.deepEqual(await m.get(sId.peerId, 999), await log.get(999));
   for (let i = 1; i < acceptedAt.length; i++) assert.ok((acceptedAt[i] as number) > (acceptedAt[i - 1] as number), `a turn between accepted parts: ${acceptedAt.join(', ')}`);
+});
+
+test('members of one consensus group neither mirror nor serve each other their receipt logs; a peer outside mirrors both', async () => {
+  const nodes = new Map<string, SyncEngine>();
+  const ids = [60, 61].map((n) => identityFromSeed(seed(n)));
+  const group = new Set(ids.map((i) => i.peerId));
+  const logs = await Promise.all(ids.map((i) => ReceiptLog.open(new MemoryStore(), { signer: i.signer, peerId: i.peerId })));
+  const t0 = Date.now() - 60_000;
+  for (const log of logs) for (let i = 0; i < 300; i++) await log.append({ operator_id: 'kv.put', inputs: { key: `k${i}` }, outputs: { ok: true } }, t0 + i);
+  const a = await peer(60, nodes, [logs[0] as ReceiptLog], (p) => group.has(p));
+  const b = await peer(61, nodes, [logs[1] as ReceiptLog], (p) => group.has(p));
+  const outside = await peer(62, nodes);
+  await a.engine.sync(b.id);
+  await b.engine.sync(a.id);
+  await outside.engine.sync(a.id);
+  await outside.engine.sync(b.id);
+  await until(() => outside.mirror.sizeOf(a.id) === 300 && outside.mirror.sizeOf(b.id) === 300);
+  assert.equal(a.mirror.sizeOf(b.id), 0);
+  assert.equal(b.mirror.sizeOf(a.id), 0);
+  const logMessages = (from: { sent: string[] }, to: string): string[] => from.sent.filter((m) => m.startsWith(`${to} rlog`) || m.startsWith(`${to} rheads`));
+  assert.deepEqual([...logMessages(a, b.id), ...logMessages(b, a.id)], [], 'no heads or log parts between members');
+  assert.ok(logMessages(a, outside.id).some((m) => m.endsWith('rlog')), 'a serves its log to the peer outside');
+  // A part pushed at a member anyway is ignored, not stored.
+  const parts: LogPart[] = [];
+  for await (const p of b.mirror.serve(b.id, 0)) parts.push(p);
+  for (const p of parts) assert.equal(await a.mirror.accept(p), 0);
+  assert.equal(a.mirror.sizeOf(b.id), 0);
 });
