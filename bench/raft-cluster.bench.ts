@@ -18,6 +18,7 @@ import { killAll, tempDir } from '../test/harness/processes.ts';
 import { lastStatus, startRaftCluster, type RaftCluster } from '../test/harness/raft-cluster.ts';
 import { sumCpuMs } from './proc-cpu.ts';
 import { percentile, type BenchRow } from './table.ts';
+import { MAX_RATE_PER_SECOND } from '../relay/api/auth.ts';
 
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 const ROUND_MS = Number(process.env['BENCH_ROUND_MS'] ?? 2000);
@@ -141,6 +142,17 @@ async function closedLoop(clients: number, ms: number, op: (worker: number, i: n
   return { opsPerSec: (latencyMs.length * 1000) / ms, latencyMs, errors, load1: loadavg()[0] as number, serverCpuMsPerOp };
 }
 
+/** Failed requests of the current round by HTTP status and error code (printed with the round). */
+const roundErrors = new Map<string, number>();
+function noteError(what: string): void {
+  roundErrors.set(what, (roundErrors.get(what) ?? 0) + 1);
+}
+function takeErrors(): string {
+  const s = [...roundErrors].map(([k, n]) => `${n} x ${k}`).join(', ');
+  roundErrors.clear();
+  return s === '' ? '' : ` (${s})`;
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 
@@ -160,7 +172,9 @@ interface System {
 // ---- ours -----------------------------------------------------------------------------------
 
 async function startOurs(): Promise<System> {
-  const c: RaftCluster = await startRaftCluster({ voters: 3 });
+  // The relay's per-principal rate limit (1000/s) is lifted: etcd has none, and the bench's
+  // clients share one token.
+  const c: RaftCluster = await startRaftCluster({ voters: 3, relayArgs: ['--rate-limit', String(MAX_RATE_PER_SECOND)] });
   const api = jsonClient({ url: c.api, token: c.token });
   const status = async (): Promise<{ leader: string | null; commit_index: number }> => {
     // The clients of underLoad keep the API busy: a 429 or 503 here is asked again, not read as a status.
@@ -174,6 +188,7 @@ async function startOurs(): Promise<System> {
   await waitFor('our cluster to elect a leader', async () => typeof (await status()).leader === 'string', 30_000);
   const exec = async (operator_id: string, inputs: unknown, options: Record<string, unknown> = {}): Promise<boolean> => {
     const r = await api.request('POST', '/api/v1/operators/execute', { operator_id, inputs, options });
+    if (r.status !== 200) noteError(`${r.status} ${(r.body as { error?: { code?: string } } | undefined)?.error?.code ?? ''}`.trim());
     return r.status === 200;
   };
   return {
@@ -419,13 +434,13 @@ export async function run(): Promise<BenchRow[]> {
         for (const s of systems) {
           const r = await closedLoop(n, ROUND_MS, (w, i) => s.put(w, i, `${tag}-${round}-${n}`), s.pids());
           at(s.name, `put${n}`).rounds.push(r);
-          log(`round ${round} ${s.name} put x${n}: ${Math.round(r.opsPerSec)}/s p50 ${percentile(r.latencyMs, 50).toFixed(1)} ms p99 ${percentile(r.latencyMs, 99).toFixed(1)} ms, ${r.errors} errors, server CPU ${r.serverCpuMsPerOp.toFixed(2)} ms/op`);
+          log(`round ${round} ${s.name} put x${n}: ${Math.round(r.opsPerSec)}/s p50 ${percentile(r.latencyMs, 50).toFixed(1)} ms p99 ${percentile(r.latencyMs, 99).toFixed(1)} ms, ${r.errors} errors${takeErrors()}, server CPU ${r.serverCpuMsPerOp.toFixed(2)} ms/op`);
         }
       }
       for (const s of systems) {
         const r = await closedLoop(READ_CLIENTS, ROUND_MS, (w, i) => s.get(w, i), s.pids());
         at(s.name, `get${READ_CLIENTS}`).rounds.push(r);
-        log(`round ${round} ${s.name} linearizable get x${READ_CLIENTS}: ${Math.round(r.opsPerSec)}/s p50 ${percentile(r.latencyMs, 50).toFixed(1)} ms p99 ${percentile(r.latencyMs, 99).toFixed(1)} ms, ${r.errors} errors, server CPU ${r.serverCpuMsPerOp.toFixed(2)} ms/op`);
+        log(`round ${round} ${s.name} linearizable get x${READ_CLIENTS}: ${Math.round(r.opsPerSec)}/s p50 ${percentile(r.latencyMs, 50).toFixed(1)} ms p99 ${percentile(r.latencyMs, 99).toFixed(1)} ms, ${r.errors} errors${takeErrors()}, server CPU ${r.serverCpuMsPerOp.toFixed(2)} ms/op`);
       }
     }
     const kills = new Map<string, number[]>();

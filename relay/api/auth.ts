@@ -17,6 +17,10 @@ import { TokenBuckets } from './rate-limit.ts';
 /** Default per-principal rate: sustained requests per second and burst size. */
 export const DEFAULT_RATE_PER_SECOND = 1000;
 export const DEFAULT_RATE_BURST = 2000;
+/** The burst a rate set on the command line gets, in seconds of that rate (as the default's). */
+export const RATE_BURST_SECONDS = DEFAULT_RATE_BURST / DEFAULT_RATE_PER_SECOND;
+/** Highest rate the command line accepts (a benchmark lifts the limit with it). */
+export const MAX_RATE_PER_SECOND = 1_000_000_000;
 /** Default budget of failed authentications per source address (IPv4 address or IPv6 /64). */
 export const DEFAULT_FAILED_AUTH_PER_SECOND = 10;
 export const DEFAULT_FAILED_AUTH_BURST = 100;

@@ -26,6 +26,7 @@ import { createLogger } from '../log/logger.ts';
 import { startRelay } from '../../relay/relay.ts';
 import { readTlsFiles } from '../../relay/api/tls.ts';
 import { DEFAULT_BODY_LIMIT } from '../../relay/api/server.ts';
+import { DEFAULT_RATE_PER_SECOND, MAX_RATE_PER_SECOND, RATE_BURST_SECONDS } from '../../relay/api/auth.ts';
 import { int, parse, required, str, UsageError } from './args.ts';
 import { raftGroup, startNodeSync } from '../sync/node-service.ts';
 import type { SyncService } from '../sync/service.ts';
@@ -97,6 +98,7 @@ options:
                            this relay as a Raft learner, else none), raft, or none (this relay
                            applies them alone)
   --body-limit BYTES       largest request body (default 1048576)
+  --rate-limit N           API requests per second per principal, burst 2N (default 1000)
   --heartbeat-ms N         heartbeat interval (default 1000)
   --raft-tick-ms N         Raft tick when cluster.json lists the relay as a Raft learner (default 50)
   --wire binary|json       direct-stream encoding (default binary with peers that offer it)
@@ -387,6 +389,7 @@ export async function relayCommand(argv: string[], out: Out): Promise<number> {
     'token-file': { type: 'string' },
     consensus: { type: 'string' },
     'body-limit': { type: 'string' },
+    'rate-limit': { type: 'string' },
   });
   if (p.values['help'] === true) {
     out(RELAY_HELP);
@@ -399,6 +402,7 @@ export async function relayCommand(argv: string[], out: Out): Promise<number> {
   const raftTickMs = int(p, 'raft-tick-ms', 50, 5, 10_000);
   const wire = wireMode(p);
   const bodyLimit = int(p, 'body-limit', DEFAULT_BODY_LIMIT, 1024, 64 * 1024 * 1024);
+  const ratePerSecond = int(p, 'rate-limit', DEFAULT_RATE_PER_SECOND, 1, MAX_RATE_PER_SECOND);
   const configPath = required(p, 'cluster-config');
   const dataDir = str(p, 'data-dir');
   const consensus = str(p, 'consensus') ?? 'auto';
@@ -425,7 +429,7 @@ export async function relayCommand(argv: string[], out: Out): Promise<number> {
     heartbeatMs,
     raftTickMs,
     ...(wire !== undefined ? { wire } : {}),
-    api: { tls, insecure, keysFile, tokens, consensus, bodyLimit },
+    api: { tls, insecure, keysFile, tokens, consensus, bodyLimit, ratePerSecond, rateBurst: RATE_BURST_SECONDS * ratePerSecond },
   });
   const ready = { type: 'ready', peerId: relay.peerId, pid: process.pid, multiaddrs: relay.multiaddrs, http: relay.http.url };
   if (p.values['json-events'] === true) {
