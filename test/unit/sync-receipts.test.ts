@@ -11,6 +11,7 @@ import { SyncEngine, type SyncEvent } from '../../src/sync/engine.ts';
 import { identityFromSeed } from '../../src/sync/identity.ts';
 import { ReceiptMirror, type LogPart } from '../../src/sync/receipt-mirror.ts';
 import type { JsonObject } from '../../src/ico/types.ts';
+import { raftGroup } from '../../src/sync/node-service.ts';
 
 function seed(n: number): Uint8Array {
   const s = new Uint8Array(32);
@@ -177,4 +178,14 @@ test('members of one consensus group neither mirror nor serve each other their r
   for await (const p of b.mirror.serve(b.id, 0)) parts.push(p);
   for (const p of parts) assert.equal(await a.mirror.accept(p), 0);
   assert.equal(a.mirror.sizeOf(b.id), 0);
+});
+
+test('raftGroup: the members of the Raft engine, read live; no engine, no group', () => {
+  let members = [{ peerId: 'a', role: 'voter' as const }, { peerId: 'r', role: 'learner' as const }];
+  const group = raftGroup({ members: () => members }).sameGroup;
+  assert.ok(group !== undefined);
+  assert.deepEqual(['a', 'r', 'x'].map(group), [true, true, false]);
+  members = [...members, { peerId: 'x', role: 'voter' as const }];
+  assert.equal(group('x'), true, 'a member added later is in the group');
+  assert.deepEqual(raftGroup(undefined), {});
 });
