@@ -9,7 +9,7 @@
 //                       append, chain and commit a receipt before (or without) signing it.
 //   genesis prev hash = "sha256:" + 64 zeros
 //   inputs_hash / outputs_hash = SHA-256(JCS(inputs / outputs))
-import { base64urlDecode, base64urlEncode, crypto, digestJson, hexEncode, isDigest, publicKeyFromPeerId, type Ed25519Signer } from '../crypto/index.ts';
+import { base64urlDecode, base64urlEncode, crypto, digestJson, hexEncode, isDigest, publicKeyFromPeerId, sha256Hex, type Ed25519Signer } from '../crypto/index.ts';
 import type { Json } from '../ico/types.ts';
 
 export const GENESIS_HASH = `sha256:${'0'.repeat(64)}`;
@@ -150,15 +150,20 @@ export function unsignedReceipt(operation: Receipt['operation'], at: Placement):
   const body: ReceiptBody = { timestamp: new Date(at.now).toISOString(), operation, prev_receipt_hash: at.prevHash, signer: at.signerId, index: at.index };
   const head = canonicalHead(body);
   const tail = canonicalTail(body);
-  const receipt_id = `receipt_${hexEncode(crypto.sha256(encoder.encode(head + tail)))}`;
+  const receipt_id = `receipt_${sha256Hex(encoder.encode(head + tail))}`;
   const withId = `${head},"receipt_id":"${receipt_id}"`;
   return { body, receipt_id, withId, tail, message: encoder.encode(withId + tail) };
 }
 
-export function signedReceipt(u: UnsignedReceipt, signatureBytes: Uint8Array): BuiltReceipt {
+/** The signed receipt and its canonical bytes (its hash is the unsigned message's, known to the caller). */
+export function signedReceiptBytes(u: UnsignedReceipt, signatureBytes: Uint8Array): Omit<BuiltReceipt, 'hash'> {
   const signature = base64urlEncode(signatureBytes);
   const bytes = encoder.encode(`${u.withId},"signature":"${signature}"${u.tail}`);
-  return { receipt: { receipt_id: u.receipt_id, ...u.body, signature }, bytes, hash: crypto.sha256(u.message) };
+  return { receipt: { receipt_id: u.receipt_id, ...u.body, signature }, bytes };
+}
+
+export function signedReceipt(u: UnsignedReceipt, signatureBytes: Uint8Array): BuiltReceipt {
+  return { ...signedReceiptBytes(u, signatureBytes), hash: crypto.sha256(u.message) };
 }
 
 /** Builds and signs a receipt with the signer's synchronous form (ReceiptLog signs with the asynchronous one). */
@@ -244,7 +249,7 @@ export function prepareReceipt(receipt: Receipt): { problem: string } | { check:
     idText = encoder.encode(head + tail);
     message = encoder.encode(head + idField + tail);
   }
-  if (`receipt_${hexEncode(crypto.sha256(idText))}` !== receipt.receipt_id) return { problem: 'receipt_id does not match the receipt content' };
+  if (`receipt_${sha256Hex(idText)}` !== receipt.receipt_id) return { problem: 'receipt_id does not match the receipt content' };
   return { check: { publicKey, message, signature }, hash: crypto.sha256(message) };
 }
 
