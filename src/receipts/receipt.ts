@@ -155,15 +155,10 @@ export function unsignedReceipt(operation: Receipt['operation'], at: Placement):
   return { body, receipt_id, withId, tail, message: encoder.encode(withId + tail) };
 }
 
-/** The signed receipt and its canonical bytes (its hash is the unsigned message's, known to the caller). */
-export function signedReceiptBytes(u: UnsignedReceipt, signatureBytes: Uint8Array): Omit<BuiltReceipt, 'hash'> {
+export function signedReceipt(u: UnsignedReceipt, signatureBytes: Uint8Array): BuiltReceipt {
   const signature = base64urlEncode(signatureBytes);
   const bytes = encoder.encode(`${u.withId},"signature":"${signature}"${u.tail}`);
-  return { receipt: { receipt_id: u.receipt_id, ...u.body, signature }, bytes };
-}
-
-export function signedReceipt(u: UnsignedReceipt, signatureBytes: Uint8Array): BuiltReceipt {
-  return { ...signedReceiptBytes(u, signatureBytes), hash: crypto.sha256(u.message) };
+  return { receipt: { receipt_id: u.receipt_id, ...u.body, signature }, bytes, hash: crypto.sha256(u.message) };
 }
 
 /** Builds and signs a receipt with the signer's synchronous form (ReceiptLog signs with the asynchronous one). */
