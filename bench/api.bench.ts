@@ -7,7 +7,9 @@
 // medians, each with the 1-minute load average, because this 2-core machine is shared.
 //
 // Knobs: API_BENCH_ROUNDS (3), API_BENCH_SECONDS (5), API_BENCH_WARMUP (1),
-// API_BENCH_PARTS (a,b,c: which parts run), API_BENCH_CLIENTS (1,16,64), API_BENCH_CPU_PROF=<dir>
+// API_BENCH_PARTS (a,b,c: which parts run; `flags` runs an A/B of V8 flags instead: two relay
+// API servers, one with API_BENCH_FLAGS (default --max-semi-space-size=2), alternating rounds
+// at 64 clients, CPU per request of each), API_BENCH_CLIENTS (1,16,64), API_BENCH_CPU_PROF=<dir>
 // (--cpu-prof the (a) server).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -184,6 +186,44 @@ async function singleNode(dir: string, rows: BenchRow[]): Promise<void> {
   }
 }
 
+/** V8 flags the `flags` part tries against the defaults (API_BENCH_FLAGS, space-separated). */
+const AB_FLAGS = (process.env['API_BENCH_FLAGS'] ?? '--max-semi-space-size=2').split(' ').filter((f) => f !== '');
+
+/** A/B: the relay's API on one node with and without AB_FLAGS, same run, alternating rounds. */
+async function childFlagsAB(dir: string, rows: BenchRow[]): Promise<void> {
+  const tlsDir = join(dir, 'tls-ab');
+  await generateDevCa(tlsDir);
+  const keysFile = join(dir, 'keys-ab.json');
+  const credentials = await makeKeys(keysFile, 64);
+  const args = (name: string): string => JSON.stringify({ mode: 'relay', tlsDir, dataDir: join(dir, name), keysFile, ratePerSecond: UNLIMITED_RATE });
+  const plain = await spawnReady(process.execPath, [join(HERE, 'api-server.ts'), args('ab-default')], 'relay API server (default flags)');
+  const flagged = await spawnReady(process.execPath, [...AB_FLAGS, join(HERE, 'api-server.ts'), args('ab-flags')], `relay API server (${AB_FLAGS.join(' ')})`);
+  const urlOf = (line: string): string => (JSON.parse(line) as { url: string }).url;
+  const clients = 64;
+  try {
+    const a: Sample[] = [];
+    const b: Sample[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      const spec = { kind: 'rest', target: 'hypersync', connections: clients, warmupS: WARMUP, durationS: SECONDS, credentials } as const;
+      // Alternating which goes first, so neither always meets the other's leftovers.
+      const first = r % 2 === 0;
+      if (first) a.push(await drive({ ...spec, url: urlOf(plain.line) }, plain.child.pid));
+      b.push(await drive({ ...spec, url: urlOf(flagged.line) }, flagged.child.pid));
+      if (!first) a.push(await drive({ ...spec, url: urlOf(plain.line) }, plain.child.pid));
+      log(`flags A/B round ${r + 1}: default ${a.at(-1)?.serverCpuMsPerReq.toFixed(3)} ms CPU/req (${a.at(-1)?.rate.toFixed(0)}/s), ${AB_FLAGS.join(' ')} ${b.at(-1)?.serverCpuMsPerReq.toFixed(3)} ms CPU/req (${b.at(-1)?.rate.toFixed(0)}/s)`);
+    }
+    const cpuA = median(a.map((x) => x.serverCpuMsPerReq));
+    const cpuB = median(b.map((x) => x.serverCpuMsPerReq));
+    const sa = summarize(a);
+    const sb = summarize(b);
+    rows.push({ suite: 'api', name: `(flags) relay API, default V8 flags, server CPU per request, ${clients} clients`, value: cpuA, unit: 'ms', note: `${note(sa)}; ${sa.rate.toFixed(0)} req/s` });
+    rows.push({ suite: 'api', name: `(flags) relay API, ${AB_FLAGS.join(' ')}, server CPU per request, ${clients} clients`, value: cpuB, unit: 'ms', baseline: { name: 'default flags', value: cpuA }, ratio: cpuB / cpuA, note: `${note(sb)}; ${sb.rate.toFixed(0)} req/s; per round (default/flags): ${a.map((x, i) => `${x.serverCpuMsPerReq.toFixed(3)}/${b[i]?.serverCpuMsPerReq.toFixed(3)}`).join(', ')}` });
+  } finally {
+    await stop(plain.child);
+    await stop(flagged.child);
+  }
+}
+
 interface Etcd {
   url: string;
   procs: ChildProcess[];
@@ -292,6 +332,7 @@ export async function run(): Promise<BenchRow[]> {
   process.once('exit', cleanup);
   try {
     if (PARTS.has('a') || PARTS.has('c')) await singleNode(dir, rows);
+    if (PARTS.has('flags')) await childFlagsAB(dir, rows);
     if (PARTS.has('b')) await raftCluster(dir, rows);
   } finally {
     for (const c of [...children]) await stop(c);

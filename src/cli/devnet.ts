@@ -21,6 +21,7 @@ import { addCertificateMapping, readKeysFile } from '../../relay/api/keys-file.t
 import { callApi, type ApiTarget } from './api-client.ts';
 import { initCluster } from './keys.ts';
 import { int, parse, str, UsageError, type Parsed } from './args.ts';
+import { ensureNodeBuild } from './node-build.ts';
 import { byzantineBehaviour, DEVNET_BEHAVIOURS } from './peer-commands.ts';
 
 export const DEVNET_HELP = `usage: hypersync devnet [options]   (npm start)
@@ -44,6 +45,8 @@ options:
                      ${DEVNET_BEHAVIOURS.join(', ')}; repeatable, at most f peers
   --pbft-max-batch N requests per PBFT round at most (default 64; 1: no batching)
   --no-web           do not start the web app
+  --from-source      run the relay and peers from the TypeScript sources (default: from the
+                     JavaScript build in dist/node/, made on the first start and after changes)
   --fresh            delete the state folder first
 `;
 
@@ -90,9 +93,10 @@ async function assertPortFree(port: number, what: string): Promise<void> {
   });
 }
 
-function spawnChild(name: string, args: string[], logFile: string): Promise<{ proc: ChildProcess; ready: Child['ready'] }> {
+/** `entry`: the CLI the child runs (the JavaScript build, or bin/hypersync.js). */
+function spawnChild(entry: string, name: string, args: string[], logFile: string): Promise<{ proc: ChildProcess; ready: Child['ready'] }> {
   return new Promise((resolveReady, reject) => {
-    const proc = spawn(process.execPath, [BIN, ...args], {
+    const proc = spawn(process.execPath, [entry, ...args], {
       cwd: ROOT,
       // Each child's log goes to its file under logs/ (its stderr, piped below), not to a shared one.
       env: { ...process.env, HYPERSYNC_PARENT_PID: String(process.pid), HYPERSYNC_LOG_FILE: '' },
@@ -268,6 +272,7 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
     'log-level': { type: 'string' },
     byzantine: { type: 'string', multiple: true },
     'pbft-max-batch': { type: 'string' },
+    'from-source': { type: 'boolean' },
   });
   if (p.values['help'] === true) {
     out(DEVNET_HELP);
@@ -327,6 +332,17 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
     await addCertificateMapping(keysFile, { name: DEV_CLIENT_CN, match: `cn:${DEV_CLIENT_CN}`, scopes: ['execute', 'read'] });
   }
 
+  // The relay and peers run from the JavaScript build (less memory per process); from the
+  // sources when asked, or when the build fails (said on the terminal, not fatal).
+  let entry = BIN;
+  if (p.values['from-source'] !== true) {
+    try {
+      entry = await ensureNodeBuild(ROOT, out);
+    } catch (e) {
+      out(`devnet: ${(e as Error).message}; running the relay and peers from the sources\n`);
+    }
+  }
+
   const children: Child[] = [];
   let shuttingDown = false;
   const shutdown = async (code: number): Promise<number> => {
@@ -341,7 +357,7 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
   try {
     const relayArgs = ['relay', '--cluster-config', configPath, '--data-dir', relayDir, '--port', String(base), '--http-port', String(base + 1), '--heartbeat-ms', heartbeat, '--json-events'];
     relayArgs.push('--tls-cert', tls.serverCert, '--tls-key', tls.serverKey, '--tls-ca', tls.ca, '--token-file', tokenPath, '--keys-file', keysFile);
-    const relay = await spawnChild('relay', relayArgs, join(dir, 'logs', 'relay.log'));
+    const relay = await spawnChild(entry, 'relay', relayArgs, join(dir, 'logs', 'relay.log'));
     children.push({ name: 'relay', role: 'relay', dataDir: relayDir, ...relay });
     const relayAddr = relay.ready.multiaddrs.find((a) => a.includes('/ws')) ?? relay.ready.multiaddrs[0];
     if (relayAddr === undefined) throw new Error('relay reported no address');
@@ -356,7 +372,7 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
         const behaviour = byzantine.get(i + 1);
         if (behaviour !== undefined) args.push('--byzantine', behaviour);
         args.push(...pbftMaxBatch);
-        return spawnChild(`peer ${i + 1}`, args, join(dir, 'logs', `peer-${i + 1}.log`));
+        return spawnChild(entry, `peer ${i + 1}`, args, join(dir, 'logs', `peer-${i + 1}.log`));
       }),
     );
     started.forEach((s, i) => {

@@ -25,9 +25,16 @@ export class KeyError extends Error {
 
 const DIGEST_PATTERN = /^sha256:[0-9a-f]{64}$/;
 
+const adapterHex = adapter.sha256Hex?.bind(adapter);
+
+/** Lowercase hex of SHA-256 over raw bytes (the adapter's direct form where it has one). */
+export function sha256Hex(bytes: Uint8Array): string {
+  return adapterHex !== undefined ? adapterHex(bytes) : hexEncode(crypto.sha256(bytes));
+}
+
 /** `sha256:<lowercase hex>` of raw bytes. */
 export function sha256Digest(bytes: Uint8Array): string {
-  return `sha256:${hexEncode(crypto.sha256(bytes))}`;
+  return `sha256:${sha256Hex(bytes)}`;
 }
 
 /** `sha256:<hex>` over the RFC 8785 canonical bytes of a JSON value. */

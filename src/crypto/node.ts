@@ -37,6 +37,9 @@ export const nodeCrypto: CryptoAdapter = {
     // One-shot hash(): no Hash object per call, ~1.5× faster on short inputs (receipts hash 6 per append).
     return toUint8(hash('sha256', data, 'buffer'));
   },
+  sha256Hex(data: Uint8Array): string {
+    return hash('sha256', data, 'hex');
+  },
   createSigner(seed: Uint8Array): Ed25519Signer {
     if (seed.length !== 32) throw new RangeError(`ed25519 seed must be 32 bytes, got ${seed.length}`);
     const privateKey = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });

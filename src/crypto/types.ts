@@ -18,6 +18,11 @@ export interface CryptoAdapter {
   /** `webcrypto`: the browser adapter found native Ed25519 at start; `noble`: it did not. */
   readonly name: 'node' | 'noble' | 'webcrypto';
   sha256(data: Uint8Array): Uint8Array;
+  /**
+   * Lowercase hex of sha256(data), where the platform makes it cheaper than hexEncode(sha256())
+   * (node:crypto: no Buffer per digest; about 2 µs less per call). Absent: callers hex-encode.
+   */
+  sha256Hex?(data: Uint8Array): string;
   /** `seed` is the 32-byte ed25519 private seed (libp2p's raw private key is seed ‖ public key). */
   createSigner(seed: Uint8Array): Ed25519Signer;
   /** Never throws on malformed keys or signatures: returns false. */

@@ -9,7 +9,7 @@
 //                       append, chain and commit a receipt before (or without) signing it.
 //   genesis prev hash = "sha256:" + 64 zeros
 //   inputs_hash / outputs_hash = SHA-256(JCS(inputs / outputs))
-import { base64urlDecode, base64urlEncode, crypto, digestJson, hexEncode, isDigest, publicKeyFromPeerId, type Ed25519Signer } from '../crypto/index.ts';
+import { base64urlDecode, base64urlEncode, crypto, digestJson, hexEncode, isDigest, publicKeyFromPeerId, sha256Hex, type Ed25519Signer } from '../crypto/index.ts';
 import type { Json } from '../ico/types.ts';
 
 export const GENESIS_HASH = `sha256:${'0'.repeat(64)}`;
@@ -150,7 +150,7 @@ export function unsignedReceipt(operation: Receipt['operation'], at: Placement):
   const body: ReceiptBody = { timestamp: new Date(at.now).toISOString(), operation, prev_receipt_hash: at.prevHash, signer: at.signerId, index: at.index };
   const head = canonicalHead(body);
   const tail = canonicalTail(body);
-  const receipt_id = `receipt_${hexEncode(crypto.sha256(encoder.encode(head + tail)))}`;
+  const receipt_id = `receipt_${sha256Hex(encoder.encode(head + tail))}`;
   const withId = `${head},"receipt_id":"${receipt_id}"`;
   return { body, receipt_id, withId, tail, message: encoder.encode(withId + tail) };
 }
@@ -244,7 +244,7 @@ export function prepareReceipt(receipt: Receipt): { problem: string } | { check:
     idText = encoder.encode(head + tail);
     message = encoder.encode(head + idField + tail);
   }
-  if (`receipt_${hexEncode(crypto.sha256(idText))}` !== receipt.receipt_id) return { problem: 'receipt_id does not match the receipt content' };
+  if (`receipt_${sha256Hex(idText)}` !== receipt.receipt_id) return { problem: 'receipt_id does not match the receipt content' };
   return { check: { publicKey, message, signature }, hash: crypto.sha256(message) };
 }
 

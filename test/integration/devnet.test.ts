@@ -5,7 +5,8 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { isAlive, killAll, run, tempDir } from '../harness/processes.ts';
+import { NODE_BUILD_DIR, NODE_BUILD_ENTRY } from '../../src/cli/node-build.ts';
+import { isAlive, killAll, ROOT, run, tempDir } from '../harness/processes.ts';
 import { call } from '../harness/https-client.ts';
 import { freePortBase } from '../harness/ports.ts';
 
@@ -107,6 +108,11 @@ test('devnet writes the endpoints contract, serves the web app, and SIGINT leave
   assert.match(await page.text(), /HyperSync/);
   const pids = endpoints.peers.map((p) => p.pid);
   assert.ok(pids.every(isAlive));
+  // The relay and peers run from the JavaScript build (less memory than the TypeScript sources).
+  for (const pid of pids) {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    assert.equal(argv[1], join(ROOT, NODE_BUILD_DIR, NODE_BUILD_ENTRY), `pid ${pid} runs ${argv.slice(0, 3).join(' ')}`);
+  }
   proc.child.kill('SIGINT');
   const exit = await proc.exited;
   assert.equal(exit.code, 0);
