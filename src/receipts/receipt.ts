@@ -155,10 +155,11 @@ export function unsignedReceipt(operation: Receipt['operation'], at: Placement):
   return { body, receipt_id, withId, tail, message: encoder.encode(withId + tail) };
 }
 
-export function signedReceipt(u: UnsignedReceipt, signatureBytes: Uint8Array): BuiltReceipt {
+/** `hash`, when the caller has it already, is the receipt hash: SHA-256 of `u.message`. */
+export function signedReceipt(u: UnsignedReceipt, signatureBytes: Uint8Array, hash: Uint8Array = crypto.sha256(u.message)): BuiltReceipt {
   const signature = base64urlEncode(signatureBytes);
   const bytes = encoder.encode(`${u.withId},"signature":"${signature}"${u.tail}`);
-  return { receipt: { receipt_id: u.receipt_id, ...u.body, signature }, bytes, hash: crypto.sha256(u.message) };
+  return { receipt: { receipt_id: u.receipt_id, ...u.body, signature }, bytes, hash };
 }
 
 /** Builds and signs a receipt with the signer's synchronous form (ReceiptLog signs with the asynchronous one). */
