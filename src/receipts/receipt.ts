@@ -406,20 +406,39 @@ export async function verifyChain(receipts: AsyncIterable<unknown> | Iterable<un
     if (item.verdict.ok) count++;
     return item.verdict;
   };
-  let stop: VerifyFailure | null = null;
+  // Set by feed(), which TypeScript's narrowing does not follow.
+  let stop = null as VerifyFailure | null;
   let position = 0;
-  for await (const value of receipts) {
+  /** Checks one receipt and puts its signature in flight: `full` when the window is, `stop` at a failure. */
+  const feed = (value: unknown): 'go' | 'full' | 'stop' => {
     const c = v.check(value, evidence?.(position) ?? {}, position);
     position++;
     if (!c.ok) {
       stop = c.failure;
-      break;
+      return 'stop';
     }
     inFlight.push({ holds: crypto.verifyAsync(c.signature.publicKey, c.signature.message, c.signature.signature), verdict: c.verdict, forged: c.forged });
-    if (!c.verdict.ok) break;
-    if (inFlight.length >= MAX_SIGNATURES_IN_FLIGHT) {
-      const result = await settle();
-      if (!result.ok) return { ...result, count };
+    if (!c.verdict.ok) return 'stop';
+    return inFlight.length >= MAX_SIGNATURES_IN_FLIGHT ? 'full' : 'go';
+  };
+  // An array (any synchronous source) is read without an await per receipt: only a full window waits.
+  if (Symbol.asyncIterator in receipts) {
+    for await (const value of receipts) {
+      const next = feed(value);
+      if (next === 'stop') break;
+      if (next === 'full') {
+        const result = await settle();
+        if (!result.ok) return { ...result, count };
+      }
+    }
+  } else {
+    for (const value of receipts) {
+      const next = feed(value);
+      if (next === 'stop') break;
+      if (next === 'full') {
+        const result = await settle();
+        if (!result.ok) return { ...result, count };
+      }
     }
   }
   while (inFlight.length > 0) {

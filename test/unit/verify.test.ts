@@ -96,7 +96,7 @@ function syncVerdict(chain: unknown[], now: number): VerifyResult & { count: num
   return { ok: true, count: chain.length };
 }
 
-test('the pipelined chain verifier (64 signatures in flight) gives the synchronous verdict on every kind of tampering', async () => {
+test('the pipelined chain verifier (64 signatures in flight) gives the synchronous verdict on every kind of tampering, from an array or an async source', async () => {
   const { receipts } = await makeLog(200);
   assert.deepEqual(await verify.verifyChain(receipts, { now: NOW }), { ok: true, count: 200 });
   const forgedBy = (r: Receipt): Receipt => buildReceipt({ operator_id: r.operation.operator_id, inputs: 0, outputs: 0, index: r.index, prevHash: r.prev_receipt_hash, signer: other, signerId: otherId, now: Date.parse(r.timestamp) });
@@ -118,7 +118,10 @@ test('the pipelined chain verifier (64 signatures in flight) gives the synchrono
         // Field edits need a receipt there (an earlier edit may have put garbage in its place).
         if (typeof chain[at] === 'object') mutations[m]!(chain, at);
       }
-      assert.deepEqual(await verify.verifyChain(chain, { now: NOW }), syncVerdict(chain, NOW));
+      const expected = syncVerdict(chain, NOW);
+      assert.deepEqual(await verify.verifyChain(chain, { now: NOW }), expected);
+      // The same from an asynchronous source (a log, a stream), which is read the other way.
+      assert.deepEqual(await verify.verifyChain((async function* () { yield* chain; })(), { now: NOW }), expected);
     }),
     { numRuns: 150 },
   );
