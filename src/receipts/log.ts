@@ -27,6 +27,8 @@ export const MAX_APPENDS_PER_BATCH = 512;
 export const MAX_QUEUED_APPENDS = 65_536;
 /** Batches built ahead of the disk at most: one being written, one being signed behind it. */
 export const MAX_BATCHES_IN_FLIGHT = 2;
+/** Signatures of one group being made at once at most (the rest of the group waits to be built). */
+export const MAX_GROUP_SIGNATURES_IN_FLIGHT = 64;
 /** A queue this long or longer, with nothing being written, is split so signing overlaps I/O. */
 const MIN_SPLIT_GROUP = 32;
 
@@ -252,9 +254,8 @@ export class ReceiptLog {
    * Builds groups of receipts, each one batch, and chains their writes. Signing (CPU, or
    * WebCrypto off the main thread) of the next group overlaps the write (fsync) of the
    * previous one: when nothing is being written a long queue is split in two, so there always
-   * is a next group. Receipts of a group are signed one after another (each links to the hash
-   * of the one before, signature included). A receipt is acknowledged only when its own batch
-   * is durable; batches become durable in order.
+   * is a next group. A receipt is acknowledged only when its own batch is durable; batches
+   * become durable in order.
    */
   async #build(): Promise<void> {
     this.#building = true;
@@ -286,9 +287,14 @@ export class ReceiptLog {
   }
 
   /**
-   * Signs a group in chain order on the state built so far, and lays out its batch: receipt,
-   * id, new Merkle nodes, the caller's own writes, then the head. Bad input (an invalid
-   * operator id, inputs that are not JSON) fails its own append only.
+   * Signs a group on the state built so far, and lays out its batch in chain order: receipt,
+   * id, new Merkle nodes, the caller's own writes, then the head. A receipt links to the hash
+   * of the one before without its signature, so the group's receipts are built in order and
+   * their signatures made up to MAX_GROUP_SIGNATURES_IN_FLIGHT at once (WebCrypto signs off the main
+   * thread in Firefox and hops a task per signature in Chromium). Bad input (an invalid
+   * operator id, inputs that are not JSON) fails its own append only; a signature that fails
+   * fails its own append, and the receipts built after it (they link to it) go back to the
+   * front of the queue to be built again.
    */
   async #sign(group: Pending[]): Promise<Batch> {
     const ops: BatchOp[] = [];
@@ -296,43 +302,28 @@ export class ReceiptLog {
     let lazy = false;
     let head = this.#head;
     const frontier = new MerkleFrontier(this.#frontier.size, [...this.#frontier.nodes]);
-    let next = operationOf(group[0]!);
-    for (let g = 0; g < group.length; g++) {
-      const p = group[g]!;
-      const operation = next;
-      let unsigned: UnsignedReceipt | undefined;
-      let signature: Promise<Uint8Array> | undefined;
-      try {
-        if ('error' in operation) throw operation.error;
-        // Timestamps never go backwards along the chain, whatever the wall clock does.
-        unsigned = unsignedReceipt(operation, { index: head.size, prevHash: head.last_hash, signerId: this.peerId, now: Math.max(p.now, head.last_timestamp) });
-        if (p.sign) {
-          signature = this.#signer.signAsync(unsigned.message);
-          this.#receiptSignatures++;
-        }
-      } catch (e) {
-        p.reject(e);
-      }
-      // The next receipt's operation (JCS and hashes of its inputs and outputs) does not
-      // depend on the chain: it is computed while this signature is being made.
-      if (g + 1 < group.length) next = operationOf(group[g + 1]!);
-      if (unsigned === undefined) continue;
+    /** Where the next receipt goes: after the last one built (its signature may still be on its way). */
+    let at = { size: head.size, last_hash: head.last_hash, last_timestamp: head.last_timestamp };
+    const signing: Array<{ p: Pending; unsigned: UnsignedReceipt; hash: Uint8Array; signature: Promise<Uint8Array> | undefined; time: number }> = [];
+    let built = 0;
+    let broken = false;
+    /** Lays out the oldest receipt being signed; false when its signature failed (the rest is requeued). */
+    const layOut = async (): Promise<boolean> => {
+      const { p, unsigned, hash, signature, time } = signing.shift()!;
       let receipt: Receipt | undefined;
       let bytes: Uint8Array;
-      let hash: Uint8Array;
       if (signature !== undefined) {
-        let built: BuiltReceipt;
         try {
-          built = signedReceipt(unsigned, await signature);
+          ({ receipt, bytes } = signedReceipt(unsigned, await signature, hash));
         } catch (e) {
           p.reject(e);
-          continue;
+          // The receipts built after it link to it: build them again, on what is laid out.
+          this.#queue.unshift(...signing.splice(0).map((s) => s.p), ...group.slice(built));
+          return false;
         }
-        ({ receipt, bytes, hash } = built);
       } else {
         // Stored unsigned: the canonical JSON without `signature`, exactly the bytes it signs.
         bytes = unsigned.message;
-        hash = receiptHashOfUnsigned(unsigned);
         lazy = true;
       }
       const index = head.size;
@@ -340,11 +331,37 @@ export class ReceiptLog {
       ops.push({ type: 'put', key: keys.receipt(index), value: bytes });
       ops.push({ type: 'put', key: keys.id(unsigned.receipt_id), value: u64(index) });
       for (const [level, i, node] of frontier.append(leafHash(hash))) ops.push({ type: 'put', key: keys.node(level, i), value: node });
-      head = { size: index + 1, last_hash: `sha256:${hexEncode(hash)}`, last_timestamp: Date.parse(unsigned.body.timestamp) };
+      head = { size: index + 1, last_hash: `sha256:${hexEncode(hash)}`, last_timestamp: time };
       if (p.extra !== undefined) ops.push(...p.extra);
       if (receipt === undefined) this.#keepUnsigned(index, unsigned);
       members.push([p, { index, receipt }]);
+      return true;
+    };
+    while (built < group.length && !broken) {
+      const p = group[built++]!;
+      try {
+        const operation = operationOf(p);
+        if ('error' in operation) throw operation.error;
+        // Timestamps never go backwards along the chain, whatever the wall clock does.
+        const unsigned = unsignedReceipt(operation, { index: at.size, prevHash: at.last_hash, signerId: this.peerId, now: Math.max(p.now, at.last_timestamp) });
+        const hash = receiptHashOfUnsigned(unsigned);
+        let signature: Promise<Uint8Array> | undefined;
+        if (p.sign) {
+          signature = this.#signer.signAsync(unsigned.message);
+          // Awaited by layOut, unless an earlier signature failed and this receipt is built again.
+          signature.catch(() => undefined);
+          this.#receiptSignatures++;
+        }
+        const time = Date.parse(unsigned.body.timestamp);
+        signing.push({ p, unsigned, hash, signature, time });
+        at = { size: at.size + 1, last_hash: `sha256:${hexEncode(hash)}`, last_timestamp: time };
+      } catch (e) {
+        p.reject(e);
+        continue;
+      }
+      if (signing.length >= MAX_GROUP_SIGNATURES_IN_FLIGHT) broken = !(await layOut());
     }
+    while (signing.length > 0 && !broken) broken = !(await layOut());
     if (lazy) {
       // One signature commits every receipt of the batch (and the whole log before it).
       head.sth = signTreeHead(head.size, `sha256:${hexEncode(frontier.root())}`, head.last_timestamp, this.#signer, this.peerId);

@@ -4,6 +4,7 @@
 // the signatures, which the synchronous form verifies one by one and the asynchronous form
 // (native WebCrypto in a browser) all at once.
 import { crypto, hexEncode } from '../crypto/index.ts';
+import { KeyCache } from '../crypto/key-cache.ts';
 import { leafHash, verifyConsistency, verifyInclusion } from './merkle.ts';
 import { BAD_SIGNATURE, prepareReceipt, receiptShapeProblem, type Receipt, type ReceiptFailureCode, type SignatureCheck } from './receipt.ts';
 import { proofHashes, treeHeadRoot, treeHeadShapeProblem, treeHeadSignature, type InclusionProof, type SignedTreeHead } from './tree-head.ts';
@@ -40,22 +41,51 @@ function failure(code: ProofFailureCode, reason: string): ProofFailure {
   return { ok: false, code, reason };
 }
 
+/**
+ * Tree heads whose signatures verified, remembered at most: a client checks many receipts
+ * against one head (every bundle the relay serves between two heads carries the same one),
+ * and ed25519 verification is deterministic, so a head verified once needs no second check.
+ * Keyed by every signed field and the signature; only successes are kept; oldest out first.
+ */
+export const MAX_VERIFIED_TREE_HEADS = 256;
+const verifiedHeads = new KeyCache<true>(MAX_VERIFIED_TREE_HEADS);
+
+function headKey(h: SignedTreeHead): string {
+  return JSON.stringify([h.size, h.root, h.timestamp, h.signer, h.signature]);
+}
+
+/** A signature still to check; `head` names a tree head, whose verdict is remembered. */
+interface PendingSignature {
+  check: SignatureCheck;
+  failure: ProofFailure;
+  head?: string;
+}
+
 /** Everything is checked but these signatures; each fails as its `failure` when it does not verify. */
-type Pending = ProofFailure | { signatures: Array<{ check: SignatureCheck; failure: ProofFailure }> };
+type Pending = ProofFailure | { signatures: PendingSignature[] };
+
+/** The signatures left once remembered tree heads are taken out. */
+function unverified(signatures: PendingSignature[]): PendingSignature[] {
+  return signatures.filter((s) => s.head === undefined || verifiedHeads.get(s.head) === undefined);
+}
+
+function remember(signatures: PendingSignature[]): void {
+  for (const s of signatures) if (s.head !== undefined) verifiedHeads.getOrCreate(s.head, () => true);
+}
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** A shape-checked tree head's signature check, or the failure; `signer` pins the expected PeerId. */
-function headSignature(value: unknown, what: string, signer: string | undefined): ProofFailure | { head: SignedTreeHead; check: SignatureCheck; failure: ProofFailure } {
+function headSignature(value: unknown, what: string, signer: string | undefined): ProofFailure | { head: SignedTreeHead; signature: PendingSignature } {
   const shape = treeHeadShapeProblem(value);
   if (shape !== null) return failure('TREE_HEAD_MALFORMED', `${what}: ${shape}`);
   const head = value as SignedTreeHead;
   if (signer !== undefined && head.signer !== signer) return failure('TREE_HEAD_SIGNER_MISMATCH', `${what}: signed by ${head.signer}, expected ${signer}`);
   const check = treeHeadSignature(head);
   if (typeof check === 'string') return failure('TREE_HEAD_MALFORMED', `${what}: ${check}`);
-  return { head, check, failure: failure('TREE_HEAD_SIGNATURE_INVALID', `${what}: signature does not verify`) };
+  return { head, signature: { check, failure: failure('TREE_HEAD_SIGNATURE_INVALID', `${what}: signature does not verify`), head: headKey(head) } };
 }
 
 function prepareBundle(value: unknown, signer: string | undefined): Pending {
@@ -82,7 +112,7 @@ function prepareBundle(value: unknown, signer: string | undefined): Pending {
   return {
     signatures: [
       { check: prepared.check, failure: failure('RECEIPT_SIGNATURE_INVALID', `receipt: ${BAD_SIGNATURE}`) },
-      { check: head.check, failure: head.failure },
+      head.signature,
     ],
   };
 }
@@ -100,20 +130,25 @@ function prepareConsistency(value: unknown, signer: string | undefined): Pending
   if (!verifyConsistency(a.size, b.size, treeHeadRoot(a), treeHeadRoot(b), proof)) {
     return failure('CONSISTENCY_PROOF_INVALID', `the tree of size ${b.size} does not extend the tree of size ${a.size}`);
   }
-  return { signatures: [first, second].map((h) => ({ check: h.check, failure: h.failure })) };
+  return { signatures: [first.signature, second.signature] };
 }
 
 function finishSync(pending: Pending): ProofVerdict {
   if ('ok' in pending) return pending;
-  for (const s of pending.signatures) if (!crypto.verify(s.check.publicKey, s.check.message, s.check.signature)) return s.failure;
+  const left = unverified(pending.signatures);
+  for (const s of left) if (!crypto.verify(s.check.publicKey, s.check.message, s.check.signature)) return s.failure;
+  remember(left);
   return { ok: true };
 }
 
 async function finishAsync(pending: Pending): Promise<ProofVerdict> {
   if ('ok' in pending) return pending;
-  const holds = await Promise.all(pending.signatures.map((s) => crypto.verifyAsync(s.check.publicKey, s.check.message, s.check.signature)));
-  const bad = pending.signatures.find((_, i) => !holds[i]);
-  return bad === undefined ? { ok: true } : bad.failure;
+  const left = unverified(pending.signatures);
+  const holds = await Promise.all(left.map((s) => crypto.verifyAsync(s.check.publicKey, s.check.message, s.check.signature)));
+  const bad = left.find((_, i) => !holds[i]);
+  if (bad !== undefined) return bad.failure;
+  remember(left);
+  return { ok: true };
 }
 
 export interface ProofOptions {
@@ -144,5 +179,5 @@ export async function verifyConsistencyBundle(value: unknown, opts: ProofOptions
 /** A signed tree head on its own: its shape and its signer's signature (`signer` pins the PeerId). */
 export async function verifySignedTreeHead(value: unknown, opts: ProofOptions = {}): Promise<ProofVerdict> {
   const head = headSignature(value, 'tree_head', opts.signer);
-  return finishAsync('ok' in head ? head : { signatures: [{ check: head.check, failure: head.failure }] });
+  return finishAsync('ok' in head ? head : { signatures: [head.signature] });
 }

@@ -155,10 +155,11 @@ export function unsignedReceipt(operation: Receipt['operation'], at: Placement):
   return { body, receipt_id, withId, tail, message: encoder.encode(withId + tail) };
 }
 
-export function signedReceipt(u: UnsignedReceipt, signatureBytes: Uint8Array): BuiltReceipt {
+/** `hash`, when the caller has it already, is the receipt hash: SHA-256 of `u.message`. */
+export function signedReceipt(u: UnsignedReceipt, signatureBytes: Uint8Array, hash: Uint8Array = crypto.sha256(u.message)): BuiltReceipt {
   const signature = base64urlEncode(signatureBytes);
   const bytes = encoder.encode(`${u.withId},"signature":"${signature}"${u.tail}`);
-  return { receipt: { receipt_id: u.receipt_id, ...u.body, signature }, bytes, hash: crypto.sha256(u.message) };
+  return { receipt: { receipt_id: u.receipt_id, ...u.body, signature }, bytes, hash };
 }
 
 /** Builds and signs a receipt with the signer's synchronous form (ReceiptLog signs with the asynchronous one). */
@@ -405,20 +406,39 @@ export async function verifyChain(receipts: AsyncIterable<unknown> | Iterable<un
     if (item.verdict.ok) count++;
     return item.verdict;
   };
-  let stop: VerifyFailure | null = null;
+  // Set by feed(), which TypeScript's narrowing does not follow.
+  let stop = null as VerifyFailure | null;
   let position = 0;
-  for await (const value of receipts) {
+  /** Checks one receipt and puts its signature in flight: `full` when the window is, `stop` at a failure. */
+  const feed = (value: unknown): 'go' | 'full' | 'stop' => {
     const c = v.check(value, evidence?.(position) ?? {}, position);
     position++;
     if (!c.ok) {
       stop = c.failure;
-      break;
+      return 'stop';
     }
     inFlight.push({ holds: crypto.verifyAsync(c.signature.publicKey, c.signature.message, c.signature.signature), verdict: c.verdict, forged: c.forged });
-    if (!c.verdict.ok) break;
-    if (inFlight.length >= MAX_SIGNATURES_IN_FLIGHT) {
-      const result = await settle();
-      if (!result.ok) return { ...result, count };
+    if (!c.verdict.ok) return 'stop';
+    return inFlight.length >= MAX_SIGNATURES_IN_FLIGHT ? 'full' : 'go';
+  };
+  // An array (any synchronous source) is read without an await per receipt: only a full window waits.
+  if (Symbol.asyncIterator in receipts) {
+    for await (const value of receipts) {
+      const next = feed(value);
+      if (next === 'stop') break;
+      if (next === 'full') {
+        const result = await settle();
+        if (!result.ok) return { ...result, count };
+      }
+    }
+  } else {
+    for (const value of receipts) {
+      const next = feed(value);
+      if (next === 'stop') break;
+      if (next === 'full') {
+        const result = await settle();
+        if (!result.ok) return { ...result, count };
+      }
     }
   }
   while (inFlight.length > 0) {

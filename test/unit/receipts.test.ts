@@ -10,6 +10,7 @@ import { ReceiptLog, verifyTreeHead } from '../../src/receipts/log.ts';
 import { verifyConsistency } from '../../src/receipts/merkle.ts';
 import { proofBundleProblem } from '../../src/receipts/proof.ts';
 import { hexDecode } from '../../src/crypto/index.ts';
+import type { Json } from '../../src/ico/types.ts';
 
 const signer = crypto.createSigner(crypto.randomBytes(32));
 const peerId = peerIdFromPublicKeyBytes(signer.publicKey);
@@ -195,6 +196,70 @@ test('bad input fails only its own append; the rest of its group is written', as
   assert.equal(log.size, 2);
   assert.deepEqual(await verifyChain(log.iterate(), { now: T0 + 1000 }), { ok: true, count: 2 });
 });
+
+test('a group\'s signatures are made up to MAX_GROUP_SIGNATURES_IN_FLIGHT at once; the receipts equal eager signing', async () => {
+  const { MAX_GROUP_SIGNATURES_IN_FLIGHT } = await import('../../src/receipts/log.ts');
+  // signAsync answers only when the test lets it: how many are asked for before any answers?
+  const asked: Array<{ message: Uint8Array; answer: () => void }> = [];
+  let waiter: (() => void) | undefined;
+  const held = {
+    publicKey: signer.publicKey,
+    sign: (m: Uint8Array): Uint8Array => signer.sign(m),
+    signAsync: (m: Uint8Array): Promise<Uint8Array> =>
+      new Promise<Uint8Array>((resolve) => {
+        asked.push({ message: m, answer: () => resolve(signer.sign(m)) });
+        waiter?.();
+      }),
+  };
+  const log = await ReceiptLog.open(new MemoryStore(), { signer: held, peerId, maxAppendsPerBatch: 200 });
+  const n = 150;
+  const appends = Array.from({ length: n }, (_, i) => log.append({ operator_id: 'kv.put', inputs: { i }, outputs: { ok: i } }, T0 + i));
+  // Everything the log asks for before an answer it asks within a few turns (bounded wait).
+  for (let turn = 0; turn < 50 && asked.length < MAX_GROUP_SIGNATURES_IN_FLIGHT; turn++) await new Promise((r) => setTimeout(r, 0));
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(asked.length, MAX_GROUP_SIGNATURES_IN_FLIGHT, 'the window is full and no wider');
+  // Answer every signature as it is asked for, newest first within what is asked.
+  let answered = 0;
+  while (answered < n) {
+    const pending = asked.slice(answered);
+    answered = asked.length;
+    for (const a of pending.reverse()) a.answer();
+    if (answered < n) await new Promise<void>((r) => (waiter = r));
+  }
+  const receipts = await Promise.all(appends);
+  assert.deepEqual(receipts.map((r) => r.index), Array.from({ length: n }, (_, i) => i));
+  assert.deepEqual(await verifyChain(log.iterate(), { now: T0 + n * 1000, signer: peerId }), { ok: true, count: n });
+  // The same appends signed one at a time by the plain signer give the same bytes.
+  const eager = await makeLogOf(n, (i) => ({ operator_id: 'kv.put', inputs: { i }, outputs: { ok: i } }));
+  assert.deepEqual(receipts, eager);
+});
+
+test('a signature that fails fails its own append; the receipts built after it are built again and written', async () => {
+  let calls = 0;
+  const flaky = {
+    publicKey: signer.publicKey,
+    sign: (m: Uint8Array): Uint8Array => signer.sign(m),
+    signAsync: async (m: Uint8Array): Promise<Uint8Array> => {
+      if (++calls === 5) throw new Error('signing device unplugged');
+      return signer.sign(m);
+    },
+  };
+  const log = await ReceiptLog.open(new MemoryStore(), { signer: flaky, peerId });
+  const settled = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => log.append({ operator_id: 'kv.put', inputs: i, outputs: i }, T0)));
+  assert.deepEqual(settled.map((r) => r.status), settled.map((_, i) => (i === 4 ? 'rejected' : 'fulfilled')));
+  assert.match(String((settled[4] as PromiseRejectedResult).reason), /unplugged/);
+  const indexes = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value.index] : []));
+  assert.deepEqual(indexes, Array.from({ length: 19 }, (_, i) => i), 'the log has no gap where the failed receipt was built');
+  assert.equal(log.size, 19);
+  assert.deepEqual(await verifyChain(log.iterate(), { now: T0 + 1000, signer: peerId }), { ok: true, count: 19 });
+});
+
+async function makeLogOf(n: number, entry: (i: number) => { operator_id: string; inputs: Json; outputs: Json }): Promise<Receipt[]> {
+  const log = await ReceiptLog.open(new MemoryStore(), { signer, peerId });
+  const out: Receipt[] = [];
+  for (let i = 0; i < n; i++) out.push(await log.append(entry(i), T0 + i));
+  return out;
+}
 
 test('sizes, roots and tree heads show only durable receipts; the next group is signed while one is written', async () => {
   const store = new GatedStore();

@@ -96,7 +96,7 @@ function syncVerdict(chain: unknown[], now: number): VerifyResult & { count: num
   return { ok: true, count: chain.length };
 }
 
-test('the pipelined chain verifier (64 signatures in flight) gives the synchronous verdict on every kind of tampering', async () => {
+test('the pipelined chain verifier (64 signatures in flight) gives the synchronous verdict on every kind of tampering, from an array or an async source', async () => {
   const { receipts } = await makeLog(200);
   assert.deepEqual(await verify.verifyChain(receipts, { now: NOW }), { ok: true, count: 200 });
   const forgedBy = (r: Receipt): Receipt => buildReceipt({ operator_id: r.operation.operator_id, inputs: 0, outputs: 0, index: r.index, prevHash: r.prev_receipt_hash, signer: other, signerId: otherId, now: Date.parse(r.timestamp) });
@@ -118,7 +118,10 @@ test('the pipelined chain verifier (64 signatures in flight) gives the synchrono
         // Field edits need a receipt there (an earlier edit may have put garbage in its place).
         if (typeof chain[at] === 'object') mutations[m]!(chain, at);
       }
-      assert.deepEqual(await verify.verifyChain(chain, { now: NOW }), syncVerdict(chain, NOW));
+      const expected = syncVerdict(chain, NOW);
+      assert.deepEqual(await verify.verifyChain(chain, { now: NOW }), expected);
+      // The same from an asynchronous source (a log, a stream), which is read the other way.
+      assert.deepEqual(await verify.verifyChain((async function* () { yield* chain; })(), { now: NOW }), expected);
     }),
     { numRuns: 150 },
   );
@@ -174,6 +177,33 @@ test('proof bundles: a receipt in its signed tree verifies; every part altered f
   const foreign = (await makeLog(37, other, otherId)).log.signedTreeHead(T0);
   const mixed = await verify.verifyProofBundle({ ...bundle, tree_head: foreign }, { signer: peerId });
   assert.ok(!mixed.ok && mixed.code === 'TREE_HEAD_SIGNER_MISMATCH');
+});
+
+test('a tree head verified once is remembered (bounded): the next bundle against it checks one signature; a forged copy still fails', async () => {
+  const { MAX_VERIFIED_TREE_HEADS } = await import('../../src/receipts/proof.ts');
+  const { log, receipts } = await makeLog(9);
+  const sth = log.signedTreeHead(T0 + 77_000);
+  const bundles = await Promise.all(receipts.map(async (r) => ({ receipt: r, proof: await log.inclusionProof(r.receipt_id), tree_head: sth })));
+  const real = crypto.verifyAsync;
+  let checks = 0;
+  crypto.verifyAsync = (k, m, s) => (checks++, real(k, m, s));
+  try {
+    assert.deepEqual(await verify.verifyProofBundle(bundles[0]), { ok: true });
+    assert.equal(checks, 2, 'the first bundle checks the receipt and the head');
+    for (const b of bundles.slice(1)) assert.deepEqual(await verify.verifyProofBundle(b), { ok: true });
+    assert.equal(checks, 2 + 8, 'later bundles against the same head check only their receipt');
+    // Same signed fields, another signature (by a different key over the same body): not the remembered head.
+    const forged = { ...sth, signature: base64urlEncode(other.sign(new TextEncoder().encode(JSON.stringify({ root: sth.root, signer: sth.signer, size: sth.size, timestamp: sth.timestamp })))) };
+    const v = await verify.verifyProofBundle({ ...bundles[1]!, tree_head: forged });
+    assert.ok(!v.ok && v.code === 'TREE_HEAD_SIGNATURE_INVALID', JSON.stringify(v));
+    // The memory is bounded: after MAX_VERIFIED_TREE_HEADS other heads, the first is checked again.
+    for (let i = 0; i < MAX_VERIFIED_TREE_HEADS; i++) assert.deepEqual(await verify.verifySignedTreeHead(log.signedTreeHead(T0 + 100_000 + i)), { ok: true });
+    checks = 0;
+    assert.deepEqual(await verify.verifyProofBundle(bundles[2]), { ok: true });
+    assert.equal(checks, 2, 'the oldest head was forgotten');
+  } finally {
+    crypto.verifyAsync = real;
+  }
 });
 
 test('consistency between two signed heads of one log; heads of other logs, swapped heads and altered proofs fail', async () => {
