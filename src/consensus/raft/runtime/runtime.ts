@@ -330,7 +330,10 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
 
   #sendPayload(to: string, payload: JsonObject, onFail?: () => void): void {
     this.#transport.send(to, payload).catch((e: unknown) => {
-      this.#log.debug({ to, err: (e as Error).message }, 'CONSENSUS send failed');
+      // An envelope over the frame limit is a bug on this side (packing), never a passing fault of
+      // the link: say so loudly, or a leader re-sends it forever behind a debug line.
+      if ((e as { code?: unknown }).code === 'NET_MESSAGE_TOO_LARGE') this.#log.warn({ to, err: (e as Error).message }, 'CONSENSUS envelope refused: over the frame limit');
+      else this.#log.debug({ to, err: (e as Error).message }, 'CONSENSUS send failed');
       onFail?.();
     });
   }
