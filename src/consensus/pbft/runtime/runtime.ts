@@ -56,6 +56,17 @@ export interface PbftRuntimeOptions {
    * replica hears and rewrites what it sends, per destination (src/sim/pbft-byzantine.ts).
    */
   adversary?: PbftAdversary;
+  /** This peer's direct-wire counters (all its traffic), shown in statusJson for frames per request. */
+  wireStats?: () => PbftWireCounters;
+}
+
+/** The part of a peer's wire counters a replica's status shows. */
+export interface PbftWireCounters {
+  readonly framesOut: number;
+  readonly envelopesOut: number;
+  readonly bytesOut: number;
+  readonly signatures: number;
+  readonly verifications: number;
 }
 
 /** A misbehaviour wrapped around an honest replica (the simulator's Adversary fits). */
@@ -98,6 +109,7 @@ export class PbftRuntime implements Consensus<Replica> {
   readonly #members: readonly NodeId[];
   readonly #requests: PbftRequester<PbftOutcome>;
   readonly #adversary: PbftAdversary | undefined;
+  readonly #wireStats: (() => PbftWireCounters) | undefined;
   /** This replica's recent executions by request key (outcome, result bytes). */
   readonly #executed = new Map<string, { outcome: CommandOutcome }>();
   readonly #local: PbftMessage[] = [];
@@ -123,6 +135,7 @@ export class PbftRuntime implements Consensus<Replica> {
     this.#auth = new PbftAuth(opts.membership, sha256Ed25519);
     this.#members = opts.membership.replicas.map((r) => r.id);
     this.#adversary = opts.adversary;
+    this.#wireStats = opts.wireStats;
     this.core = new PbftReplica({ id: opts.id, membership: opts.membership, signer: opts.signer, verifier: sha256Ed25519, clientKey: clientKeyOf, ...(opts.limits !== undefined ? { limits: opts.limits } : {}) }, this.#auth);
     this.#requests = new PbftRequester<PbftOutcome>({
       id: opts.id,
@@ -256,6 +269,7 @@ export class PbftRuntime implements Consensus<Replica> {
   /** This replica's view, watermarks, stable checkpoint and drops, as the API shows them. */
   statusJson(): PbftReplicaStatusJson {
     const s = this.pbftStatus();
+    const w = this.#wireStats?.();
     return {
       self: this.id,
       view: s.view,
@@ -269,6 +283,8 @@ export class PbftRuntime implements Consensus<Replica> {
       requests_executed: s.stats.requestsExecuted,
       signatures_made: s.stats.signaturesMade,
       signatures_verified: s.stats.signaturesVerified + s.stats.clientSignaturesVerified,
+      batches_executed: s.stats.batchesExecuted,
+      wire: w === undefined ? null : { frames_out: w.framesOut, envelopes_out: w.envelopesOut, bytes_out: w.bytesOut, signatures: w.signatures, verifications: w.verifications },
     };
   }
 

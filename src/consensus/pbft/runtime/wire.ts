@@ -80,6 +80,9 @@ export interface PbftReplicaStatusJson {
   readonly requests_executed: number;
   readonly signatures_made: number;
   readonly signatures_verified: number;
+  readonly batches_executed: number;
+  /** This peer's direct-wire counters (all its traffic, Raft's too): frames, envelopes, bytes, frame signatures made and verified. */
+  readonly wire: null | { readonly [k: string]: number; readonly frames_out: number; readonly envelopes_out: number; readonly bytes_out: number; readonly signatures: number; readonly verifications: number };
 }
 
 export type PbftQuery = { readonly q: 'receipt'; readonly c: string; readonly t: number } | { readonly q: 'status' };
