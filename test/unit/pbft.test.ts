@@ -127,6 +127,35 @@ describe('pbft: batching', () => {
   });
 });
 
+describe('pbft: a client checks reply roots once per batch', () => {
+  it('replies of one batch share one root signature per replica: it is verified once, a forged one never taken on trust', () => {
+    const c = new PbftMemoryCluster({ n: 4, clients: 8, limits: { maxInflightBatches: 1 } });
+    for (let i = 1; i <= 8; i++) c.submit(`c${i}`, put(`k${i}`, 'v'));
+    for (const e of c.take(ofType('request'))) c.host('r0').replica.step(e.from, e.message);
+    // Watch the replies go by, as the client (the relay) gets them.
+    const sent: PbftMessage[] = [];
+    c.drop = (e) => (e.message.type === 'reply' && sent.push(e.message), false);
+    c.deliverAll();
+    let calls = 0;
+    const counting = { digest: c.verifier.digest, verify: (k: Uint8Array, d: Uint8Array, sig: Uint8Array): boolean => (calls++, c.verifier.verify(k, d, sig)) };
+    const auth = new PbftAuth(c.membership, counting);
+    const fromReplica = sent.filter((m) => m.type === 'reply');
+    assert.equal(fromReplica.length, 32, '8 replies from each of 4 replicas');
+    const roots = new Set(fromReplica.map((m) => (m.type === 'reply' ? `${m.replica}:${bytesKey(m.root)}` : '')));
+    assert.equal(roots.size, 4, 'one root per replica for the batch');
+    for (const m of fromReplica) if (m.type === 'reply') assert.equal(auth.verifyReplyRoot(m.view, m.seq, m.root, m.replica, m.signature), true);
+    assert.equal(calls, 4, 'one verification per replica and batch, not per request');
+    const m = fromReplica[0];
+    assert.ok(m?.type === 'reply');
+    const forged = new Uint8Array(m.signature);
+    forged[0] = (forged[0] as number) ^ 1;
+    assert.equal(auth.verifyReplyRoot(m.view, m.seq, m.root, m.replica, forged), false);
+    assert.equal(auth.verifyReplyRoot(m.view, m.seq, m.root, m.replica, forged), false);
+    assert.equal(calls, 6, 'a signature that failed is checked again each time');
+    assert.equal(auth.verifyReplyRoot(m.view, m.seq + 1, m.root, m.replica, m.signature), false, 'a valid signature does not vouch for another seq');
+  });
+});
+
 describe('pbft: duplicates (client id and timestamp)', () => {
   it('a retransmitted request is answered again, never executed twice', () => {
     const c = new PbftMemoryCluster({ n: 4 });

@@ -13,8 +13,8 @@ import { verifyReceipt, type Receipt } from '../../../receipts/receipt.ts';
 import type { ApplyResult } from '../../../statemachine/types.ts';
 import { InvalidCommandError, UnavailableError, type SubmitCommand, type SubmitOptions } from '../../engine.ts';
 import { systemTimers, type Cancel, type EngineTransport, type Timers } from '../../ports.ts';
-import { PbftAuth, sha256Ed25519 } from '../auth.ts';
-import { certificateToText } from '../certificate.ts';
+import { sha256Ed25519, type PbftAuth } from '../auth.ts';
+import { authFor, certificateToText } from '../certificate.ts';
 import { PBFT_CERTIFICATE_SCHEME, verifyCarriedCertificate, type CarriedCertificate } from '../receipt-certificate.ts';
 import { PBFT_DEFAULTS, type Membership, type NodeId, type PbftSigner } from '../types.ts';
 import { decodeResult, encodeReadOp, isWriteOp, submitOp } from './operations.ts';
@@ -88,7 +88,8 @@ export class PbftGateway {
   constructor(opts: PbftGatewayOptions) {
     this.id = opts.id;
     this.membership = opts.membership;
-    this.#auth = new PbftAuth(opts.membership, sha256Ed25519);
+    // Shared with verifyCarriedCertificate (same membership object): roots checked once.
+    this.#auth = authFor(opts.membership, sha256Ed25519);
     this.#transport = opts.transport;
     this.#timers = opts.timers ?? systemTimers;
     this.#tickMs = opts.tickMs ?? DEFAULT_PBFT_TICK_MS;
