@@ -23,7 +23,7 @@ import { PbftReplica, type PbftStats, type PbftStatus } from '../replica.ts';
 import { BROADCAST, type BatchExecution, type CommittedBatch, type Membership, type NodeId, type PbftLimits, type PbftMessage, type PbftReady, type PbftSigner, type ReplyMessage, type RequestMessage } from '../types.ts';
 import { CLIENT_SLOTS, PbftRequester, clientKeyOf, clientPeer, requestKey, type Certified } from './requester.ts';
 import { decodeOp, decodeResult, isWriteOp, encodeReadOp, invalidResult, readResult, submitOp, writeResult } from './operations.ts';
-import { decodePbftPayload, decodeQuery, encodeAnswer, encodePbftPayloads, isPbftPayload, isQueryPayload, type PbftAnswer, type PbftReplicaStatusJson } from './wire.ts';
+import { decodePbftPayload, decodeQuery, encodeAnswer, encodePbftPayloads, isPbftPayload, isQueryPayload, type PbftAnswer, type PbftReplicaStatusJson, type ReceiptAnswer } from './wire.ts';
 
 /** One PBFT tick of real time (request and view-change timeouts count ticks). */
 export const DEFAULT_PBFT_TICK_MS = 25;
@@ -239,7 +239,7 @@ export class PbftRuntime implements Consensus<Replica> {
     this.#schedule();
   }
 
-  /** Serves a client's query: its own request's receipt (to that client's peer only), or this replica's status. */
+  /** Serves a client's query: its own requests' receipts (to that client's peer only, in one answer), or this replica's status. */
   #answer(from: string, payload: JsonObject): void {
     const q = decodeQuery(payload);
     if (q === null) {
@@ -251,19 +251,16 @@ export class PbftRuntime implements Consensus<Replica> {
       reply({ q: 'status', status: this.statusJson() });
       return;
     }
-    if (clientPeer(q.c) !== from) {
-      this.#boundary.unknownClient++;
-      return;
-    }
-    const receipt = this.#executed.get(requestKey(q.c, q.t))?.outcome.receipt ?? null;
-    if (receipt === null) {
-      reply({ q: 'receipt', c: q.c, t: q.t, receipt: null });
-      return;
-    }
-    receipt.then(
-      (r) => reply({ q: 'receipt', c: q.c, t: q.t, receipt: { ...r, operation: { ...r.operation } } }),
-      () => reply({ q: 'receipt', c: q.c, t: q.t, receipt: null }),
-    );
+    const asked = q.r.filter((x) => clientPeer(x.c) === from);
+    this.#boundary.unknownClient += q.r.length - asked.length;
+    if (asked.length === 0) return;
+    void Promise.all(
+      asked.map(async ({ c, t }): Promise<ReceiptAnswer> => {
+        const receipt = this.#executed.get(requestKey(c, t))?.outcome.receipt ?? null;
+        const r = receipt === null ? null : await receipt.catch(() => null);
+        return { c, t, receipt: r === null ? null : { ...r, operation: { ...r.operation } } };
+      }),
+    ).then((r) => reply({ q: 'receipts', r }));
   }
 
   /** This replica's view, watermarks, stable checkpoint and drops, as the API shows them. */
