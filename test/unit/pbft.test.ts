@@ -6,8 +6,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PbftAuth, bytesKey } from '../../src/consensus/pbft/auth.ts';
 import { verifyCertificate } from '../../src/consensus/pbft/certificate.ts';
+import { DEFAULT_MAX_RETRANSMIT_BACKOFF, DEFAULT_RETRANSMIT_TICKS } from '../../src/consensus/pbft/client.ts';
 import { PbftMembershipError, PbftSubmitError } from '../../src/consensus/pbft/errors.ts';
-import type { CommittedBatch, NodeId, PbftMessage, PrepareMessage, PreparedCertificate, RequestMessage, ViewChangeMessage } from '../../src/consensus/pbft/types.ts';
+import { BROADCAST, type CommittedBatch, type NodeId, type PbftMessage, type PrepareMessage, type PreparedCertificate, type RequestMessage, type ViewChangeMessage } from '../../src/consensus/pbft/types.ts';
 import { computeNewViewOrder, GENESIS_DIGEST } from '../../src/consensus/pbft/view-change.ts';
 import { encodeKvOp } from '../../src/sim/pbft-app.ts';
 import { fakeVerifier } from '../../src/sim/pbft-crypto.ts';
@@ -124,6 +125,24 @@ describe('pbft: batching', () => {
     const sixteen = perRequest(16);
     assert.equal(one, 12, '4 replicas × (pre-prepare or prepare, commit, reply root)');
     assert.equal(sixteen, 12 / 16);
+  });
+});
+
+describe('pbft: client retransmission', () => {
+  it('an unanswered request is broadcast after retransmitTicks, then after twice as long each time, up to 2^DEFAULT_MAX_RETRANSMIT_BACKOFF periods', () => {
+    const c = new PbftMemoryCluster({ n: 4 });
+    const client = c.client('c1');
+    client.submit(put('k', 'v'));
+    client.drain();
+    const at: number[] = [];
+    for (let t = 1; t <= 1000; t++) {
+      client.tick();
+      if (client.drain().messages.some((m) => m.to === BROADCAST)) at.push(t);
+    }
+    const gaps = at.map((t, i) => t - (at[i - 1] ?? 0));
+    const cap = DEFAULT_RETRANSMIT_TICKS * 2 ** DEFAULT_MAX_RETRANSMIT_BACKOFF;
+    assert.deepEqual(gaps.slice(0, 6), [DEFAULT_RETRANSMIT_TICKS, 2 * DEFAULT_RETRANSMIT_TICKS, 4 * DEFAULT_RETRANSMIT_TICKS, cap, cap, cap]);
+    assert.ok(gaps.every((g) => g <= cap));
   });
 });
 

@@ -16,6 +16,13 @@ import { primaryOf } from './view-change.ts';
 export const DEFAULT_RETRANSMIT_TICKS = 20;
 /** Retransmissions before the client gives the request up. */
 export const DEFAULT_MAX_RETRANSMITS = 1000;
+/**
+ * Each retransmission waits twice as long as the one before, up to 2^this × retransmitTicks: a
+ * loaded cluster that answers in several retransmit periods is not flooded with broadcasts
+ * (each one reaches every replica and is forwarded to the primary), while a dead primary is
+ * still reported to the backups after the first period.
+ */
+export const DEFAULT_MAX_RETRANSMIT_BACKOFF = 3;
 
 export interface PbftClientConfig {
   readonly id: string;
@@ -26,6 +33,8 @@ export interface PbftClientConfig {
   readonly firstTimestamp: number;
   readonly retransmitTicks?: number;
   readonly maxRetransmits?: number;
+  /** Doublings of the retransmit period at most (DEFAULT_MAX_RETRANSMIT_BACKOFF). */
+  readonly maxRetransmitBackoff?: number;
   readonly maxOpBytes?: number;
   /** Share one PbftAuth between clients and replicas of one process (digest caches). */
   readonly auth?: PbftAuth;
@@ -60,6 +69,7 @@ export class PbftClient {
   private readonly signer: PbftSigner;
   private readonly retransmitTicks: number;
   private readonly maxRetransmits: number;
+  private readonly maxRetransmitBackoff: number;
   private readonly maxOpBytes: number;
   private nextTimestamp: number;
   private view = 0;
@@ -77,6 +87,7 @@ export class PbftClient {
     this.nextTimestamp = cfg.firstTimestamp;
     this.retransmitTicks = cfg.retransmitTicks ?? DEFAULT_RETRANSMIT_TICKS;
     this.maxRetransmits = cfg.maxRetransmits ?? DEFAULT_MAX_RETRANSMITS;
+    this.maxRetransmitBackoff = cfg.maxRetransmitBackoff ?? DEFAULT_MAX_RETRANSMIT_BACKOFF;
     this.maxOpBytes = cfg.maxOpBytes ?? PBFT_DEFAULTS.maxOpBytes;
     if (new TextEncoder().encode(cfg.id).byteLength > PBFT_DEFAULTS.maxClientIdBytes) throw new PbftSubmitError('tooLarge', 'client id over 128 bytes');
   }
@@ -107,7 +118,7 @@ export class PbftClient {
 
   tick(): void {
     const o = this.outstanding;
-    if (o === undefined || ++o.elapsed < this.retransmitTicks) return;
+    if (o === undefined || ++o.elapsed < this.retransmitTicks * 2 ** Math.min(o.retransmits, this.maxRetransmitBackoff)) return;
     o.elapsed = 0;
     if (++o.retransmits > this.maxRetransmits) {
       this.outstanding = undefined;
