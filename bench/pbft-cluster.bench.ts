@@ -46,6 +46,8 @@ interface ReplicaStatus {
   view: number;
   requests_executed: number;
   batches_executed: number;
+  retransmissions: number;
+  dropped_total: number;
   signatures_made: number;
   signatures_verified: number;
   wire: WireCounters | null;
@@ -106,13 +108,15 @@ type Totals = Omit<ReplicaStatus, 'wire'> & { wire: WireCounters };
 async function replicaTotals(d: Devnet): Promise<Totals> {
   const r = await call(d, 'GET', '/api/v1/cluster');
   const replicas = (r.json as { pbft?: { replicas?: ReplicaStatus[] } }).pbft?.replicas ?? [];
-  const zero: Totals = { view: 0, requests_executed: 0, batches_executed: 0, signatures_made: 0, signatures_verified: 0, wire: NO_WIRE };
+  const zero: Totals = { view: 0, requests_executed: 0, batches_executed: 0, retransmissions: 0, dropped_total: 0, signatures_made: 0, signatures_verified: 0, wire: NO_WIRE };
   return replicas.reduce((a: Totals, s): Totals => {
     const w = s.wire ?? NO_WIRE;
     return {
       view: Math.max(a.view, s.view),
       requests_executed: a.requests_executed + s.requests_executed,
       batches_executed: a.batches_executed + s.batches_executed,
+      retransmissions: a.retransmissions + s.retransmissions,
+      dropped_total: a.dropped_total + s.dropped_total,
       signatures_made: a.signatures_made + s.signatures_made,
       signatures_verified: a.signatures_verified + s.signatures_verified,
       wire: { frames_out: a.wire.frames_out + w.frames_out, envelopes_out: a.wire.envelopes_out + w.envelopes_out, bytes_out: a.wire.bytes_out + w.bytes_out, signatures: a.wire.signatures + w.signatures, verifications: a.wire.verifications + w.verifications },
@@ -174,6 +178,9 @@ interface PbftCounts {
   framesOut: number;
   envelopesOut: number;
   wireSignatures: number;
+  /** Messages the replicas resent to help each other, and messages they dropped (duplicates mostly), per request. */
+  retransmissions: number;
+  dropped: number;
   /** Views the group moved through during the round (0: no view change). */
   viewChanges: number;
 }
@@ -204,6 +211,8 @@ async function measure(d: Devnet, clients: number, pbft: boolean): Promise<Measu
       envelopesOut: per(after.wire.envelopes_out, before.wire.envelopes_out),
       wireSignatures: per(after.wire.signatures, before.wire.signatures),
       viewChanges: after.view - before.view,
+      retransmissions: per(after.retransmissions, before.retransmissions),
+      dropped: per(after.dropped_total, before.dropped_total),
     },
   };
 }
@@ -219,7 +228,7 @@ function rowsOf(label: string, clients: number, m: Measured, raft?: Measured): B
     unit: 'writes/s',
     ...(raft !== undefined ? { baseline: { name: `raft, ${clients} clients`, value: Math.round(raft.writesPerS) }, ratio: Math.round((ratio ?? 0) * 100) / 100 } : {}),
     ...(clients === 64 && raft !== undefined && label.includes('batching on') ? { target: `>= ${TARGET_RATIO_64} x Raft`, met: (ratio ?? 0) >= TARGET_RATIO_64 } : {}),
-    note: `p50 ${m.p50.toFixed(1)} ms, p99 ${m.p99.toFixed(1)} ms, CPU ${m.cpuMsPerWrite.toFixed(2)} ms/write (5 processes; relay ${m.relayCpuMsPerWrite.toFixed(2)})${m.pbft !== undefined ? `, per request (4 replicas): signatures ${m.pbft.sigsMade.toFixed(2)} made / ${m.pbft.sigsVerified.toFixed(2)} verified, ${m.pbft.requestsPerBatch.toFixed(1)} requests per batch, ${m.pbft.framesOut.toFixed(2)} frames / ${m.pbft.envelopesOut.toFixed(2)} envelopes out, ${m.pbft.wireSignatures.toFixed(2)} frame signatures, ${m.pbft.viewChanges} view changes` : ''}${m.errors > 0 ? `, ${m.errors} errors` : ''}, load ${m.load1.toFixed(1)}`,
+    note: `p50 ${m.p50.toFixed(1)} ms, p99 ${m.p99.toFixed(1)} ms, CPU ${m.cpuMsPerWrite.toFixed(2)} ms/write (5 processes; relay ${m.relayCpuMsPerWrite.toFixed(2)})${m.pbft !== undefined ? `, per request (4 replicas): signatures ${m.pbft.sigsMade.toFixed(2)} made / ${m.pbft.sigsVerified.toFixed(2)} verified, ${m.pbft.requestsPerBatch.toFixed(1)} requests per batch, ${m.pbft.framesOut.toFixed(2)} frames / ${m.pbft.envelopesOut.toFixed(2)} envelopes out, ${m.pbft.wireSignatures.toFixed(2)} frame signatures, ${m.pbft.retransmissions.toFixed(2)} replica retransmissions, ${m.pbft.dropped.toFixed(2)} drops, ${m.pbft.viewChanges} view changes` : ''}${m.errors > 0 ? `, ${m.errors} errors` : ''}, load ${m.load1.toFixed(1)}`,
     ...(m.pbft !== undefined ? { extra: { ...m.pbft, cpuMsPerWrite: m.cpuMsPerWrite, relayCpuMsPerWrite: m.relayCpuMsPerWrite, p50: m.p50, p99: m.p99, errors: m.errors, load1: m.load1 } } : { extra: { cpuMsPerWrite: m.cpuMsPerWrite, relayCpuMsPerWrite: m.relayCpuMsPerWrite, p50: m.p50, p99: m.p99, errors: m.errors, load1: m.load1 } }),
   });
   return rows;

@@ -227,6 +227,7 @@ export const clusterReplySchema = {
               signatures_made: { type: 'integer' },
               signatures_verified: { type: 'integer', description: 'replica and client signatures this replica checked' },
               batches_executed: { type: 'integer' },
+              retransmissions: { type: 'integer' },
               wire: {
                 type: ['object', 'null'],
                 description: 'this peer’s direct-wire counters (all its traffic): frames, envelopes and bytes sent, frame signatures made and verified',

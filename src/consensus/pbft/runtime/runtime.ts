@@ -281,6 +281,7 @@ export class PbftRuntime implements Consensus<Replica> {
       signatures_made: s.stats.signaturesMade,
       signatures_verified: s.stats.signaturesVerified + s.stats.clientSignaturesVerified,
       batches_executed: s.stats.batchesExecuted,
+      retransmissions: s.stats.retransmissions,
       wire: w === undefined ? null : { frames_out: w.framesOut, envelopes_out: w.envelopesOut, bytes_out: w.bytesOut, signatures: w.signatures, verifications: w.verifications },
     };
   }

@@ -81,6 +81,8 @@ export interface PbftReplicaStatusJson {
   readonly signatures_made: number;
   readonly signatures_verified: number;
   readonly batches_executed: number;
+  /** Messages this replica resent to help a slow or lagging peer (commit certificates, votes, view changes, state). */
+  readonly retransmissions: number;
   /** This peer's direct-wire counters (all its traffic, Raft's too): frames, envelopes, bytes, frame signatures made and verified. */
   readonly wire: null | { readonly [k: string]: number; readonly frames_out: number; readonly envelopes_out: number; readonly bytes_out: number; readonly signatures: number; readonly verifications: number };
 }
