@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PbftAuth, bytesKey } from '../../src/consensus/pbft/auth.ts';
 import { verifyCertificate } from '../../src/consensus/pbft/certificate.ts';
-import { DEFAULT_MAX_RETRANSMIT_BACKOFF, DEFAULT_RETRANSMIT_TICKS } from '../../src/consensus/pbft/client.ts';
+import { DEFAULT_MAX_RETRANSMIT_BACKOFF, DEFAULT_RETRANSMIT_TICKS, RETRANSMIT_LATENCY_FACTOR } from '../../src/consensus/pbft/client.ts';
 import { PbftMembershipError, PbftSubmitError } from '../../src/consensus/pbft/errors.ts';
 import { BROADCAST, type CommittedBatch, type NodeId, type PbftMessage, type PrepareMessage, type PreparedCertificate, type RequestMessage, type ViewChangeMessage } from '../../src/consensus/pbft/types.ts';
 import { computeNewViewOrder, GENESIS_DIGEST } from '../../src/consensus/pbft/view-change.ts';
@@ -143,6 +143,28 @@ describe('pbft: client retransmission', () => {
     const cap = DEFAULT_RETRANSMIT_TICKS * 2 ** DEFAULT_MAX_RETRANSMIT_BACKOFF;
     assert.deepEqual(gaps.slice(0, 6), [DEFAULT_RETRANSMIT_TICKS, 2 * DEFAULT_RETRANSMIT_TICKS, 4 * DEFAULT_RETRANSMIT_TICKS, cap, cap, cap]);
     assert.ok(gaps.every((g) => g <= cap));
+  });
+});
+
+describe('pbft: client retransmission follows its latency', () => {
+  it('a client whose requests took L ticks waits RETRANSMIT_LATENCY_FACTOR × L before broadcasting the next one (within the backoff cap)', () => {
+    const c = new PbftMemoryCluster({ n: 4 });
+    const client = c.client('c1');
+    const slow = 30;
+    c.submit('c1', put('a', '1'));
+    for (let t = 0; t < slow; t++) client.tick();
+    c.deliverAll();
+    assert.equal(c.completed.get('c1')?.length, 1);
+    assert.equal(client.retransmitPeriod(0), RETRANSMIT_LATENCY_FACTOR * slow);
+    client.submit(put('b', '2'));
+    client.drain();
+    let first = 0;
+    for (let t = 1; t <= 1000 && first === 0; t++) {
+      client.tick();
+      if (client.drain().messages.some((m) => m.to === BROADCAST)) first = t;
+    }
+    assert.equal(first, RETRANSMIT_LATENCY_FACTOR * slow);
+    assert.equal(client.retransmitPeriod(5), DEFAULT_RETRANSMIT_TICKS * 2 ** DEFAULT_MAX_RETRANSMIT_BACKOFF, 'never past the cap');
   });
 });
 

@@ -23,6 +23,13 @@ export const DEFAULT_MAX_RETRANSMITS = 1000;
  * still reported to the backups after the first period.
  */
 export const DEFAULT_MAX_RETRANSMIT_BACKOFF = 3;
+/**
+ * The first retransmission waits at least this many times the client's smoothed latency (ticks
+ * from submit to certificate, averaged 1/8 per sample as TCP does), between retransmitTicks and
+ * the backoff cap: a request that merely waits in a loaded cluster is not broadcast (every
+ * replica would take it in and forward it to the primary), a lost one still is, soon after.
+ */
+export const RETRANSMIT_LATENCY_FACTOR = 2;
 
 export interface PbftClientConfig {
   readonly id: string;
@@ -57,6 +64,8 @@ export interface ClientOutput {
 
 interface Outstanding {
   readonly request: RequestMessage;
+  /** Ticks since it was submitted. */
+  age: number;
   elapsed: number;
   retransmits: number;
   /** The latest verified reply per replica. */
@@ -73,6 +82,8 @@ export class PbftClient {
   private readonly maxOpBytes: number;
   private nextTimestamp: number;
   private view = 0;
+  /** Smoothed ticks from submit to certificate (undefined before the first). */
+  private latency: number | undefined;
   private outstanding: Outstanding | undefined;
   private messages: { to: NodeId; message: RequestMessage }[] = [];
   private completed: ClientCompletion[] = [];
@@ -110,7 +121,7 @@ export class PbftClient {
     const digest = this.auth.digestSignedPart(requestSignedPart(unsigned));
     const request: RequestMessage = { type: 'request', ...unsigned, signature: this.signer.sign(digest) };
     this.auth.remember(request, digest);
-    this.outstanding = { request, elapsed: 0, retransmits: 0, replies: new Map() };
+    this.outstanding = { request, age: 0, elapsed: 0, retransmits: 0, replies: new Map() };
     const primary = this.auth.membership.replicas[primaryOf(this.view, this.auth.quorums.n)];
     this.messages.push({ to: primary?.id ?? BROADCAST, message: request });
     return request;
@@ -118,7 +129,9 @@ export class PbftClient {
 
   tick(): void {
     const o = this.outstanding;
-    if (o === undefined || ++o.elapsed < this.retransmitTicks * 2 ** Math.min(o.retransmits, this.maxRetransmitBackoff)) return;
+    if (o === undefined) return;
+    o.age++;
+    if (++o.elapsed < this.retransmitPeriod(o.retransmits)) return;
     o.elapsed = 0;
     if (++o.retransmits > this.maxRetransmits) {
       this.outstanding = undefined;
@@ -126,6 +139,13 @@ export class PbftClient {
       return;
     }
     this.messages.push({ to: BROADCAST, message: o.request });
+  }
+
+  /** Ticks before retransmission `k` + 1 (k made so far): from the latency, doubling, capped. */
+  retransmitPeriod(k: number): number {
+    const cap = this.retransmitTicks * 2 ** this.maxRetransmitBackoff;
+    const first = Math.min(cap, Math.max(this.retransmitTicks, Math.ceil(RETRANSMIT_LATENCY_FACTOR * (this.latency ?? 0))));
+    return Math.min(cap, first * 2 ** k);
   }
 
   /** A REPLY from the network; anything unverifiable or for another request is ignored. */
@@ -144,6 +164,8 @@ export class PbftClient {
     for (const r of o.replies.values()) if (r.group === group) matching.push(r.reply);
     if (matching.length < this.auth.quorums.f + 1) return;
     this.outstanding = undefined;
+    // PBFT executes a request once, whichever copy arrived: the age is its latency (no Karn ambiguity).
+    this.latency = this.latency === undefined ? o.age : this.latency + (o.age - this.latency) / 8;
     this.view = Math.max(this.view, ...matching.map((r) => r.view));
     this.completed.push({ request: o.request, result: m.result, seq: m.seq, certificate: replyCertificate(matching, resultDigest) });
   }
