@@ -148,7 +148,10 @@ describe('pbft: client retransmission', () => {
     const at: number[] = [];
     for (let t = 1; t <= 1000; t++) {
       client.tick();
-      if (client.drain().messages.some((m) => m.to === BROADCAST)) at.push(t);
+      const has = client.hasOutput();
+      const sent = client.drain().messages.some((m) => m.to === BROADCAST);
+      assert.equal(has, sent, 'hasOutput says whether drain has anything');
+      if (sent) at.push(t);
     }
     const gaps = at.map((t, i) => t - (at[i - 1] ?? 0));
     const cap = DEFAULT_RETRANSMIT_TICKS * 2 ** DEFAULT_MAX_RETRANSMIT_BACKOFF;

@@ -170,6 +170,11 @@ export class PbftClient {
     this.completed.push({ request: o.request, result: m.result, seq: m.seq, certificate: replyCertificate(matching, resultDigest) });
   }
 
+  /** Anything for drain() to hand out (an idle client is ticked often and has nothing). */
+  hasOutput(): boolean {
+    return this.messages.length > 0 || this.completed.length > 0 || this.failed.length > 0;
+  }
+
   /** Requests to send, results certified, requests given up; empty arrays when idle. */
   drain(): ClientOutput {
     const out = { messages: this.messages, completed: this.completed, failed: this.failed };
