@@ -109,17 +109,6 @@ describe('pbft: batching', () => {
     for (let i = 1; i <= 5; i++) assert.equal(c.completed.get(`c${i}`)?.length, 1);
   });
 
-  it('behind a batch in flight the primary waits for batchFill requests; with none in flight one request goes at once', () => {
-    const c = new PbftMemoryCluster({ n: 4, clients: 5, limits: { maxInflightBatches: 4, batchFill: 3 } });
-    const executed = recordExecutions(c);
-    for (let i = 1; i <= 5; i++) c.submit(`c${i}`, put(`k${i}`, 'v'));
-    c.deliverAll();
-    const batches = (executed.get('r2') as CommittedBatch[]).map((b) => b.requests.length);
-    // c1 alone (nothing in flight), c2..c4 once three wait, c5 when the pipeline is idle again.
-    assert.deepEqual(batches, [1, 3, 1]);
-    for (let i = 1; i <= 5; i++) assert.equal(c.completed.get(`c${i}`)?.length, 1);
-  });
-
   it('one three-phase round per batch: signatures per ordered request fall with the batch size', () => {
     const perRequest = (batch: number): number => {
       const c = new PbftMemoryCluster({ n: 4, clients: batch, limits: { maxInflightBatches: 1, maxBatchRequests: batch } });

@@ -276,7 +276,7 @@ export class PbftReplica {
     this.limits = { ...PBFT_DEFAULTS, ...cfg.limits };
     const l = this.limits;
     invariant(l.checkpointInterval > 0 && l.watermarkWindow >= l.checkpointInterval && l.watermarkWindow % l.checkpointInterval === 0, 'pbft: need 0 < K <= L with L a multiple of K');
-    invariant(l.maxBatchRequests > 0 && l.maxBatchRequests <= 0xffff && l.maxInflightBatches > 0 && l.batchFill > 0, 'pbft: batch limits must be positive (max 65535 requests)');
+    invariant(l.maxBatchRequests > 0 && l.maxBatchRequests <= 0xffff && l.maxInflightBatches > 0, 'pbft: batch limits must be positive (max 65535 requests)');
     invariant(l.statusTicks > 0 && l.requestTimeoutTicks > 0 && l.viewChangeTimeoutTicks > 0 && l.fetchTimeoutTicks > 0, 'pbft: timeouts must be positive');
     invariant(l.maxClientIdBytes <= 255 && l.stateChunkBytes > 0, 'pbft: client ids are at most 255 bytes; chunks non-empty');
     this.clients = new ClientTable(l.maxClients);
@@ -627,10 +627,7 @@ export class PbftReplica {
 
   private canPropose(): boolean {
     if (!this.active || !this.isPrimary() || this.pending.size <= this.assigned.size) return false;
-    const inflight = this.nextSeq - 1 - this.lastExec;
-    // Behind a batch in flight, wait until enough requests fill the next one (batchFill).
-    if (inflight > 0 && this.pending.size - this.assigned.size < Math.min(this.limits.batchFill, this.limits.maxBatchRequests)) return false;
-    return inflight < this.limits.maxInflightBatches && this.nextSeq <= this.low + this.limits.watermarkWindow;
+    return this.nextSeq - 1 - this.lastExec < this.limits.maxInflightBatches && this.nextSeq <= this.low + this.limits.watermarkWindow;
   }
 
   /** Cuts every held request into batches while the pipeline and the watermarks allow. */

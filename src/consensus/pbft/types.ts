@@ -302,12 +302,6 @@ export interface PbftLimits {
   readonly maxPendingRequests: number;
   /** Clients in the duplicate table; the one idle longest is forgotten first (deterministically). */
   readonly maxClients: number;
-  /**
-   * Unordered requests that justify another batch while earlier ones are still in flight (with
-   * none in flight, one request is enough): under load batches fill up (fewer rounds, messages
-   * and signatures per request), at one client nothing waits. Capped by maxBatchRequests.
-   */
-  readonly batchFill: number;
   /** Requests a backup forwards to a new primary when a view starts. */
   readonly maxForwardOnNewView: number;
   /** Executed batches whose signed reply roots are kept to answer retransmitted requests. */
@@ -347,7 +341,6 @@ export const PBFT_DEFAULTS: PbftLimits = {
   maxBatchRequests: 64,
   maxBatchBytes: 512 * 1024,
   maxInflightBatches: 4,
-  batchFill: 32,
   maxOpBytes: 64 * 1024,
   maxResultBytes: 64 * 1024,
   maxClientIdBytes: 128,
