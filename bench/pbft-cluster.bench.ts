@@ -4,35 +4,56 @@
 // flight each, kv.put with unique keys) at 1, 16 and 64 clients. Raft writes go through the
 // relay's engine, PBFT writes with options.consensus 'pbft'; batching on (64 per round) and off
 // (a second devnet with --pbft-max-batch 1). Reports writes/s, p50/p99, CPU ms per write (all
-// five processes, from /proc), and the replicas' signatures made and verified per request (from
-// their status). Raft and PBFT alternate per client count, so machine noise hits both.
+// five processes, from /proc, and the relay's share), and from the replicas' status: signatures
+// made and verified per request, requests per batch, and ICO frames, envelopes and frame
+// signatures per request (all four replicas). Raft and PBFT alternate per client count, so
+// machine noise hits both. BENCH_CLIENTS=64, BENCH_BATCHING=on and BENCH_RAFT=off narrow a probe.
 import { readFileSync, existsSync } from 'node:fs';
 import { Agent, request } from 'node:https';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { killAll, run as runProcess, tempDir, type Proc } from '../test/harness/processes.ts';
 import { freePortBase } from '../test/harness/ports.ts';
+import { sumCpuMs } from './proc-cpu.ts';
 import { percentile, type BenchRow } from './table.ts';
 
 const ROUND_MS = Number(process.env['BENCH_ROUND_MS'] ?? 4000);
 const WARMUP_MS = Number(process.env['BENCH_WARMUP_MS'] ?? 1000);
-const CLIENTS = [1, 16, 64] as const;
+const CLIENTS: readonly number[] = process.env['BENCH_CLIENTS'] !== undefined ? process.env['BENCH_CLIENTS'].split(',').map(Number) : [1, 16, 64];
+/** BENCH_RAFT=off: PBFT rounds only (a probe to profile). */
+const RAFT = process.env['BENCH_RAFT'] !== 'off';
+const BATCHING: ReadonlyArray<'on' | 'off'> = process.env['BENCH_BATCHING'] === 'on' ? ['on'] : process.env['BENCH_BATCHING'] === 'off' ? ['off'] : ['on', 'off'];
 const REQUEST_TIMEOUT_MS = 10_000;
 const STARTUP_MS = 180_000;
 const TARGET_RATIO_64 = 0.5;
-const CLOCK_TICKS_PER_S = 100;
 
 interface Endpoints {
   rest: string;
   token: string;
   ca: string;
-  peers: Array<{ pid: number }>;
+  peers: Array<{ pid: number; role: string }>;
+}
+
+interface WireCounters {
+  frames_out: number;
+  envelopes_out: number;
+  bytes_out: number;
+  signatures: number;
+  verifications: number;
 }
 
 interface ReplicaStatus {
+  view: number;
   requests_executed: number;
+  batches_executed: number;
+  retransmissions: number;
+  dropped_total: number;
   signatures_made: number;
   signatures_verified: number;
+  wire: WireCounters | null;
 }
+
+const NO_WIRE: WireCounters = { frames_out: 0, envelopes_out: 0, bytes_out: 0, signatures: 0, verifications: 0 };
 
 interface Devnet {
   proc: Proc;
@@ -81,23 +102,26 @@ function call(d: Devnet, method: 'GET' | 'POST', path: string, body?: unknown): 
   });
 }
 
-function cpuTicks(pids: readonly number[]): number {
-  let sum = 0;
-  for (const pid of pids) {
-    try {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      sum += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      // gone
-    }
-  }
-  return sum;
-}
+/** The four replicas' counters, summed. */
+type Totals = Omit<ReplicaStatus, 'wire'> & { wire: WireCounters };
 
-async function replicaTotals(d: Devnet): Promise<ReplicaStatus> {
+async function replicaTotals(d: Devnet): Promise<Totals> {
   const r = await call(d, 'GET', '/api/v1/cluster');
-  const replicas = ((r.json as { pbft?: { replicas?: ReplicaStatus[] } }).pbft?.replicas ?? []);
-  return replicas.reduce((a, s) => ({ requests_executed: a.requests_executed + s.requests_executed, signatures_made: a.signatures_made + s.signatures_made, signatures_verified: a.signatures_verified + s.signatures_verified }), { requests_executed: 0, signatures_made: 0, signatures_verified: 0 });
+  const replicas = (r.json as { pbft?: { replicas?: ReplicaStatus[] } }).pbft?.replicas ?? [];
+  const zero: Totals = { view: 0, requests_executed: 0, batches_executed: 0, retransmissions: 0, dropped_total: 0, signatures_made: 0, signatures_verified: 0, wire: NO_WIRE };
+  return replicas.reduce((a: Totals, s): Totals => {
+    const w = s.wire ?? NO_WIRE;
+    return {
+      view: Math.max(a.view, s.view),
+      requests_executed: a.requests_executed + s.requests_executed,
+      batches_executed: a.batches_executed + s.batches_executed,
+      retransmissions: a.retransmissions + s.retransmissions,
+      dropped_total: a.dropped_total + s.dropped_total,
+      signatures_made: a.signatures_made + s.signatures_made,
+      signatures_verified: a.signatures_verified + s.signatures_verified,
+      wire: { frames_out: a.wire.frames_out + w.frames_out, envelopes_out: a.wire.envelopes_out + w.envelopes_out, bytes_out: a.wire.bytes_out + w.bytes_out, signatures: a.wire.signatures + w.signatures, verifications: a.wire.verifications + w.verifications },
+    };
+  }, zero);
 }
 
 let keySeq = 0;
@@ -139,24 +163,58 @@ interface Measured {
   p99: number;
   cpuMsPerWrite: number;
   errors: number;
-  sigsMade?: number;
-  sigsVerified?: number;
+  /** 1-min load average at the end of the round (the machine is shared). */
+  load1: number;
+  /** The relay's share of the CPU. */
+  relayCpuMsPerWrite: number;
+  pbft?: PbftCounts;
+}
+
+/** Per committed request, over the four replicas (what one ordered request costs the group). */
+interface PbftCounts {
+  sigsMade: number;
+  sigsVerified: number;
+  requestsPerBatch: number;
+  framesOut: number;
+  envelopesOut: number;
+  wireSignatures: number;
+  /** Messages the replicas resent to help each other, and messages they dropped (duplicates mostly), per request. */
+  retransmissions: number;
+  dropped: number;
+  /** Views the group moved through during the round (0: no view change). */
+  viewChanges: number;
 }
 
 async function measure(d: Devnet, clients: number, pbft: boolean): Promise<Measured> {
   const pids = d.endpoints.peers.map((p) => p.pid);
+  const relay = d.endpoints.peers.filter((p) => p.role === 'relay').map((p) => p.pid);
   await closedLoop(d, clients, pbft, WARMUP_MS);
   const before = pbft ? await replicaTotals(d) : undefined;
-  const cpu0 = cpuTicks(pids);
+  const cpu0 = sumCpuMs(pids);
+  const relay0 = sumCpuMs(relay);
   const r = await closedLoop(d, clients, pbft, ROUND_MS);
-  const cpuMs = ((cpuTicks(pids) - cpu0) * 1000) / CLOCK_TICKS_PER_S;
+  const cpuMs = sumCpuMs(pids) - cpu0;
+  const relayMs = sumCpuMs(relay) - relay0;
   const after = pbft ? await replicaTotals(d) : undefined;
-  const m: Measured = { writesPerS: r.ok / r.seconds, p50: percentile(r.latencies, 50), p99: percentile(r.latencies, 99), cpuMsPerWrite: r.ok > 0 ? cpuMs / r.ok : NaN, errors: r.errors };
-  if (before !== undefined && after !== undefined) {
-    const executed = (after.requests_executed - before.requests_executed) / 4;
-    return { ...m, sigsMade: (after.signatures_made - before.signatures_made) / executed, sigsVerified: (after.signatures_verified - before.signatures_verified) / executed };
-  }
-  return m;
+  const m: Measured = { writesPerS: r.ok / r.seconds, p50: percentile(r.latencies, 50), p99: percentile(r.latencies, 99), cpuMsPerWrite: r.ok > 0 ? cpuMs / r.ok : NaN, relayCpuMsPerWrite: r.ok > 0 ? relayMs / r.ok : NaN, errors: r.errors, load1: loadavg()[0] ?? NaN };
+  if (before === undefined || after === undefined) return m;
+  // Every replica executes every request: the group's requests are a quarter of the sum.
+  const executed = (after.requests_executed - before.requests_executed) / 4;
+  const per = (a: number, b: number): number => (a - b) / executed;
+  return {
+    ...m,
+    pbft: {
+      sigsMade: per(after.signatures_made, before.signatures_made),
+      sigsVerified: per(after.signatures_verified, before.signatures_verified),
+      requestsPerBatch: (after.requests_executed - before.requests_executed) / (after.batches_executed - before.batches_executed),
+      framesOut: per(after.wire.frames_out, before.wire.frames_out),
+      envelopesOut: per(after.wire.envelopes_out, before.wire.envelopes_out),
+      wireSignatures: per(after.wire.signatures, before.wire.signatures),
+      viewChanges: after.view - before.view,
+      retransmissions: per(after.retransmissions, before.retransmissions),
+      dropped: per(after.dropped_total, before.dropped_total),
+    },
+  };
 }
 
 function rowsOf(label: string, clients: number, m: Measured, raft?: Measured): BenchRow[] {
@@ -170,7 +228,8 @@ function rowsOf(label: string, clients: number, m: Measured, raft?: Measured): B
     unit: 'writes/s',
     ...(raft !== undefined ? { baseline: { name: `raft, ${clients} clients`, value: Math.round(raft.writesPerS) }, ratio: Math.round((ratio ?? 0) * 100) / 100 } : {}),
     ...(clients === 64 && raft !== undefined && label.includes('batching on') ? { target: `>= ${TARGET_RATIO_64} x Raft`, met: (ratio ?? 0) >= TARGET_RATIO_64 } : {}),
-    note: `p50 ${m.p50.toFixed(1)} ms, p99 ${m.p99.toFixed(1)} ms, CPU ${m.cpuMsPerWrite.toFixed(2)} ms/write (5 processes)${m.sigsMade !== undefined ? `, signatures per request (4 replicas): ${m.sigsMade.toFixed(2)} made, ${m.sigsVerified?.toFixed(2)} verified` : ''}${m.errors > 0 ? `, ${m.errors} errors` : ''}`,
+    note: `p50 ${m.p50.toFixed(1)} ms, p99 ${m.p99.toFixed(1)} ms, CPU ${m.cpuMsPerWrite.toFixed(2)} ms/write (5 processes; relay ${m.relayCpuMsPerWrite.toFixed(2)})${m.pbft !== undefined ? `, per request (4 replicas): signatures ${m.pbft.sigsMade.toFixed(2)} made / ${m.pbft.sigsVerified.toFixed(2)} verified, ${m.pbft.requestsPerBatch.toFixed(1)} requests per batch, ${m.pbft.framesOut.toFixed(2)} frames / ${m.pbft.envelopesOut.toFixed(2)} envelopes out, ${m.pbft.wireSignatures.toFixed(2)} frame signatures, ${m.pbft.retransmissions.toFixed(2)} replica retransmissions, ${m.pbft.dropped.toFixed(2)} drops, ${m.pbft.viewChanges} view changes` : ''}${m.errors > 0 ? `, ${m.errors} errors` : ''}, load ${m.load1.toFixed(1)}`,
+    ...(m.pbft !== undefined ? { extra: { ...m.pbft, cpuMsPerWrite: m.cpuMsPerWrite, relayCpuMsPerWrite: m.relayCpuMsPerWrite, p50: m.p50, p99: m.p99, errors: m.errors, load1: m.load1 } } : { extra: { cpuMsPerWrite: m.cpuMsPerWrite, relayCpuMsPerWrite: m.relayCpuMsPerWrite, p50: m.p50, p99: m.p99, errors: m.errors, load1: m.load1 } }),
   });
   return rows;
 }
@@ -178,12 +237,12 @@ function rowsOf(label: string, clients: number, m: Measured, raft?: Measured): B
 export async function run(): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   try {
-    for (const batching of ['on', 'off'] as const) {
+    for (const batching of BATCHING) {
       const d = await startDevnet(batching === 'off' ? ['--pbft-max-batch', '1'] : []);
       try {
         await ready(d);
         for (const clients of CLIENTS) {
-          const raft = batching === 'on' ? await measure(d, clients, false) : undefined;
+          const raft = batching === 'on' && RAFT ? await measure(d, clients, false) : undefined;
           const pbft = await measure(d, clients, true);
           if (raft !== undefined) rows.push(...rowsOf('raft (3 voters + relay learner)', clients, raft));
           rows.push(...rowsOf(`pbft n=4, batching ${batching}`, clients, pbft, raft));

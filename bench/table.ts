@@ -19,6 +19,8 @@ export interface BenchRow {
   /** Whether the target was met in this run (undefined when there is no target). */
   met?: boolean;
   note?: string;
+  /** Machine-readable figures behind the note (written to the JSON, not the table). */
+  extra?: Record<string, number>;
 }
 
 /** Runs `fn` repeatedly for about `ms` milliseconds (after a warm-up) and returns ops/s. */

@@ -226,6 +226,13 @@ export const clusterReplySchema = {
               requests_executed: { type: 'integer' },
               signatures_made: { type: 'integer' },
               signatures_verified: { type: 'integer', description: 'replica and client signatures this replica checked' },
+              batches_executed: { type: 'integer' },
+              retransmissions: { type: 'integer' },
+              wire: {
+                type: ['object', 'null'],
+                description: 'this peer’s direct-wire counters (all its traffic): frames, envelopes and bytes sent, frame signatures made and verified',
+                properties: { frames_out: { type: 'integer' }, envelopes_out: { type: 'integer' }, bytes_out: { type: 'integer' }, signatures: { type: 'integer' }, verifications: { type: 'integer' } },
+              },
             },
           },
         },

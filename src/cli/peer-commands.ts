@@ -316,7 +316,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
       const signer = crypto.createSigner(seedFromLibp2pPrivateKey(await loadOrCreateKey(dataDir)));
       const membership = pbftMembership(config);
       const adversary = byzantine === undefined ? undefined : byzantineAdversary(byzantine, membership, peer.peerId, signer, config.raft?.learners[0]);
-      pbft = await openPbftEngine({ dataDir, peerId: peer.peerId, signer, transport: consensusTransport(peer, pbftPayload), membership, tickMs: pbftTickMs, ...(adversary !== undefined ? { adversary } : {}), ...(maxBatch !== undefined ? { limits: { maxBatchRequests: maxBatch } } : {}) });
+      pbft = await openPbftEngine({ dataDir, peerId: peer.peerId, signer, transport: consensusTransport(peer, pbftPayload), membership, tickMs: pbftTickMs, wireStats: () => peer.wireStats(), ...(adversary !== undefined ? { adversary } : {}), ...(maxBatch !== undefined ? { limits: { maxBatchRequests: maxBatch } } : {}) });
       await pbft.start();
     } catch (e) {
       await pbft?.close();

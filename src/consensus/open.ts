@@ -6,7 +6,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { publicKeyFromPeerId } from '../crypto/index.ts';
-import { PbftRuntime, type PbftAdversary } from './pbft/runtime/runtime.ts';
+import { PbftRuntime, type PbftAdversary, type PbftWireCounters } from './pbft/runtime/runtime.ts';
 import type { Membership, PbftLimits } from './pbft/types.ts';
 import type { Ed25519Signer } from '../crypto/index.ts';
 import { mustSyncReceipts, Replica } from '../replica/replica.ts';
@@ -85,6 +85,8 @@ export interface OpenPbftOptions {
   adversary?: PbftAdversary;
   /** Core limits (e.g. maxBatchRequests 1: no batching); every replica of a group must use the same. */
   limits?: Partial<PbftLimits>;
+  /** This peer's direct-wire counters, shown in the replica's status (frames per request). */
+  wireStats?: () => PbftWireCounters;
 }
 
 /**
@@ -99,7 +101,7 @@ export async function openPbftEngine(o: OpenPbftOptions): Promise<PbftRuntime> {
   const store = await LevelStore.open(dir);
   try {
     const replica = await Replica.open({ store, signer: o.signer, peerId: o.peerId, ...(o.registry !== undefined ? { registry: o.registry } : {}) });
-    return new PbftRuntime({ id: o.peerId, membership: o.membership, signer: o.signer, transport: o.transport, replica, ...(o.tickMs !== undefined ? { tickMs: o.tickMs } : {}), ...(o.adversary !== undefined ? { adversary: o.adversary } : {}), ...(o.limits !== undefined ? { limits: o.limits } : {}) });
+    return new PbftRuntime({ id: o.peerId, membership: o.membership, signer: o.signer, transport: o.transport, replica, ...(o.tickMs !== undefined ? { tickMs: o.tickMs } : {}), ...(o.adversary !== undefined ? { adversary: o.adversary } : {}), ...(o.limits !== undefined ? { limits: o.limits } : {}), ...(o.wireStats !== undefined ? { wireStats: o.wireStats } : {}) });
   } catch (e) {
     await store.close().catch(() => undefined);
     throw e;

@@ -27,11 +27,12 @@ export interface InProcessPbft {
   close(): Promise<void>;
 }
 
-export async function startInProcessPbft(opts: { n?: number; tickMs?: number; limits?: Partial<PbftLimits>; adversary?: (index: number, membership: Membership, signer: Ed25519Signer) => PbftAdversary | undefined } = {}): Promise<InProcessPbft> {
+export async function startInProcessPbft(opts: { n?: number; tickMs?: number; tap?: (from: string, to: string, payload: JsonObject) => void; limits?: Partial<PbftLimits>; adversary?: (index: number, membership: Membership, signer: Ed25519Signer) => PbftAdversary | undefined } = {}): Promise<InProcessPbft> {
   const n = opts.n ?? 4;
   const handlers = new Map<string, Handler>();
   const cut = new Set<string>();
   const deliver = (from: string, to: string, payload: JsonObject): void => {
+    opts.tap?.(from, to, payload);
     const copy = JSON.parse(JSON.stringify(payload)) as JsonObject;
     setImmediate(() => {
       if (!cut.has(from) && !cut.has(to)) handlers.get(to)?.(from, copy);

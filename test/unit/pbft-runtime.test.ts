@@ -10,7 +10,7 @@ import { membershipToJson } from '../../src/consensus/pbft/receipt-certificate.t
 import { carriedCertificate } from '../../src/consensus/pbft/runtime/runtime.ts';
 import { carriedCertificateFromJson, membershipFromJson, pbftCertificateScheme, verifyCertifiedReceipt } from '../../src/verify/index.ts';
 import { PbftAuth, sha256Ed25519 } from '../../src/consensus/pbft/auth.ts';
-import { encodePbftPayloads } from '../../src/consensus/pbft/runtime/wire.ts';
+import { encodePbftPayloads, MAX_RECEIPTS_PER_QUERY } from '../../src/consensus/pbft/runtime/wire.ts';
 import type { PbftMessage, RequestMessage } from '../../src/consensus/pbft/types.ts';
 import { crypto, peerIdFromPublicKeyBytes } from '../../src/crypto/index.ts';
 import { startInProcessPbft } from '../harness/pbft-inprocess.ts';
@@ -171,6 +171,37 @@ test('a non-member client (the relay’s side) gets f+1 certified results and a 
     assert.equal(v.view, 0);
     assert.equal(v.primary, c.members[0]!.id);
     assert.ok(v.replicas.every((s) => s.high_watermark > s.low_watermark));
+  } finally {
+    await c.close();
+  }
+});
+
+test('the gateway asks each replica for the receipts of a burst of certified writes in one query (at most MAX_RECEIPTS_PER_QUERY), and bad queries are counted', async () => {
+  const queries: Array<{ from: string; to: string; refs: number }> = [];
+  const c = await startInProcessPbft({ tap: (from, to, p) => void (p['k'] === 'pbft-q' && p['q'] === 'receipts' && Array.isArray(p['r']) && queries.push({ from, to, refs: p['r'].length })) });
+  try {
+    const g = c.gateway();
+    const writes = 40;
+    const outcomes = await Promise.all(Array.from({ length: writes }, (_, i) => g.submit({ operator_id: 'kv.put', inputs: { key: `b${i}`, value: i } }, { signal: AbortSignal.timeout(30_000) })));
+    for (const o of outcomes) {
+      assert.ok(o.receipt !== null, 'every write got a receipt');
+      assert.deepEqual(await verifyCertifiedReceipt(o.receipt, o.certificate, c.membership, pbftCertificateScheme), { ok: true });
+    }
+    const asked = queries.reduce((a, q) => a + q.refs, 0);
+    assert.ok(asked >= writes, `every write's receipt was asked for (${asked})`);
+    assert.ok(queries.length < writes / 2, `${queries.length} queries for ${writes} writes: asks share queries`);
+    assert.ok(queries.every((q) => q.refs <= MAX_RECEIPTS_PER_QUERY));
+    // A query over the bound is malformed; one naming another peer's client gets no answer and is counted.
+    const m = c.members[1]!;
+    const before = m.pbftStatus().boundary;
+    const ref = { c: `${g.id}/0`, t: 1 };
+    c.inject(g.id, m.id, { k: 'pbft-q', q: 'receipts', r: Array.from({ length: MAX_RECEIPTS_PER_QUERY + 1 }, () => ref) });
+    c.inject(c.members[2]!.id, m.id, { k: 'pbft-q', q: 'receipts', r: [ref] });
+    const deadline = Date.now() + 10_000;
+    while (m.pbftStatus().boundary.unknownClient === before.unknownClient && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const after = m.pbftStatus().boundary;
+    assert.equal(after.malformed - before.malformed, 1, 'the oversized query');
+    assert.equal(after.unknownClient - before.unknownClient, 1, 'the ask for another peer’s client');
   } finally {
     await c.close();
   }

@@ -6,8 +6,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PbftAuth, bytesKey } from '../../src/consensus/pbft/auth.ts';
 import { verifyCertificate } from '../../src/consensus/pbft/certificate.ts';
+import { DEFAULT_MAX_RETRANSMIT_BACKOFF, DEFAULT_RETRANSMIT_TICKS, RETRANSMIT_LATENCY_FACTOR } from '../../src/consensus/pbft/client.ts';
 import { PbftMembershipError, PbftSubmitError } from '../../src/consensus/pbft/errors.ts';
-import type { CommittedBatch, NodeId, PbftMessage, PrepareMessage, PreparedCertificate, RequestMessage, ViewChangeMessage } from '../../src/consensus/pbft/types.ts';
+import { BROADCAST, type CommittedBatch, type NodeId, type PbftMessage, type PrepareMessage, type PreparedCertificate, type RequestMessage, type ViewChangeMessage } from '../../src/consensus/pbft/types.ts';
 import { computeNewViewOrder, GENESIS_DIGEST } from '../../src/consensus/pbft/view-change.ts';
 import { encodeKvOp } from '../../src/sim/pbft-app.ts';
 import { fakeVerifier } from '../../src/sim/pbft-crypto.ts';
@@ -124,6 +125,78 @@ describe('pbft: batching', () => {
     const sixteen = perRequest(16);
     assert.equal(one, 12, '4 replicas × (pre-prepare or prepare, commit, reply root)');
     assert.equal(sixteen, 12 / 16);
+  });
+});
+
+describe('pbft: client retransmission', () => {
+  it('an unanswered request is broadcast after retransmitTicks, then after twice as long each time, up to 2^DEFAULT_MAX_RETRANSMIT_BACKOFF periods', () => {
+    const c = new PbftMemoryCluster({ n: 4 });
+    const client = c.client('c1');
+    client.submit(put('k', 'v'));
+    client.drain();
+    const at: number[] = [];
+    for (let t = 1; t <= 1000; t++) {
+      client.tick();
+      const has = client.hasOutput();
+      const sent = client.drain().messages.some((m) => m.to === BROADCAST);
+      assert.equal(has, sent, 'hasOutput says whether drain has anything');
+      if (sent) at.push(t);
+    }
+    const gaps = at.map((t, i) => t - (at[i - 1] ?? 0));
+    const cap = DEFAULT_RETRANSMIT_TICKS * 2 ** DEFAULT_MAX_RETRANSMIT_BACKOFF;
+    assert.deepEqual(gaps.slice(0, 6), [DEFAULT_RETRANSMIT_TICKS, 2 * DEFAULT_RETRANSMIT_TICKS, 4 * DEFAULT_RETRANSMIT_TICKS, cap, cap, cap]);
+    assert.ok(gaps.every((g) => g <= cap));
+  });
+});
+
+describe('pbft: client retransmission follows its latency', () => {
+  it('a client whose requests took L ticks waits RETRANSMIT_LATENCY_FACTOR × L before broadcasting the next one (within the backoff cap)', () => {
+    const c = new PbftMemoryCluster({ n: 4 });
+    const client = c.client('c1');
+    const slow = 30;
+    c.submit('c1', put('a', '1'));
+    for (let t = 0; t < slow; t++) client.tick();
+    c.deliverAll();
+    assert.equal(c.completed.get('c1')?.length, 1);
+    assert.equal(client.retransmitPeriod(0), RETRANSMIT_LATENCY_FACTOR * slow);
+    client.submit(put('b', '2'));
+    client.drain();
+    let first = 0;
+    for (let t = 1; t <= 1000 && first === 0; t++) {
+      client.tick();
+      if (client.drain().messages.some((m) => m.to === BROADCAST)) first = t;
+    }
+    assert.equal(first, RETRANSMIT_LATENCY_FACTOR * slow);
+    assert.equal(client.retransmitPeriod(5), DEFAULT_RETRANSMIT_TICKS * 2 ** DEFAULT_MAX_RETRANSMIT_BACKOFF, 'never past the cap');
+  });
+});
+
+describe('pbft: a client checks reply roots once per batch', () => {
+  it('replies of one batch share one root signature per replica: it is verified once, a forged one never taken on trust', () => {
+    const c = new PbftMemoryCluster({ n: 4, clients: 8, limits: { maxInflightBatches: 1 } });
+    for (let i = 1; i <= 8; i++) c.submit(`c${i}`, put(`k${i}`, 'v'));
+    for (const e of c.take(ofType('request'))) c.host('r0').replica.step(e.from, e.message);
+    // Watch the replies go by, as the client (the relay) gets them.
+    const sent: PbftMessage[] = [];
+    c.drop = (e) => (e.message.type === 'reply' && sent.push(e.message), false);
+    c.deliverAll();
+    let calls = 0;
+    const counting = { digest: c.verifier.digest, verify: (k: Uint8Array, d: Uint8Array, sig: Uint8Array): boolean => (calls++, c.verifier.verify(k, d, sig)) };
+    const auth = new PbftAuth(c.membership, counting);
+    const fromReplica = sent.filter((m) => m.type === 'reply');
+    assert.equal(fromReplica.length, 32, '8 replies from each of 4 replicas');
+    const roots = new Set(fromReplica.map((m) => (m.type === 'reply' ? `${m.replica}:${bytesKey(m.root)}` : '')));
+    assert.equal(roots.size, 4, 'one root per replica for the batch');
+    for (const m of fromReplica) if (m.type === 'reply') assert.equal(auth.verifyReplyRoot(m.view, m.seq, m.root, m.replica, m.signature), true);
+    assert.equal(calls, 4, 'one verification per replica and batch, not per request');
+    const m = fromReplica[0];
+    assert.ok(m?.type === 'reply');
+    const forged = new Uint8Array(m.signature);
+    forged[0] = (forged[0] as number) ^ 1;
+    assert.equal(auth.verifyReplyRoot(m.view, m.seq, m.root, m.replica, forged), false);
+    assert.equal(auth.verifyReplyRoot(m.view, m.seq, m.root, m.replica, forged), false);
+    assert.equal(calls, 6, 'a signature that failed is checked again each time');
+    assert.equal(auth.verifyReplyRoot(m.view, m.seq + 1, m.root, m.replica, m.signature), false, 'a valid signature does not vouch for another seq');
   });
 });
 

@@ -12,6 +12,12 @@ import { MAX_REPLICAS, type Membership, type PbftMessage, type PbftSigner, type 
 export const SIGNING_DOMAIN = 'hypersync/pbft/1';
 /** Bytes of the cluster id in the signing domain. */
 export const MAX_CLUSTER_ID_BYTES = 255;
+/**
+ * Reply-root signatures one PbftAuth remembers as valid (oldest forgotten first): a batch's
+ * replies share one root signature per replica, so a client collecting them (the relay) checks
+ * it once per batch, not once per request, and once more when it checks the certificate.
+ */
+export const MAX_VERIFIED_REPLY_ROOTS = 4096;
 
 export interface Quorums {
   readonly n: number;
@@ -70,6 +76,8 @@ export class PbftAuth {
   private readonly prefix: Uint8Array;
   private readonly signing = new WeakMap<object, Uint8Array>();
   private readonly leaves = new WeakMap<RequestMessage, Uint8Array>();
+  /** digest ‖ signature of reply roots that verified (the digest binds view, seq, root, replica and cluster). */
+  private readonly verifiedRoots = new Set<string>();
   /** Digest of the empty batch (a null request in a new view). */
   readonly nullDigest: Uint8Array;
 
@@ -162,8 +170,23 @@ export class PbftAuth {
     return this.verifyDigest(replica, this.checkpointDigest(seq, digest, replica), signature);
   }
 
+  /** Remembers valid ones (MAX_VERIFIED_REPLY_ROOTS): only a signature that verified is ever taken on trust. */
   verifyReplyRoot(view: number, seq: number, root: Uint8Array, replica: number, signature: Uint8Array): boolean {
-    return this.verifyDigest(replica, this.replyDigest(view, seq, root, replica), signature);
+    const digest = this.replyDigest(view, seq, root, replica);
+    const key = bytesKey(digest) + bytesKey(signature);
+    if (this.verifiedRoots.has(key)) return true;
+    if (!this.verifyDigest(replica, digest, signature)) return false;
+    this.verifiedRoots.add(key);
+    if (this.verifiedRoots.size > MAX_VERIFIED_REPLY_ROOTS) {
+      const oldest = this.verifiedRoots.values().next();
+      if (oldest.done !== true) this.verifiedRoots.delete(oldest.value);
+    }
+    return true;
+  }
+
+  /** Reply roots remembered as verified (bounded by MAX_VERIFIED_REPLY_ROOTS). */
+  get verifiedReplyRoots(): number {
+    return this.verifiedRoots.size;
   }
 
   /** Merkle leaf of a request: H(0x00 ‖ its encoding). */

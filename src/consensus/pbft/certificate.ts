@@ -58,8 +58,12 @@ function fail(problem: CertificateProblem, detail: string): CertificateVerdict {
 
 const auths = new WeakMap<Membership, Map<PbftVerifier, PbftAuth>>();
 
-/** One PbftAuth per (membership object, verifier): a verifier checking many receipts validates the membership once. */
-function authFor(membership: Membership, verifier: PbftVerifier): PbftAuth {
+/**
+ * One PbftAuth per (membership object, verifier): a verifier checking many receipts validates
+ * the membership once, and a client that shares it (the relay's gateway) has the reply roots it
+ * already checked remembered when it checks their certificate.
+ */
+export function authFor(membership: Membership, verifier: PbftVerifier): PbftAuth {
   let byVerifier = auths.get(membership);
   if (byVerifier === undefined) {
     byVerifier = new Map();

@@ -16,6 +16,20 @@ import { primaryOf } from './view-change.ts';
 export const DEFAULT_RETRANSMIT_TICKS = 20;
 /** Retransmissions before the client gives the request up. */
 export const DEFAULT_MAX_RETRANSMITS = 1000;
+/**
+ * Each retransmission waits twice as long as the one before, up to 2^this × retransmitTicks: a
+ * loaded cluster that answers in several retransmit periods is not flooded with broadcasts
+ * (each one reaches every replica and is forwarded to the primary), while a dead primary is
+ * still reported to the backups after the first period.
+ */
+export const DEFAULT_MAX_RETRANSMIT_BACKOFF = 3;
+/**
+ * The first retransmission waits at least this many times the client's smoothed latency (ticks
+ * from submit to certificate, averaged 1/8 per sample as TCP does), between retransmitTicks and
+ * the backoff cap: a request that merely waits in a loaded cluster is not broadcast (every
+ * replica would take it in and forward it to the primary), a lost one still is, soon after.
+ */
+export const RETRANSMIT_LATENCY_FACTOR = 2;
 
 export interface PbftClientConfig {
   readonly id: string;
@@ -26,6 +40,8 @@ export interface PbftClientConfig {
   readonly firstTimestamp: number;
   readonly retransmitTicks?: number;
   readonly maxRetransmits?: number;
+  /** Doublings of the retransmit period at most (DEFAULT_MAX_RETRANSMIT_BACKOFF). */
+  readonly maxRetransmitBackoff?: number;
   readonly maxOpBytes?: number;
   /** Share one PbftAuth between clients and replicas of one process (digest caches). */
   readonly auth?: PbftAuth;
@@ -48,6 +64,8 @@ export interface ClientOutput {
 
 interface Outstanding {
   readonly request: RequestMessage;
+  /** Ticks since it was submitted. */
+  age: number;
   elapsed: number;
   retransmits: number;
   /** The latest verified reply per replica. */
@@ -60,9 +78,12 @@ export class PbftClient {
   private readonly signer: PbftSigner;
   private readonly retransmitTicks: number;
   private readonly maxRetransmits: number;
+  private readonly maxRetransmitBackoff: number;
   private readonly maxOpBytes: number;
   private nextTimestamp: number;
   private view = 0;
+  /** Smoothed ticks from submit to certificate (undefined before the first). */
+  private latency: number | undefined;
   private outstanding: Outstanding | undefined;
   private messages: { to: NodeId; message: RequestMessage }[] = [];
   private completed: ClientCompletion[] = [];
@@ -77,6 +98,7 @@ export class PbftClient {
     this.nextTimestamp = cfg.firstTimestamp;
     this.retransmitTicks = cfg.retransmitTicks ?? DEFAULT_RETRANSMIT_TICKS;
     this.maxRetransmits = cfg.maxRetransmits ?? DEFAULT_MAX_RETRANSMITS;
+    this.maxRetransmitBackoff = cfg.maxRetransmitBackoff ?? DEFAULT_MAX_RETRANSMIT_BACKOFF;
     this.maxOpBytes = cfg.maxOpBytes ?? PBFT_DEFAULTS.maxOpBytes;
     if (new TextEncoder().encode(cfg.id).byteLength > PBFT_DEFAULTS.maxClientIdBytes) throw new PbftSubmitError('tooLarge', 'client id over 128 bytes');
   }
@@ -99,7 +121,7 @@ export class PbftClient {
     const digest = this.auth.digestSignedPart(requestSignedPart(unsigned));
     const request: RequestMessage = { type: 'request', ...unsigned, signature: this.signer.sign(digest) };
     this.auth.remember(request, digest);
-    this.outstanding = { request, elapsed: 0, retransmits: 0, replies: new Map() };
+    this.outstanding = { request, age: 0, elapsed: 0, retransmits: 0, replies: new Map() };
     const primary = this.auth.membership.replicas[primaryOf(this.view, this.auth.quorums.n)];
     this.messages.push({ to: primary?.id ?? BROADCAST, message: request });
     return request;
@@ -107,7 +129,9 @@ export class PbftClient {
 
   tick(): void {
     const o = this.outstanding;
-    if (o === undefined || ++o.elapsed < this.retransmitTicks) return;
+    if (o === undefined) return;
+    o.age++;
+    if (++o.elapsed < this.retransmitPeriod(o.retransmits)) return;
     o.elapsed = 0;
     if (++o.retransmits > this.maxRetransmits) {
       this.outstanding = undefined;
@@ -115,6 +139,13 @@ export class PbftClient {
       return;
     }
     this.messages.push({ to: BROADCAST, message: o.request });
+  }
+
+  /** Ticks before retransmission `k` + 1 (k made so far): from the latency, doubling, capped. */
+  retransmitPeriod(k: number): number {
+    const cap = this.retransmitTicks * 2 ** this.maxRetransmitBackoff;
+    const first = Math.min(cap, Math.max(this.retransmitTicks, Math.ceil(RETRANSMIT_LATENCY_FACTOR * (this.latency ?? 0))));
+    return Math.min(cap, first * 2 ** k);
   }
 
   /** A REPLY from the network; anything unverifiable or for another request is ignored. */
@@ -133,8 +164,15 @@ export class PbftClient {
     for (const r of o.replies.values()) if (r.group === group) matching.push(r.reply);
     if (matching.length < this.auth.quorums.f + 1) return;
     this.outstanding = undefined;
+    // PBFT executes a request once, whichever copy arrived: the age is its latency (no Karn ambiguity).
+    this.latency = this.latency === undefined ? o.age : this.latency + (o.age - this.latency) / 8;
     this.view = Math.max(this.view, ...matching.map((r) => r.view));
     this.completed.push({ request: o.request, result: m.result, seq: m.seq, certificate: replyCertificate(matching, resultDigest) });
+  }
+
+  /** Anything for drain() to hand out (an idle client is ticked often and has nothing). */
+  hasOutput(): boolean {
+    return this.messages.length > 0 || this.completed.length > 0 || this.failed.length > 0;
   }
 
   /** Requests to send, results certified, requests given up; empty arrays when idle. */

@@ -13,14 +13,14 @@ import { verifyReceipt, type Receipt } from '../../../receipts/receipt.ts';
 import type { ApplyResult } from '../../../statemachine/types.ts';
 import { InvalidCommandError, UnavailableError, type SubmitCommand, type SubmitOptions } from '../../engine.ts';
 import { systemTimers, type Cancel, type EngineTransport, type Timers } from '../../ports.ts';
-import { PbftAuth, sha256Ed25519 } from '../auth.ts';
-import { certificateToText } from '../certificate.ts';
+import { sha256Ed25519, type PbftAuth } from '../auth.ts';
+import { authFor, certificateToText } from '../certificate.ts';
 import { PBFT_CERTIFICATE_SCHEME, verifyCarriedCertificate, type CarriedCertificate } from '../receipt-certificate.ts';
 import { PBFT_DEFAULTS, type Membership, type NodeId, type PbftSigner } from '../types.ts';
 import { decodeResult, encodeReadOp, isWriteOp, submitOp } from './operations.ts';
 import { PbftRequester, requestKey, type Certified } from './requester.ts';
 import { DEFAULT_PBFT_TICK_MS } from './runtime.ts';
-import { decodeAnswer, decodePbftPayload, encodePbftPayloads, encodeQuery, isAnswerPayload, isPbftPayload, type PbftReplicaStatusJson } from './wire.ts';
+import { decodeAnswer, decodePbftPayload, encodePbftPayloads, encodeQuery, isAnswerPayload, isPbftPayload, MAX_RECEIPTS_PER_QUERY, type PbftReplicaStatusJson, type RequestRef } from './wire.ts';
 
 /** How long one replica is given to hand over its receipt before the next one is asked. */
 export const RECEIPT_ASK_MS = 1_000;
@@ -75,6 +75,9 @@ export class PbftGateway {
   readonly #log: Logger;
   readonly #requests: PbftRequester<GatewayOutcome>;
   readonly #asks = new Map<string, ReceiptAsk>();
+  /** Receipt asks waiting for the end of this burst of work, per replica (each ask is one of #asks: bounded by them). */
+  readonly #askQueue = new Map<string, RequestRef[]>();
+  #askFlush = false;
   readonly #statuses = new Map<string, PbftReplicaStatusJson>();
   readonly #members: ReadonlySet<string>;
   #lastStamp = 0;
@@ -88,7 +91,8 @@ export class PbftGateway {
   constructor(opts: PbftGatewayOptions) {
     this.id = opts.id;
     this.membership = opts.membership;
-    this.#auth = new PbftAuth(opts.membership, sha256Ed25519);
+    // Shared with verifyCarriedCertificate (same membership object): roots checked once.
+    this.#auth = authFor(opts.membership, sha256Ed25519);
     this.#transport = opts.transport;
     this.#timers = opts.timers ?? systemTimers;
     this.#tickMs = opts.tickMs ?? DEFAULT_PBFT_TICK_MS;
@@ -186,8 +190,25 @@ export class PbftGateway {
       return;
     }
     const r = ask.c.completion.request;
-    this.#send(to, [encodeQuery({ q: 'receipt', c: r.client, t: r.timestamp })]);
+    this.#queueAsk(to, { c: r.client, t: r.timestamp });
     ask.cancel = this.#timers.after(RECEIPT_ASK_MS, () => this.#askNext(ask));
+  }
+
+  /** Asks of one burst of work go to each replica together (MAX_RECEIPTS_PER_QUERY per query). */
+  #queueAsk(to: string, ref: RequestRef): void {
+    let list = this.#askQueue.get(to);
+    if (list === undefined) this.#askQueue.set(to, (list = []));
+    list.push(ref);
+    if (this.#askFlush) return;
+    this.#askFlush = true;
+    this.#timers.defer(() => {
+      this.#askFlush = false;
+      if (this.#stopped) return;
+      for (const [id, refs] of this.#askQueue) {
+        for (let i = 0; i < refs.length; i += MAX_RECEIPTS_PER_QUERY) this.#send(id, [encodeQuery({ q: 'receipts', r: refs.slice(i, i + MAX_RECEIPTS_PER_QUERY) })]);
+      }
+      this.#askQueue.clear();
+    });
   }
 
   async #onReceipt(from: string, c: string, t: number, value: JsonObject | null): Promise<void> {
@@ -235,7 +256,7 @@ export class PbftGateway {
       else if (a.q === 'status') {
         if (a.status.self === from) this.#statuses.set(from, a.status);
         else this.dropped++;
-      } else void this.#onReceipt(from, a.c, a.t, a.receipt);
+      } else for (const x of a.r) void this.#onReceipt(from, x.c, x.t, x.receipt);
       return;
     }
     if (!isPbftPayload(payload)) return;
@@ -254,6 +275,7 @@ export class PbftGateway {
     this.#unsubscribe?.();
     for (const a of this.#asks.values()) a.cancel();
     this.#asks.clear();
+    this.#askQueue.clear();
     this.#requests.stop('pbft gateway stopping');
   }
 }

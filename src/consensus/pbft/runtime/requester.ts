@@ -119,9 +119,9 @@ export class PbftRequester<T> {
 
   tick(): void {
     for (const c of this.#clients) {
-      if (c === undefined) continue;
+      if (c === undefined || !c.busy()) continue;
       c.tick();
-      this.#drain(c);
+      if (c.hasOutput()) this.#drain(c);
     }
   }
 

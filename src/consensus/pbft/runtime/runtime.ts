@@ -23,7 +23,7 @@ import { PbftReplica, type PbftStats, type PbftStatus } from '../replica.ts';
 import { BROADCAST, type BatchExecution, type CommittedBatch, type Membership, type NodeId, type PbftLimits, type PbftMessage, type PbftReady, type PbftSigner, type ReplyMessage, type RequestMessage } from '../types.ts';
 import { CLIENT_SLOTS, PbftRequester, clientKeyOf, clientPeer, requestKey, type Certified } from './requester.ts';
 import { decodeOp, decodeResult, isWriteOp, encodeReadOp, invalidResult, readResult, submitOp, writeResult } from './operations.ts';
-import { decodePbftPayload, decodeQuery, encodeAnswer, encodePbftPayloads, isPbftPayload, isQueryPayload, type PbftAnswer, type PbftReplicaStatusJson } from './wire.ts';
+import { decodePbftPayload, decodeQuery, encodeAnswer, encodePbftPayloads, isPbftPayload, isQueryPayload, type PbftAnswer, type PbftReplicaStatusJson, type ReceiptAnswer } from './wire.ts';
 
 /** One PBFT tick of real time (request and view-change timeouts count ticks). */
 export const DEFAULT_PBFT_TICK_MS = 25;
@@ -56,6 +56,17 @@ export interface PbftRuntimeOptions {
    * replica hears and rewrites what it sends, per destination (src/sim/pbft-byzantine.ts).
    */
   adversary?: PbftAdversary;
+  /** This peer's direct-wire counters (all its traffic), shown in statusJson for frames per request. */
+  wireStats?: () => PbftWireCounters;
+}
+
+/** The part of a peer's wire counters a replica's status shows. */
+export interface PbftWireCounters {
+  readonly framesOut: number;
+  readonly envelopesOut: number;
+  readonly bytesOut: number;
+  readonly signatures: number;
+  readonly verifications: number;
 }
 
 /** A misbehaviour wrapped around an honest replica (the simulator's Adversary fits). */
@@ -98,6 +109,7 @@ export class PbftRuntime implements Consensus<Replica> {
   readonly #members: readonly NodeId[];
   readonly #requests: PbftRequester<PbftOutcome>;
   readonly #adversary: PbftAdversary | undefined;
+  readonly #wireStats: (() => PbftWireCounters) | undefined;
   /** This replica's recent executions by request key (outcome, result bytes). */
   readonly #executed = new Map<string, { outcome: CommandOutcome }>();
   readonly #local: PbftMessage[] = [];
@@ -123,6 +135,7 @@ export class PbftRuntime implements Consensus<Replica> {
     this.#auth = new PbftAuth(opts.membership, sha256Ed25519);
     this.#members = opts.membership.replicas.map((r) => r.id);
     this.#adversary = opts.adversary;
+    this.#wireStats = opts.wireStats;
     this.core = new PbftReplica({ id: opts.id, membership: opts.membership, signer: opts.signer, verifier: sha256Ed25519, clientKey: clientKeyOf, ...(opts.limits !== undefined ? { limits: opts.limits } : {}) }, this.#auth);
     this.#requests = new PbftRequester<PbftOutcome>({
       id: opts.id,
@@ -226,7 +239,7 @@ export class PbftRuntime implements Consensus<Replica> {
     this.#schedule();
   }
 
-  /** Serves a client's query: its own request's receipt (to that client's peer only), or this replica's status. */
+  /** Serves a client's query: its own requests' receipts (to that client's peer only, in one answer), or this replica's status. */
   #answer(from: string, payload: JsonObject): void {
     const q = decodeQuery(payload);
     if (q === null) {
@@ -238,24 +251,22 @@ export class PbftRuntime implements Consensus<Replica> {
       reply({ q: 'status', status: this.statusJson() });
       return;
     }
-    if (clientPeer(q.c) !== from) {
-      this.#boundary.unknownClient++;
-      return;
-    }
-    const receipt = this.#executed.get(requestKey(q.c, q.t))?.outcome.receipt ?? null;
-    if (receipt === null) {
-      reply({ q: 'receipt', c: q.c, t: q.t, receipt: null });
-      return;
-    }
-    receipt.then(
-      (r) => reply({ q: 'receipt', c: q.c, t: q.t, receipt: { ...r, operation: { ...r.operation } } }),
-      () => reply({ q: 'receipt', c: q.c, t: q.t, receipt: null }),
-    );
+    const asked = q.r.filter((x) => clientPeer(x.c) === from);
+    this.#boundary.unknownClient += q.r.length - asked.length;
+    if (asked.length === 0) return;
+    void Promise.all(
+      asked.map(async ({ c, t }): Promise<ReceiptAnswer> => {
+        const receipt = this.#executed.get(requestKey(c, t))?.outcome.receipt ?? null;
+        const r = receipt === null ? null : await receipt.catch(() => null);
+        return { c, t, receipt: r === null ? null : { ...r, operation: { ...r.operation } } };
+      }),
+    ).then((r) => reply({ q: 'receipts', r }));
   }
 
   /** This replica's view, watermarks, stable checkpoint and drops, as the API shows them. */
   statusJson(): PbftReplicaStatusJson {
     const s = this.pbftStatus();
+    const w = this.#wireStats?.();
     return {
       self: this.id,
       view: s.view,
@@ -269,6 +280,9 @@ export class PbftRuntime implements Consensus<Replica> {
       requests_executed: s.stats.requestsExecuted,
       signatures_made: s.stats.signaturesMade,
       signatures_verified: s.stats.signaturesVerified + s.stats.clientSignaturesVerified,
+      batches_executed: s.stats.batchesExecuted,
+      retransmissions: s.stats.retransmissions,
+      wire: w === undefined ? null : { frames_out: w.framesOut, envelopes_out: w.envelopesOut, bytes_out: w.bytesOut, signatures: w.signatures, verifications: w.verifications },
     };
   }
 

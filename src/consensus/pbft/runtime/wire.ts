@@ -80,17 +80,37 @@ export interface PbftReplicaStatusJson {
   readonly requests_executed: number;
   readonly signatures_made: number;
   readonly signatures_verified: number;
+  readonly batches_executed: number;
+  /** Messages this replica resent to help a slow or lagging peer (commit certificates, votes, view changes, state). */
+  readonly retransmissions: number;
+  /** This peer's direct-wire counters (all its traffic, Raft's too): frames, envelopes, bytes, frame signatures made and verified. */
+  readonly wire: null | { readonly [k: string]: number; readonly frames_out: number; readonly envelopes_out: number; readonly bytes_out: number; readonly signatures: number; readonly verifications: number };
 }
 
-export type PbftQuery = { readonly q: 'receipt'; readonly c: string; readonly t: number } | { readonly q: 'status' };
-export type PbftAnswer = { readonly q: 'receipt'; readonly c: string; readonly t: number; readonly receipt: JsonObject | null } | { readonly q: 'status'; readonly status: PbftReplicaStatusJson };
+/** Receipts one query asks for (and its answer carries) at most: a client batches its asks per replica. */
+export const MAX_RECEIPTS_PER_QUERY = 64;
+/** Longest client id a query may name (PbftLimits.maxClientIdBytes is 128 bytes). */
+const MAX_QUERY_CLIENT_CHARS = 256;
+
+/** A request a client asks about: its client id and timestamp. */
+export interface RequestRef {
+  readonly c: string;
+  readonly t: number;
+}
+
+export interface ReceiptAnswer extends RequestRef {
+  readonly receipt: JsonObject | null;
+}
+
+export type PbftQuery = { readonly q: 'receipts'; readonly r: readonly RequestRef[] } | { readonly q: 'status' };
+export type PbftAnswer = { readonly q: 'receipts'; readonly r: readonly ReceiptAnswer[] } | { readonly q: 'status'; readonly status: PbftReplicaStatusJson };
 
 export function encodeQuery(q: PbftQuery): JsonObject {
-  return { k: 'pbft-q', ...q };
+  return q.q === 'status' ? { k: 'pbft-q', q: 'status' } : { k: 'pbft-q', q: 'receipts', r: q.r.map((x) => ({ c: x.c, t: x.t })) };
 }
 
 export function encodeAnswer(a: PbftAnswer): JsonObject {
-  return { k: 'pbft-a', ...a };
+  return a.q === 'status' ? { k: 'pbft-a', q: 'status', status: a.status } : { k: 'pbft-a', q: 'receipts', r: a.r.map((x) => ({ c: x.c, t: x.t, receipt: x.receipt })) };
 }
 
 export function isQueryPayload(p: JsonObject): boolean {
@@ -101,12 +121,29 @@ export function isAnswerPayload(p: JsonObject): boolean {
   return p['k'] === 'pbft-a';
 }
 
+function requestRef(v: Json | undefined): RequestRef | null {
+  if (!isObject(v)) return null;
+  const { c, t } = v;
+  return typeof c === 'string' && c.length <= MAX_QUERY_CLIENT_CHARS && typeof t === 'number' && Number.isSafeInteger(t) ? { c, t } : null;
+}
+
+/** 1..MAX_RECEIPTS_PER_QUERY entries, each well-formed; null otherwise. */
+function listOf<T>(v: Json | undefined, item: (x: Json) => T | null): T[] | null {
+  if (!Array.isArray(v) || v.length === 0 || v.length > MAX_RECEIPTS_PER_QUERY) return null;
+  const out: T[] = [];
+  for (const x of v) {
+    const it = item(x);
+    if (it === null) return null;
+    out.push(it);
+  }
+  return out;
+}
+
 /** Never throws; null for anything that is not a well-formed query. */
 export function decodeQuery(p: JsonObject): PbftQuery | null {
   if (p['q'] === 'status') return { q: 'status' };
-  const { c, t } = p;
-  if (p['q'] === 'receipt' && typeof c === 'string' && c.length <= 256 && typeof t === 'number' && Number.isSafeInteger(t)) return { q: 'receipt', c, t };
-  return null;
+  const r = p['q'] === 'receipts' ? listOf(p['r'], requestRef) : null;
+  return r === null ? null : { q: 'receipts', r };
 }
 
 function isObject(v: unknown): v is JsonObject {
@@ -120,7 +157,13 @@ export function decodeAnswer(p: JsonObject): PbftAnswer | null {
     if (!isObject(s) || typeof s['view'] !== 'number' || typeof s['primary'] !== 'string' || typeof s['self'] !== 'string') return null;
     return { q: 'status', status: s as PbftReplicaStatusJson };
   }
-  const { c, t, receipt } = p;
-  if (p['q'] === 'receipt' && typeof c === 'string' && typeof t === 'number' && (receipt === null || isObject(receipt))) return { q: 'receipt', c, t, receipt };
-  return null;
+  const r =
+    p['q'] === 'receipts'
+      ? listOf(p['r'], (x): ReceiptAnswer | null => {
+          const ref = requestRef(x);
+          const receipt = isObject(x) ? x['receipt'] : undefined;
+          return ref !== null && (receipt === null || isObject(receipt)) ? { ...ref, receipt: receipt ?? null } : null;
+        })
+      : null;
+  return r === null ? null : { q: 'receipts', r };
 }
