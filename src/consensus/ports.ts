@@ -64,3 +64,21 @@ export const systemTimers: Timers = {
     setImmediate(fn);
   },
 };
+
+/** What logSendFailure needs of a logger (pino's shape). */
+export interface SendFailureLog {
+  warn(obj: object, msg: string): void;
+  debug(obj: object, msg: string): void;
+}
+
+/**
+ * Logs a send to member `to` that failed. A payload the transport refuses as over the frame
+ * limit (`NET_MESSAGE_TOO_LARGE`) is a packing bug on this side, never a passing fault of the
+ * link: at warn (a debug line once hid a Raft leader re-sending an oversized snapshot window
+ * forever). Anything else (no connection, a full send queue) is at debug: protocols retry.
+ */
+export function logSendFailure(log: SendFailureLog, protocol: string, to: string, e: unknown): void {
+  const err = e instanceof Error ? e.message : String(e);
+  if ((e as { code?: unknown } | null)?.code === 'NET_MESSAGE_TOO_LARGE') log.warn({ to, err }, `${protocol} envelope refused: over the frame limit`);
+  else log.debug({ to, err }, `${protocol} send failed`);
+}

@@ -1,11 +1,11 @@
-// A CONSENSUS envelope the transport refuses as over the frame limit is a packing bug on the
+// A CONSENSUS (or PBFT) envelope the transport refuses as over the frame limit is a packing bug on the
 // sending side, not a passing link fault: the runtime must say so at warn, where an operator sees
 // it (a debug line once hid a leader re-sending an oversized snapshot window forever).
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import type { EngineTransport } from '../../src/consensus/ports.ts';
+import { logSendFailure, type EngineTransport } from '../../src/consensus/ports.ts';
 import { RaftRuntime } from '../../src/consensus/raft/runtime/runtime.ts';
 import { crypto, peerIdFromPublicKeyBytes } from '../../src/crypto/index.ts';
 import { MessageTooLargeError, NotConnectedError } from '../../src/net/index.ts';
@@ -49,4 +49,13 @@ test('an envelope over the frame limit is logged at warn; an ordinary send failu
   const notConnected = await sendFailureLines(new NotConnectedError('not connected'));
   assert.ok(notConnected.length > 0, 'the failure is logged');
   assert.ok(notConnected.every((l) => l.level === 20), JSON.stringify(notConnected));
+});
+
+test('logSendFailure, which the Raft and PBFT runtimes share: warn for NET_MESSAGE_TOO_LARGE, debug otherwise', () => {
+  const seen: Array<[string, string]> = [];
+  const log = { warn: (_o: object, m: string) => void seen.push(['warn', m]), debug: (_o: object, m: string) => void seen.push(['debug', m]) };
+  logSendFailure(log, 'PBFT', 'peer', new MessageTooLargeError('too big'));
+  logSendFailure(log, 'PBFT', 'peer', new NotConnectedError('gone'));
+  logSendFailure(log, 'PBFT', 'peer', 'not an error');
+  assert.deepEqual(seen, [['warn', 'PBFT envelope refused: over the frame limit'], ['debug', 'PBFT send failed'], ['debug', 'PBFT send failed']]);
 });

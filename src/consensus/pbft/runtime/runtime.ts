@@ -8,7 +8,7 @@
 // replica (serializable). Invariants: Readies are handled one at a time, in order; nothing the
 // network sends is trusted before the core checked it; bad input is dropped and counted.
 import { type CommandOutcome, type Consensus, type EngineMember, type EngineStatus, type ReadOptions, type SubmitCommand, type SubmitOptions, abortError, InvalidCommandError, MAX_PENDING_COMMANDS, MAX_WAIT_MS, onAbort, UnavailableError } from '../../engine.ts';
-import { fixedCadence, systemTimers, type Cancel, type EngineTransport, type Timers } from '../../ports.ts';
+import { fixedCadence, logSendFailure, systemTimers, type Cancel, type EngineTransport, type Timers } from '../../ports.ts';
 import type { Json, JsonObject } from '../../../ico/types.ts';
 import { createLogger, type Logger } from '../../../log/logger.ts';
 import type { Replica } from '../../../replica/replica.ts';
@@ -306,7 +306,7 @@ export class PbftRuntime implements Consensus<Replica> {
       return;
     }
     for (const p of encodePbftPayloads(messages)) {
-      this.#transport.send(to, p).catch((e: unknown) => this.#log.debug({ to, err: (e as Error).message }, 'PBFT send failed'));
+      this.#transport.send(to, p).catch((e: unknown) => logSendFailure(this.#log, 'PBFT', to, e));
     }
   }
 

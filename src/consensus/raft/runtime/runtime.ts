@@ -6,7 +6,7 @@
 // write is durable; a leader may (it counts itself only after advance, thesis §10.2.1).
 import { bootstrapState, decodeConfChange, DEFAULT_CLOCK_RATE_BOUND, DEFAULT_ELECTION_TICKS, leaseDurationMs, LeaderTransferError, ProposalDroppedError, RaftNode, type ConfChange, type Entry, type Message, type NodeId, type PersistedState, type RaftLimits, type Ready } from '../index.ts';
 import { InvalidCommandError, UnavailableError, type CommandOutcome, type Consensus, type EngineMember, type EngineStatus, type ReadOptions, type ReplicaPort, type SubmitCommand, type SubmitOptions } from '../../engine.ts';
-import { fixedCadence, systemTimers, type Cancel, type EngineTransport, type Timers } from '../../ports.ts';
+import { fixedCadence, logSendFailure, systemTimers, type Cancel, type EngineTransport, type Timers } from '../../ports.ts';
 import type { Json, JsonObject } from '../../../ico/types.ts';
 import { createLogger, type Logger } from '../../../log/logger.ts';
 import { commandProblem } from '../../../statemachine/command.ts';
@@ -330,10 +330,7 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
 
   #sendPayload(to: string, payload: JsonObject, onFail?: () => void): void {
     this.#transport.send(to, payload).catch((e: unknown) => {
-      // An envelope over the frame limit is a bug on this side (packing), never a passing fault of
-      // the link: say so loudly, or a leader re-sends it forever behind a debug line.
-      if ((e as { code?: unknown }).code === 'NET_MESSAGE_TOO_LARGE') this.#log.warn({ to, err: (e as Error).message }, 'CONSENSUS envelope refused: over the frame limit');
-      else this.#log.debug({ to, err: (e as Error).message }, 'CONSENSUS send failed');
+      logSendFailure(this.#log, 'CONSENSUS', to, e);
       onFail?.();
     });
   }
