@@ -33,17 +33,24 @@ export interface AxeViolation {
   impact: string | null;
   help: string;
   nodes: number;
+  /** Each offending node: its selector, its HTML and axe's reason (what a failure must show). */
+  where: string[];
 }
 
 /** Runs axe-core (the npm package's browser build) in the page; returns the serious and critical violations. */
-export async function seriousA11yViolations(page: Page): Promise<AxeViolation[]> {
+export async function seriousA11yViolations(page: Page, within?: string): Promise<AxeViolation[]> {
   const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
   await page.addScriptTag({ path: axePath });
-  return page.evaluate(async () => {
-    const axe = (window as unknown as { axe: { run(ctx: Document, opts: object): Promise<{ violations: Array<{ id: string; impact: string | null; help: string; nodes: unknown[] }> }> } }).axe;
-    const result = await axe.run(document, { resultTypes: ['violations'] });
-    return result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.length }));
-  });
+  return page.evaluate(async (selector) => {
+    type AxeNode = { target: unknown[]; html: string; failureSummary?: string };
+    const axe = (window as unknown as { axe: { run(ctx: Document | Element, opts: object): Promise<{ violations: Array<{ id: string; impact: string | null; help: string; nodes: AxeNode[] }> }> } }).axe;
+    const context = selector === undefined ? document : document.querySelector(selector);
+    if (context === null) throw new Error(`axe: nothing matches ${selector}`);
+    const result = await axe.run(context, { resultTypes: ['violations'] });
+    return result.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.length, where: v.nodes.map((n) => `${n.target.join(' ')} ${n.html.slice(0, 200)}: ${(n.failureSummary ?? '').replace(/\s+/g, ' ')}`) }));
+  }, within);
 }
 
 /** One PNG per panel: e2e/results/<prefix>-<panel>.png; returns the paths. */
