@@ -6,6 +6,7 @@
 import { canonicalBytes, utf8Decode } from '../crypto/index.ts';
 import type { Json } from '../ico/types.ts';
 import { builtinRegistry } from './builtins.ts';
+import { cloneJson } from './clone.ts';
 import { RETRY_SESSION_TTL_MS, sessionProblem } from './command.ts';
 import { OperatorError, StateMachineError } from './errors.ts';
 import { canonicalSize, type OperatorRegistry } from './registry.ts';
@@ -202,7 +203,7 @@ export class StateMachine {
       const problem = sessionProblem(cmd.session);
       if (problem !== null) return { ok: false, code: 'INVALID_COMMAND', message: problem };
       const seen = this.#table(cmd.session.retry === true).get(sessionId(cmd.session.client, cmd.session.key));
-      if (seen !== undefined) return { ok: true, outputs: structuredClone(seen.outputs), ordinal: seen.ordinal, timestamp: seen.timestamp, replayed: true };
+      if (seen !== undefined) return { ok: true, outputs: cloneJson(seen.outputs), ordinal: seen.ordinal, timestamp: seen.timestamp, replayed: true };
     }
     const def = this.registry.get(cmd.operator_id);
     if (def === undefined) throw new StateMachineError('INVARIANT', `validated operator ${cmd.operator_id} vanished`);
@@ -219,12 +220,12 @@ export class StateMachine {
     if (outputBytes < 0) return { ok: false, code: 'OPERATOR_FAILED', message: `OUTPUT_INVALID: ${cmd.operator_id} returned outputs that are not plain JSON` };
     for (const [key, value] of overlay.writes) {
       if (value === undefined) this.#kv.delete(key);
-      else this.#kv.set(key, structuredClone(value));
+      else this.#kv.set(key, cloneJson(value));
     }
     const ordinal = this.#ordinal++;
-    outputs = structuredClone(outputs);
-    if (cmd.session !== undefined) this.#remember(cmd.session.client, cmd.session.key, cmd.session.retry === true, ordinal, cmd.timestamp, outputs, outputBytes);
-    return { ok: true, outputs: structuredClone(outputs), ordinal, timestamp: cmd.timestamp, replayed: false };
+    // The session's copy and the caller's are separate, and neither shares objects with the state.
+    if (cmd.session !== undefined) this.#remember(cmd.session.client, cmd.session.key, cmd.session.retry === true, ordinal, cmd.timestamp, cloneJson(outputs), outputBytes);
+    return { ok: true, outputs: cloneJson(outputs), ordinal, timestamp: cmd.timestamp, replayed: false };
   }
 
   /** Runs a readonly operator against the current state; changes nothing (ordinal -1). */
@@ -242,7 +243,7 @@ export class StateMachine {
       throw e;
     }
     if (canonicalSize(outputs) < 0) return { ok: false, code: 'OPERATOR_FAILED', message: `OUTPUT_INVALID: ${operator_id} returned outputs that are not plain JSON` };
-    return { ok: true, outputs: structuredClone(outputs), ordinal: -1, timestamp, replayed: false };
+    return { ok: true, outputs: cloneJson(outputs), ordinal: -1, timestamp, replayed: false };
   }
 
   #table(retry: boolean): SessionTable {

@@ -220,6 +220,20 @@ test('outputs and stored values are copies: mutating them cannot change the stat
   assert.deepEqual(ok(m.query('kv.get', { key: 'k' })), { found: true, value: { list: [1] } });
 });
 
+test('a session keeps its own copy of the outputs: mutating the first answer leaves the replay and the state alone', () => {
+  const m = new StateMachine();
+  ok(m.apply(cmd('kv.put', { key: 'k', value: { list: [1] } })));
+  const session = { client: 'c', key: 'get-1' };
+  const first = ok(m.apply(cmd('kv.get', { key: 'k' }, session))) as { value: { list: number[] } };
+  first.value.list.push(2);
+  const replay = m.apply(cmd('kv.get', { key: 'k' }, session));
+  assert.ok(replay.ok && replay.replayed);
+  assert.deepEqual(replay.outputs, { found: true, value: { list: [1] } });
+  (replay.outputs as { value: { list: number[] } }).value.list.push(3);
+  assert.deepEqual(ok(m.apply(cmd('kv.get', { key: 'k' }, session))), { found: true, value: { list: [1] } });
+  assert.deepEqual(ok(m.query('kv.get', { key: 'k' })), { found: true, value: { list: [1] } });
+});
+
 test('snapshot/restore: equal bytes, and equal behaviour afterwards (including dedup)', () => {
   const m = new StateMachine();
   ok(m.apply(cmd('kv.put', { key: 'z', value: 1 }, { client: 'a', key: '1' })));
