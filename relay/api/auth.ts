@@ -30,6 +30,13 @@ export const MAX_RATE_BUCKETS = 10_000;
 export const KEYS_FILE_CHECK_MS = 1000;
 /** The longest credential header we hash. */
 export const MAX_CREDENTIAL_LENGTH = 512;
+/**
+ * SHA-256 digests of credentials that authenticated, kept so a client's next request skips
+ * hashing its secret again (a measurable share of a request's CPU). Only the digest is cached,
+ * never the decision: revocation and scopes are looked up in the current keys file on every
+ * request. The oldest entry goes first beyond this many.
+ */
+export const MAX_CACHED_DIGESTS = 1024;
 
 const API_KEY_PATTERN = /^hsk_([a-z0-9]{8,32})_[A-Za-z0-9_-]{16,128}$/;
 const MISSING = 'missing';
@@ -170,6 +177,8 @@ export class KeyStoreAuthenticator implements Authenticator {
   #reloading: Promise<void> | undefined;
   #reloadAgain = false;
   #closed = false;
+  /** Credential → its SHA-256, for credentials that authenticated (at most MAX_CACHED_DIGESTS). */
+  readonly #digests = new Map<string, Buffer>();
   readonly #reloadListeners = new Set<(outcome: ReloadOutcome) => void>();
 
   /**
@@ -251,13 +260,31 @@ export class KeyStoreAuthenticator implements Authenticator {
     return UNAUTHENTICATED('credentials required: Authorization: Bearer <token>, X-API-Key: <key>, or a client certificate');
   }
 
+  /** Credentials whose digest is cached (tests: the cache stays bounded). */
+  get cachedDigests(): number {
+    return this.#digests.size;
+  }
+
+  #digest(secret: string): Buffer {
+    return this.#digests.get(secret) ?? sha256(secret);
+  }
+
+  /** Remembers the digest of a credential that just authenticated. */
+  #remember(secret: string, digest: Buffer): void {
+    if (this.#digests.has(secret)) return;
+    if (this.#digests.size >= MAX_CACHED_DIGESTS) this.#digests.delete(this.#digests.keys().next().value as string);
+    this.#digests.set(secret, digest);
+  }
+
   #bearer(token: string): Principal | AuthFailure {
     if (token.length > MAX_CREDENTIAL_LENGTH) return UNAUTHENTICATED('invalid token');
-    const h = sha256(token);
+    const h = this.#digest(token);
     let hit: TokenRecord | undefined;
     // Compare against every token so the time does not depend on which one matched.
     for (const t of this.#tokens) if (timingSafeEqual(h, t.hash) && hit === undefined) hit = t;
-    return hit === undefined ? UNAUTHENTICATED('invalid token') : { id: hit.id, scopes: hit.scopes };
+    if (hit === undefined) return UNAUTHENTICATED('invalid token');
+    this.#remember(token, h);
+    return { id: hit.id, scopes: hit.scopes };
   }
 
   #apiKey(secret: string): Principal | AuthFailure {
@@ -265,10 +292,11 @@ export class KeyStoreAuthenticator implements Authenticator {
     const m = API_KEY_PATTERN.exec(secret);
     if (m === null) return UNAUTHENTICATED('invalid API key');
     const key = this.#table.keys.get(m[1]!);
-    const h = sha256(secret);
+    const h = this.#digest(secret);
     // Unknown ids still pay one comparison, against the presented hash itself.
     if (!timingSafeEqual(h, key?.hash ?? h) || key === undefined) return UNAUTHENTICATED('invalid API key');
     if (key.entry.revoked !== undefined) return { code: 'PERMISSION_DENIED', message: `API key ${key.entry.id} was revoked` };
+    this.#remember(secret, h);
     return { id: key.entry.id, scopes: key.scopes };
   }
 

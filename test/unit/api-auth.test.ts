@@ -9,7 +9,7 @@ import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { isPrincipal, type AuthFailure, type Principal, type VerifiedCertificate } from '../../relay/api/auth-types.ts';
-import { KeyStoreAuthenticator, sourceKey } from '../../relay/api/auth.ts';
+import { KeyStoreAuthenticator, MAX_CACHED_DIGESTS, sourceKey } from '../../relay/api/auth.ts';
 import {
   addCertificateMapping, canonicalIp, createApiKey, KeysFileError, normalizeSerial, parseCertificateMatch, parseKeysFile, readKeysFile, removeCertificateMapping, revokeApiKey,
   revokeCertificateSerial,
@@ -253,4 +253,23 @@ test('a broken keys file at start is an error the operator sees', async () => {
   fs.writeFileSync(path, '{"keys": "nope"}');
   await assert.rejects(KeyStoreAuthenticator.open({ keysFile: path }), (e: unknown) => e instanceof KeysFileError && e.code === 'KEYS_FILE_INVALID');
   await assert.rejects(KeyStoreAuthenticator.open({ tokens: [{ name: 'short', token: 'short', scopes: ['read'] }] }), (e: unknown) => e instanceof KeysFileError && e.code === 'KEY_INVALID');
+});
+
+test(`digests of credentials that authenticated are cached, at most ${MAX_CACHED_DIGESTS}; a wrong secret is neither cached nor let in`, async () => {
+  const tokens = Array.from({ length: MAX_CACHED_DIGESTS + 5 }, (_, i) => ({ name: `t${i}`, token: `bench-token-${String(i).padStart(8, '0')}`, scopes: ['read'] as const }));
+  const auth = await KeyStoreAuthenticator.open({ tokens });
+  try {
+    assert.equal(failure(auth.authenticate({ authorization: 'Bearer not-a-token-0123456789' })).code, 'UNAUTHENTICATED');
+    assert.equal(auth.cachedDigests, 0);
+    assert.equal(principal(auth.authenticate({ authorization: `Bearer ${tokens[0]!.token}` })).id, 'token:t0');
+    assert.equal(auth.cachedDigests, 1);
+    // A cached credential still authenticates, and a near miss of it does not.
+    assert.equal(principal(auth.authenticate({ authorization: `Bearer ${tokens[0]!.token}` })).id, 'token:t0');
+    assert.equal(failure(auth.authenticate({ authorization: `Bearer ${tokens[0]!.token}x` })).code, 'UNAUTHENTICATED');
+    for (const t of tokens) assert.equal(principal(auth.authenticate({ authorization: `Bearer ${t.token}` })).id, `token:${t.name}`);
+    assert.equal(auth.cachedDigests, MAX_CACHED_DIGESTS);
+    assert.equal(principal(auth.authenticate({ authorization: `Bearer ${tokens[0]!.token}` })).id, 'token:t0', 'an evicted credential is hashed again');
+  } finally {
+    auth.close();
+  }
 });
