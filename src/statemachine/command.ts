@@ -1,7 +1,7 @@
 // The codec of Command, the payload of one log entry: RFC 8785 JSON bytes. decodeCommand is
 // a trust boundary (log entries arrive from peers and disks): it accepts exactly the
 // Command shape within named limits and returns a typed INVALID_COMMAND error otherwise.
-import { canonicalBytes, utf8Decode } from '../crypto/index.ts';
+import { canonicalBytes, JcsError, utf8Decode } from '../crypto/index.ts';
 import type { Json } from '../ico/types.ts';
 import { OPERATOR_ID_PATTERN } from '../receipts/receipt.ts';
 import { StateMachineError } from './errors.ts';
@@ -50,13 +50,18 @@ export function sessionProblem(session: unknown): string | null {
   return null;
 }
 
-/** Why `value` is not a Command, or null. */
-export function commandProblem(value: unknown): string | null {
+const INPUTS_NOT_JSON = 'inputs must be plain JSON';
+
+/**
+ * Why `value` is not a Command, or null. `checkInputs` false leaves out canonicalizing the
+ * inputs, for a caller that canonicalizes the whole command next (encodeCommand).
+ */
+export function commandProblem(value: unknown, checkInputs = true): string | null {
   if (!isPlainObject(value)) return 'command must be a JSON object';
   for (const k of Object.keys(value)) if (!COMMAND_FIELDS.has(k)) return `unexpected field '${k.slice(0, 40)}'`;
   const { operator_id, inputs, timestamp } = value;
   if (typeof operator_id !== 'string' || !OPERATOR_ID_PATTERN.test(operator_id)) return 'operator_id must be an operator identifier';
-  if (!('inputs' in value) || canonicalSize(inputs) < 0) return 'inputs must be plain JSON';
+  if (!('inputs' in value) || (checkInputs && canonicalSize(inputs) < 0)) return INPUTS_NOT_JSON;
   if (typeof timestamp !== 'number' || !Number.isSafeInteger(timestamp) || timestamp < 0) return 'timestamp must be a non-negative integer (ms since epoch)';
   if ('session' in value) {
     const problem = sessionProblem(value['session']);
@@ -66,9 +71,16 @@ export function commandProblem(value: unknown): string | null {
 }
 
 export function encodeCommand(cmd: Command): Uint8Array {
-  const problem = commandProblem(cmd);
+  const problem = commandProblem(cmd, false);
   if (problem !== null) throw new StateMachineError('INVALID_COMMAND', problem);
-  const bytes = canonicalBytes(cmd.session === undefined ? { operator_id: cmd.operator_id, inputs: cmd.inputs, timestamp: cmd.timestamp } : cmd);
+  // The inputs are canonicalized once, inside the command (every other field is checked above).
+  let bytes: Uint8Array;
+  try {
+    bytes = canonicalBytes(cmd.session === undefined ? { operator_id: cmd.operator_id, inputs: cmd.inputs, timestamp: cmd.timestamp } : cmd);
+  } catch (e) {
+    if (e instanceof JcsError) throw new StateMachineError('INVALID_COMMAND', INPUTS_NOT_JSON);
+    throw e;
+  }
   if (bytes.length > MAX_COMMAND_BYTES) throw new StateMachineError('INVALID_COMMAND', `command of ${bytes.length} bytes exceeds ${MAX_COMMAND_BYTES}`);
   return bytes;
 }

@@ -420,6 +420,12 @@ test('decodeCommand accepts what encodeCommand makes and rejects wrong shapes wi
   }
   assert.ok(decodeCommand('text' as unknown as Uint8Array) instanceof StateMachineError);
   assert.throws(() => encodeCommand({ ...good, timestamp: Number.NaN }), StateMachineError);
+  // Inputs that cannot be canonicalized are refused as INVALID_COMMAND, whatever is wrong in them.
+  let deep: Json = 1;
+  for (let i = 0; i < 200; i++) deep = [deep];
+  for (const inputs of [{ n: Number.NaN }, { s: '\ud800' }, deep, { u: undefined } as unknown as Json]) {
+    assert.throws(() => encodeCommand({ ...good, inputs }), (e: unknown) => e instanceof StateMachineError && e.code === 'INVALID_COMMAND' && e.message === 'inputs must be plain JSON');
+  }
 });
 
 test('inputs that cannot be hashed into a receipt (too deep) are INVALID_INPUT', () => {
