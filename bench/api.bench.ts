@@ -7,9 +7,10 @@
 // medians, each with the 1-minute load average, because this 2-core machine is shared.
 //
 // Knobs: API_BENCH_ROUNDS (3), API_BENCH_SECONDS (5), API_BENCH_WARMUP (1),
-// API_BENCH_PARTS (a,b,c: which parts run; `flags` runs an A/B of V8 flags instead: two relay
+// API_BENCH_PARTS (a,b,c: which parts run; `flags` runs an A/B of V8 flags instead (or, with
+// API_BENCH_AB_BEFORE=<older checkout>, of that checkout against this tree): two relay
 // API servers, one with API_BENCH_FLAGS (default --max-semi-space-size=2), alternating rounds
-// at 64 clients, CPU per request of each), API_BENCH_CLIENTS (1,16,64), API_BENCH_CPU_PROF=<dir>
+// at each of API_BENCH_CLIENTS, CPU per request of each), API_BENCH_CLIENTS (1,16,64), API_BENCH_CPU_PROF=<dir>
 // (--cpu-prof the (a) server).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -186,42 +187,53 @@ async function singleNode(dir: string, rows: BenchRow[]): Promise<void> {
   }
 }
 
+/**
+ * API_BENCH_AB_BEFORE=<dir>: the `flags` part's A server is <dir>/bench/api-server.ts, an
+ * older checkout of this repository (e.g. `git archive <commit>` unpacked, with a node_modules
+ * link), so a change's before/after CPU per request comes from one run; flags then default to none.
+ */
+const AB_BEFORE = process.env['API_BENCH_AB_BEFORE'];
 /** V8 flags the `flags` part tries against the defaults (API_BENCH_FLAGS, space-separated). */
-const AB_FLAGS = (process.env['API_BENCH_FLAGS'] ?? '--max-semi-space-size=2').split(' ').filter((f) => f !== '');
+const AB_FLAGS = (process.env['API_BENCH_FLAGS'] ?? (AB_BEFORE !== undefined ? '' : '--max-semi-space-size=2')).split(' ').filter((f) => f !== '');
 
-/** A/B: the relay's API on one node with and without AB_FLAGS, same run, alternating rounds. */
+/** A/B: the relay's API on one node with and without AB_FLAGS (or before/after a change), same run, alternating rounds. */
 async function childFlagsAB(dir: string, rows: BenchRow[]): Promise<void> {
   const tlsDir = join(dir, 'tls-ab');
   await generateDevCa(tlsDir);
   const keysFile = join(dir, 'keys-ab.json');
   const credentials = await makeKeys(keysFile, 64);
   const args = (name: string): string => JSON.stringify({ mode: 'relay', tlsDir, dataDir: join(dir, name), keysFile, ratePerSecond: UNLIMITED_RATE });
-  const plain = await spawnReady(process.execPath, [join(HERE, 'api-server.ts'), args('ab-default')], 'relay API server (default flags)');
-  const flagged = await spawnReady(process.execPath, [...AB_FLAGS, join(HERE, 'api-server.ts'), args('ab-flags')], `relay API server (${AB_FLAGS.join(' ')})`);
+  const nameA = AB_BEFORE !== undefined ? `before (${AB_BEFORE})` : 'default V8 flags';
+  const nameB = AB_BEFORE !== undefined ? `this tree${AB_FLAGS.length > 0 ? ` with ${AB_FLAGS.join(' ')}` : ''}` : AB_FLAGS.join(' ');
+  const plain = await spawnReady(process.execPath, [join(AB_BEFORE ?? join(HERE, '..'), 'bench', 'api-server.ts'), args('ab-default')], `relay API server (${nameA})`);
+  const flagged = await spawnReady(process.execPath, [...AB_FLAGS, join(HERE, 'api-server.ts'), args('ab-flags')], `relay API server (${nameB})`);
   const urlOf = (line: string): string => (JSON.parse(line) as { url: string }).url;
-  const clients = 64;
   try {
-    const a: Sample[] = [];
-    const b: Sample[] = [];
-    for (let r = 0; r < ROUNDS; r++) {
-      const spec = { kind: 'rest', target: 'hypersync', connections: clients, warmupS: WARMUP, durationS: SECONDS, credentials } as const;
-      // Alternating which goes first, so neither always meets the other's leftovers.
-      const first = r % 2 === 0;
-      if (first) a.push(await drive({ ...spec, url: urlOf(plain.line) }, plain.child.pid));
-      b.push(await drive({ ...spec, url: urlOf(flagged.line) }, flagged.child.pid));
-      if (!first) a.push(await drive({ ...spec, url: urlOf(plain.line) }, plain.child.pid));
-      log(`flags A/B round ${r + 1}: default ${a.at(-1)?.serverCpuMsPerReq.toFixed(3)} ms CPU/req (${a.at(-1)?.rate.toFixed(0)}/s), ${AB_FLAGS.join(' ')} ${b.at(-1)?.serverCpuMsPerReq.toFixed(3)} ms CPU/req (${b.at(-1)?.rate.toFixed(0)}/s)`);
-    }
-    const cpuA = median(a.map((x) => x.serverCpuMsPerReq));
-    const cpuB = median(b.map((x) => x.serverCpuMsPerReq));
-    const sa = summarize(a);
-    const sb = summarize(b);
-    rows.push({ suite: 'api', name: `(flags) relay API, default V8 flags, server CPU per request, ${clients} clients`, value: cpuA, unit: 'ms', note: `${note(sa)}; ${sa.rate.toFixed(0)} req/s` });
-    rows.push({ suite: 'api', name: `(flags) relay API, ${AB_FLAGS.join(' ')}, server CPU per request, ${clients} clients`, value: cpuB, unit: 'ms', baseline: { name: 'default flags', value: cpuA }, ratio: cpuB / cpuA, note: `${note(sb)}; ${sb.rate.toFixed(0)} req/s; per round (default/flags): ${a.map((x, i) => `${x.serverCpuMsPerReq.toFixed(3)}/${b[i]?.serverCpuMsPerReq.toFixed(3)}`).join(', ')}` });
+    for (const clients of CONCURRENCY) await flagsRounds(clients, credentials, { url: urlOf(plain.line), pid: plain.child.pid, name: nameA }, { url: urlOf(flagged.line), pid: flagged.child.pid, name: nameB }, rows);
   } finally {
     await stop(plain.child);
     await stop(flagged.child);
   }
+}
+
+async function flagsRounds(clients: number, credentials: string[], A: { url: string; pid: number | undefined; name: string }, B: { url: string; pid: number | undefined; name: string }, rows: BenchRow[]): Promise<void> {
+  const a: Sample[] = [];
+  const b: Sample[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const spec = { kind: 'rest', target: 'hypersync', connections: clients, warmupS: WARMUP, durationS: SECONDS, credentials } as const;
+    // Alternating which goes first, so neither always meets the other's leftovers.
+    const first = r % 2 === 0;
+    if (first) a.push(await drive({ ...spec, url: A.url }, A.pid));
+    b.push(await drive({ ...spec, url: B.url }, B.pid));
+    if (!first) a.push(await drive({ ...spec, url: A.url }, A.pid));
+    log(`A/B ${clients} clients round ${r + 1}: ${A.name} ${a.at(-1)?.serverCpuMsPerReq.toFixed(3)} ms CPU/req (${a.at(-1)?.rate.toFixed(0)}/s), ${B.name} ${b.at(-1)?.serverCpuMsPerReq.toFixed(3)} ms CPU/req (${b.at(-1)?.rate.toFixed(0)}/s)`);
+  }
+  const cpuA = median(a.map((x) => x.serverCpuMsPerReq));
+  const cpuB = median(b.map((x) => x.serverCpuMsPerReq));
+  const sa = summarize(a);
+  const sb = summarize(b);
+  rows.push({ suite: 'api', name: `(flags) relay API, ${A.name}, server CPU per request, ${clients} clients`, value: cpuA, unit: 'ms', note: `${note(sa)}; ${sa.rate.toFixed(0)} req/s, p50 ${sa.p50} ms` });
+  rows.push({ suite: 'api', name: `(flags) relay API, ${B.name}, server CPU per request, ${clients} clients`, value: cpuB, unit: 'ms', baseline: { name: A.name, value: cpuA }, ratio: cpuB / cpuA, note: `${note(sb)}; ${sb.rate.toFixed(0)} req/s, p50 ${sb.p50} ms; per round (A/B): ${a.map((x, i) => `${x.serverCpuMsPerReq.toFixed(3)}/${b[i]?.serverCpuMsPerReq.toFixed(3)}`).join(', ')}` });
 }
 
 interface Etcd {
