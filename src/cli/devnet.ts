@@ -22,6 +22,7 @@ import { callApi, type ApiTarget } from './api-client.ts';
 import { initCluster } from './keys.ts';
 import { int, parse, str, UsageError, type Parsed } from './args.ts';
 import { ensureNodeBuild } from './node-build.ts';
+import { startIdleGc } from './idle-gc.ts';
 import { byzantineBehaviour, DEVNET_BEHAVIOURS } from './peer-commands.ts';
 
 export const DEVNET_HELP = `usage: hypersync devnet [options]   (npm start)
@@ -418,8 +419,10 @@ export async function devnetCommand(argv: string[], out: (s: string) => void): P
     await rename(`${endpointsPath}.tmp`, endpointsPath);
     out(upBanner({ peerCount, pbft: pbft !== undefined, dir, webUrl, rest, tokenPath, ca: tls.ca, clientCert: tls.clientCert, clientKey: tls.clientKey, keysFile }));
 
+    const idleGc = startIdleGc();
     return await new Promise<number>((resolveExit) => {
       const stop = (code: number): void => {
+        idleGc.stop();
         void (async () => {
           await closeWeb?.().catch(() => undefined);
           resolveExit(await shutdown(code));

@@ -23,10 +23,7 @@ import type { RaftRuntime } from '../consensus/raft/runtime/runtime.ts';
 import type { Replica } from '../replica/replica.ts';
 import type { HyperSyncPeer, PeerEvent, WireMode } from '../net/types.ts';
 import { createLogger } from '../log/logger.ts';
-import { startRelay } from '../../relay/relay.ts';
-import { readTlsFiles } from '../../relay/api/tls.ts';
-import { DEFAULT_BODY_LIMIT } from '../../relay/api/server.ts';
-import { DEFAULT_RATE_PER_SECOND, MAX_RATE_PER_SECOND, RATE_BURST_SECONDS } from '../../relay/api/auth.ts';
+import { startIdleGc } from './idle-gc.ts';
 import { int, parse, required, str, UsageError } from './args.ts';
 import { raftGroup, startNodeSync } from '../sync/node-service.ts';
 import type { SyncService } from '../sync/service.ts';
@@ -145,11 +142,13 @@ function watchParent(stop: () => Promise<void>): void {
 }
 
 function runUntilSignal(stop: () => Promise<void>): Promise<number> {
+  const idleGc = startIdleGc();
   return new Promise((resolve) => {
     let stopping = false;
     const finish = (): void => {
       if (stopping) return;
       stopping = true;
+      idleGc.stop();
       const force = setTimeout(() => resolve(1), 5000);
       force.unref();
       void stop().then(
@@ -395,6 +394,14 @@ export async function relayCommand(argv: string[], out: Out): Promise<number> {
     out(RELAY_HELP);
     return 0;
   }
+  // The relay's HTTP stack (Fastify, OpenAPI, gRPC/Connect, X.509) is loaded only here: a
+  // `hypersync node` peer never loads it, which keeps it out of every peer's memory.
+  const [{ startRelay }, { readTlsFiles }, { DEFAULT_BODY_LIMIT }, { DEFAULT_RATE_PER_SECOND, MAX_RATE_PER_SECOND, RATE_BURST_SECONDS }] = await Promise.all([
+    import('../../relay/relay.ts'),
+    import('../../relay/api/tls.ts'),
+    import('../../relay/api/server.ts'),
+    import('../../relay/api/auth.ts'),
+  ]);
   // Flags are checked before any file is read, so a typo is a usage error.
   const port = int(p, 'port', 9090);
   const httpPort = int(p, 'http-port', 9091);
