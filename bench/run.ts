@@ -20,6 +20,7 @@ const suites: Record<string, () => Promise<BenchModule>> = {
   'net-hotpath': () => import('./net-hotpath.bench.ts'),
   api: () => import('./api.bench.ts'),
   'api-edge': () => import('./api-edge.bench.ts'),
+  'api-path': () => import('./api-path.bench.ts'),
   sync: () => import('./sync.bench.ts'),
   web: () => import('./web.bench.ts'),
 };
