@@ -20,18 +20,19 @@ function busyFor(ms: number): void {
 
 test('idle: one memory-reducing collection shrinks the young generation; the next waits for growth', async () => {
   let fakeRss = 100 * 1024 * 1024;
-  const idle = startIdleGc({ checkMs: 3_600_000, minGrowthBytes: 8 * 1024 * 1024, rss: () => fakeRss });
+  // The CPU gate is left out here (the next test covers it): after an allocation burst V8's
+  // background threads go on working, and on a loaded machine that can outlast any pause.
+  const idle = startIdleGc({ checkMs: 3_600_000, maxCpuShare: Number.POSITIVE_INFINITY, minGrowthBytes: 8 * 1024 * 1024, rss: () => fakeRss });
   try {
-    // Survivors grow the young generation, as start-up and sync bursts do.
+    // Survivors grow the young generation, as start-up and sync bursts do (bounded rounds).
+    const initial = newSpace();
     let keep: Array<{ i: number; s: string }> = [];
-    for (let round = 0; round < 20; round++) for (let i = 0; i < 50_000; i++) keep.push({ i, s: `v${i}` });
+    for (let round = 0; round < 200 && newSpace() < 2 * initial; round++) for (let i = 0; i < 50_000; i++) keep.push({ i, s: `v${i}` });
     const grown = newSpace();
+    assert.ok(grown >= 2 * initial, `the young generation grew from ${initial} to ${grown} bytes`);
     keep = [];
     assert.equal(keep.length, 0);
-    // The burst was work (on a loaded machine it may not count as such): collected now or after an idle pause.
-    const now = idle.check();
-    await sleep(300);
-    assert.equal(now || idle.check(), true);
+    assert.equal(idle.check(), true);
     assert.equal(idle.collections, 1);
     assert.ok(newSpace() < grown, `new space ${newSpace()} bytes after the collection, ${grown} before`);
     await sleep(100);
