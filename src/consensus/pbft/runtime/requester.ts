@@ -59,6 +59,8 @@ export interface RequesterDeps<T> {
   send(to: NodeId, request: RequestMessage): void;
   /** A request was certified: settle it now or later (certified() lists the unsettled ones). */
   onCertified(c: Certified<T>): void;
+  /** Requests signed as one bundle at most, 1..MAX_REQUEST_BUNDLE (default); 1 signs each alone. */
+  readonly maxBundle?: number;
 }
 
 interface Waiter<T> {
@@ -90,8 +92,12 @@ export class PbftRequester<T> {
   /** Signatures made on requests (one per bundle), for per-request accounting. */
   requestSignatures = 0;
 
+  readonly #maxBundle: number;
+
   constructor(deps: RequesterDeps<T>) {
     this.#d = deps;
+    this.#maxBundle = deps.maxBundle ?? MAX_REQUEST_BUNDLE;
+    if (!Number.isInteger(this.#maxBundle) || this.#maxBundle < 1 || this.#maxBundle > MAX_REQUEST_BUNDLE) throw new RangeError(`maxBundle must be 1..${MAX_REQUEST_BUNDLE}, got ${this.#maxBundle}`);
     // Client timestamps grow per client across restarts: ms since the epoch × 1024 at start.
     this.#firstTimestamp = deps.timers.now() * 1024;
   }
@@ -168,13 +174,13 @@ export class PbftRequester<T> {
     this.#d.timers.defer(() => this.#dispatch());
   }
 
-  /** Every queued caller that finds a free slot is sent, in bundles of up to MAX_REQUEST_BUNDLE signed once each. */
+  /** Every queued caller that finds a free slot is sent, in bundles of up to maxBundle signed once each. */
   #dispatch(): void {
     this.#dispatchScheduled = false;
     while (this.#queued.length > 0 && this.#stopped === undefined) {
       const picked: { slot: PbftClient; w: Waiter<T>; unsigned: UnsignedRequest }[] = [];
       const taken = new Set<PbftClient>();
-      while (picked.length < MAX_REQUEST_BUNDLE && this.#queued.length > 0) {
+      while (picked.length < this.#maxBundle && this.#queued.length > 0) {
         const slot = this.#freeSlot(taken);
         if (slot === undefined) break;
         const w = this.#queued.shift() as Waiter<T>;
