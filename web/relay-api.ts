@@ -83,7 +83,14 @@ export interface ExecuteReply {
   outputs: Json;
   receipt_id: string | null;
   execution_time_ms: number;
+  /** The receipt itself (through PBFT: signed by the replica the certificate vouches for). */
+  receipt?: Json;
+  /** Through PBFT only: the quorum certificate `{scheme, certificate, result}` (the verifier parses it). */
+  certificate?: Json;
 }
+
+/** Who orders an execution: the relay's own engine, or the PBFT group beside it (`options.consensus: "pbft"`). */
+export type ExecuteEngine = 'default' | 'pbft';
 
 /** A receipt as the API lists it (the verifier checks every field before the page trusts one). */
 export type ReceiptView = Receipt;
@@ -99,7 +106,7 @@ export interface RelayApi {
   readonly available: boolean;
   cluster(): Promise<ClusterInfo>;
   operators(): Promise<OperatorInfo[]>;
-  execute(operatorId: string, inputs: Json): Promise<ExecuteReply>;
+  execute(operatorId: string, inputs: Json, engine?: ExecuteEngine): Promise<ExecuteReply>;
   receipts(from: number, limit: number): Promise<ReceiptsPage>;
   /** The proof bundle `{receipt, proof, tree_head}` exactly as served, for the verifier. */
   receiptBundle(id: string): Promise<unknown>;
@@ -146,7 +153,8 @@ export function relayApi(base: string, token: string | null, fetchFn: Fetch = (i
     available: token !== null,
     cluster: () => call<ClusterInfo>('GET', '/api/v1/cluster'),
     operators: async () => (await call<{ operators: OperatorInfo[] }>('GET', '/api/v1/operators')).operators,
-    execute: (operatorId, inputs) => call<ExecuteReply>('POST', '/api/v1/operators/execute', { operator_id: operatorId, inputs }),
+    execute: (operatorId, inputs, engine = 'default') =>
+      call<ExecuteReply>('POST', '/api/v1/operators/execute', { operator_id: operatorId, inputs, ...(engine === 'pbft' ? { options: { consensus: 'pbft' } } : {}) }),
     receipts: (from, limit) => call<ReceiptsPage>('GET', `/api/v1/receipts?from=${from}&limit=${limit}`),
     receiptBundle: (id) => call<unknown>('GET', `/api/v1/receipts/${encodeURIComponent(id)}`),
     treeHead: () => call('GET', '/api/v1/tree-head'),

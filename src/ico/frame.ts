@@ -10,6 +10,7 @@ import {
   UnknownTypeError,
 } from './errors.ts';
 import { DEFAULT_CODEC_LIMITS, ICO_TYPES, type Envelope, type IcoType, type JsonObject } from './types.ts';
+import { boundedMemo } from '../util/bounded-memo.ts';
 
 /** First byte of a binary frame (layout 1). A JSON frame starts with `{` or JSON whitespace. */
 export const BINARY_FRAME_MAGIC = 0xb1;
@@ -178,15 +179,12 @@ const senderBytesCache = new Map<string, Uint8Array>();
 const MAX_CACHED_SENDERS = 64;
 
 function senderBytes(peerId: string): Uint8Array {
-  let bytes = senderBytesCache.get(peerId);
-  if (bytes === undefined) {
-    bytes = new Uint8Array(SENDER_BYTES);
+  return boundedMemo(senderBytesCache, MAX_CACHED_SENDERS, peerId, (id) => {
+    const bytes = new Uint8Array(SENDER_BYTES);
     bytes.set(ED25519_PEER_ID_PREFIX);
-    bytes.set(publicKeyFromPeerId(peerId), ED25519_PEER_ID_PREFIX.length);
-    if (senderBytesCache.size >= MAX_CACHED_SENDERS) senderBytesCache.delete(senderBytesCache.keys().next().value as string);
-    senderBytesCache.set(peerId, bytes);
-  }
-  return bytes;
+    bytes.set(publicKeyFromPeerId(id), ED25519_PEER_ID_PREFIX.length);
+    return bytes;
+  });
 }
 
 function versionBytes(v: string): [number, number] {
@@ -248,14 +246,7 @@ const peerIdCache = new Map<string, string>();
 const MAX_CACHED_PEER_IDS = 1024;
 
 function peerIdOfKey(key: Uint8Array): string {
-  const id = String.fromCharCode(...key);
-  let peerId = peerIdCache.get(id);
-  if (peerId === undefined) {
-    peerId = peerIdFromPublicKeyBytes(key);
-    if (peerIdCache.size >= MAX_CACHED_PEER_IDS) peerIdCache.delete(peerIdCache.keys().next().value as string);
-    peerIdCache.set(id, peerId);
-  }
-  return peerId;
+  return boundedMemo(peerIdCache, MAX_CACHED_PEER_IDS, String.fromCharCode(...key), () => peerIdFromPublicKeyBytes(key));
 }
 
 /** Reads a u64 that must be a safe integer; -1 when it is not. */

@@ -33,6 +33,7 @@ import {
   MAX_DISCOVERY_PEERS, MIN_BACKOFF_MS, type DiscoveredPeer,
 } from './protocol.ts';
 import type { HyperSyncPeer, PeerEvent, PeerEventType, PeerInfo, PeerOptions, PeerState, PeerTransport, SendPayload, WireMode } from './types.ts';
+import { boundedMemo } from '../util/bounded-memo.ts';
 
 export { MAX_PENDING_BYTES, MAX_PENDING_SENDS, MessageTooLargeError, NotConnectedError, SendQueueFullError, STREAM_OPEN_TIMEOUT_MS, STREAM_WAIT_MS, type WireStats } from './ico-channel.ts';
 
@@ -242,6 +243,7 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
   /** Invalid frames per sending peer (insertion order = least recently scored first). */
   const badFrames = new Map<string, number>();
   const handlers = new Map<string, Set<(event: PeerEvent) => void>>();
+  if (options.onEvent !== undefined) handlers.set('*', new Set([options.onEvent]));
   const topic = icoTopic(options.cluster);
   let stopping = false;
 
@@ -276,13 +278,7 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
    */
   const parsedPeerIds = new Map<string, PeerId>();
   function parsedPeerId(peerId: string): PeerId {
-    let id = parsedPeerIds.get(peerId);
-    if (id === undefined) {
-      id = peerIdFromString(peerId);
-      if (parsedPeerIds.size >= MAX_SCORED_PEERS) parsedPeerIds.delete(parsedPeerIds.keys().next().value as string);
-      parsedPeerIds.set(peerId, id);
-    }
-    return id;
+    return boundedMemo(parsedPeerIds, MAX_SCORED_PEERS, peerId, peerIdFromString);
   }
 
   function openConnections(peerId: string): Connection[] {

@@ -189,7 +189,10 @@ export class ReceiptLog {
     return new ReceiptLog(store, opts, head, new MerkleFrontier(head.size, nodes));
   }
 
-  /** Receipt signatures this log made (in batches and on reads) since it was opened. */
+  /**
+   * Receipt signatures this log put into receipts (in batches and on reads) since it was opened:
+   * a signature thrown away because an earlier one in its group failed is not counted.
+   */
   get receiptSignatures(): number {
     return this.#receiptSignatures;
   }
@@ -315,6 +318,7 @@ export class ReceiptLog {
       if (signature !== undefined) {
         try {
           ({ receipt, bytes } = signedReceipt(unsigned, await signature, hash));
+          this.#receiptSignatures++;
         } catch (e) {
           p.reject(e);
           // The receipts built after it link to it: build them again, on what is laid out.
@@ -350,7 +354,6 @@ export class ReceiptLog {
           signature = this.#signer.signAsync(unsigned.message);
           // Awaited by layOut, unless an earlier signature failed and this receipt is built again.
           signature.catch(() => undefined);
-          this.#receiptSignatures++;
         }
         const time = Date.parse(unsigned.body.timestamp);
         signing.push({ p, unsigned, hash, signature, time });

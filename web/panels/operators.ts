@@ -1,10 +1,43 @@
 // The operator form: the relay's operator registry, one form per operator built from its
-// input JSON Schema (web/schema-form.ts), run through the relay API (the relay orders it with
-// its consensus engine and answers with the outputs and the receipt id).
-import type { OperatorInfo, RelayApi } from '../relay-api.ts';
+// input JSON Schema (web/schema-form.ts), run through the relay API. The relay orders it with
+// its consensus engine and answers with the outputs and the receipt id; where the devnet runs
+// a PBFT group beside it, the form can send it through PBFT instead, and the tab checks the
+// quorum certificate of the answer against the group's membership with its verifier.
+import * as verifier from '../../src/verify/index.ts';
+import type { ClusterInfo, ExecuteEngine, ExecuteReply, OperatorInfo, RelayApi } from '../relay-api.ts';
 import { formFields, parseInputs, type FormField, type FormValue } from '../schema-form.ts';
 import { byId, h } from '../view.ts';
-import { showError, showOk } from './panel-state.ts';
+import { errorText, showError, showOk, verdictNode } from './panel-state.ts';
+
+/** The engines the form offers: the relay's own, and PBFT when the relay reaches a PBFT group. */
+function engineControl(cluster: ClusterInfo | null): HTMLElement | null {
+  if (cluster?.pbft === undefined) return null;
+  const own = h('option', {}, `${cluster.consensus === 'raft' ? 'Raft' : cluster.consensus} (the relay's engine)`);
+  own.value = 'default';
+  const pbft = h('option', {}, `PBFT (${cluster.pbft.members.length} replicas, f = ${cluster.pbft.f}): a quorum certificate comes back`);
+  pbft.value = 'pbft';
+  const select = h('select', {}, own, pbft);
+  select.id = 'op-engine';
+  const label = h('label', { class: 'wide' }, 'Ordered by', select);
+  label.htmlFor = 'op-engine';
+  return label;
+}
+
+/**
+ * Checks a PBFT answer in this tab: the receipt's five steps, then its quorum certificate
+ * against the PBFT membership (cluster id and PeerIds, as GET /api/v1/cluster reports them).
+ */
+async function certificateVerdict(reply: ExecuteReply, cluster: ClusterInfo): Promise<HTMLElement> {
+  const pbft = cluster.pbft;
+  if (pbft === undefined) return verdictNode(false, 'the relay reports no PBFT group', 'NO_MEMBERSHIP');
+  const membership = verifier.membershipFromJson({ cluster: pbft.cluster, replicas: pbft.members });
+  if (typeof membership === 'string') return verdictNode(false, `membership: ${membership}`, 'NO_MEMBERSHIP');
+  const certificate = verifier.carriedCertificateFromJson(reply.certificate);
+  if (typeof certificate === 'string') return verdictNode(false, certificate, 'CERTIFICATE_INVALID');
+  const v = await verifier.verifyCertifiedReceipt(reply.receipt, certificate, membership, verifier.pbftCertificateScheme);
+  if (!v.ok) return verdictNode(false, `${v.code}: ${v.reason}`, v.code);
+  return verdictNode(true, `quorum certificate: f + 1 = ${pbft.f + 1} of ${pbft.members.length} PBFT replicas vouch for this receipt and its outputs (checked in this tab, ${verifier.cryptoBackend}; membership as the relay reports it)`);
+}
 
 function fieldControl(op: string, f: FormField): HTMLElement {
   const id = `op-${op}-${f.name === '' ? 'input' : f.name}`.replace(/[^A-Za-z0-9_-]/g, '_');
@@ -42,7 +75,7 @@ function readValues(form: HTMLFormElement, fields: FormField[]): Map<string, For
   return values;
 }
 
-function renderForm(api: RelayApi, op: OperatorInfo, onReceipt: (id: string) => void): void {
+function renderForm(api: RelayApi, op: OperatorInfo, cluster: ClusterInfo | null, onReceipt: (id: string) => void): void {
   const fields = formFields(op.input_schema);
   const form = byId<HTMLFormElement>('op-form');
   const result = h('span', { class: 'muted', data: { role: 'result' } });
@@ -53,7 +86,18 @@ function renderForm(api: RelayApi, op: OperatorInfo, onReceipt: (id: string) => 
   const outputs = h('pre', { class: 'mono outputs' });
   outputs.id = 'op-outputs';
   outputs.hidden = true;
-  form.replaceChildren(h('p', { class: 'wide muted' }, op.description, op.readonly ? ' (read only)' : ''), ...fields.map((f) => fieldControl(op.id, f)), h('div', { class: 'actions' }, button, result), outputs);
+  const certified = h('p', { class: 'wide' });
+  certified.id = 'op-certificate';
+  certified.hidden = true;
+  const engine = engineControl(cluster);
+  form.replaceChildren(
+    h('p', { class: 'wide muted' }, op.description, op.readonly ? ' (read only)' : ''),
+    ...fields.map((f) => fieldControl(op.id, f)),
+    ...(engine !== null ? [engine] : []),
+    h('div', { class: 'actions' }, button, result),
+    certified,
+    outputs,
+  );
   form.onsubmit = (ev) => {
     ev.preventDefault();
     const parsed = parseInputs(fields, readValues(form, fields));
@@ -63,14 +107,22 @@ function renderForm(api: RelayApi, op: OperatorInfo, onReceipt: (id: string) => 
       if (bad instanceof HTMLElement) bad.focus();
       return;
     }
-    showOk('op-result', `running ${op.id}…`);
+    const picked = form.elements.namedItem('op-engine');
+    const chosen: ExecuteEngine = picked instanceof HTMLSelectElement && picked.value === 'pbft' ? 'pbft' : 'default';
+    showOk('op-result', `running ${op.id}${chosen === 'pbft' ? ' through PBFT' : ''}…`);
+    certified.hidden = true;
     button.disabled = true;
-    api.execute(op.id, parsed.inputs).then(
-      (reply) => {
+    api.execute(op.id, parsed.inputs, chosen).then(
+      async (reply) => {
         showOk('op-result', `${reply.status} in ${reply.execution_time_ms.toFixed(1)} ms${reply.receipt_id !== null ? `; receipt ${reply.receipt_id.slice(0, 20)}…` : ''}`, 'ok');
         outputs.textContent = JSON.stringify(reply.outputs, null, 2);
         outputs.hidden = false;
-        if (reply.receipt_id !== null) onReceipt(reply.receipt_id);
+        if (chosen === 'pbft' && cluster !== null) {
+          // A replica signed this receipt, not the relay: it is checked here, with its certificate.
+          certified.replaceChildren('checking the quorum certificate…');
+          certified.hidden = false;
+          certified.replaceChildren(await certificateVerdict(reply, cluster).catch((e: unknown) => verdictNode(false, errorText(e), 'ERROR')));
+        } else if (reply.receipt_id !== null) onReceipt(reply.receipt_id);
       },
       (e: unknown) => showError('op-result', e),
     ).finally(() => {
@@ -83,13 +135,13 @@ function renderForm(api: RelayApi, op: OperatorInfo, onReceipt: (id: string) => 
 export async function loadOperators(api: RelayApi, onReceipt: (id: string) => void): Promise<void> {
   const select = byId<HTMLSelectElement>('op-pick');
   try {
-    const ops = await api.operators();
+    const [ops, cluster] = await Promise.all([api.operators(), api.cluster().catch(() => null)]);
     select.replaceChildren(...ops.map((o) => h('option', {}, o.id)));
     select.disabled = ops.length === 0;
     showOk('op-status', ops.length === 0 ? 'The relay publishes no operators.' : `${ops.length} operators; the relay runs them through its consensus engine and signs a receipt.`);
     const pick = (): void => {
       const op = ops.find((o) => o.id === select.value);
-      if (op !== undefined) renderForm(api, op, onReceipt);
+      if (op !== undefined) renderForm(api, op, cluster, onReceipt);
     };
     select.onchange = pick;
     pick();

@@ -7,7 +7,7 @@ import * as verifier from '../../src/verify/index.ts';
 import type { ReceiptView, RelayApi } from '../relay-api.ts';
 import { byId, h, shortId } from '../view.ts';
 import { retryButton } from './operators.ts';
-import { showError, showOk } from './panel-state.ts';
+import { showError, showOk, verdictNode } from './panel-state.ts';
 
 /** Receipts one page of the explorer lists (and one chain check covers). */
 export const RECEIPTS_PAGE = 50;
@@ -17,12 +17,6 @@ export interface ReceiptsExplorer {
   refresh(): Promise<void>;
   /** Searches for `query` and checks that receipt's proof (after an operator run). */
   show(query: string): Promise<void>;
-}
-
-function verdictNode(ok: boolean, text: string, code?: string): HTMLElement {
-  const node = h('span', { class: `verdict ${ok ? 'pass' : 'fail'}`, data: { verdict: ok ? 'pass' : 'fail', ...(code !== undefined ? { code } : {}) } }, ok ? 'PASS ' : 'FAIL ', text);
-  node.setAttribute('role', 'status');
-  return node;
 }
 
 function matches(r: ReceiptView, q: string): boolean {
