@@ -15,6 +15,7 @@ const suites: Record<string, () => Promise<BenchModule>> = {
   'receipt-path': () => import('./receipt-path.bench.ts'),
   'raft-cluster': () => import('./raft-cluster.bench.ts'),
   'pbft-cluster': () => import('./pbft-cluster.bench.ts'),
+  'pbft-bundle': () => import('./pbft-bundle.bench.ts'),
   engine: () => import('./engine.bench.ts'),
   net: () => import('./net.bench.ts'),
   'net-hotpath': () => import('./net-hotpath.bench.ts'),

@@ -163,9 +163,10 @@ function runUntilSignal(stop: () => Promise<void>): Promise<number> {
 }
 
 /**
- * Heartbeats would drown everything else; they show as peer state instead. On a Raft member,
- * CONSENSUS envelopes are Raft traffic (hundreds per second under load, entries inside) and
- * cost real CPU to print: they show as the raft:* lines instead.
+ * Heartbeats would drown everything else; they show as peer state instead. On a Raft member or
+ * a PBFT replica, CONSENSUS envelopes are protocol traffic (hundreds per second under load,
+ * entries or batches inside) and cost real CPU to print: Raft's show as the raft:* lines
+ * instead, PBFT's as the replica's status (`GET /api/v1/cluster`).
  */
 function streamEvents(peer: HyperSyncPeer, out: Out, hideConsensus = false, early: PeerEvent[] = []): void {
   const print = (event: PeerEvent): void => {
@@ -337,7 +338,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
   if (p.values['json-events'] === true) {
     out(`${JSON.stringify({ type: 'ready', peerId: peer.peerId, pid: process.pid, multiaddrs: peer.multiaddrs(), raft: raft !== undefined, pbft: pbft !== undefined })}\n`);
     early.stop();
-    streamEvents(peer, out, raft !== undefined, early.events);
+    streamEvents(peer, out, raft !== undefined || pbft !== undefined, early.events);
     streamSyncEvents(nodeSync, out);
     if (raft !== undefined) streamRaftEvents(raft, peer, out);
   } else {

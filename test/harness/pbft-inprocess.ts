@@ -23,7 +23,7 @@ export interface InProcessPbft {
   inject(from: string, to: string, payload: JsonObject): void;
   cut(id: string): void;
   /** A started non-member client (the relay's side), closed with the cluster. */
-  gateway(): PbftGateway;
+  gateway(opts?: { maxBundle?: number }): PbftGateway;
   close(): Promise<void>;
 }
 
@@ -66,10 +66,10 @@ export async function startInProcessPbft(opts: { n?: number; tickMs?: number; ta
     signers,
     inject: (from, to, payload) => deliver(from, to, payload),
     cut: (id) => cut.add(id),
-    gateway() {
+    gateway(gopts: { maxBundle?: number } = {}) {
       const s = crypto.createSigner(crypto.randomBytes(32));
       const id = peerIdFromPublicKeyBytes(s.publicKey);
-      const g = new PbftGateway({ id, membership, signer: s, transport: transport(id), logger: silentLogger(), ...(opts.tickMs !== undefined ? { tickMs: opts.tickMs } : {}) });
+      const g = new PbftGateway({ id, membership, signer: s, transport: transport(id), logger: silentLogger(), ...(opts.tickMs !== undefined ? { tickMs: opts.tickMs } : {}), ...gopts });
       g.start();
       gateways.push(g);
       return g;

@@ -10,8 +10,8 @@ import { membershipToJson } from '../../src/consensus/pbft/receipt-certificate.t
 import { carriedCertificate } from '../../src/consensus/pbft/runtime/runtime.ts';
 import { carriedCertificateFromJson, membershipFromJson, pbftCertificateScheme, verifyCertifiedReceipt } from '../../src/verify/index.ts';
 import { PbftAuth, sha256Ed25519 } from '../../src/consensus/pbft/auth.ts';
-import { encodePbftPayloads, MAX_RECEIPTS_PER_QUERY } from '../../src/consensus/pbft/runtime/wire.ts';
-import type { PbftMessage, RequestMessage } from '../../src/consensus/pbft/types.ts';
+import { decodePbftPayload, encodePbftPayloads, MAX_RECEIPTS_PER_QUERY } from '../../src/consensus/pbft/runtime/wire.ts';
+import { PBFT_DEFAULTS, type PbftMessage, type RequestMessage } from '../../src/consensus/pbft/types.ts';
 import { crypto, peerIdFromPublicKeyBytes } from '../../src/crypto/index.ts';
 import { startInProcessPbft } from '../harness/pbft-inprocess.ts';
 import { Adversary } from '../../src/sim/pbft-byzantine.ts';
@@ -202,6 +202,28 @@ test('the gateway asks each replica for the receipts of a burst of certified wri
     const after = m.pbftStatus().boundary;
     assert.equal(after.malformed - before.malformed, 1, 'the oversized query');
     assert.equal(after.unknownClient - before.unknownClient, 1, 'the ask for another peer’s client');
+  } finally {
+    await c.close();
+  }
+});
+
+test('the gateway signs the requests it sends in one turn as one bundle; the replicas check one signature per bundle, not per request', async () => {
+  const requests: RequestMessage[] = [];
+  let gatewayId = '';
+  const c = await startInProcessPbft({ tap: (from, _to, p) => void (from === gatewayId && p['k'] === 'pbft' && requests.push(...decodePbftPayload(p, PBFT_DEFAULTS).messages.filter((m): m is RequestMessage => m.type === 'request'))) });
+  const g = c.gateway();
+  gatewayId = g.id;
+  try {
+    const verifiedBefore = c.members.reduce((a, m) => a + m.pbftStatus().stats.clientSignaturesVerified, 0);
+    const writes = 40;
+    const outcomes = await Promise.all(Array.from({ length: writes }, (_, i) => g.submit({ operator_id: 'kv.put', inputs: { key: `u${i}`, value: i } }, { signal: AbortSignal.timeout(30_000) })));
+    for (const o of outcomes) assert.deepEqual(await verifyCertifiedReceipt(o.receipt, o.certificate, c.membership, pbftCertificateScheme), { ok: true });
+    const signatures = new Set(requests.map((r) => Buffer.from(r.signature).toString('hex')));
+    assert.ok(requests.length >= writes, `${requests.length} requests sent`);
+    assert.ok(requests.every((r) => r.bundle !== undefined && r.bundle.size === writes), 'the 40 writes of one turn went as one bundle of 40');
+    assert.equal(signatures.size, 1, `${signatures.size} request signatures for ${writes} writes`);
+    const verified = c.members.reduce((a, m) => a + m.pbftStatus().stats.clientSignaturesVerified, 0) - verifiedBefore;
+    assert.ok(verified >= 1 && verified <= c.members.length, `${verified} client signatures checked by ${c.members.length} replicas for ${writes} writes`);
   } finally {
     await c.close();
   }

@@ -150,6 +150,7 @@ export class PbftAuth {
     return this.verifyDigest(m.replica, this.signingDigest(m), m.signature);
   }
 
+  /** A plain (unbundled) request's signature; request-bundle.ts's RequestVerifier checks both kinds. */
   verifyRequest(r: RequestMessage, clientKey: Uint8Array): boolean {
     return this.verifier.verify(clientKey, this.signingDigest(r), r.signature);
   }
@@ -176,11 +177,7 @@ export class PbftAuth {
     const key = bytesKey(digest) + bytesKey(signature);
     if (this.verifiedRoots.has(key)) return true;
     if (!this.verifyDigest(replica, digest, signature)) return false;
-    this.verifiedRoots.add(key);
-    if (this.verifiedRoots.size > MAX_VERIFIED_REPLY_ROOTS) {
-      const oldest = this.verifiedRoots.values().next();
-      if (oldest.done !== true) this.verifiedRoots.delete(oldest.value);
-    }
+    remember(this.verifiedRoots, key, MAX_VERIFIED_REPLY_ROOTS);
     return true;
   }
 
@@ -213,6 +210,15 @@ export class PbftAuth {
   /** Reply leaf: H(0x00 ‖ client ‖ timestamp ‖ digest(result)). */
   replyLeafFromDigest(client: string, timestamp: number, resultDigest: Uint8Array): Uint8Array {
     return leafHash(this.verifier.digest, replyLeafData(client, timestamp, resultDigest));
+  }
+}
+
+/** Adds `key` to a set of signatures that verified, forgetting the oldest beyond `limit`. */
+export function remember(set: Set<string>, key: string, limit: number): void {
+  set.add(key);
+  if (set.size > limit) {
+    const oldest = set.values().next();
+    if (oldest.done !== true) set.delete(oldest.value);
   }
 }
 

@@ -5,8 +5,8 @@
 // outstanding at a time (Castro-Liskov's duplicate table keeps one reply per client): a
 // process with many concurrent callers runs one PbftClient per slot (`<PeerId>/<slot>`).
 import { PbftAuth, bytesKey } from './auth.ts';
+import { signRequests, type UnsignedRequest } from './request-bundle.ts';
 import { replyCertificate, type ReplyCertificate } from './certificate.ts';
-import { requestSignedPart } from './codec.ts';
 import { PbftSubmitError } from './errors.ts';
 import { rootFromPath } from './merkle.ts';
 import { BROADCAST, PBFT_DEFAULTS, type Membership, type NodeId, type PbftSigner, type PbftVerifier, type ReplyMessage, type RequestMessage } from './types.ts';
@@ -114,13 +114,26 @@ export class PbftClient {
 
   /** Signs and sends `op`; throws PbftSubmitError while another request is outstanding. */
   submit(op: Uint8Array): RequestMessage {
+    const [request] = signRequests(this.auth, [this.prepare(op)], this.signer);
+    return this.send(request as RequestMessage);
+  }
+
+  /**
+   * The next request for `op`, not signed yet (a process signs several clients' requests as
+   * one bundle, then hands each its own with send()). Throws PbftSubmitError like submit().
+   */
+  prepare(op: Uint8Array): UnsignedRequest {
     if (this.outstanding !== undefined) throw new PbftSubmitError('outstanding', `request ${this.outstanding.request.timestamp} is still waiting`);
     if (op.byteLength > this.maxOpBytes) throw new PbftSubmitError('tooLarge', `op of ${op.byteLength} bytes over ${this.maxOpBytes}`);
     if (!Number.isSafeInteger(this.nextTimestamp)) throw new PbftSubmitError('timestamp', 'timestamps exhausted');
-    const unsigned = { client: this.id, timestamp: this.nextTimestamp++, op };
-    const digest = this.auth.digestSignedPart(requestSignedPart(unsigned));
-    const request: RequestMessage = { type: 'request', ...unsigned, signature: this.signer.sign(digest) };
-    this.auth.remember(request, digest);
+    return { client: this.id, timestamp: this.nextTimestamp, op };
+  }
+
+  /** Sends the signed form of what prepare() returned last; it becomes the outstanding request. */
+  send(request: RequestMessage): RequestMessage {
+    if (this.outstanding !== undefined) throw new PbftSubmitError('outstanding', `request ${this.outstanding.request.timestamp} is still waiting`);
+    if (request.client !== this.id || request.timestamp !== this.nextTimestamp) throw new PbftSubmitError('timestamp', `request ${request.client}@${request.timestamp} is not this client's next (${this.nextTimestamp})`);
+    this.nextTimestamp++;
     this.outstanding = { request, age: 0, elapsed: 0, retransmits: 0, replies: new Map() };
     const primary = this.auth.membership.replicas[primaryOf(this.view, this.auth.quorums.n)];
     this.messages.push({ to: primary?.id ?? BROADCAST, message: request });

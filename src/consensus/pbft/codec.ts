@@ -6,6 +6,7 @@
 import { PbftDecodeError } from './errors.ts';
 import {
   MAX_REPLICAS,
+  MAX_REQUEST_BUNDLE,
   type BatchMessage,
   type CheckpointMessage,
   type CheckpointProof,
@@ -22,6 +23,7 @@ import {
   type PrepareMessage,
   type PreparedCertificate,
   type ReplyMessage,
+  type RequestBundleProof,
   type RequestMessage,
   type StateChunkMessage,
   type StatusMessage,
@@ -31,6 +33,12 @@ import {
 export const PBFT_WIRE_VERSION = 1;
 export const DIGEST_BYTES = 32;
 export const SIGNATURE_BYTES = 64;
+/** The second byte of a bundle's signed part: no message type uses it (TYPE_CODES stop at 14). */
+export const REQUEST_BUNDLE_CODE = 0x40;
+/** Path hashes of a bundle proof at most (a tree of MAX_REQUEST_BUNDLE leaves needs 6). */
+export const MAX_BUNDLE_PATH = 6;
+/** Bytes a bundle proof adds to a request's encoding at most. */
+export const MAX_BUNDLE_TRAILER_BYTES = 2 + 2 + 1 + MAX_BUNDLE_PATH * DIGEST_BYTES;
 
 export const TYPE_CODES: Readonly<Record<PbftMessageType, number>> = {
   request: 1,
@@ -229,6 +237,10 @@ class Reader {
     return r;
   }
 
+  atEnd(): boolean {
+    return this.pos === this.buf.byteLength;
+  }
+
   end(): void {
     if (this.pos !== this.buf.byteLength) throw new PbftDecodeError(`${this.buf.byteLength - this.pos} trailing bytes`);
   }
@@ -274,6 +286,16 @@ export function requestSignedPart(r: Omit<RequestMessage, 'signature' | 'type'>)
 }
 
 const NO_PREFIX: Uint8Array = new Uint8Array(0);
+
+/** What a client signs for a bundle of `size` requests: (version, 0x40, u16 size, root); 36 bytes. */
+export function bundleSignedPart(size: number, root: Uint8Array): Uint8Array {
+  const out = new Uint8Array(4 + DIGEST_BYTES);
+  out[0] = PBFT_WIRE_VERSION;
+  out[1] = REQUEST_BUNDLE_CODE;
+  putU16(out, 2, size);
+  out.set(root, 4);
+  return out;
+}
 
 /** Fixed-size signed parts are written in one buffer, after an optional signing-domain prefix. */
 function fixedPart(prefix: Uint8Array, type: PbftMessageType, size: number): { out: Uint8Array; at: number } {
@@ -396,6 +418,15 @@ export function encodeMessage(m: PbftMessage): Uint8Array {
   w.raw(signedPart(m));
   w.raw(m.signature);
   switch (m.type) {
+    case 'request':
+      if (m.bundle !== undefined) {
+        // The trailer is the proof: a request without one ends at its signature.
+        w.u16(m.bundle.index);
+        w.u16(m.bundle.size);
+        w.u8(m.bundle.path.length);
+        for (const p of m.bundle.path) w.raw(p);
+      }
+      break;
     case 'prePrepare':
     case 'batch':
     case 'commitCertificate':
@@ -437,7 +468,7 @@ function readCheckpointProof(r: Reader): CheckpointProof {
 function readBatch(r: Reader, limits: CodecLimits): RequestMessage[] {
   const n = r.count(limits.maxBatchRequests, 'requests in a batch');
   const out: RequestMessage[] = [];
-  const maxRequestBytes = 2 + 1 + limits.maxClientIdBytes + 8 + 4 + limits.maxOpBytes + SIGNATURE_BYTES;
+  const maxRequestBytes = 2 + 1 + limits.maxClientIdBytes + 8 + 4 + limits.maxOpBytes + SIGNATURE_BYTES + MAX_BUNDLE_TRAILER_BYTES;
   for (let i = 0; i < n; i++) {
     const m = decodeMessage(r.bytes(maxRequestBytes, 'request'), limits);
     if (m.type !== 'request') throw new PbftDecodeError(`batch element ${i} is a ${m.type}`);
@@ -463,7 +494,19 @@ function requestBody(r: Reader, limits: CodecLimits): RequestMessage {
   const client = r.str(limits.maxClientIdBytes, 'client id');
   const timestamp = r.u64();
   const op = r.bytes(limits.maxOpBytes, 'op');
-  return { type: 'request', client, timestamp, op, signature: r.raw(SIGNATURE_BYTES) };
+  const signature = r.raw(SIGNATURE_BYTES);
+  return r.atEnd() ? { type: 'request', client, timestamp, op, signature } : { type: 'request', client, timestamp, op, signature, bundle: bundleProof(r) };
+}
+
+function bundleProof(r: Reader): RequestBundleProof {
+  const index = r.u16();
+  const size = r.u16();
+  const pathLength = r.u8();
+  if (size < 2 || size > MAX_REQUEST_BUNDLE || index >= size) throw new PbftDecodeError(`bundle leaf ${index} of ${size} (2..${MAX_REQUEST_BUNDLE})`);
+  if (pathLength > MAX_BUNDLE_PATH) throw new PbftDecodeError(`bundle path of ${pathLength} over ${MAX_BUNDLE_PATH}`);
+  const path: Uint8Array[] = [];
+  for (let i = 0; i < pathLength; i++) path.push(r.raw(DIGEST_BYTES));
+  return { index, size, path };
 }
 
 /** Decodes one REQUEST (what a commit certificate carries) without the other message types' code. */

@@ -49,9 +49,27 @@ export interface RequestMessage {
   readonly client: string;
   readonly timestamp: number;
   readonly op: Uint8Array;
-  /** The client's signature over the request's signing digest. */
+  /**
+   * The client's signature: over the request's signing digest, or, when `bundle` is set, over
+   * the root of the bundle of requests it signed at once (codec.ts bundleSignedPart).
+   */
   readonly signature: Uint8Array;
+  /** Present when the client signed a bundle of requests with one signature: where this one sits in it. */
+  readonly bundle?: RequestBundleProof;
 }
+
+/**
+ * A request's place in a bundle its client signed once: leaf `index` of `size` (leaves are
+ * H(0x00 ‖ request signed part)), and the RFC 9162 path from it to the signed root.
+ */
+export interface RequestBundleProof {
+  readonly index: number;
+  readonly size: number;
+  readonly path: readonly Uint8Array[];
+}
+
+/** Requests one client signature covers at most (a bundle's path is then at most 6 hashes). */
+export const MAX_REQUEST_BUNDLE = 64;
 
 interface Signed {
   /** The signer. */

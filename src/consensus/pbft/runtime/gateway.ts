@@ -43,6 +43,8 @@ export interface PbftGatewayOptions {
   timers?: Timers;
   tickMs?: number;
   logger?: Logger;
+  /** Requests signed as one bundle at most (default MAX_REQUEST_BUNDLE; 1: each alone, a bench's baseline). */
+  maxBundle?: number;
 }
 
 export interface PbftClusterView {
@@ -107,7 +109,13 @@ export class PbftGateway {
       tickMs: this.#tickMs,
       send: (to, request) => this.#send(to, encodePbftPayloads([request])),
       onCertified: (c) => this.#onCertified(c),
+      ...(opts.maxBundle !== undefined ? { maxBundle: opts.maxBundle } : {}),
     });
+  }
+
+  /** Request signatures made so far (one per bundle). */
+  get requestSignatures(): number {
+    return this.#requests.requestSignatures;
   }
 
   start(): void {

@@ -3,15 +3,18 @@
 // MAX_WAIT_MS. A request is "certified" once f+1 replicas sent matching signed replies; what
 // the caller then gets is the owner's business (a replica waits for its own execution, the
 // relay fetches a replica's receipt), so the owner settles each certified request itself.
-// Invariants: at most MAX_PENDING_COMMANDS callers wait; none waits past its signal or
+// Requests are sent once the current turn's work is done (Timers.defer), all that found a free
+// slot signed as one bundle (up to MAX_REQUEST_BUNDLE): a replica checks one signature per
+// bundle. Invariants: at most MAX_PENDING_COMMANDS callers wait; none waits past its signal or
 // MAX_WAIT_MS; a slot is reused only once its client has no request outstanding.
 import { publicKeyFromPeerId } from '../../../crypto/index.ts';
 import { abortError, MAX_PENDING_COMMANDS, MAX_WAIT_MS, onAbort, UnavailableError } from '../../engine.ts';
 import type { Timers } from '../../ports.ts';
 import type { PbftAuth } from '../auth.ts';
+import { signRequests, type UnsignedRequest } from '../request-bundle.ts';
 import { PbftClient, type ClientCompletion } from '../client.ts';
 import { sha256Ed25519 } from '../auth.ts';
-import { BROADCAST, type Membership, type NodeId, type PbftSigner, type ReplyMessage, type RequestMessage } from '../types.ts';
+import { BROADCAST, MAX_REQUEST_BUNDLE, type Membership, type NodeId, type PbftSigner, type ReplyMessage, type RequestMessage } from '../types.ts';
 
 /** Concurrent requests of one process (one PbftClient each: a client has one request outstanding). */
 export const CLIENT_SLOTS = 64;
@@ -56,6 +59,8 @@ export interface RequesterDeps<T> {
   send(to: NodeId, request: RequestMessage): void;
   /** A request was certified: settle it now or later (certified() lists the unsettled ones). */
   onCertified(c: Certified<T>): void;
+  /** Requests signed as one bundle at most, 1..MAX_REQUEST_BUNDLE (default); 1 signs each alone. */
+  readonly maxBundle?: number;
 }
 
 interface Waiter<T> {
@@ -83,9 +88,16 @@ export class PbftRequester<T> {
   readonly #firstTimestamp: number;
   #nextSlot = 0;
   #stopped: string | undefined;
+  #dispatchScheduled = false;
+  /** Signatures made on requests (one per bundle), for per-request accounting. */
+  requestSignatures = 0;
+
+  readonly #maxBundle: number;
 
   constructor(deps: RequesterDeps<T>) {
     this.#d = deps;
+    this.#maxBundle = deps.maxBundle ?? MAX_REQUEST_BUNDLE;
+    if (!Number.isInteger(this.#maxBundle) || this.#maxBundle < 1 || this.#maxBundle > MAX_REQUEST_BUNDLE) throw new RangeError(`maxBundle must be 1..${MAX_REQUEST_BUNDLE}, got ${this.#maxBundle}`);
     // Client timestamps grow per client across restarts: ms since the epoch × 1024 at start.
     this.#firstTimestamp = deps.timers.now() * 1024;
   }
@@ -108,7 +120,7 @@ export class PbftRequester<T> {
         off();
       };
       this.#queued.push(w);
-      this.#dispatch();
+      this.#scheduleDispatch();
     });
   }
 
@@ -156,20 +168,47 @@ export class PbftRequester<T> {
     else w.resolve(result);
   }
 
+  #scheduleDispatch(): void {
+    if (this.#dispatchScheduled) return;
+    this.#dispatchScheduled = true;
+    this.#d.timers.defer(() => this.#dispatch());
+  }
+
+  /** Every queued caller that finds a free slot is sent, in bundles of up to maxBundle signed once each. */
   #dispatch(): void {
+    this.#dispatchScheduled = false;
     while (this.#queued.length > 0 && this.#stopped === undefined) {
-      const slot = this.#freeSlot();
-      if (slot === undefined) return;
-      const w = this.#queued.shift() as Waiter<T>;
-      if (w.done) continue;
-      const request = slot.submit(w.op);
-      w.key = requestKey(request.client, request.timestamp);
-      this.#inflight.set(w.key, w);
-      this.#drain(slot);
+      const picked: { slot: PbftClient; w: Waiter<T>; unsigned: UnsignedRequest }[] = [];
+      const taken = new Set<PbftClient>();
+      while (picked.length < this.#maxBundle && this.#queued.length > 0) {
+        const slot = this.#freeSlot(taken);
+        if (slot === undefined) break;
+        const w = this.#queued.shift() as Waiter<T>;
+        if (w.done) continue;
+        try {
+          picked.push({ slot, w, unsigned: slot.prepare(w.op) });
+          taken.add(slot);
+        } catch (e) {
+          this.#finish(w, e as Error);
+        }
+      }
+      if (picked.length === 0) return;
+      const signed = signRequests(
+        this.#d.auth,
+        picked.map((p) => p.unsigned),
+        this.#d.signer,
+      );
+      this.requestSignatures++;
+      picked.forEach(({ slot, w }, i) => {
+        const request = slot.send(signed[i] as RequestMessage);
+        w.key = requestKey(request.client, request.timestamp);
+        this.#inflight.set(w.key, w);
+      });
+      for (const { slot } of picked) this.#drain(slot);
     }
   }
 
-  #freeSlot(): PbftClient | undefined {
+  #freeSlot(taken: ReadonlySet<PbftClient>): PbftClient | undefined {
     for (let k = 0; k < CLIENT_SLOTS; k++) {
       const i = (this.#nextSlot + k) % CLIENT_SLOTS;
       let c = this.#clients[i];
@@ -179,7 +218,7 @@ export class PbftRequester<T> {
         this.#clients[i] = c;
         this.#byId.set(c.id, c);
       }
-      if (!c.busy()) {
+      if (!c.busy() && !taken.has(c)) {
         this.#nextSlot = (i + 1) % CLIENT_SLOTS;
         return c;
       }
@@ -205,6 +244,6 @@ export class PbftRequester<T> {
       const w = this.#inflight.get(requestKey(r.client, r.timestamp));
       if (w !== undefined) this.#finish(w, new UnavailableError('no f+1 matching replies after every retransmission'));
     }
-    if (out.completed.length > 0 || out.failed.length > 0) this.#dispatch();
+    if (out.completed.length > 0 || out.failed.length > 0) this.#scheduleDispatch();
   }
 }
