@@ -46,6 +46,8 @@ export const LOG_RENDER_MS = 250;
 const REFRESH_MS = 1_000;
 /** Envelopes kept for `window.hypersync.received()` (HEARTBEATs are not kept). */
 const MAX_RECEIVED = MAX_LOG_ENTRIES;
+/** Peer events a starting tab keeps for its log until the page renders (a start sees a few dozen). */
+export const MAX_EARLY_EVENTS = 1024;
 /** How often the round trip to each established peer is measured. */
 export const RTT_INTERVAL_MS = 5_000;
 /** Peers pinged per round (one at a time); the rest show no RTT. */
@@ -483,10 +485,18 @@ async function boot(): Promise<void> {
   let privateKey: PrivateKey;
   let store: IdbStore;
   let first: { peer: HyperSyncPeer; sync: SyncService };
+  // The page's handler sees every event from the first dial on: a relay's HELLO can arrive while
+  // the sync service is still opening, before `attach`. Until the page renders (after the first
+  // start) events wait here, at most MAX_EARLY_EVENTS of them (the oldest go first).
+  const early: PeerEvent[] = [];
+  let onEvent = (event: PeerEvent): void => {
+    early.push(event);
+    if (early.length > MAX_EARLY_EVENTS) early.shift();
+  };
   const start = async (): Promise<{ peer: HyperSyncPeer; sync: SyncService }> => {
     const started = await startPeer({
       cluster: params.cluster, roles: TAB_ROLES, relays: params.relays, allowlist: [], clusterPublicKey: params.clusterPublicKey, joinToken: params.joinToken,
-      privateKey, helloState: () => sync?.summary() ?? null, webrtc,
+      privateKey, helloState: () => sync?.summary() ?? null, webrtc, onEvent: (event) => onEvent(event),
     });
     try {
       // The document store outlives the peer: working offline stops the peer, not the store.
@@ -510,7 +520,7 @@ async function boot(): Promise<void> {
   }
   const live: Live = { peer: () => (offline ? undefined : peer), peerId: first.peer.peerId, cluster: first.peer.cluster };
   const panel: DocsPanel = docsPanel(() => requireSync());
-  const onEvent = run(params, live);
+  const render = run(params, live);
   const attach = (next: { peer: HyperSyncPeer; sync: SyncService }): void => {
     peer = next.peer;
     sync = next.sync;
@@ -519,10 +529,11 @@ async function boot(): Promise<void> {
       if (event.type === 'progress') panel.renderStatus();
       else if (event.type === 'done' || event.type === 'change' || event.type === 'conflict') panel.render().catch((e: unknown) => showError('docs-sync', e));
     });
-    next.peer.on('*', onEvent);
     for (const [handler, entry] of subscriptions) entry.off = next.peer.on(entry.type as '*', handler);
   };
   attach(first);
+  for (const event of early.splice(0)) render(event);
+  onEvent = render;
   await panel.render();
   wireOfflineToggle({
     async goOffline() {

@@ -242,6 +242,7 @@ export async function startPeer(options: InternalPeerOptions): Promise<HyperSync
   /** Invalid frames per sending peer (insertion order = least recently scored first). */
   const badFrames = new Map<string, number>();
   const handlers = new Map<string, Set<(event: PeerEvent) => void>>();
+  if (options.onEvent !== undefined) handlers.set('*', new Set([options.onEvent]));
   const topic = icoTopic(options.cluster);
   let stopping = false;
 

@@ -123,6 +123,11 @@ export interface PeerOptions {
   listen?: string[];
   /** The sync layer's state summary for our HELLO (read when each session starts). */
   helloState?: () => { [key: string]: Json } | null;
+  /**
+   * Receives every event from before the first dial on (like `on('*', handler)`, which can only
+   * be called once startPeer resolves: by then a relay's HELLO may already have arrived).
+   */
+  onEvent?: (event: PeerEvent) => void;
   /** Wire encoding on direct streams (default: 'binary' on Node, 'json' in browsers). */
   wire?: WireMode;
   /**

@@ -3,11 +3,10 @@
 // killed by `killAll()`, so a failing test leaves no orphans. Each child's stderr (its log)
 // goes to a file of the test's log folder (test-logs.ts), never to the test reporter.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { createWriteStream } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { childEnv, childLogFile } from './test-logs.ts';
+import { childEnv, childLogFile, scratchDir } from './test-logs.ts';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const BIN = join(ROOT, 'bin', 'hypersync.js');
@@ -111,8 +110,9 @@ export async function killAll(): Promise<void> {
   all.clear();
 }
 
+/** A scratch folder for a test's data, removed when the test file passes (see scratchDir). */
 export function tempDir(prefix = 'hypersync-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  return scratchDir(prefix);
 }
 
 export function isAlive(pid: number): boolean {

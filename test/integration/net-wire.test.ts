@@ -44,6 +44,9 @@ let nodeId: string;
 let nodeTcp: string;
 let meKey: PrivateKey;
 let me: HyperSyncPeer;
+let relayId: string;
+/** Everything `me` emitted, from startPeer's `onEvent` option. */
+const meEvents: PeerEvent[] = [];
 const attackers: Libp2p[] = [];
 
 /** Resolves when `peer` emits an event matching `pred`, or rejects after `timeoutMs`. */
@@ -75,7 +78,7 @@ function droppedBy(from: string, code: string): (e: JsonEvent) => boolean {
 
 before(async () => {
   meKey = await generateKeyPair('Ed25519');
-  const relayId = peerIdFromPrivateKey(await loadOrCreateKey(join(dir, 'relay'))).toString();
+  relayId = peerIdFromPrivateKey(await loadOrCreateKey(join(dir, 'relay'))).toString();
   nodeId = peerIdFromPrivateKey(await loadOrCreateKey(join(dir, 'n1'))).toString();
   const config = await initCluster(dir, 'wire', [relayId, nodeId, peerIdFromPrivateKey(meKey).toString()]);
   writeFileSync(tokenPath, `${API_TOKEN}\n`, { mode: 0o600 });
@@ -96,6 +99,7 @@ before(async () => {
     privateKey: meKey,
     heartbeatMs: HEARTBEAT_MS,
     listen: ['/ip4/127.0.0.1/tcp/0', '/p2p-circuit'],
+    onEvent: (e) => meEvents.push(e),
   });
   const established = me.peers().some((p) => p.peerId === nodeId && p.state === 'established');
   if (!established) await nextEvent(me, (e) => e.type === 'peer:established' && e.peer.peerId === nodeId, 20_000, 'session with n1');
@@ -105,6 +109,17 @@ after(async () => {
   await Promise.all(attackers.map(async (a) => a.stop()));
   await me?.stop();
   await killAll();
+});
+
+test("startPeer's onEvent sees the first session from its start: the relay's HELLO, then peer:established", () => {
+  // A handler attached with on() once startPeer resolves can come too late: the web app lost a
+  // relay HELLO that way (its sync service opened in between).
+  const helloAt = meEvents.findIndex((e) => e.type === 'ico:in' && e.envelope.type === 'HELLO' && e.envelope.sender === relayId);
+  const upAt = meEvents.findIndex((e) => e.type === 'peer:established' && e.peer.peerId === relayId);
+  assert.ok(helloAt >= 0, `the relay's HELLO is among ${meEvents.length} events: ${meEvents.map((e) => e.type).join(', ')}`);
+  assert.ok(upAt > helloAt, `peer:established (${upAt}) follows the HELLO (${helloAt})`);
+  const outAt = meEvents.findIndex((e) => e.type === 'ico:out' && e.envelope.type === 'HELLO' && e.to === relayId);
+  assert.ok(outAt >= 0, 'our own HELLO to the relay is seen too');
 });
 
 test('send() delivers a signed STATE_SYNC on the direct stream, attributed to the sender', async () => {
