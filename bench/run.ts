@@ -14,6 +14,7 @@ const suites: Record<string, () => Promise<BenchModule>> = {
   'raft-durable': () => import('./raft-durable.bench.ts'),
   'receipt-path': () => import('./receipt-path.bench.ts'),
   'raft-cluster': () => import('./raft-cluster.bench.ts'),
+  'snapshot-stall': () => import('./snapshot-stall.bench.ts'),
   'pbft-cluster': () => import('./pbft-cluster.bench.ts'),
   'pbft-bundle': () => import('./pbft-bundle.bench.ts'),
   engine: () => import('./engine.bench.ts'),

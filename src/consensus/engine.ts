@@ -85,6 +85,16 @@ export interface EngineStatus {
 }
 
 /** What every engine's replica offers the engine: the applied state and nothing about order. */
+/** A snapshot of the state at the moment it was begun, written one bounded step at a time. */
+export interface SteppedSnapshot {
+  /** One bounded step; true once complete. */
+  step(): boolean;
+  /** The bytes, once step() returned true. */
+  bytes(): Uint8Array;
+  /** Gives up (the state was replaced). */
+  cancel(): void;
+}
+
 export interface ReplicaPort {
   /**
    * Applies one ordered command's bytes. `answering`: a caller on this member waits for this
@@ -96,6 +106,11 @@ export interface ReplicaPort {
   query(operator_id: string, inputs: Json): ApplyResult;
   /** Deterministic bytes of the state (equal states, equal bytes). */
   snapshot(): Uint8Array;
+  /**
+   * The same bytes written in bounded steps while apply() goes on (a large state must not hold
+   * the event loop). A replica without it is snapshotted by snapshot() in one go.
+   */
+  beginSnapshot?(): SteppedSnapshot;
   /** Replaces the state with a snapshot from another replica. */
   restore(data: Uint8Array): Promise<void>;
   /** Loads the engine's own snapshot at start. */

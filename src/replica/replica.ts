@@ -13,7 +13,7 @@
 // the owner its engine passes for one without a session; only the owner sees its outputs.
 import type { Ed25519Signer } from '../crypto/index.ts';
 import { utf8Decode, utf8Encode } from '../crypto/index.ts';
-import type { ApplyOptions, CommandOutcome, ReplicaPort } from '../consensus/engine.ts';
+import type { ApplyOptions, CommandOutcome, ReplicaPort, SteppedSnapshot } from '../consensus/engine.ts';
 import type { Json } from '../ico/types.ts';
 import { ReceiptLog } from '../receipts/log.ts';
 import type { Receipt } from '../receipts/receipt.ts';
@@ -273,6 +273,10 @@ export class Replica implements ReplicaPort {
 
   snapshot(): Uint8Array {
     return this.#sm.snapshot();
+  }
+
+  beginSnapshot(): SteppedSnapshot {
+    return this.#sm.beginSnapshot();
   }
 
   /** Installs a snapshot received from the leader; executions inside it get no local receipt. */

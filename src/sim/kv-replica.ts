@@ -3,7 +3,7 @@
 // key) was applied answers with the first result), but none of its schema checks or canonical
 // JSON, so thousands of seeds stay cheap. The simulator can run the real Replica instead
 // (`receipts: true`): the operator state machine and signed receipts on a power-loss store.
-import type { CommandOutcome, ReplicaPort } from '../consensus/engine.ts';
+import type { CommandOutcome, ReplicaPort, SteppedSnapshot } from '../consensus/engine.ts';
 import { utf8Decode, utf8Encode } from '../crypto/index.ts';
 import type { Json } from '../ico/types.ts';
 import type { ApplyResult } from '../statemachine/types.ts';
@@ -23,6 +23,9 @@ interface Encoded {
 
 /** The simulator's clients number their operations: idempotency key `idem:<seq>`. */
 const SEQ_KEY = /^idem:(\d+)$/;
+
+/** Steps a snapshot of the simulator's replica takes (each one a turn of the simulated loop). */
+export const SIM_SNAPSHOT_STEPS = 3;
 
 export class KvReplica implements ReplicaPort {
   #kv = new Map<string, string>();
@@ -83,6 +86,26 @@ export class KvReplica implements ReplicaPort {
     const kv = [...this.#kv.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     const sessions = [...this.#sessions.entries()];
     return utf8Encode(JSON.stringify({ ordinal: this.#ordinal, kv, sessions }));
+  }
+
+  /**
+   * The bytes of now, handed out after SIM_SNAPSHOT_STEPS steps: the runtime's stepped
+   * snapshot path (applies between steps, a restore or a stop in the middle) runs in every seed.
+   */
+  beginSnapshot(): SteppedSnapshot {
+    const bytes = this.snapshot();
+    let steps = 0;
+    let cancelled = false;
+    return {
+      step: () => !cancelled && ++steps >= SIM_SNAPSHOT_STEPS,
+      bytes: () => {
+        if (cancelled || steps < SIM_SNAPSHOT_STEPS) throw new Error('kv-replica: snapshot not finished');
+        return bytes;
+      },
+      cancel: () => {
+        cancelled = true;
+      },
+    };
   }
 
   async restore(data: Uint8Array): Promise<void> {

@@ -3,13 +3,14 @@
 // clocks, no randomness, no insertion-order-dependent output — so replicas fed the same
 // commands produce the same outputs and byte-identical snapshots; `ordinal` counts real
 // executions only (a dedup replay or a failure does not advance it); a failed run changes nothing.
-import { canonicalBytes, utf8Decode } from '../crypto/index.ts';
+import { utf8Decode } from '../crypto/index.ts';
 import type { Json } from '../ico/types.ts';
 import { builtinRegistry } from './builtins.ts';
 import { cloneJson } from './clone.ts';
 import { RETRY_SESSION_TTL_MS, sessionProblem } from './command.ts';
 import { OperatorError, StateMachineError } from './errors.ts';
 import { canonicalSize, type OperatorRegistry } from './registry.ts';
+import { compareStrings, SnapshotJob } from './snapshot-job.ts';
 import type { ApplyResult, Command, KvView } from './types.ts';
 
 /**
@@ -75,12 +76,14 @@ class SessionTable {
   readonly #ttlMs: number;
   readonly #maxBytes: number;
   readonly #maxCount: number;
+  readonly #onForget: (s: Session) => void;
   #bytes = 0;
 
-  constructor(ttlMs: number, maxBytes: number, maxCount: number) {
+  constructor(ttlMs: number, maxBytes: number, maxCount: number, onForget: (s: Session) => void) {
     this.#ttlMs = ttlMs;
     this.#maxBytes = maxBytes;
     this.#maxCount = maxCount;
+    this.#onForget = onForget;
   }
 
   get size(): number {
@@ -113,6 +116,7 @@ class SessionTable {
   #trim(over: (oldest: Session) => boolean): void {
     for (const [id, oldest] of this.#byId) {
       if (!over(oldest)) return;
+      this.#onForget(oldest);
       this.#byId.delete(id);
       this.#bytes -= oldest.bytes;
     }
@@ -164,10 +168,6 @@ function sessionId(client: string, key: string): string {
   return `${client}\u0000${key}`;
 }
 
-function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
 export class StateMachine {
   readonly registry: OperatorRegistry;
   readonly #kv = new Map<string, Json>();
@@ -176,11 +176,16 @@ export class StateMachine {
   /** The runtime's own retry sessions of requests without a key: never evict a keyed one. */
   readonly #retries: SessionTable;
   #ordinal = 0;
+  /** Snapshots being written in steps: told of each value and session before it changes. */
+  readonly #jobs = new Set<SnapshotJob>();
 
   constructor(registry: OperatorRegistry = builtinRegistry(), options: StateMachineOptions = {}) {
     this.registry = registry;
-    this.#keyed = new SessionTable(positive('sessionTtlMs', options.sessionTtlMs ?? SESSION_TTL_MS), positive('maxSessionBytes', options.maxSessionBytes ?? MAX_SESSION_BYTES), Number.POSITIVE_INFINITY);
-    this.#retries = new SessionTable(RETRY_SESSION_TTL_MS, MAX_RETRY_SESSION_BYTES, positive('maxRetrySessions', options.maxRetrySessions ?? MAX_RETRY_SESSIONS));
+    const forget = (s: Session): void => {
+      for (const j of this.#jobs) j.beforeSessionGone(s);
+    };
+    this.#keyed = new SessionTable(positive('sessionTtlMs', options.sessionTtlMs ?? SESSION_TTL_MS), positive('maxSessionBytes', options.maxSessionBytes ?? MAX_SESSION_BYTES), Number.POSITIVE_INFINITY, forget);
+    this.#retries = new SessionTable(RETRY_SESSION_TTL_MS, MAX_RETRY_SESSION_BYTES, positive('maxRetrySessions', options.maxRetrySessions ?? MAX_RETRY_SESSIONS), forget);
   }
 
   /** Number of executions applied so far = the ordinal the next execution gets = receipt log size. */
@@ -219,6 +224,7 @@ export class StateMachine {
     const outputBytes = canonicalSize(outputs);
     if (outputBytes < 0) return { ok: false, code: 'OPERATOR_FAILED', message: `OUTPUT_INVALID: ${cmd.operator_id} returned outputs that are not plain JSON` };
     for (const [key, value] of overlay.writes) {
+      for (const j of this.#jobs) j.beforeKv(key, this.#kv.get(key));
       if (value === undefined) this.#kv.delete(key);
       else this.#kv.set(key, cloneJson(value));
     }
@@ -264,21 +270,25 @@ export class StateMachine {
    * fits (V8 caps one string near 512 MiB).
    */
   snapshot(): Uint8Array {
-    const kv = [...this.#kv.entries()].sort((a, b) => compareStrings(a[0], b[0]));
-    const sessions = [...this.#keyed.values(), ...this.#retries.values()].sort((a, b) => a.ordinal - b.ordinal);
-    const lines: Uint8Array[] = [canonicalBytes({ v: SNAPSHOT_VERSION, ordinal: this.#ordinal, kv: kv.length, sessions: sessions.length })];
-    for (const [key, value] of kv) lines.push(canonicalBytes([key, value]));
-    for (const x of sessions) lines.push(canonicalBytes([x.retry ? 'retry' : 'key', x.client, x.key, x.ordinal, x.timestamp, x.outputs]));
-    let total = 0;
-    for (const l of lines) total += l.length + 1;
-    const out = new Uint8Array(total);
-    let off = 0;
-    for (const l of lines) {
-      out.set(l, off);
-      off += l.length;
-      out[off++] = NEWLINE;
-    }
-    return out;
+    const job = this.beginSnapshot();
+    for (let done = false; !done; ) done = job.step();
+    return job.bytes();
+  }
+
+  /**
+   * The same bytes as snapshot(), of the state as it is now, written in bounded steps (call
+   * step() until it returns true) while apply() goes on: a large state never holds the loop.
+   */
+  beginSnapshot(): SnapshotJob {
+    const job = new SnapshotJob({
+      version: SNAPSHOT_VERSION,
+      ordinal: this.#ordinal,
+      kv: this.#kv,
+      sessions: [() => this.#keyed.values(), () => this.#retries.values()],
+      detach: (j) => this.#jobs.delete(j),
+    });
+    this.#jobs.add(job);
+    return job;
   }
 
   /** Rebuilds a machine from snapshot bytes; SNAPSHOT_CORRUPT on anything but a well-formed snapshot. */

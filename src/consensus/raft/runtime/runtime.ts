@@ -5,7 +5,7 @@
 // entries to the replica, serve reads, advance. Invariant: a follower never sends before its
 // write is durable; a leader may (it counts itself only after advance, thesis §10.2.1).
 import { bootstrapState, decodeConfChange, DEFAULT_CLOCK_RATE_BOUND, DEFAULT_ELECTION_TICKS, leaseDurationMs, LeaderTransferError, ProposalDroppedError, RaftNode, type ConfChange, type Entry, type Message, type NodeId, type PersistedState, type RaftLimits, type Ready } from '../index.ts';
-import { InvalidCommandError, UnavailableError, type CommandOutcome, type Consensus, type EngineMember, type EngineStatus, type ReadOptions, type ReplicaPort, type SubmitCommand, type SubmitOptions } from '../../engine.ts';
+import { InvalidCommandError, UnavailableError, type CommandOutcome, type Consensus, type EngineMember, type EngineStatus, type ReadOptions, type ReplicaPort, type SteppedSnapshot, type SubmitCommand, type SubmitOptions } from '../../engine.ts';
 import { fixedCadence, logSendFailure, systemTimers, type Cancel, type EngineTransport, type Timers } from '../../ports.ts';
 import type { Json, JsonObject } from '../../../ico/types.ts';
 import { createLogger, type Logger } from '../../../log/logger.ts';
@@ -119,6 +119,10 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
   #closing: Promise<void> | undefined;
   #applied: number;
   #snapIndex: number;
+  /** The snapshot being written beside the Ready loop, and its index. */
+  #snapJob: { index: number; job: SteppedSnapshot } | undefined;
+  /** A finished snapshot waiting for the Ready loop to compact the log with it. */
+  #snapReady: { index: number; data: Uint8Array } | undefined;
 
   private constructor(opts: RaftRuntimeOptions<R>, storage: RaftStorage, node: RaftNode, applied: number) {
     this.id = opts.id;
@@ -355,6 +359,7 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
         if (rd === null) break;
         await this.#handle(rd);
       }
+      this.#takeFinishedSnapshot();
     } catch (e) {
       this.#fail(e as Error);
     } finally {
@@ -390,6 +395,10 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
       if (rd.softState.role === 'leader') this.#commands.onLeader();
     }
     if (rd.snapshot !== undefined) {
+      // The state is being replaced: a snapshot of the old one in progress is void.
+      this.#snapJob?.job.cancel();
+      this.#snapJob = undefined;
+      this.#snapReady = undefined;
       await this.replica.restore(rd.snapshot.data);
       if (this.#stopped) return;
       this.#applied = rd.snapshot.meta.index;
@@ -432,7 +441,18 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
     this.#onApplied?.(e);
   }
 
+  /** Compacts with a snapshot finished beside the loop (called with no Ready in hand). */
+  #takeFinishedSnapshot(): void {
+    const ready = this.#snapReady;
+    if (ready === undefined || this.#stopped) return;
+    this.#snapReady = undefined;
+    // A snapshot installed from the leader meanwhile may already cover this index.
+    if (ready.index > this.#node.log.snapshot.meta.index) this.#compactWith(ready.index, ready.data);
+  }
+
   async #maybeSnapshot(): Promise<void> {
+    this.#takeFinishedSnapshot();
+    if (this.#snapJob !== undefined || this.#snapReady !== undefined) return;
     const since = this.#applied - this.#snapIndex;
     if (since < this.#snapshotEvery) return;
     if (this.#node.sendingSnapshot() && since < SNAPSHOT_DEFER_INTERVALS * this.#snapshotEvery) return;
@@ -441,7 +461,40 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
     // The replica's receipts of the entries about to be compacted away must be on disk first.
     await this.replica.flush();
     if (this.#stopped) return;
-    this.#node.compact(index, this.replica.snapshot());
+    if (this.replica.beginSnapshot === undefined) {
+      this.#compactWith(index, this.replica.snapshot());
+      return;
+    }
+    // Written in bounded steps beside the Ready loop, which goes on applying meanwhile (the
+    // job keeps the state as of `index`): a large state would otherwise hold the loop, and a
+    // leader that stalls that long loses its followers and its clients wait.
+    const job = this.replica.beginSnapshot();
+    this.#snapIndex = index;
+    this.#snapJob = { index, job };
+    this.#stepSnapshot(index, job);
+  }
+
+  #stepSnapshot(index: number, job: SteppedSnapshot): void {
+    if (this.#stopped || this.#snapJob?.job !== job) return;
+    let done: boolean;
+    try {
+      done = job.step();
+    } catch (e) {
+      this.#fail(e as Error);
+      return;
+    }
+    if (!done) {
+      this.#timers.defer(() => this.#stepSnapshot(index, job));
+      return;
+    }
+    this.#snapJob = undefined;
+    this.#snapReady = { index, data: job.bytes() };
+    this.#schedule();
+  }
+
+  /** Compacts the log at `index` with the state's bytes there and saves them beside the Ready loop. */
+  #compactWith(index: number, data: Uint8Array): void {
+    this.#node.compact(index, data);
     this.#snapIndex = index;
     // Saved beside the Ready loop (a large state takes seconds to write, and a leader that
     // stalls that long loses its followers): until the new meta is durable, the disk keeps
@@ -462,6 +515,8 @@ export class RaftRuntime<R extends ReplicaPort = ReplicaPort> implements Consens
     this.#unsubscribe?.();
     this.#commands.stop(reason);
     this.#reads.stop(reason);
+    this.#snapJob?.job.cancel();
+    this.#snapJob = undefined;
   }
 
   /** Stops (pending calls reject UNAVAILABLE), waits for the Ready in hand, closes the log and the replica. */
