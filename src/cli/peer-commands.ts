@@ -19,7 +19,7 @@ import type { Membership } from '../consensus/pbft/types.ts';
 import type { Ed25519Signer } from '../crypto/index.ts';
 import { DEFAULT_PBFT_TICK_MS } from '../consensus/pbft/runtime/runtime.ts';
 import { openPbftEngine, openRaftEngine, pbftMembership } from '../consensus/open.ts';
-import type { RaftRuntime } from '../consensus/raft/runtime/runtime.ts';
+import type { RaftEvent, RaftRuntime } from '../consensus/raft/runtime/runtime.ts';
 import type { Replica } from '../replica/replica.ts';
 import type { HyperSyncPeer, PeerEvent, WireMode } from '../net/types.ts';
 import { createLogger } from '../log/logger.ts';
@@ -222,7 +222,24 @@ function wireMode(p: Parameters<typeof str>[0]): WireMode | undefined {
 /** Raft role changes and snapshots as they happen, plus a status line every RAFT_STATUS_EVERY_MS. */
 export const RAFT_STATUS_EVERY_MS = 500;
 
-function streamRaftEvents(raft: RaftRuntime<Replica>, peer: HyperSyncPeer, out: Out): void {
+/** Raft's events as JSON lines, each stamped with when it happened. */
+type StampedRaftEvent = RaftEvent & { at: string };
+
+/**
+ * Records Raft's events from its start until streamRaftEvents takes over (bounded): a restarted
+ * member can take its role and install a leader's snapshot while sync still opens, before `ready`.
+ */
+function bufferRaftEvents(raft: RaftRuntime<Replica>): { events: StampedRaftEvent[]; stop(): void } {
+  const events: StampedRaftEvent[] = [];
+  const stop = raft.onEvent((e) => {
+    if (events.length < MAX_EARLY_EVENTS) events.push({ ...e, at: new Date().toISOString() });
+  });
+  return { events, stop };
+}
+
+function streamRaftEvents(raft: RaftRuntime<Replica>, peer: HyperSyncPeer, out: Out, early: { events: StampedRaftEvent[]; stop(): void }): void {
+  early.stop();
+  for (const e of early.events) out(`${JSON.stringify(e)}\n`);
   raft.onEvent((e) => out(`${JSON.stringify({ ...e, at: new Date().toISOString() })}\n`));
   const timer = setInterval(() => {
     const s = raft.raftStatus();
@@ -299,10 +316,12 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
   // Starting Raft and sync takes a while (LevelDB opens); sessions come up meanwhile.
   const early = bufferEvents(peer);
   let raft: RaftRuntime<Replica> | undefined;
+  let raftEarly: ReturnType<typeof bufferRaftEvents> | undefined;
   if (config.raft !== undefined && [...config.raft.voters, ...config.raft.learners].includes(peer.peerId)) {
     try {
       const signer = crypto.createSigner(seedFromLibp2pPrivateKey(await loadOrCreateKey(dataDir)));
       raft = await openRaftEngine({ dataDir, peerId: peer.peerId, signer, transport: consensusTransport(peer, raftPayload), voters: config.raft.voters, learners: config.raft.learners, tickMs, snapshotEvery });
+      raftEarly = bufferRaftEvents(raft);
       await raft.start();
     } catch (e) {
       await raft?.close();
@@ -340,9 +359,10 @@ export async function nodeCommand(argv: string[], out: Out): Promise<number> {
     early.stop();
     streamEvents(peer, out, raft !== undefined || pbft !== undefined, early.events);
     streamSyncEvents(nodeSync, out);
-    if (raft !== undefined) streamRaftEvents(raft, peer, out);
+    if (raft !== undefined && raftEarly !== undefined) streamRaftEvents(raft, peer, out, raftEarly);
   } else {
     early.stop();
+    raftEarly?.stop();
     process.stderr.write(`hypersync node ${peer.peerId} running${raft !== undefined ? ' (raft member)' : ''}${pbft !== undefined ? ' (pbft replica)' : ''} (Ctrl-C to stop)\n`);
   }
   if (p.values['fault-signals'] === true) toggleNetworkCutOnSignal(peer, out);
